@@ -1,0 +1,1 @@
+"""spdl: fast batched image loading."""

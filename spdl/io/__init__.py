@@ -1,0 +1,75 @@
+"""Load images (paths or bytes) into one batch array, fast.
+
+    buf = await spdl.io.async_load_image_batch(srcs, width=224, height=224)
+    arr = spdl.io.to_numpy(buf)   # (N, 224, 224, 3) uint8, no copy
+
+The stages are public too: demux_image -> decode_packets -> convert_frames ->
+transfer_buffer, each with an async_ twin.
+"""
+
+from spdl.io._buffer import CPUBuffer
+from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig
+from spdl.io._cuda import CUDABuffer, cuda_available
+from spdl.io._decode import ImageFrames
+from spdl.io._demux import IMAGE_DEMUXERS, ImagePackets
+from spdl.io._error import set_ffmpeg_log_level
+from spdl.io._errors import (
+    AllocationError,
+    BatchLoadError,
+    ConfigError,
+    DecodeError,
+    FilterError,
+    ImageTooLargeError,
+    SourceError,
+    SpdlIOError,
+    UnsupportedFormatError,
+)
+from spdl.io._filter_desc import get_video_filter_desc
+from spdl.io._interop import to_numpy, to_torch
+from spdl.io._load import (
+    async_convert_frames,
+    async_decode_packets,
+    async_demux_image,
+    async_load_image_batch,
+    async_transfer_buffer,
+    convert_frames,
+    decode_packets,
+    demux_image,
+    load_image_batch,
+    transfer_buffer,
+)
+
+__all__ = [
+    "AllocationError",
+    "BatchLoadError",
+    "CPUBuffer",
+    "CUDABuffer",
+    "CUDAConfig",
+    "ConfigError",
+    "DecodeConfig",
+    "DecodeError",
+    "DemuxConfig",
+    "FilterError",
+    "IMAGE_DEMUXERS",
+    "ImageFrames",
+    "ImagePackets",
+    "ImageTooLargeError",
+    "SourceError",
+    "SpdlIOError",
+    "UnsupportedFormatError",
+    "async_convert_frames",
+    "async_decode_packets",
+    "async_demux_image",
+    "async_load_image_batch",
+    "async_transfer_buffer",
+    "convert_frames",
+    "cuda_available",
+    "decode_packets",
+    "demux_image",
+    "get_video_filter_desc",
+    "load_image_batch",
+    "set_ffmpeg_log_level",
+    "to_numpy",
+    "to_torch",
+    "transfer_buffer",
+]

@@ -1,0 +1,282 @@
+# cython: language_level=3
+"""The batch loader: every image demuxed, decoded and scaled by a pool of workers.
+
+A BatchJob holds the sources and, when the output size and format are known
+up front (the default filter), the batch itself: each worker takes the next
+image index from an atomic counter and, in one nogil block, reads, decodes and
+scales it straight into its row. Any other filter description keeps one frame
+per image, and the batch is assembled when all are done.
+"""
+
+import os
+
+from libc.stdint cimport uint8_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memmove
+
+from spdl.io._buffer cimport CPUBuffer
+from spdl.io._convert cimport Layout, batch_shape, copy_frame, frame_layout, slot_planes
+from spdl.io._decode cimport (
+    DecodeOptions, Decoder, decode_image, decode_options, decoder_free, decoder_init,
+)
+from spdl.io._demux cimport (
+    DemuxOptions, Demuxed, demux_clear, demux_init, demux_options, demux_reset, demux_source,
+)
+from spdl.io._error cimport (
+    ERR_CANCELLED, ERR_NOMEM, ErrorInfo, fail, log_clear, make_error,
+)
+from spdl.io._errors import BatchLoadError
+from spdl.io._filter_desc import parse_simple_filter
+from spdl.io._scale cimport (
+    Geometry, Scaler, SimpleFilterSpec, compute_geometry, filter_graph_frame, scale_frame,
+    scale_to_frame, scaler_free, scaler_init, simple_filter_spec,
+)
+from spdl.io._source cimport Source, SourceRef, make_source
+from spdl.io.includes.libavutil cimport (
+    AV_PIX_FMT_NONE, AVFrame, AVPixelFormat, av_frame_alloc, av_frame_free, av_frame_move_ref,
+    av_frame_unref, av_get_pix_fmt_name,
+)
+
+cdef extern from *:
+    """
+    static inline Py_ssize_t spdl_fetch_add(Py_ssize_t *p) {
+        return __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
+    }
+    static inline int spdl_load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void spdl_store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    """
+    Py_ssize_t spdl_fetch_add(Py_ssize_t *p) noexcept nogil
+    int spdl_load_int(const int *p) noexcept nogil
+    void spdl_store_int(int *p, int v) noexcept nogil
+
+cdef enum:
+    PENDING = 0
+    DONE = 1
+    FAILED = -1
+
+
+cdef struct Item:
+    SourceRef src
+    ErrorInfo err
+    int status
+    AVFrame *frame       # the filtered frame, when not written into the batch directly
+
+
+def default_workers():
+    """How many workers a batch uses: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+cdef class BatchJob:
+    """One batch being loaded. Internal: built by load_image_batch."""
+
+    cdef Item *items
+    cdef Py_ssize_t n
+    cdef Py_ssize_t next_index
+    cdef int cancelled
+    cdef list sources
+    cdef DemuxOptions demux
+    cdef DecodeOptions decode
+    cdef SimpleFilterSpec spec
+    cdef bytes graph_desc
+    cdef bint direct            # rows are written straight into buf
+    cdef CPUBuffer buf
+    cdef Layout lay
+    cdef int out_w, out_h
+    cdef AVPixelFormat out_fmt
+
+    def __cinit__(self):
+        self.items = NULL
+        self.n = 0
+
+    def __dealloc__(self):
+        if self.items != NULL:
+            for i in range(self.n):
+                av_frame_free(&self.items[i].frame)
+            free(self.items)
+
+    def __init__(self, srcs, demux_config, decode_config, filter_desc):
+        cdef Source s
+        cdef Py_ssize_t i
+        if isinstance(srcs, (str, bytes, bytearray, memoryview)) or not hasattr(srcs, "__len__"):
+            raise TypeError("srcs must be a list of paths or bytes-like objects")
+        self.demux = demux_options(demux_config)
+        self.decode = decode_options(decode_config)
+        self.sources = [make_source(src, f"bytes #{i}") for i, src in enumerate(srcs)]
+        self.n = len(self.sources)
+        self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
+        if self.items == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            s = self.sources[i]
+            self.items[i].src = s.ref
+        self.direct = False
+        self.spec = None
+        self.graph_desc = None
+        simple = parse_simple_filter(filter_desc)
+        if simple is not None:
+            self.spec = simple_filter_spec(simple)
+            self._plan_direct()
+        elif isinstance(filter_desc, str):
+            self.graph_desc = filter_desc.encode()
+        else:
+            raise TypeError(f"filter_desc must be a str or None, not {type(filter_desc).__name__}")
+
+    cdef _plan_direct(self):
+        """Allocate the batch up front when every image will have one size and format."""
+        cdef int w = -1, h = -1
+        sp = &self.spec.spec
+        if sp.out_fmt == AV_PIX_FMT_NONE or frame_layout(sp.out_fmt, &self.lay) < 0:
+            return
+        if sp.scale_w > 0 and sp.scale_h > 0:
+            w, h = sp.scale_w, sp.scale_h
+        if sp.crop_w > 0:
+            w = sp.crop_w
+        if sp.crop_h > 0:
+            h = sp.crop_h
+        if w < 0 or h < 0:
+            return
+        self.out_w, self.out_h, self.out_fmt = w, h, sp.out_fmt
+        self.buf = CPUBuffer.allocate(batch_shape(self.n, &self.lay, w, h), self.lay.itemsize,
+                                      av_get_pix_fmt_name(sp.out_fmt).decode())
+        self.direct = True
+
+    def __len__(self):
+        return self.n
+
+    def cancel(self):
+        """Stop the workers after the images they are working on."""
+        spdl_store_int(&self.cancelled, 1)
+
+    def run_worker(self):
+        """Work on images until none is left. Several threads may call this at once."""
+        cdef Demuxed d
+        cdef Decoder dec
+        cdef Scaler scaler
+        cdef AVFrame *decoded = av_frame_alloc()
+        cdef Item *item
+        cdef Py_ssize_t i
+        cdef int ret
+        cdef Geometry g
+        cdef uint8_t *dst[4]
+        cdef int linesize[4]
+        cdef const char *desc = NULL
+        cdef CPUBuffer buf
+        cdef bint has_spec = self.spec is not None
+        if self.graph_desc is not None:
+            desc = self.graph_desc
+        if decoded == NULL or demux_init(&d) < 0:
+            av_frame_free(&decoded)
+            raise MemoryError()
+        decoder_init(&dec)
+        scaler_init(&scaler)
+        with nogil:
+            while not spdl_load_int(&self.cancelled):
+                i = spdl_fetch_add(&self.next_index)
+                if i >= self.n:
+                    break
+                item = &self.items[i]
+                log_clear()
+                ret = demux_source(&item.src, &self.demux.opts, &d, &item.err)
+                if ret >= 0:
+                    ret = decode_image(&d, &self.decode.opts, &dec, decoded, &item.err)
+                if ret >= 0 and self.direct:
+                    ret = compute_geometry(&self.spec.spec, decoded.width, decoded.height, &g,
+                                           &item.err)
+                    if ret >= 0:
+                        slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
+                        ret = scale_frame(&scaler, &self.spec.spec, decoded, &g, self.out_fmt,
+                                          dst, linesize, &item.err)
+                elif ret >= 0:
+                    item.frame = av_frame_alloc()
+                    if item.frame == NULL:
+                        ret = fail(&item.err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
+                    elif has_spec:
+                        ret = scale_to_frame(&scaler, &self.spec.spec, decoded, item.frame,
+                                             &item.err)
+                    elif desc != NULL:
+                        ret = filter_graph_frame(desc, decoded, item.frame, &item.err)
+                    else:
+                        av_frame_move_ref(item.frame, decoded)
+                item.status = DONE if ret >= 0 else FAILED
+                demux_reset(&d)
+                av_frame_unref(decoded)
+            decoder_free(&dec)
+            scaler_free(&scaler)
+            demux_clear(&d)
+            av_frame_free(&decoded)
+
+    def finish(self, bint strict):
+        """The batch of the images that loaded; raises BatchLoadError if strict and any failed."""
+        cdef Source s
+        cdef Py_ssize_t i, j, row
+        cdef CPUBuffer buf
+        cdef size_t row_bytes
+        errors = {}
+        good = []
+        for i in range(self.n):
+            if self.items[i].status == DONE:
+                good.append(i)
+            else:
+                s = self.sources[i]
+                if self.items[i].status == PENDING:
+                    fail(&self.items[i].err, ERR_CANCELLED, "load", "load_image_batch", 0,
+                         "the batch was cancelled")
+                errors[i] = make_error(&self.items[i].err, s.name)
+        if strict and errors:
+            raise BatchLoadError(errors, self.n) from next(iter(errors.values()))
+        if self.direct:
+            buf = self.buf
+            if errors:  # close the gaps, keeping input order
+                row_bytes = buf.row_bytes()
+                for row, j in enumerate(good):
+                    if row != j:
+                        memmove(<uint8_t *>buf.data + row * row_bytes,
+                                <uint8_t *>buf.data + j * row_bytes, row_bytes)
+                buf.truncate_rows(len(good))
+        else:
+            buf = self._assemble(good)
+        buf.indices = tuple(good)
+        buf.errors = errors
+        return buf
+
+    cdef CPUBuffer _assemble(self, list good):
+        cdef AVFrame *f
+        cdef Layout lay
+        cdef uint8_t *dst[4]
+        cdef int linesize[4]
+        cdef int w = 0, h = 0, fmt = AV_PIX_FMT_NONE
+        cdef Py_ssize_t row, i
+        sizes = {}
+        for i in good:
+            f = self.items[i].frame
+            sizes.setdefault((f.width, f.height, f.format), []).append(i)
+        if len(sizes) > 1:
+            desc = "; ".join(
+                f"{w}x{h} {av_get_pix_fmt_name(fmt).decode()} at inputs {idx[:5]}"
+                f"{'...' if len(idx) > 5 else ''}" for (w, h, fmt), idx in sizes.items())
+            raise ValueError(f"the images differ in size or pixel format after filtering: {desc}; "
+                             "give width and height, or a filter_desc that makes one size")
+        if sizes:
+            (w, h, fmt), = sizes
+        else:  # nothing loaded: an empty batch of the requested format, if known
+            fmt = self.spec.spec.out_fmt if self.spec is not None else AV_PIX_FMT_NONE
+        if fmt == AV_PIX_FMT_NONE:
+            lay.planar, lay.channels, lay.itemsize = False, 3, 1
+            name = "rgb24"
+        else:
+            name = av_get_pix_fmt_name(<AVPixelFormat>fmt).decode()
+            if frame_layout(<AVPixelFormat>fmt, &lay) < 0:
+                raise ValueError(f"pixel format {name!r} does not batch; ask for one of rgb24, "
+                                 "bgr24, rgba, gray, gray16, yuv444p")
+        cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(len(good), &lay, w, h), lay.itemsize, name)
+        for row, i in enumerate(good):
+            f = self.items[i].frame
+            with nogil:
+                slot_planes(buf, row, &lay, w, h, dst, linesize)
+                copy_frame(f, &lay, dst, linesize)
+            av_frame_free(&self.items[i].frame)
+        return buf

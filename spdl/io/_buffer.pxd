@@ -1,0 +1,25 @@
+from libc.stdint cimport int64_t
+
+ctypedef void (*free_fn_t)(void *ptr) noexcept nogil
+
+cdef enum:
+    MAX_NDIM = 4
+
+cdef class CPUBuffer:
+    cdef void *data             # never NULL once built
+    cdef free_fn_t free_fn      # releases data; NULL if owner keeps it alive
+    cdef object owner           # optional Python object that owns data
+    cdef int ndim
+    cdef int64_t _shape[MAX_NDIM]
+    cdef int itemsize           # 1 (uint8) or 2 (uint16)
+    cdef readonly object indices
+    cdef readonly dict errors
+    cdef readonly str pix_fmt
+    cdef readonly bint pinned
+
+    @staticmethod
+    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt)
+
+    cdef size_t nbytes_c(self) noexcept nogil
+    cdef size_t row_bytes(self) noexcept nogil
+    cdef void truncate_rows(self, int64_t n) noexcept nogil

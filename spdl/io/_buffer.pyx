@@ -1,0 +1,199 @@
+# cython: language_level=3
+"""CPUBuffer: a batch of images in one contiguous, 64-byte aligned allocation."""
+
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New, PyCapsule_SetName
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from spdl.io.includes.libavutil cimport av_free, av_malloc
+
+
+cdef extern from "Python.h":
+    ctypedef int PyGILState_STATE
+    PyGILState_STATE PyGILState_Ensure() noexcept nogil
+    void PyGILState_Release(PyGILState_STATE) noexcept nogil
+    void Py_DecRef(PyObject *o) noexcept nogil
+
+
+# The DLPack ABI (dlpack.h, v0.8 layout of the unversioned DLManagedTensor).
+cdef struct DLDevice:
+    int32_t device_type
+    int32_t device_id
+
+cdef struct DLDataType:
+    uint8_t code
+    uint8_t bits
+    uint16_t lanes
+
+cdef struct DLTensor:
+    void *data
+    DLDevice device
+    int32_t ndim
+    DLDataType dtype
+    int64_t *shape
+    int64_t *strides
+    uint64_t byte_offset
+
+cdef struct DLManagedTensor:
+    DLTensor dl_tensor
+    void *manager_ctx
+    void (*deleter)(DLManagedTensor *) noexcept nogil
+
+cdef enum:
+    kDLCPU = 1
+    kDLUInt = 1
+
+
+cdef void _av_free(void *ptr) noexcept nogil:
+    av_free(ptr)
+
+
+cdef void _dl_deleter(DLManagedTensor *t) noexcept nogil:
+    # May run without the GIL (a consumer freeing its tensor on any thread).
+    cdef PyGILState_STATE state = PyGILState_Ensure()
+    Py_DecRef(<PyObject *>t.manager_ctx)
+    PyGILState_Release(state)
+    free(t.dl_tensor.shape)
+    free(t)
+
+
+cdef void _dl_capsule_destructor(object capsule) noexcept:
+    # Only an unconsumed capsule still carries the name "dltensor".
+    if PyCapsule_IsValid(capsule, b"dltensor"):
+        t = <DLManagedTensor *>PyCapsule_GetPointer(capsule, b"dltensor")
+        t.deleter(t)
+
+
+cdef class CPUBuffer:
+    """A batch of images in host memory.
+
+    Exposes ``__array_interface__`` (version 3), ``__dlpack__`` and
+    ``__dlpack_device__``, so ``numpy.asarray(buf)``, ``torch.from_dlpack(buf)``
+    and friends wrap it without a copy and keep it alive.
+
+    Attributes:
+        shape: ``(N, H, W, C)`` for packed formats, ``(N, C, H, W)`` for planar.
+        dtype: ``"uint8"`` or ``"uint16"``.
+        pix_fmt: FFmpeg's name of the pixel format of the rows.
+        indices: For a batch from the loaders, the input index of each row.
+        errors: For a batch from the loaders with ``strict=False``,
+            ``{input index: exception}`` of the inputs that failed.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("CPUBuffer cannot be created directly; use spdl.io.convert_frames or the loaders")
+
+    def __cinit__(self):
+        self.data = NULL
+        self.free_fn = NULL
+        self.ndim = 0
+        self.itemsize = 1
+        self.errors = {}
+        self.pinned = False
+
+    def __dealloc__(self):
+        if self.data != NULL and self.free_fn != NULL:
+            self.free_fn(self.data)
+        self.data = NULL
+
+    @staticmethod
+    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt):
+        cdef CPUBuffer buf = CPUBuffer.__new__(CPUBuffer)
+        cdef size_t n = itemsize
+        if len(shape) > MAX_NDIM:
+            raise ValueError(f"at most {MAX_NDIM} dimensions")
+        buf.ndim = len(shape)
+        for i, d in enumerate(shape):
+            if d < 0:
+                raise ValueError(f"negative dimension in {shape}")
+            buf._shape[i] = d
+            n *= <size_t>d
+        buf.itemsize = itemsize
+        buf.pix_fmt = pix_fmt
+        # av_malloc aligns for SIMD; never hand out NULL, even for an empty batch.
+        buf.data = av_malloc(n if n > 0 else 1)
+        if buf.data == NULL:
+            raise MemoryError(f"cannot allocate {n} bytes for a batch of shape {shape}")
+        buf.free_fn = _av_free
+        buf.indices = tuple(range(shape[0])) if shape else ()
+        return buf
+
+    cdef size_t nbytes_c(self) noexcept nogil:
+        cdef size_t n = self.itemsize
+        for i in range(self.ndim):
+            n *= <size_t>self._shape[i]
+        return n
+
+    cdef size_t row_bytes(self) noexcept nogil:
+        cdef size_t n = self.itemsize
+        for i in range(1, self.ndim):
+            n *= <size_t>self._shape[i]
+        return n
+
+    cdef void truncate_rows(self, int64_t n) noexcept nogil:
+        self._shape[0] = n
+
+    @property
+    def shape(self):
+        return tuple(self._shape[i] for i in range(self.ndim))
+
+    @property
+    def dtype(self):
+        return "uint8" if self.itemsize == 1 else "uint16"
+
+    @property
+    def nbytes(self):
+        return self.nbytes_c()
+
+    @property
+    def data_ptr(self):
+        """The address of the first byte."""
+        return <uintptr_t>self.data
+
+    @property
+    def __array_interface__(self):
+        return {
+            "version": 3,
+            "shape": self.shape,
+            "typestr": "|u1" if self.itemsize == 1 else "<u2",
+            "data": (<uintptr_t>self.data, False),
+            "strides": None,
+        }
+
+    def __dlpack_device__(self):
+        return (kDLCPU, 0)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        if stream is not None and stream != -1:
+            raise BufferError("stream must be None for a CPU buffer")
+        if dl_device is not None and tuple(dl_device) != (kDLCPU, 0):
+            raise BufferError(f"cannot export a CPU buffer to device {dl_device}")
+        if copy:
+            raise BufferError("copy=True is not supported; the export never copies")
+        cdef DLManagedTensor *t = <DLManagedTensor *>malloc(sizeof(DLManagedTensor))
+        if t == NULL:
+            raise MemoryError()
+        t.dl_tensor.shape = <int64_t *>malloc(sizeof(int64_t) * (self.ndim if self.ndim else 1))
+        if t.dl_tensor.shape == NULL:
+            free(t)
+            raise MemoryError()
+        for i in range(self.ndim):
+            t.dl_tensor.shape[i] = self._shape[i]
+        t.dl_tensor.data = self.data
+        t.dl_tensor.device.device_type = kDLCPU
+        t.dl_tensor.device.device_id = 0
+        t.dl_tensor.ndim = self.ndim
+        t.dl_tensor.dtype.code = kDLUInt
+        t.dl_tensor.dtype.bits = 8 * self.itemsize
+        t.dl_tensor.dtype.lanes = 1
+        t.dl_tensor.strides = NULL
+        t.dl_tensor.byte_offset = 0
+        Py_INCREF(self)
+        t.manager_ctx = <void *>self
+        t.deleter = _dl_deleter
+        return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>_dl_capsule_destructor)
+
+    def __repr__(self):
+        return f"CPUBuffer(shape={self.shape}, dtype={self.dtype}, pix_fmt={self.pix_fmt!r})"

@@ -1,0 +1,113 @@
+"""Configuration objects of the pipeline stages."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+__all__ = ["DemuxConfig", "DecodeConfig", "CUDAConfig"]
+
+#: Images with more pixels than this are refused before decoding (see DecodeConfig).
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Files larger than this are refused before reading (see DemuxConfig).
+DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
+
+
+def _check_options(name: str, options: Mapping[str, object] | None) -> dict[str, str] | None:
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise TypeError(f"{name} must be a mapping of str to str, not {type(options).__name__}")
+    out = {}
+    for k, v in options.items():
+        if not isinstance(k, str):
+            raise TypeError(f"{name}: option names must be str, got {k!r}")
+        out[k] = v if isinstance(v, str) else str(v)
+    return out
+
+
+def _check_positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemuxConfig:
+    """How a source is read and split into packets.
+
+    Args:
+        format: Name of an FFmpeg demuxer to use instead of detecting the format
+            (for example ``"jpeg_pipe"``). Must be one of the image demuxers.
+        format_options: Options passed to the demuxer. Options the demuxer does
+            not consume raise an error that names them.
+        buffer_size: Size of the I/O buffer used when a demuxer reads the data.
+        max_file_size: Path sources larger than this many bytes are refused
+            before they are read.
+    """
+
+    format: str | None = None
+    format_options: Mapping[str, str] | None = None
+    buffer_size: int = 65536
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+
+    def __post_init__(self):
+        if self.format is not None and not isinstance(self.format, str):
+            raise TypeError(f"format must be a str or None, not {type(self.format).__name__}")
+        object.__setattr__(self, "format_options", _check_options("format_options", self.format_options))
+        _check_positive("buffer_size", self.buffer_size)
+        _check_positive("max_file_size", self.max_file_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+    """How packets are decoded.
+
+    Args:
+        decoder: Name of an FFmpeg decoder to use instead of the default one for
+            the codec (for example ``"mjpeg"``).
+        decoder_options: Options passed to the decoder (for example
+            ``{"lowres": "1"}``). Options the decoder does not consume raise an
+            error that names them.
+        max_pixels: Images whose header claims more pixels (width x height)
+            are refused before any frame memory is allocated.
+    """
+
+    decoder: str | None = None
+    decoder_options: Mapping[str, str] | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self):
+        if self.decoder is not None and not isinstance(self.decoder, str):
+            raise TypeError(f"decoder must be a str or None, not {type(self.decoder).__name__}")
+        object.__setattr__(self, "decoder_options", _check_options("decoder_options", self.decoder_options))
+        _check_positive("max_pixels", self.max_pixels)
+
+
+Allocator = tuple[Callable[[int, int, int], int], Callable[[int], None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class CUDAConfig:
+    """Where and how a batch is placed on a GPU.
+
+    Args:
+        device_index: CUDA device ordinal.
+        stream: A ``cudaStream_t`` as an int; 0 is the legacy default stream.
+        allocator: ``(alloc(size, device, stream) -> ptr, free(ptr))``, for
+            example PyTorch's ``torch.cuda.caching_allocator_alloc`` and
+            ``caching_allocator_delete``. None uses ``cudaMalloc``/``cudaFree``.
+    """
+
+    device_index: int
+    stream: int = 0
+    allocator: Allocator | None = None
+
+    def __post_init__(self):
+        if isinstance(self.device_index, bool) or not isinstance(self.device_index, int) or self.device_index < 0:
+            raise ValueError(f"device_index must be a non-negative int, got {self.device_index!r}")
+        if isinstance(self.stream, bool) or not isinstance(self.stream, int) or self.stream < 0:
+            raise ValueError(f"stream must be a non-negative int (a cudaStream_t), got {self.stream!r}")
+        if self.allocator is not None:
+            if not (isinstance(self.allocator, tuple) and len(self.allocator) == 2
+                    and all(callable(f) for f in self.allocator)):
+                raise TypeError("allocator must be a pair of callables (alloc(size, device, stream), free(ptr))")

@@ -1,0 +1,16 @@
+from libc.stdint cimport uint8_t
+
+from spdl.io._buffer cimport CPUBuffer
+from spdl.io.includes.libavutil cimport AVFrame, AVPixelFormat
+
+cdef struct Layout:
+    bint planar        # rows are (C, H, W); else (H, W, C)
+    int channels
+    int itemsize       # bytes per sample: 1 or 2
+
+cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil
+cdef object batch_shape(int n, const Layout *lay, int w, int h)
+cdef void slot_planes(CPUBuffer buf, Py_ssize_t i, const Layout *lay, int w, int h,
+                      uint8_t **dst, int *linesize) noexcept nogil
+cdef void copy_frame(const AVFrame *f, const Layout *lay, uint8_t **dst,
+                     const int *linesize) noexcept nogil

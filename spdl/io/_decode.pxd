@@ -1,0 +1,30 @@
+from libc.stdint cimport int64_t
+
+from spdl.io._demux cimport Demuxed
+from spdl.io._error cimport ErrorInfo
+from spdl.io.includes.libavcodec cimport AVCodec, AVCodecContext
+from spdl.io.includes.libavutil cimport AVDictionary, AVFrame
+
+cdef struct DecodeOpts:
+    const AVCodec *codec            # forced decoder, or NULL for the codec's default
+    AVDictionary *options           # copied for each open; owned by the caller
+    int64_t max_pixels
+
+cdef struct Decoder:
+    AVCodecContext *ctx             # an open decoder kept for the next image, or NULL
+    const AVCodec *codec
+
+cdef class DecodeOptions:
+    """Owns the C form of a DecodeConfig."""
+    cdef DecodeOpts opts
+    cdef object config
+
+cdef DecodeOptions decode_options(object config)
+cdef void decoder_init(Decoder *dec) noexcept nogil
+cdef void decoder_free(Decoder *dec) noexcept nogil
+cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFrame *frame,
+                      ErrorInfo *err) noexcept nogil
+
+cdef class ImageFrames:
+    cdef AVFrame *frame
+    cdef readonly str source

@@ -1,0 +1,249 @@
+# cython: language_level=3
+"""decode_packets: an image's packet into a decoded (and optionally filtered) frame."""
+
+from libc.stdint cimport int64_t
+
+from spdl.io._config import DecodeConfig
+from spdl.io._demux cimport ImagePackets
+from spdl.io._error cimport (
+    ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail, log_clear,
+    log_saw, raise_error,
+)
+from spdl.io._filter_desc import parse_simple_filter
+from spdl.io._scale cimport (
+    Scaler, SimpleFilterSpec, filter_graph_frame, scale_to_frame, scaler_free, scaler_init,
+    simple_filter_spec,
+)
+from spdl.io.includes.libavcodec cimport (
+    AVCodec, AVCodecContext, av_codec_is_decoder, avcodec_alloc_context3,
+    avcodec_find_decoder, avcodec_find_decoder_by_name, avcodec_flush_buffers,
+    avcodec_free_context, avcodec_open2, avcodec_parameters_to_context, avcodec_receive_frame,
+    avcodec_send_packet,
+)
+from spdl.io.includes.libavutil cimport (
+    AVDictionary, AVDictionaryEntry, AV_DICT_IGNORE_SUFFIX, AVERROR, AVERROR_EOF, AVFrame,
+    AVPixelFormat,
+    av_dict_copy, av_dict_free, av_dict_get, av_dict_set, av_frame_alloc, av_frame_free,
+    av_frame_move_ref, av_frame_unref, av_get_pix_fmt_name,
+)
+
+cdef extern from "<errno.h>":
+    int EAGAIN
+
+cdef extern from "<stdio.h>":
+    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
+
+cdef extern from "<string.h>" nogil:
+    size_t strlen(const char *s)
+    char *strncat(char *dest, const char *src, size_t n)
+
+
+cdef class DecodeOptions:
+    def __dealloc__(self):
+        av_dict_free(&self.opts.options)
+
+
+cdef DecodeOptions decode_options(object config):
+    """Validate a DecodeConfig (or None) and build its C form."""
+    if config is None:
+        config = DecodeConfig()
+    elif not isinstance(config, DecodeConfig):
+        raise TypeError(f"decode_config must be a DecodeConfig or None, not {type(config).__name__}")
+    cdef DecodeOptions o = DecodeOptions.__new__(DecodeOptions)
+    o.config = config
+    o.opts.codec = NULL
+    o.opts.options = NULL
+    o.opts.max_pixels = config.max_pixels
+    if config.decoder is not None:
+        o.opts.codec = avcodec_find_decoder_by_name(config.decoder.encode())
+        if o.opts.codec == NULL:
+            from spdl.io._errors import ConfigError
+            raise ConfigError(f"decode: no decoder named {config.decoder!r} in this FFmpeg build",
+                              stage="decode")
+    for k, v in (config.decoder_options or {}).items():
+        if av_dict_set(&o.opts.options, k.encode(), v.encode(), 0) < 0:
+            raise MemoryError()
+    return o
+
+
+cdef void decoder_init(Decoder *dec) noexcept nogil:
+    dec.ctx = NULL
+    dec.codec = NULL
+
+
+cdef void decoder_free(Decoder *dec) noexcept nogil:
+    avcodec_free_context(&dec.ctx)
+    dec.codec = NULL
+
+
+cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Decoder *dec,
+               ErrorInfo *err) noexcept nogil:
+    cdef AVDictionary *options = NULL
+    cdef const AVDictionaryEntry *e = NULL
+    cdef char msg[256]
+    cdef int ret
+    decoder_free(dec)
+    dec.ctx = avcodec_alloc_context3(codec)
+    if dec.ctx == NULL:
+        return fail(err, ERR_NOMEM, "decode", "avcodec_alloc_context3", 0, "out of memory")
+    if d.par != NULL:
+        ret = avcodec_parameters_to_context(dec.ctx, d.par)
+        if ret < 0:
+            decoder_free(dec)
+            return fail(err, ERR_DECODE, "decode", "avcodec_parameters_to_context", ret, NULL)
+    dec.ctx.thread_count = 1  # images are decoded in parallel, one per thread
+    dec.ctx.max_pixels = o.max_pixels
+    if o.options != NULL and av_dict_copy(&options, o.options, 0) < 0:
+        decoder_free(dec)
+        return fail(err, ERR_NOMEM, "decode", "av_dict_copy", 0, "out of memory")
+    ret = avcodec_open2(dec.ctx, codec, &options)
+    if ret < 0:
+        av_dict_free(&options)
+        decoder_free(dec)
+        return fail(err, ERR_DECODE, "decode", "avcodec_open2", ret, NULL)
+    e = av_dict_get(options, "", NULL, AV_DICT_IGNORE_SUFFIX)
+    if e != NULL:
+        snprintf(msg, sizeof(msg), "options not consumed by decoder '%s':", codec.name)
+        while e != NULL:
+            strncat(msg, " ", sizeof(msg) - strlen(msg) - 1)
+            strncat(msg, e.key, sizeof(msg) - strlen(msg) - 1)
+            e = av_dict_get(options, "", e, AV_DICT_IGNORE_SUFFIX)
+        av_dict_free(&options)
+        decoder_free(dec)
+        return fail(err, ERR_CONFIG, "decode", "avcodec_open2", 0, msg)
+    av_dict_free(&options)
+    dec.codec = codec
+    return 0
+
+
+cdef int _decode_error(int ret, const char *op, ErrorInfo *err) noexcept nogil:
+    if log_saw("exceeds specified max pixel count"):
+        return fail(err, ERR_TOO_LARGE, "decode", op, ret, "the image is larger than max_pixels")
+    return fail(err, ERR_DECODE, "decode", op, ret, NULL)
+
+
+cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFrame *frame,
+                      ErrorInfo *err) noexcept nogil:
+    """Decode the one image of d into frame, reusing dec's open decoder when it fits."""
+    cdef const AVCodec *codec = o.codec
+    cdef int ret
+    if codec == NULL:
+        codec = avcodec_find_decoder(d.codec_id)
+        if codec == NULL:
+            return fail(err, ERR_FORMAT, "decode", "avcodec_find_decoder", 0,
+                        "no decoder for this codec in this FFmpeg build")
+    if dec.ctx != NULL and dec.codec == codec and d.par == NULL:
+        avcodec_flush_buffers(dec.ctx)
+    elif _open(d, o, codec, dec, err) < 0:
+        return -1
+    ret = avcodec_send_packet(dec.ctx, d.pkt)
+    if ret < 0:
+        decoder_free(dec)  # its state is unknown now
+        return _decode_error(ret, "avcodec_send_packet", err)
+    ret = avcodec_receive_frame(dec.ctx, frame)
+    if ret == AVERROR(EAGAIN):
+        ret = avcodec_send_packet(dec.ctx, NULL)  # drain: the image is all there is
+        if ret >= 0:
+            ret = avcodec_receive_frame(dec.ctx, frame)
+    if ret < 0:
+        decoder_free(dec)
+        if ret == AVERROR_EOF or ret == AVERROR(EAGAIN):
+            return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
+                        "the data decoded to no image")
+        return _decode_error(ret, "avcodec_receive_frame", err)
+    if d.par != NULL:
+        decoder_free(dec)  # opened with a demuxer's parameters: not for the next image
+    return 0
+
+
+cdef class ImageFrames:
+    """One decoded image. Made by :func:`decode_packets`; cannot be created directly."""
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("ImageFrames cannot be created directly; use spdl.io.decode_packets")
+
+    def __cinit__(self):
+        self.frame = av_frame_alloc()
+        if self.frame == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        av_frame_free(&self.frame)
+
+    @property
+    def width(self):
+        return self.frame.width
+
+    @property
+    def height(self):
+        return self.frame.height
+
+    @property
+    def pix_fmt(self):
+        """FFmpeg's name of the pixel format, for example ``"rgb24"``."""
+        name = av_get_pix_fmt_name(<AVPixelFormat>self.frame.format)
+        return name.decode() if name != NULL else None
+
+    def __repr__(self):
+        return (f"ImageFrames(source={self.source!r}, width={self.width}, height={self.height}, "
+                f"pix_fmt={self.pix_fmt!r})")
+
+
+def decode_packets(packets, *, decode_config=None, filter_desc=None):
+    """Decode the image in packets, then apply filter_desc.
+
+    Args:
+        packets: ImagePackets from :func:`demux_image`.
+        decode_config: A :class:`DecodeConfig`, or None for the defaults.
+        filter_desc: An FFmpeg filter description, for example one made by
+            :func:`get_video_filter_desc`, or None to keep the decoded frame.
+
+    Returns:
+        ImageFrames.
+    """
+    if not isinstance(packets, ImagePackets):
+        raise TypeError(f"packets must be ImagePackets, not {type(packets).__name__}")
+    cdef ImagePackets p = <ImagePackets>packets
+    cdef DecodeOptions o = decode_options(decode_config)
+    cdef ImageFrames out = ImageFrames.__new__(ImageFrames)
+    cdef Decoder dec
+    cdef Scaler scaler
+    cdef AVFrame *decoded = av_frame_alloc()
+    cdef ErrorInfo err
+    cdef int ret
+    cdef SimpleFilterSpec spec = None
+    cdef bytes desc = None
+    if decoded == NULL:
+        raise MemoryError()
+    if filter_desc is not None:
+        simple = parse_simple_filter(filter_desc)
+        if simple is not None:
+            spec = simple_filter_spec(simple)
+        elif isinstance(filter_desc, str):
+            desc = filter_desc.encode()
+        else:
+            av_frame_free(&decoded)
+            raise TypeError(f"filter_desc must be a str or None, not {type(filter_desc).__name__}")
+    cdef bint use_spec = spec is not None
+    cdef bint use_graph = desc is not None
+    cdef const char *c_desc = NULL
+    if use_graph:
+        c_desc = desc
+    out.source = p.source
+    decoder_init(&dec)
+    scaler_init(&scaler)
+    with nogil:
+        log_clear()
+        ret = decode_image(&p.d, &o.opts, &dec, decoded, &err)
+        if ret >= 0 and use_spec:
+            ret = scale_to_frame(&scaler, &spec.spec, decoded, out.frame, &err)
+        elif ret >= 0 and use_graph:
+            ret = filter_graph_frame(c_desc, decoded, out.frame, &err)
+        elif ret >= 0:
+            av_frame_move_ref(out.frame, decoded)
+        decoder_free(&dec)
+        scaler_free(&scaler)
+        av_frame_free(&decoded)
+    if ret < 0:
+        raise_error(&err, p.source)
+    return out

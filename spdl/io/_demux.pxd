@@ -1,0 +1,36 @@
+from libc.stdint cimport int64_t
+
+from spdl.io._error cimport ErrorInfo
+from spdl.io._source cimport SourceRef
+from spdl.io.includes.libavcodec cimport AVCodecID, AVCodecParameters, AVPacket
+from spdl.io.includes.libavutil cimport AVDictionary
+
+cdef struct DemuxOpts:
+    const char *format              # a demuxer name, or NULL to detect
+    AVDictionary *format_options    # copied for each use; owned by the caller
+    int buffer_size
+    int64_t max_file_size
+    const char *format_whitelist    # demuxers allowed when probing
+
+cdef struct Demuxed:
+    AVPacket *pkt                   # the image's one packet, padded; owned
+    AVCodecParameters *par          # from a demuxer, or NULL when detected by signature
+    AVCodecID codec_id
+    const char *format              # static name of the container format
+
+cdef class DemuxOptions:
+    """Owns the C form of a DemuxConfig."""
+    cdef DemuxOpts opts
+    cdef bytes _format
+    cdef object config
+
+cdef DemuxOptions demux_options(object config)
+cdef int demux_init(Demuxed *d) noexcept nogil
+cdef void demux_clear(Demuxed *d) noexcept nogil
+cdef void demux_reset(Demuxed *d) noexcept nogil
+cdef int demux_source(const SourceRef *src, const DemuxOpts *opts, Demuxed *out,
+                      ErrorInfo *err) noexcept nogil
+
+cdef class ImagePackets:
+    cdef Demuxed d
+    cdef readonly str source

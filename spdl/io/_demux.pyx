@@ -1,0 +1,386 @@
+# cython: language_level=3
+"""demux_image: a source into the one packet of its image.
+
+The common formats (JPEG, PNG, WebP, GIF, TIFF, BMP) are recognised by their
+signature and the whole file becomes the packet, with no probing. Anything
+else goes through libavformat, reading from memory, restricted to the image
+demuxers in IMAGE_DEMUXERS, and with every attempt to open another resource
+refused.
+"""
+
+from libc.stdint cimport int64_t, uint8_t
+from libc.string cimport memcmp, memcpy
+
+from spdl.io._config import DemuxConfig
+from spdl.io._error cimport (
+    ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ErrorInfo, fail, raise_error,
+)
+from spdl.io._source cimport Source, make_source, read_source
+from spdl.io.includes.libavcodec cimport (
+    AV_CODEC_ID_BMP, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_NONE, AV_CODEC_ID_PNG,
+    AV_CODEC_ID_TIFF, AV_CODEC_ID_WEBP, avcodec_get_name, avcodec_parameters_alloc,
+    avcodec_parameters_copy, avcodec_parameters_free, av_packet_alloc, av_packet_free,
+    av_packet_move_ref, av_packet_unref, AVPacket,
+)
+from spdl.io.includes.libavformat cimport (
+    AVFMT_FLAG_CUSTOM_IO, AVFormatContext, AVIOContext, AVSEEK_SIZE, av_find_input_format,
+    av_read_frame, avformat_alloc_context, avformat_close_input, avformat_open_input,
+    avio_alloc_context, avio_context_free,
+)
+from spdl.io.includes.libavutil cimport (
+    AVDictionary, AVDictionaryEntry, AV_DICT_IGNORE_SUFFIX, AVERROR, AVERROR_EOF, av_dict_copy,
+    av_dict_free, av_dict_get, av_dict_set, av_free, av_malloc,
+)
+
+cdef extern from "<errno.h>":
+    int EPERM
+    int EINVAL
+
+cdef extern from "<stdio.h>":
+    int SEEK_SET
+    int SEEK_CUR
+    int SEEK_END
+    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
+
+cdef extern from "<string.h>" nogil:
+    size_t strlen(const char *s)
+    char *strncat(char *dest, const char *src, size_t n)
+
+cdef extern from "libavutil/avutil.h":
+    int AVMEDIA_TYPE_VIDEO
+
+
+#: The demuxers that may read a source: single-image formats only. Playlists,
+#: concat scripts, SDP, devices, video containers and SVG are not among them.
+IMAGE_DEMUXERS = tuple(
+    name for name in (
+        "apng", "bmp_pipe", "cri_pipe", "dds_pipe", "dpx_pipe", "exr_pipe", "gem_pipe", "gif",
+        "gif_pipe", "j2k_pipe", "jpeg_pipe", "jpegls_pipe", "jpegxl_pipe", "pam_pipe",
+        "pbm_pipe", "pcx_pipe", "pfm_pipe", "pgm_pipe", "pgmyuv_pipe", "pgx_pipe", "phm_pipe",
+        "photocd_pipe", "pictor_pipe", "png_pipe", "ppm_pipe", "psd_pipe", "qdraw_pipe",
+        "qoi_pipe", "sgi_pipe", "sunrast_pipe", "tiff_pipe", "vbn_pipe", "webp_pipe",
+        "xbm_pipe", "xpm_pipe", "xwd_pipe",
+    )
+    if av_find_input_format(name.encode()) != NULL
+)
+cdef bytes _WHITELIST = ",".join(IMAGE_DEMUXERS).encode()
+
+
+cdef class DemuxOptions:
+    def __dealloc__(self):
+        av_dict_free(&self.opts.format_options)
+
+
+cdef DemuxOptions demux_options(object config):
+    """Validate a DemuxConfig (or None) and build its C form."""
+    if config is None:
+        config = DemuxConfig()
+    elif not isinstance(config, DemuxConfig):
+        raise TypeError(f"demux_config must be a DemuxConfig or None, not {type(config).__name__}")
+    cdef DemuxOptions o = DemuxOptions.__new__(DemuxOptions)
+    o.config = config
+    o.opts.format = NULL
+    o.opts.format_options = NULL
+    o.opts.buffer_size = config.buffer_size
+    o.opts.max_file_size = config.max_file_size
+    o.opts.format_whitelist = _WHITELIST
+    if config.format is not None:
+        if config.format not in IMAGE_DEMUXERS:
+            from spdl.io._errors import ConfigError
+            raise ConfigError(
+                f"demux: format {config.format!r} is not one of the image demuxers of this "
+                f"FFmpeg build: {', '.join(IMAGE_DEMUXERS)}", stage="demux")
+        o._format = config.format.encode()
+        o.opts.format = o._format
+    for k, v in (config.format_options or {}).items():
+        if av_dict_set(&o.opts.format_options, k.encode(), v.encode(), 0) < 0:
+            raise MemoryError()
+    return o
+
+
+cdef AVCodecID sniff_codec(const uint8_t *d, int n) noexcept nogil:
+    """The codec of a single-image file known by its signature, or NONE."""
+    if n >= 3 and d[0] == 0xFF and d[1] == 0xD8 and d[2] == 0xFF:
+        return AV_CODEC_ID_MJPEG
+    if n >= 8 and memcmp(d, b"\x89PNG\r\n\x1a\n", 8) == 0:
+        return AV_CODEC_ID_PNG
+    if n >= 16 and memcmp(d, b"RIFF", 4) == 0 and memcmp(d + 8, b"WEBPVP8", 7) == 0:
+        return AV_CODEC_ID_WEBP
+    if n >= 6 and (memcmp(d, b"GIF87a", 6) == 0 or memcmp(d, b"GIF89a", 6) == 0):
+        return AV_CODEC_ID_GIF
+    if n >= 8 and (memcmp(d, b"II*\0", 4) == 0 or memcmp(d, b"MM\0*", 4) == 0):
+        return AV_CODEC_ID_TIFF
+    if n >= 18 and d[0] == ord('B') and d[1] == ord('M') and d[15] == 0 and d[16] == 0 and d[17] == 0:
+        # BITMAPFILEHEADER then a DIB header whose size is one of the known ones
+        if d[14] in (12, 40, 52, 56, 64, 108, 124):
+            return AV_CODEC_ID_BMP
+    return AV_CODEC_ID_NONE
+
+
+cdef const char *_format_name(AVCodecID codec_id) noexcept nogil:
+    if codec_id == AV_CODEC_ID_MJPEG:
+        return "jpeg"
+    if codec_id == AV_CODEC_ID_PNG:
+        return "png"
+    if codec_id == AV_CODEC_ID_WEBP:
+        return "webp"
+    if codec_id == AV_CODEC_ID_GIF:
+        return "gif"
+    if codec_id == AV_CODEC_ID_TIFF:
+        return "tiff"
+    if codec_id == AV_CODEC_ID_BMP:
+        return "bmp"
+    return "?"
+
+
+cdef struct MemReader:
+    const uint8_t *data
+    int64_t size
+    int64_t pos
+
+
+cdef int _mem_read(void *opaque, uint8_t *buf, int buf_size) noexcept nogil:
+    cdef MemReader *r = <MemReader *>opaque
+    cdef int64_t n = r.size - r.pos
+    if n <= 0:
+        return AVERROR_EOF
+    if n > buf_size:
+        n = buf_size
+    memcpy(buf, r.data + r.pos, n)
+    r.pos += n
+    return <int>n
+
+
+cdef int64_t _mem_seek(void *opaque, int64_t offset, int whence) noexcept nogil:
+    cdef MemReader *r = <MemReader *>opaque
+    cdef int64_t pos
+    if whence & AVSEEK_SIZE:
+        return r.size
+    whence &= ~AVSEEK_SIZE
+    if whence == SEEK_SET:
+        pos = offset
+    elif whence == SEEK_CUR:
+        pos = r.pos + offset
+    elif whence == SEEK_END:
+        pos = r.size + offset
+    else:
+        return AVERROR(EINVAL)
+    if pos < 0 or pos > r.size:
+        return AVERROR(EINVAL)
+    r.pos = pos
+    return pos
+
+
+cdef int _refuse_open(AVFormatContext *s, AVIOContext **pb, const char *url, int flags,
+                      AVDictionary **options) noexcept nogil:
+    # A demuxer asked to open another resource (a playlist entry, a sibling file).
+    return AVERROR(EPERM)
+
+
+cdef int demux_init(Demuxed *d) noexcept nogil:
+    d.par = NULL
+    d.codec_id = AV_CODEC_ID_NONE
+    d.format = NULL
+    d.pkt = av_packet_alloc()
+    return 0 if d.pkt != NULL else -1
+
+
+cdef void demux_clear(Demuxed *d) noexcept nogil:
+    av_packet_free(&d.pkt)
+    avcodec_parameters_free(&d.par)
+
+
+cdef void demux_reset(Demuxed *d) noexcept nogil:
+    """Make d ready for the next source, keeping its packet allocation."""
+    av_packet_unref(d.pkt)
+    avcodec_parameters_free(&d.par)
+    d.codec_id = AV_CODEC_ID_NONE
+    d.format = NULL
+
+
+cdef int _unconsumed(AVDictionary *left, const char *what, const char *name,
+                     ErrorInfo *err) noexcept nogil:
+    """Fail naming the options in left, if any."""
+    cdef const AVDictionaryEntry *e = NULL
+    cdef char msg[256]
+    msg[0] = 0
+    e = av_dict_get(left, "", NULL, AV_DICT_IGNORE_SUFFIX)
+    if e == NULL:
+        return 0
+    snprintf(msg, sizeof(msg), "options not consumed by %s '%s':", what, name)
+    while e != NULL:
+        strncat(msg, " ", sizeof(msg) - strlen(msg) - 1)
+        strncat(msg, e.key, sizeof(msg) - strlen(msg) - 1)
+        e = av_dict_get(left, "", e, AV_DICT_IGNORE_SUFFIX)
+    return fail(err, ERR_CONFIG, "demux", "avformat_open_input", 0, msg)
+
+
+cdef int _demux_with_libavformat(AVPacket *data, const DemuxOpts *opts, Demuxed *out,
+                                 ErrorInfo *err) noexcept nogil:
+    """Read the first video packet of data with an image demuxer."""
+    cdef MemReader reader
+    reader.data = data.data
+    reader.size = data.size
+    reader.pos = 0
+    cdef AVFormatContext *fmt = avformat_alloc_context()
+    cdef AVDictionary *options = NULL
+    cdef unsigned char *iobuf = NULL
+    cdef AVIOContext *io = NULL
+    cdef int ret, i, video = -1
+    if fmt == NULL:
+        return fail(err, ERR_NOMEM, "demux", "avformat_alloc_context", 0, "out of memory")
+    iobuf = <unsigned char *>av_malloc(opts.buffer_size)
+    if iobuf != NULL:
+        io = avio_alloc_context(iobuf, opts.buffer_size, 0, &reader, _mem_read, NULL, _mem_seek)
+    if io == NULL:
+        av_free(iobuf)
+        avformat_close_input(&fmt)
+        return fail(err, ERR_NOMEM, "demux", "avio_alloc_context", 0, "out of memory")
+    fmt.pb = io
+    fmt.flags |= AVFMT_FLAG_CUSTOM_IO
+    fmt.io_open = _refuse_open
+    ret = 0
+    if opts.format_options != NULL:
+        ret = av_dict_copy(&options, opts.format_options, 0)
+    if ret >= 0:
+        ret = av_dict_set(&options, "format_whitelist", opts.format_whitelist, 0)
+    if ret >= 0:
+        ret = av_dict_set(&options, "protocol_whitelist", "none", 0)
+    if ret < 0:
+        av_dict_free(&options)
+        _free_io(&io)
+        avformat_close_input(&fmt)
+        return fail(err, ERR_NOMEM, "demux", "av_dict_set", ret, NULL)
+    ret = avformat_open_input(&fmt, NULL,
+                              av_find_input_format(opts.format) if opts.format != NULL else NULL,
+                              &options)
+    if ret < 0:
+        av_dict_free(&options)
+        _free_io(&io)  # fmt was freed by avformat_open_input
+        return fail(err, ERR_FORMAT, "demux", "avformat_open_input", ret,
+                    "not an image format this build accepts")
+    ret = _unconsumed(options, "demuxer", fmt.iformat.name, err)
+    av_dict_free(&options)
+    if ret < 0:
+        avformat_close_input(&fmt)
+        _free_io(&io)
+        return -1
+    for i in range(<int>fmt.nb_streams):
+        if fmt.streams[i].codecpar.codec_type == AVMEDIA_TYPE_VIDEO:
+            video = i
+            break
+    if video < 0:
+        avformat_close_input(&fmt)
+        _free_io(&io)
+        return fail(err, ERR_FORMAT, "demux", "avformat_open_input", 0, "no image stream")
+    while True:
+        ret = av_read_frame(fmt, out.pkt)
+        if ret < 0 or out.pkt.stream_index == video:
+            break
+        av_packet_unref(out.pkt)
+    if ret >= 0:
+        out.par = avcodec_parameters_alloc()
+        if out.par == NULL or avcodec_parameters_copy(out.par, fmt.streams[video].codecpar) < 0:
+            ret = -1
+            fail(err, ERR_NOMEM, "demux", "avcodec_parameters_copy", 0, "out of memory")
+        else:
+            out.codec_id = out.par.codec_id
+            out.format = fmt.iformat.name  # static string in libavformat
+    else:
+        fail(err, ERR_DECODE if ret != AVERROR_EOF else ERR_FORMAT, "demux", "av_read_frame",
+             ret, "no image data")
+    avformat_close_input(&fmt)
+    _free_io(&io)
+    return 0 if ret >= 0 else -1
+
+
+cdef void _free_io(AVIOContext **io) noexcept nogil:
+    if io[0] != NULL:
+        av_free(io[0].buffer)  # may differ from the one we allocated; it is the current one
+        avio_context_free(io)
+
+
+cdef int demux_source(const SourceRef *src, const DemuxOpts *opts, Demuxed *out,
+                      ErrorInfo *err) noexcept nogil:
+    """Fill out (initialised by demux_init) with the image's packet."""
+    cdef AVPacket *raw
+    cdef int ret
+    if read_source(src, opts.max_file_size, out.pkt, err) < 0:
+        return -1
+    if opts.format == NULL and opts.format_options == NULL:
+        out.codec_id = sniff_codec(out.pkt.data, out.pkt.size)
+        if out.codec_id != AV_CODEC_ID_NONE:
+            out.format = _format_name(out.codec_id)
+            return 0
+    raw = av_packet_alloc()
+    if raw == NULL:
+        return fail(err, ERR_NOMEM, "demux", "av_packet_alloc", 0, "out of memory")
+    # The raw file moves to raw; the demuxer's packet lands in out.pkt.
+    av_packet_move_ref(raw, out.pkt)
+    ret = _demux_with_libavformat(raw, opts, out, err)
+    av_packet_free(&raw)
+    return ret
+
+
+cdef class ImagePackets:
+    """The encoded data of one image, as demuxed from its source.
+
+    Made by :func:`demux_image`; cannot be created directly.
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("ImagePackets cannot be created directly; use spdl.io.demux_image")
+
+    def __cinit__(self):
+        if demux_init(&self.d) < 0:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        demux_clear(&self.d)
+
+    @property
+    def codec(self):
+        """The codec's FFmpeg name, for example ``"mjpeg"`` or ``"png"``."""
+        return avcodec_get_name(self.d.codec_id).decode()
+
+    @property
+    def format(self):
+        """The container format: ``"jpeg"``, ``"png"`` ... or a demuxer's name."""
+        return self.d.format.decode() if self.d.format != NULL else None
+
+    @property
+    def nbytes(self):
+        """The size of the encoded data."""
+        return self.d.pkt.size
+
+    def __repr__(self):
+        return f"ImagePackets(source={self.source!r}, codec={self.codec!r}, nbytes={self.nbytes})"
+
+
+def demux_image(src, *, demux_config=None):
+    """Read one image source into its encoded packet.
+
+    Args:
+        src: A file path (str or os.PathLike) or a bytes-like object holding
+            the encoded image.
+        demux_config: A :class:`DemuxConfig`, or None for the defaults.
+
+    Returns:
+        ImagePackets.
+
+    Raises:
+        SourceError: the file cannot be read, is not a regular file, or is
+            larger than ``demux_config.max_file_size``.
+        UnsupportedFormatError: the data is not an accepted image format.
+    """
+    cdef DemuxOptions o = demux_options(demux_config)
+    cdef Source s = make_source(src, "bytes")
+    cdef ImagePackets p = ImagePackets.__new__(ImagePackets)
+    cdef ErrorInfo err
+    cdef int ret
+    p.source = s.name
+    with nogil:
+        ret = demux_source(&s.ref, &o.opts, &p.d, &err)
+    if ret < 0:
+        raise_error(&err, s.name)
+    return p

@@ -1,0 +1,185 @@
+"""FFmpeg filter descriptions: building them, and recognising the simple ones.
+
+The loaders apply a filter description to every decoded image. A description
+made by :func:`get_video_filter_desc` (scale, pad or crop, pixel format) is
+recognised by :func:`parse_simple_filter` and run by a cached swscale context
+that writes straight into the batch; anything else is run by a libavfilter
+graph, built per image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+__all__ = ["get_video_filter_desc", "SimpleFilter", "parse_simple_filter", "SCALE_ALGOS", "PIX_FMTS"]
+
+#: Scaling algorithms accepted by get_video_filter_desc (swscale's names).
+SCALE_ALGOS = ("fast_bilinear", "bilinear", "bicubic", "neighbor", "area", "lanczos")
+#: Output pixel formats and the FFmpeg name each maps to.
+PIX_FMTS = {
+    "rgb24": "rgb24",
+    "bgr24": "bgr24",
+    "rgba": "rgba",
+    "gray": "gray",
+    "gray8": "gray",
+    "gray16": "gray16le",
+    "gray16le": "gray16le",
+    "yuv444p": "yuv444p",
+}
+_SCALE_MODES = ("pad", "crop", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleFilter:
+    """What a description made by get_video_filter_desc asks for."""
+
+    scale_width: int | None = None
+    scale_height: int | None = None
+    scale_algo: str = "bicubic"
+    scale_mode: str | None = "pad"
+    crop_width: int | None = None
+    crop_height: int | None = None
+    pix_fmt: str | None = "rgb24"
+
+
+def _check_dim(name: str, v: int | None) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+        raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+
+
+def normalize_pix_fmt(pix_fmt: str | None) -> str | None:
+    """Map a user's pixel format name to FFmpeg's, or raise ValueError."""
+    if pix_fmt is None:
+        return None
+    try:
+        return PIX_FMTS[pix_fmt]
+    except (KeyError, TypeError):
+        raise ValueError(f"pix_fmt must be one of {sorted(PIX_FMTS)} or None, got {pix_fmt!r}") from None
+
+
+def get_video_filter_desc(
+    *,
+    scale_width: int | None = None,
+    scale_height: int | None = None,
+    scale_algo: str = "bicubic",
+    scale_mode: str | None = "pad",
+    crop_width: int | None = None,
+    crop_height: int | None = None,
+    pix_fmt: str | None = "rgb24",
+    filter_desc: str | None = None,
+) -> str | None:
+    """Build an FFmpeg filter description that resizes and converts an image.
+
+    Args:
+        scale_width, scale_height: The size to scale to. With only one given,
+            the other follows the aspect ratio. With neither, no scaling.
+        scale_algo: One of ``fast_bilinear, bilinear, bicubic, neighbor, area,
+            lanczos``.
+        scale_mode: With both sizes given: ``"pad"`` keeps the aspect ratio,
+            fits the image inside the box and pads it, centred, with black;
+            ``"crop"`` keeps the aspect ratio, fills the box and crops the
+            overflow, centred; ``None`` stretches to the box.
+        crop_width, crop_height: After scaling, keep the centred region of
+            this size (either may be None to keep that dimension).
+        pix_fmt: The output pixel format (see ``PIX_FMTS``), or None to keep
+            the decoded one.
+        filter_desc: A user's FFmpeg filter chain, applied after scaling and
+            cropping and before the pixel format conversion.
+
+    Returns:
+        The description, or None if it would do nothing.
+    """
+    _check_dim("scale_width", scale_width)
+    _check_dim("scale_height", scale_height)
+    _check_dim("crop_width", crop_width)
+    _check_dim("crop_height", crop_height)
+    if scale_algo not in SCALE_ALGOS:
+        raise ValueError(f"scale_algo must be one of {SCALE_ALGOS}, got {scale_algo!r}")
+    if scale_mode not in _SCALE_MODES:
+        raise ValueError(f"scale_mode must be 'pad', 'crop' or None, got {scale_mode!r}")
+    ff_pix_fmt = normalize_pix_fmt(pix_fmt)
+
+    parts = []
+    if scale_width is not None or scale_height is not None:
+        w = scale_width if scale_width is not None else -1
+        h = scale_height if scale_height is not None else -1
+        both = scale_width is not None and scale_height is not None
+        scale = f"scale=width={w}:height={h}:flags={scale_algo}"
+        if both and scale_mode == "pad":
+            parts.append(f"{scale}:force_original_aspect_ratio=decrease")
+            parts.append(f"pad=width={w}:height={h}:x=-1:y=-1:color=black")
+        elif both and scale_mode == "crop":
+            parts.append(f"{scale}:force_original_aspect_ratio=increase")
+            parts.append(f"crop=w={w}:h={h}")
+        else:
+            parts.append(scale)
+    if crop_width is not None or crop_height is not None:
+        cw = crop_width if crop_width is not None else "iw"
+        ch = crop_height if crop_height is not None else "ih"
+        parts.append(f"crop=w={cw}:h={ch}")
+    if filter_desc:
+        parts.append(filter_desc)
+    if ff_pix_fmt is not None:
+        parts.append(f"format=pix_fmts={ff_pix_fmt}")
+    return ",".join(parts) if parts else None
+
+
+_INT = r"([1-9][0-9]*)"
+_ALGO = "(" + "|".join(SCALE_ALGOS) + ")"
+_FMT = "(" + "|".join(sorted(set(PIX_FMTS.values()))) + ")"
+_SCALE_RE = re.compile(rf"scale=width=({_INT[1:-1]}|-1):height=({_INT[1:-1]}|-1):flags={_ALGO}"
+                       r"(?::force_original_aspect_ratio=(decrease|increase))?")
+_PAD_RE = re.compile(rf"pad=width={_INT}:height={_INT}:x=-1:y=-1:color=black")
+_CROP_RE = re.compile(rf"crop=w=({_INT[1:-1]}|iw):h=({_INT[1:-1]}|ih)")
+_FORMAT_RE = re.compile(rf"format=pix_fmts={_FMT}")
+
+
+def parse_simple_filter(desc: str | None) -> SimpleFilter | None:
+    """Recognise a description made by get_video_filter_desc without a user filter.
+
+    Returns the SimpleFilter it stands for, or None when the description is
+    anything else (the caller then runs it through libavfilter).
+    """
+    if desc is None:
+        return SimpleFilter(scale_mode=None, pix_fmt=None)
+    if not isinstance(desc, str):
+        return None
+    parts = desc.split(",")
+    kw: dict = {"scale_mode": None, "pix_fmt": None}
+    i = 0
+    if i < len(parts) and (m := _SCALE_RE.fullmatch(parts[i])):
+        w, h, algo, aspect = m.groups()
+        w, h = int(w), int(h)
+        if w == -1 and h == -1:
+            return None
+        kw["scale_width"] = None if w == -1 else w
+        kw["scale_height"] = None if h == -1 else h
+        kw["scale_algo"] = algo
+        i += 1
+        if aspect is not None:
+            if w == -1 or h == -1 or i >= len(parts):
+                return None
+            if aspect == "decrease":
+                m2 = _PAD_RE.fullmatch(parts[i])
+                if not m2 or (int(m2[1]), int(m2[2])) != (w, h):
+                    return None
+                kw["scale_mode"] = "pad"
+            else:
+                m2 = _CROP_RE.fullmatch(parts[i])
+                if not m2 or (m2[1], m2[2]) != (str(w), str(h)):
+                    return None
+                kw["scale_mode"] = "crop"
+            i += 1
+    if i < len(parts) and (m := _CROP_RE.fullmatch(parts[i])):
+        kw["crop_width"] = None if m[1] == "iw" else int(m[1])
+        kw["crop_height"] = None if m[2] == "ih" else int(m[2])
+        if kw["crop_width"] is None and kw["crop_height"] is None:
+            return None
+        i += 1
+    if i < len(parts) and (m := _FORMAT_RE.fullmatch(parts[i])):
+        kw["pix_fmt"] = m[1]
+        i += 1
+    if i != len(parts):
+        return None
+    return SimpleFilter(**kw)

@@ -1,0 +1,30 @@
+"""Zero-copy views of buffers in numpy and PyTorch."""
+
+from __future__ import annotations
+
+__all__ = ["to_numpy", "to_torch"]
+
+
+def to_numpy(buffer):
+    """A numpy array viewing a CPUBuffer's memory, without a copy.
+
+    The array keeps the buffer alive. A CUDABuffer is refused: copy it to the
+    host with CuPy or PyTorch first.
+    """
+    import numpy as np
+
+    if not hasattr(buffer, "__array_interface__"):
+        raise TypeError(f"to_numpy needs a CPUBuffer, not {type(buffer).__name__}")
+    return np.asarray(buffer)
+
+
+def to_torch(buffer):
+    """A torch.Tensor viewing a CPUBuffer's or CUDABuffer's memory, without a copy.
+
+    Raises ImportError if PyTorch is not installed.
+    """
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError("to_torch needs PyTorch: pip install torch") from e
+    return torch.from_dlpack(buffer)

@@ -1,0 +1,48 @@
+from libc.stdint cimport uint8_t
+
+from spdl.io._error cimport ErrorInfo
+from spdl.io.includes.libavutil cimport AVFrame, AVPixelFormat
+from spdl.io.includes.libswscale cimport SwsContext
+
+cdef enum ScaleMode:
+    MODE_STRETCH = 0
+    MODE_PAD = 1
+    MODE_CROP = 2
+
+cdef struct ScaleSpec:
+    int scale_w           # -1: follow the aspect ratio (or no scaling when both are -1)
+    int scale_h
+    int mode              # a ScaleMode
+    int crop_w            # -1: keep
+    int crop_h
+    int sws_flags
+    AVPixelFormat out_fmt # AV_PIX_FMT_NONE: keep the decoded format
+
+cdef struct Geometry:
+    int out_w             # the output image
+    int out_h
+    int sw                # the scaled image
+    int sh
+    int ox                # where the scaled image's top-left lands in the output
+    int oy
+
+cdef struct Scaler:
+    SwsContext *sws       # cached between images of the same geometry
+    AVFrame *tmp          # for sources that cannot be cropped by pointer
+
+cdef class SimpleFilterSpec:
+    cdef ScaleSpec spec
+    cdef readonly object simple  # the SimpleFilter it was built from
+
+cdef SimpleFilterSpec simple_filter_spec(object simple)
+cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
+                          ErrorInfo *err) noexcept nogil
+cdef void scaler_init(Scaler *s) noexcept nogil
+cdef void scaler_free(Scaler *s) noexcept nogil
+cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Geometry *g,
+                     AVPixelFormat dst_fmt, uint8_t **dst, const int *dst_linesize,
+                     ErrorInfo *err) noexcept nogil
+cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, AVFrame *out,
+                        ErrorInfo *err) noexcept nogil
+cdef int filter_graph_frame(const char *desc, AVFrame *src, AVFrame *out,
+                            ErrorInfo *err) noexcept nogil

@@ -1,0 +1,351 @@
+# cython: language_level=3
+"""Resizing and pixel conversion of a decoded frame.
+
+scale_frame is the fast path of the loaders: one swscale call, cached between
+images, writing straight into the destination (a row of the batch), with the
+pad / crop geometry of FFmpeg's scale, pad and crop filters. filter_graph_frame
+runs any other filter description through a libavfilter graph.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t
+from libc.string cimport memset
+
+from spdl.io._error cimport ERR_FILTER, ERR_NOMEM, ErrorInfo, fail
+from spdl.io._filter_desc import normalize_pix_fmt
+from spdl.io.includes.libavfilter cimport (
+    AV_BUFFERSRC_FLAG_KEEP_REF, AVFilterContext, AVFilterGraph, AVFilterInOut,
+    av_buffersink_get_frame, av_buffersrc_add_frame_flags, avfilter_get_by_name,
+    avfilter_graph_alloc, avfilter_graph_config, avfilter_graph_create_filter,
+    avfilter_graph_free, avfilter_graph_parse_ptr, avfilter_inout_alloc, avfilter_inout_free,
+)
+from spdl.io.includes.libavutil cimport (
+    AV_PIX_FMT_FLAG_ALPHA, AV_PIX_FMT_FLAG_BITSTREAM, AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL,
+    AV_PIX_FMT_FLAG_PLANAR, AV_PIX_FMT_FLAG_RGB, AV_PIX_FMT_NONE, AV_PIX_FMT_RGBA,
+    AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ440P,
+    AV_PIX_FMT_YUVJ444P,
+    AVCOL_RANGE_JPEG, AVCOL_SPC_BT709, AVFrame, AVPixelFormat, AVPixFmtDescriptor,
+    av_frame_alloc, av_frame_free, av_frame_get_buffer, av_frame_unref, av_get_pix_fmt,
+    av_pix_fmt_desc_get, av_strdup,
+)
+from spdl.io.includes.libswscale cimport (
+    SWS_ACCURATE_RND, SWS_AREA, SWS_BICUBIC, SWS_BILINEAR, SWS_CS_DEFAULT, SWS_CS_ITU709,
+    SWS_FAST_BILINEAR, SWS_FULL_CHR_H_INT, SWS_LANCZOS, SWS_POINT, SwsContext,
+    sws_freeContext, sws_getCachedContext, sws_getCoefficients, sws_getColorspaceDetails,
+    sws_scale, sws_setColorspaceDetails,
+)
+
+cdef extern from "<stdio.h>":
+    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
+
+
+_SWS_ALGOS = {
+    "fast_bilinear": SWS_FAST_BILINEAR,
+    "bilinear": SWS_BILINEAR,
+    "bicubic": SWS_BICUBIC,
+    "neighbor": SWS_POINT,
+    "area": SWS_AREA,
+    "lanczos": SWS_LANCZOS,
+}
+
+
+cdef class SimpleFilterSpec:
+    pass
+
+
+cdef SimpleFilterSpec simple_filter_spec(object simple):
+    """The C form of a SimpleFilter (see spdl.io._filter_desc)."""
+    cdef SimpleFilterSpec s = SimpleFilterSpec.__new__(SimpleFilterSpec)
+    s.simple = simple
+    s.spec.scale_w = simple.scale_width if simple.scale_width is not None else -1
+    s.spec.scale_h = simple.scale_height if simple.scale_height is not None else -1
+    s.spec.mode = {"pad": MODE_PAD, "crop": MODE_CROP, None: MODE_STRETCH}[simple.scale_mode]
+    s.spec.crop_w = simple.crop_width if simple.crop_width is not None else -1
+    s.spec.crop_h = simple.crop_height if simple.crop_height is not None else -1
+    s.spec.sws_flags = _SWS_ALGOS[simple.scale_algo] | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
+    if simple.pix_fmt is None:
+        s.spec.out_fmt = AV_PIX_FMT_NONE
+    else:
+        s.spec.out_fmt = av_get_pix_fmt(normalize_pix_fmt(simple.pix_fmt).encode())
+        if s.spec.out_fmt == AV_PIX_FMT_NONE:
+            raise ValueError(f"pixel format {simple.pix_fmt!r} is not known to this FFmpeg build")
+    return s
+
+
+cdef inline int64_t _rescale(int64_t a, int64_t b, int64_t c) noexcept nogil:
+    # a * b / c rounded to nearest, halves away from zero (av_rescale's default)
+    return (a * b + c // 2) // c
+
+
+cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
+                          ErrorInfo *err) noexcept nogil:
+    """Where the source lands in the output, as FFmpeg's scale/pad/crop place it."""
+    cdef int64_t w = spec.scale_w, h = spec.scale_h, tw, th
+    cdef char msg[128]
+    if w < 0 and h < 0:
+        w, h = iw, ih
+    elif w < 0:
+        w = _rescale(h, iw, ih)
+    elif h < 0:
+        h = _rescale(w, ih, iw)
+    elif spec.mode != MODE_STRETCH:
+        tw = _rescale(h, iw, ih)
+        th = _rescale(w, ih, iw)
+        if spec.mode == MODE_PAD:
+            w, h = min(tw, w), min(th, h)
+        else:
+            w, h = max(tw, w), max(th, h)
+    if w < 1:
+        w = 1
+    if h < 1:
+        h = 1
+    if w > 65535 or h > 65535:
+        snprintf(msg, sizeof(msg), "scaled size %lldx%lld is too large", <long long>w, <long long>h)
+        return fail(err, ERR_FILTER, "filter", "scale", 0, msg)
+    g.sw, g.sh = <int>w, <int>h
+    g.out_w, g.out_h = g.sw, g.sh
+    g.ox = g.oy = 0
+    if spec.mode != MODE_STRETCH and spec.scale_w > 0 and spec.scale_h > 0:
+        g.out_w, g.out_h = spec.scale_w, spec.scale_h
+        g.ox = (g.out_w - g.sw) // 2 if g.sw <= g.out_w else -((g.sw - g.out_w) // 2)
+        g.oy = (g.out_h - g.sh) // 2 if g.sh <= g.out_h else -((g.sh - g.out_h) // 2)
+    if spec.crop_w > 0 or spec.crop_h > 0:
+        w = spec.crop_w if spec.crop_w > 0 else g.out_w
+        h = spec.crop_h if spec.crop_h > 0 else g.out_h
+        if w > g.out_w or h > g.out_h:
+            snprintf(msg, sizeof(msg), "crop %lldx%lld is larger than the %dx%d image",
+                     <long long>w, <long long>h, g.out_w, g.out_h)
+            return fail(err, ERR_FILTER, "filter", "crop", 0, msg)
+        g.ox -= (g.out_w - <int>w) // 2
+        g.oy -= (g.out_h - <int>h) // 2
+        g.out_w, g.out_h = <int>w, <int>h
+    return 0
+
+
+cdef void scaler_init(Scaler *s) noexcept nogil:
+    s.sws = NULL
+    s.tmp = NULL
+
+
+cdef void scaler_free(Scaler *s) noexcept nogil:
+    sws_freeContext(s.sws)
+    s.sws = NULL
+    av_frame_free(&s.tmp)
+
+
+cdef inline bint _is_yuv(const AVPixFmtDescriptor *d) noexcept nogil:
+    return not (d.flags & AV_PIX_FMT_FLAG_RGB) and d.nb_components >= 3
+
+
+cdef void _plane_offsets(const AVPixFmtDescriptor *d, int x, int y, int64_t *off,
+                         const int *linesize) noexcept nogil:
+    """Byte offset of pixel (x, y) in each plane of a format that is not paletted or bit-packed."""
+    cdef int p, c, hs, vs
+    for p in range(4):
+        off[p] = 0
+    for c in range(d.nb_components):
+        p = d.comp[c].plane
+        hs = vs = 0
+        if _is_yuv(d) and (c == 1 or c == 2):
+            hs, vs = d.log2_chroma_w, d.log2_chroma_h
+        off[p] = <int64_t>(y >> vs) * linesize[p] + <int64_t>(x >> hs) * d.comp[c].step
+
+
+cdef void _fill_black(AVPixelFormat fmt, const AVPixFmtDescriptor *d, int w, int h,
+                      uint8_t **dst, const int *linesize) noexcept nogil:
+    """Fill a w x h image with opaque black, as FFmpeg's pad filter does."""
+    cdef int p, c, x, y, hs, vs, pw, ph, value, nplanes = 0
+    cdef bint full_range = fmt in (AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P,
+                                   AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ411P)
+    cdef uint8_t *row
+    cdef int step
+    for c in range(d.nb_components):
+        nplanes = max(nplanes, d.comp[c].plane + 1)
+    if nplanes == 1:  # packed RGB(A) or gray: zeros, then opaque alpha
+        step = d.comp[0].step
+        for y in range(h):
+            row = dst[0] + <int64_t>y * linesize[0]
+            memset(row, 0, <size_t>w * step)
+            if d.flags & AV_PIX_FMT_FLAG_ALPHA and d.nb_components == 4 and d.comp[3].depth == 8:
+                for x in range(w):
+                    row[x * step + d.comp[3].offset] = 0xFF
+        return
+    for c in range(d.nb_components):
+        p = d.comp[c].plane
+        hs = vs = value = 0
+        if c == 3:
+            value = (1 << d.comp[c].depth) - 1
+        elif _is_yuv(d):
+            if c == 0:
+                value = 0 if full_range else 16 << (d.comp[c].depth - 8)
+            else:
+                value = 128 << (d.comp[c].depth - 8)
+                hs, vs = d.log2_chroma_w, d.log2_chroma_h
+        pw = -((-w) >> hs)
+        ph = -((-h) >> vs)
+        for y in range(ph):
+            row = dst[p] + <int64_t>y * linesize[p]
+            if d.comp[c].depth <= 8:
+                memset(row, value, pw)
+            else:
+                for x in range(pw):
+                    (<uint16_t *>row)[x] = value
+
+
+cdef int _set_colorspace(SwsContext *sws, const AVFrame *src) noexcept nogil:
+    """Tell swscale the frame's YUV range and matrix when they are not the defaults."""
+    cdef int *inv_table
+    cdef int *table
+    cdef int src_range, dst_range, brightness, contrast, saturation
+    cdef int want_range = 1 if src.color_range == AVCOL_RANGE_JPEG else -1
+    cdef int cs = SWS_CS_ITU709 if src.colorspace == AVCOL_SPC_BT709 else SWS_CS_DEFAULT
+    if want_range < 0 and cs == SWS_CS_DEFAULT:
+        return 0
+    if sws_getColorspaceDetails(sws, &inv_table, &src_range, &table, &dst_range,
+                                &brightness, &contrast, &saturation) < 0:
+        return 0  # not a YUV conversion
+    if want_range < 0:
+        want_range = src_range
+    return sws_setColorspaceDetails(sws, sws_getCoefficients(cs), want_range, table, dst_range,
+                                    brightness, contrast, saturation)
+
+
+cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Geometry *g,
+                     AVPixelFormat dst_fmt, uint8_t **dst, const int *dst_linesize,
+                     ErrorInfo *err) noexcept nogil:
+    """Scale src into the out_w x out_h image at dst, padding with black as g says."""
+    cdef const AVPixFmtDescriptor *sd = av_pix_fmt_desc_get(<AVPixelFormat>src.format)
+    cdef const AVPixFmtDescriptor *dd = av_pix_fmt_desc_get(dst_fmt)
+    cdef int vx0, vx1, vy0, vy1, sx0, sx1, sy0, sy1, p, ret
+    cdef int64_t soff[4]
+    cdef int64_t doff[4]
+    cdef const uint8_t *sp[4]
+    cdef uint8_t *dp[4]
+    cdef const AVFrame *from_ = src
+    if sd == NULL or dd == NULL or sd.flags & AV_PIX_FMT_FLAG_HWACCEL:
+        return fail(err, ERR_FILTER, "filter", "sws_scale", 0, "unsupported pixel format")
+    # The part of the scaled image inside the output, and the source region it comes from.
+    vx0, vx1 = max(0, -g.ox), min(g.sw, g.out_w - g.ox)
+    vy0, vy1 = max(0, -g.oy), min(g.sh, g.out_h - g.oy)
+    if vx1 - vx0 < g.out_w or vy1 - vy0 < g.out_h:
+        _fill_black(dst_fmt, dd, g.out_w, g.out_h, dst, dst_linesize)
+    if vx1 <= vx0 or vy1 <= vy0:
+        return 0
+    sx0 = <int>_rescale(vx0, src.width, g.sw)
+    sx1 = <int>_rescale(vx1, src.width, g.sw)
+    sy0 = <int>_rescale(vy0, src.height, g.sh)
+    sy1 = <int>_rescale(vy1, src.height, g.sh)
+    if (sx0 or sy0) and sd.flags & (AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM):
+        # Paletted and bit-packed rows cannot start mid-byte: expand to RGBA first.
+        if s.tmp == NULL:
+            s.tmp = av_frame_alloc()
+            if s.tmp == NULL:
+                return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, "out of memory")
+        av_frame_unref(s.tmp)
+        s.tmp.width, s.tmp.height, s.tmp.format = src.width, src.height, AV_PIX_FMT_RGBA
+        ret = av_frame_get_buffer(s.tmp, 0)
+        if ret < 0:
+            return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+        s.sws = sws_getCachedContext(s.sws, src.width, src.height, <AVPixelFormat>src.format,
+                                     src.width, src.height, AV_PIX_FMT_RGBA, SWS_POINT,
+                                     NULL, NULL, NULL)
+        if s.sws == NULL:
+            return fail(err, ERR_FILTER, "filter", "sws_getCachedContext", 0, "unsupported conversion")
+        sws_scale(s.sws, <const uint8_t * const *>src.data, src.linesize, 0, src.height,
+                  s.tmp.data, s.tmp.linesize)
+        s.tmp.color_range = src.color_range
+        s.tmp.colorspace = src.colorspace
+        from_ = s.tmp
+        sd = av_pix_fmt_desc_get(AV_PIX_FMT_RGBA)
+    # Chroma rows and columns start on whole chroma samples.
+    if _is_yuv(sd):
+        sx0 &= ~((1 << sd.log2_chroma_w) - 1)
+        sy0 &= ~((1 << sd.log2_chroma_h) - 1)
+    if sx1 <= sx0:
+        sx1 = sx0 + 1
+    if sy1 <= sy0:
+        sy1 = sy0 + 1
+    s.sws = sws_getCachedContext(s.sws, sx1 - sx0, sy1 - sy0, <AVPixelFormat>from_.format,
+                                 vx1 - vx0, vy1 - vy0, dst_fmt, spec.sws_flags, NULL, NULL, NULL)
+    if s.sws == NULL:
+        return fail(err, ERR_FILTER, "filter", "sws_getCachedContext", 0,
+                    "swscale cannot convert between these formats or sizes")
+    _set_colorspace(s.sws, from_)
+    _plane_offsets(sd, sx0, sy0, soff, from_.linesize)
+    _plane_offsets(dd, g.ox + vx0, g.oy + vy0, doff, dst_linesize)
+    for p in range(4):
+        sp[p] = from_.data[p] + soff[p] if from_.data[p] != NULL else NULL
+        dp[p] = dst[p] + doff[p] if dst[p] != NULL else NULL
+    if sd.flags & AV_PIX_FMT_FLAG_PAL:
+        sp[1] = from_.data[1]  # the palette, not a plane
+    ret = sws_scale(s.sws, sp, from_.linesize, 0, sy1 - sy0, dp, dst_linesize)
+    if ret <= 0:
+        return fail(err, ERR_FILTER, "filter", "sws_scale", ret, NULL)
+    return 0
+
+
+cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, AVFrame *out,
+                        ErrorInfo *err) noexcept nogil:
+    """Scale src into a new frame out (unreferenced on entry)."""
+    cdef Geometry g
+    cdef int ret
+    cdef AVPixelFormat fmt = spec.out_fmt if spec.out_fmt != AV_PIX_FMT_NONE else <AVPixelFormat>src.format
+    if compute_geometry(spec, src.width, src.height, &g, err) < 0:
+        return -1
+    out.width, out.height, out.format = g.out_w, g.out_h, fmt
+    ret = av_frame_get_buffer(out, 0)
+    if ret < 0:
+        return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+    return scale_frame(s, spec, src, &g, fmt, out.data, out.linesize, err)
+
+
+cdef int filter_graph_frame(const char *desc, AVFrame *src, AVFrame *out,
+                            ErrorInfo *err) noexcept nogil:
+    """Run src through the libavfilter graph desc; the one output frame lands in out."""
+    cdef AVFilterGraph *graph = avfilter_graph_alloc()
+    cdef AVFilterContext *bsrc = NULL
+    cdef AVFilterContext *bsink = NULL
+    cdef AVFilterInOut *outputs = avfilter_inout_alloc()
+    cdef AVFilterInOut *inputs = avfilter_inout_alloc()
+    cdef char args[256]
+    cdef int ret = 0
+    cdef const char *op = "avfilter_graph_alloc"
+    if graph == NULL or outputs == NULL or inputs == NULL:
+        ret = -12
+    if ret >= 0:
+        graph.nb_threads = 1
+        snprintf(args, sizeof(args), "video_size=%dx%d:pix_fmt=%d:time_base=1/1:pixel_aspect=1/1",
+                 src.width, src.height, src.format)
+        op = "avfilter_graph_create_filter"
+        ret = avfilter_graph_create_filter(&bsrc, avfilter_get_by_name("buffer"), "in", args,
+                                           NULL, graph)
+    if ret >= 0:
+        ret = avfilter_graph_create_filter(&bsink, avfilter_get_by_name("buffersink"), "out",
+                                           NULL, NULL, graph)
+    if ret >= 0:
+        outputs.name = av_strdup("in")
+        outputs.filter_ctx = bsrc
+        outputs.pad_idx = 0
+        outputs.next = NULL
+        inputs.name = av_strdup("out")
+        inputs.filter_ctx = bsink
+        inputs.pad_idx = 0
+        inputs.next = NULL
+        op = "avfilter_graph_parse_ptr"
+        ret = avfilter_graph_parse_ptr(graph, desc, &inputs, &outputs, NULL)
+    if ret >= 0:
+        op = "avfilter_graph_config"
+        ret = avfilter_graph_config(graph, NULL)
+    if ret >= 0:
+        op = "av_buffersrc_add_frame_flags"
+        ret = av_buffersrc_add_frame_flags(bsrc, src, AV_BUFFERSRC_FLAG_KEEP_REF)
+    if ret >= 0:
+        ret = av_buffersrc_add_frame_flags(bsrc, NULL, 0)
+    if ret >= 0:
+        op = "av_buffersink_get_frame"
+        ret = av_buffersink_get_frame(bsink, out)
+    avfilter_inout_free(&inputs)
+    avfilter_inout_free(&outputs)
+    avfilter_graph_free(&graph)
+    if ret < 0:
+        return fail(err, ERR_FILTER, "filter", op, ret, NULL)
+    return 0
