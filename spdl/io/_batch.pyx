@@ -14,7 +14,7 @@ from libc.stdint cimport uint8_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
 
-from spdl.io._buffer cimport CPUBuffer
+from spdl.io._buffer cimport CPUBuffer, HostAllocator
 from spdl.io._convert cimport Layout, batch_shape, copy_frame, frame_layout, slot_planes
 from spdl.io._decode cimport (
     DecodeOptions, Decoder, decode_image, decode_options, decoder_free, decoder_init,
@@ -87,6 +87,7 @@ cdef class BatchJob:
     cdef Layout lay
     cdef int out_w, out_h
     cdef AVPixelFormat out_fmt
+    cdef HostAllocator allocator
 
     def __cinit__(self):
         self.items = NULL
@@ -98,11 +99,12 @@ cdef class BatchJob:
                 av_frame_free(&self.items[i].frame)
             free(self.items)
 
-    def __init__(self, srcs, demux_config, decode_config, filter_desc):
+    def __init__(self, srcs, demux_config, decode_config, filter_desc, HostAllocator allocator=None):
         cdef Source s
         cdef Py_ssize_t i
         if isinstance(srcs, (str, bytes, bytearray, memoryview)) or not hasattr(srcs, "__len__"):
             raise TypeError("srcs must be a list of paths or bytes-like objects")
+        self.allocator = allocator
         self.demux = demux_options(demux_config)
         self.decode = decode_options(decode_config)
         self.sources = [make_source(src, f"bytes #{i}") for i, src in enumerate(srcs)]
@@ -141,7 +143,7 @@ cdef class BatchJob:
             return
         self.out_w, self.out_h, self.out_fmt = w, h, sp.out_fmt
         self.buf = CPUBuffer.allocate(batch_shape(self.n, &self.lay, w, h), self.lay.itemsize,
-                                      av_get_pix_fmt_name(sp.out_fmt).decode())
+                                      av_get_pix_fmt_name(sp.out_fmt).decode(), self.allocator)
         self.direct = True
 
     def __len__(self):
@@ -272,7 +274,8 @@ cdef class BatchJob:
             if frame_layout(<AVPixelFormat>fmt, &lay) < 0:
                 raise ValueError(f"pixel format {name!r} does not batch; ask for one of rgb24, "
                                  "bgr24, rgba, gray, gray16, yuv444p")
-        cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(len(good), &lay, w, h), lay.itemsize, name)
+        cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(len(good), &lay, w, h), lay.itemsize,
+                                                name, self.allocator)
         for row, i in enumerate(good):
             f = self.items[i].frame
             with nogil:

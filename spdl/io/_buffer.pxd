@@ -1,6 +1,14 @@
 from libc.stdint cimport int64_t
 
 ctypedef void (*free_fn_t)(void *ptr) noexcept nogil
+ctypedef void *(*alloc_fn_t)(size_t size) noexcept nogil
+
+cdef class HostAllocator:
+    """Where a CPUBuffer's memory comes from (for example page-locked memory)."""
+    cdef alloc_fn_t alloc
+    cdef free_fn_t free
+    cdef readonly bint pinned
+    cdef readonly str name
 
 cdef enum:
     MAX_NDIM = 4
@@ -18,7 +26,7 @@ cdef class CPUBuffer:
     cdef readonly bint pinned
 
     @staticmethod
-    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt)
+    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=*)
 
     cdef size_t nbytes_c(self) noexcept nogil
     cdef size_t row_bytes(self) noexcept nogil

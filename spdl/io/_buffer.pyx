@@ -66,6 +66,28 @@ cdef void _dl_capsule_destructor(object capsule) noexcept:
         t.deleter(t)
 
 
+cdef void *_av_malloc(size_t size) noexcept nogil:
+    return av_malloc(size)
+
+
+cdef class HostAllocator:
+    """A pair of C functions that allocate and free host memory.
+
+    Built by C code (for example the CUDA module, for page-locked memory);
+    the default allocator is FFmpeg's av_malloc, 64-byte aligned.
+    """
+
+    def __repr__(self):
+        return f"HostAllocator({self.name!r}, pinned={self.pinned})"
+
+
+cdef HostAllocator _DEFAULT = HostAllocator.__new__(HostAllocator)
+_DEFAULT.alloc = _av_malloc
+_DEFAULT.free = _av_free
+_DEFAULT.pinned = False
+_DEFAULT.name = "av_malloc"
+
+
 cdef class CPUBuffer:
     """A batch of images in host memory.
 
@@ -99,7 +121,7 @@ cdef class CPUBuffer:
         self.data = NULL
 
     @staticmethod
-    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt):
+    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=None):
         cdef CPUBuffer buf = CPUBuffer.__new__(CPUBuffer)
         cdef size_t n = itemsize
         if len(shape) > MAX_NDIM:
@@ -112,11 +134,14 @@ cdef class CPUBuffer:
             n *= <size_t>d
         buf.itemsize = itemsize
         buf.pix_fmt = pix_fmt
-        # av_malloc aligns for SIMD; never hand out NULL, even for an empty batch.
-        buf.data = av_malloc(n if n > 0 else 1)
+        if allocator is None:
+            allocator = _DEFAULT
+        # Never hand out NULL, even for an empty batch.
+        buf.data = allocator.alloc(n if n > 0 else 1)
         if buf.data == NULL:
-            raise MemoryError(f"cannot allocate {n} bytes for a batch of shape {shape}")
-        buf.free_fn = _av_free
+            raise MemoryError(f"cannot allocate {n} bytes ({allocator.name}) for a batch of shape {shape}")
+        buf.free_fn = allocator.free
+        buf.pinned = allocator.pinned
         buf.indices = tuple(range(shape[0])) if shape else ()
         return buf
 
