@@ -7,7 +7,7 @@ from spdl.io._config import DecodeConfig
 from spdl.io._demux cimport ImagePackets
 from spdl.io._error cimport (
     ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail, log_clear,
-    log_saw, raise_error,
+    log_first_error, log_saw, raise_error,
 )
 from spdl.io._filter_desc import parse_simple_filter
 from spdl.io._scale cimport (
@@ -153,6 +153,16 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFra
         return _decode_error(ret, "avcodec_receive_frame", err)
     if d.par != NULL:
         decoder_free(dec)  # opened with a demuxer's parameters: not for the next image
+    # Decoders conceal damage and still return a frame; a frame they had to
+    # patch up (truncated data, a broken entropy stream) is an error here.
+    if log_saw("EOI missing"):
+        av_frame_unref(frame)
+        return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
+                    "the JPEG data is truncated (no end-of-image marker)")
+    if log_first_error()[0] != 0:
+        av_frame_unref(frame)
+        return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
+                    "the decoder reported damaged data")
     return 0
 
 
