@@ -1,6 +1,6 @@
-"""Build the Cython extension modules of spdl.io against the system FFmpeg.
+"""Build the Cython extension modules of spdl.io against the system FFmpeg and libjpeg-turbo.
 
-FFmpeg's compile and link flags come from pkg-config. Every spdl/io/*.pyx is
+Their compile and link flags come from pkg-config. Every spdl/io/*.pyx is
 one extension module.
 """
 
@@ -12,9 +12,10 @@ import sys
 
 from setuptools import Extension, setup
 
-FFMPEG_LIBS = ["libavformat", "libavcodec", "libavfilter", "libswscale", "libavutil"]
+FFMPEG_LIBS = ["libavformat", "libavcodec", "libavfilter", "libswscale", "libavutil",
+               "libturbojpeg"]
 APT_HINT = ("apt-get install pkg-config libavformat-dev libavcodec-dev libavfilter-dev "
-            "libswscale-dev libavutil-dev")
+            "libswscale-dev libavutil-dev libturbojpeg0-dev")
 
 
 def pkg_config(*args):

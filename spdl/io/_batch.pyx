@@ -28,7 +28,7 @@ from spdl.io._error cimport (
 from spdl.io._errors import BatchLoadError
 from spdl.io._filter_desc import parse_simple_filter
 from spdl.io._scale cimport (
-    Geometry, Scaler, SimpleFilterSpec, compute_geometry, filter_graph_frame, scale_frame,
+    Geometry, ScaleSpec, Scaler, SimpleFilterSpec, compute_geometry, filter_graph_frame, scale_frame,
     scale_to_frame, scaler_free, scaler_init, simple_filter_spec,
 )
 from spdl.io._source cimport Source, SourceRef, make_source
@@ -168,6 +168,7 @@ cdef class BatchJob:
         cdef const char *desc = NULL
         cdef CPUBuffer buf
         cdef bint has_spec = self.spec is not None
+        cdef const ScaleSpec *sp = &self.spec.spec if has_spec else NULL
         if self.graph_desc is not None:
             desc = self.graph_desc
         if decoded == NULL or demux_init(&d) < 0:
@@ -184,20 +185,20 @@ cdef class BatchJob:
                 log_clear()
                 ret = demux_source(&item.src, &self.demux.opts, &d, &item.err)
                 if ret >= 0:
-                    ret = decode_image(&d, &self.decode.opts, &dec, decoded, &item.err)
+                    ret = decode_image(&d, &self.decode.opts, &dec, sp, decoded, &item.err)
                 if ret >= 0 and self.direct:
-                    ret = compute_geometry(&self.spec.spec, decoded.width, decoded.height, &g,
+                    ret = compute_geometry(sp, dec.extent.orig_w, dec.extent.orig_h, &g,
                                            &item.err)
                     if ret >= 0:
                         slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
-                        ret = scale_frame(&scaler, &self.spec.spec, decoded, &g, self.out_fmt,
+                        ret = scale_frame(&scaler, sp, decoded, &dec.extent, &g, self.out_fmt,
                                           dst, linesize, &item.err)
                 elif ret >= 0:
                     item.frame = av_frame_alloc()
                     if item.frame == NULL:
                         ret = fail(&item.err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
                     elif has_spec:
-                        ret = scale_to_frame(&scaler, &self.spec.spec, decoded, item.frame,
+                        ret = scale_to_frame(&scaler, sp, decoded, &dec.extent, item.frame,
                                              &item.err)
                     elif desc != NULL:
                         ret = filter_graph_frame(desc, decoded, item.frame, &item.err)

@@ -2,6 +2,8 @@ from libc.stdint cimport int64_t
 
 from spdl.io._demux cimport Demuxed
 from spdl.io._error cimport ErrorInfo
+from spdl.io._jpeg cimport JpegDecoder
+from spdl.io._scale cimport Extent, ScaleSpec
 from spdl.io.includes.libavcodec cimport AVCodec, AVCodecContext
 from spdl.io.includes.libavutil cimport AVDictionary, AVFrame
 
@@ -13,6 +15,8 @@ cdef struct DecodeOpts:
 cdef struct Decoder:
     AVCodecContext *ctx             # an open decoder kept for the next image, or NULL
     const AVCodec *codec
+    JpegDecoder jpeg                # the libjpeg-turbo path for JPEG
+    Extent extent                   # what the last decoded frame covers
 
 cdef class DecodeOptions:
     """Owns the C form of a DecodeConfig."""
@@ -22,8 +26,8 @@ cdef class DecodeOptions:
 cdef DecodeOptions decode_options(object config)
 cdef void decoder_init(Decoder *dec) noexcept nogil
 cdef void decoder_free(Decoder *dec) noexcept nogil
-cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFrame *frame,
-                      ErrorInfo *err) noexcept nogil
+cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const ScaleSpec *spec,
+                      AVFrame *frame, ErrorInfo *err) noexcept nogil
 
 cdef class ImageFrames:
     cdef AVFrame *frame

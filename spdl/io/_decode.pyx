@@ -10,12 +10,13 @@ from spdl.io._error cimport (
     log_first_error, log_saw, raise_error,
 )
 from spdl.io._filter_desc import parse_simple_filter
+from spdl.io._jpeg cimport JPEG_NOT_HANDLED, jpeg_decode, jpeg_free, jpeg_init
 from spdl.io._scale cimport (
-    Scaler, SimpleFilterSpec, filter_graph_frame, scale_to_frame, scaler_free, scaler_init,
+    Scaler, SimpleFilterSpec, extent_of, filter_graph_frame, scale_to_frame, scaler_free, scaler_init,
     simple_filter_spec,
 )
 from spdl.io.includes.libavcodec cimport (
-    AVCodec, AVCodecContext, av_codec_is_decoder, avcodec_alloc_context3,
+    AV_CODEC_ID_MJPEG, AVCodec, AVCodecContext, av_codec_is_decoder, avcodec_alloc_context3,
     avcodec_find_decoder, avcodec_find_decoder_by_name, avcodec_flush_buffers,
     avcodec_free_context, avcodec_open2, avcodec_parameters_to_context, avcodec_receive_frame,
     avcodec_send_packet,
@@ -69,11 +70,17 @@ cdef DecodeOptions decode_options(object config):
 cdef void decoder_init(Decoder *dec) noexcept nogil:
     dec.ctx = NULL
     dec.codec = NULL
+    jpeg_init(&dec.jpeg)
+
+
+cdef void _free_ffmpeg(Decoder *dec) noexcept nogil:
+    avcodec_free_context(&dec.ctx)
+    dec.codec = NULL
 
 
 cdef void decoder_free(Decoder *dec) noexcept nogil:
-    avcodec_free_context(&dec.ctx)
-    dec.codec = NULL
+    _free_ffmpeg(dec)
+    jpeg_free(&dec.jpeg)
 
 
 cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Decoder *dec,
@@ -82,24 +89,24 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
     cdef const AVDictionaryEntry *e = NULL
     cdef char msg[256]
     cdef int ret
-    decoder_free(dec)
+    _free_ffmpeg(dec)
     dec.ctx = avcodec_alloc_context3(codec)
     if dec.ctx == NULL:
         return fail(err, ERR_NOMEM, "decode", "avcodec_alloc_context3", 0, "out of memory")
     if d.par != NULL:
         ret = avcodec_parameters_to_context(dec.ctx, d.par)
         if ret < 0:
-            decoder_free(dec)
+            _free_ffmpeg(dec)
             return fail(err, ERR_DECODE, "decode", "avcodec_parameters_to_context", ret, NULL)
     dec.ctx.thread_count = 1  # images are decoded in parallel, one per thread
     dec.ctx.max_pixels = o.max_pixels
     if o.options != NULL and av_dict_copy(&options, o.options, 0) < 0:
-        decoder_free(dec)
+        _free_ffmpeg(dec)
         return fail(err, ERR_NOMEM, "decode", "av_dict_copy", 0, "out of memory")
     ret = avcodec_open2(dec.ctx, codec, &options)
     if ret < 0:
         av_dict_free(&options)
-        decoder_free(dec)
+        _free_ffmpeg(dec)
         return fail(err, ERR_DECODE, "decode", "avcodec_open2", ret, NULL)
     e = av_dict_get(options, "", NULL, AV_DICT_IGNORE_SUFFIX)
     if e != NULL:
@@ -109,7 +116,7 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
             strncat(msg, e.key, sizeof(msg) - strlen(msg) - 1)
             e = av_dict_get(options, "", e, AV_DICT_IGNORE_SUFFIX)
         av_dict_free(&options)
-        decoder_free(dec)
+        _free_ffmpeg(dec)
         return fail(err, ERR_CONFIG, "decode", "avcodec_open2", 0, msg)
     av_dict_free(&options)
     dec.codec = codec
@@ -122,11 +129,20 @@ cdef int _decode_error(int ret, const char *op, ErrorInfo *err) noexcept nogil:
     return fail(err, ERR_DECODE, "decode", op, ret, NULL)
 
 
-cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFrame *frame,
-                      ErrorInfo *err) noexcept nogil:
-    """Decode the one image of d into frame, reusing dec's open decoder when it fits."""
+cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const ScaleSpec *spec,
+                      AVFrame *frame, ErrorInfo *err) noexcept nogil:
+    """Decode the one image of d into frame, reusing dec's open decoders.
+
+    A JPEG goes to libjpeg-turbo (unless a decoder or decoder options were
+    asked for), reduced in the DCT as far as spec (NULL: full size) allows.
+    """
     cdef const AVCodec *codec = o.codec
     cdef int ret
+    if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
+        ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, frame,
+                          &dec.extent, err)
+        if ret != JPEG_NOT_HANDLED:
+            return ret
     if codec == NULL:
         codec = avcodec_find_decoder(d.codec_id)
         if codec == NULL:
@@ -138,7 +154,7 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFra
         return -1
     ret = avcodec_send_packet(dec.ctx, d.pkt)
     if ret < 0:
-        decoder_free(dec)  # its state is unknown now
+        _free_ffmpeg(dec)  # its state is unknown now
         return _decode_error(ret, "avcodec_send_packet", err)
     ret = avcodec_receive_frame(dec.ctx, frame)
     if ret == AVERROR(EAGAIN):
@@ -146,13 +162,13 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFra
         if ret >= 0:
             ret = avcodec_receive_frame(dec.ctx, frame)
     if ret < 0:
-        decoder_free(dec)
+        _free_ffmpeg(dec)
         if ret == AVERROR_EOF or ret == AVERROR(EAGAIN):
             return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                         "the data decoded to no image")
         return _decode_error(ret, "avcodec_receive_frame", err)
     if d.par != NULL:
-        decoder_free(dec)  # opened with a demuxer's parameters: not for the next image
+        _free_ffmpeg(dec)  # opened with a demuxer's parameters: not for the next image
     # Decoders conceal damage and still return a frame; a frame they had to
     # patch up (truncated data, a broken entropy stream) is an error here.
     if log_saw("EOI missing"):
@@ -163,6 +179,7 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, AVFra
         av_frame_unref(frame)
         return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                     "the decoder reported damaged data")
+    extent_of(frame, &dec.extent)
     return 0
 
 
@@ -244,9 +261,9 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None):
     scaler_init(&scaler)
     with nogil:
         log_clear()
-        ret = decode_image(&p.d, &o.opts, &dec, decoded, &err)
+        ret = decode_image(&p.d, &o.opts, &dec, &spec.spec if use_spec else NULL, decoded, &err)
         if ret >= 0 and use_spec:
-            ret = scale_to_frame(&scaler, &spec.spec, decoded, out.frame, &err)
+            ret = scale_to_frame(&scaler, &spec.spec, decoded, &dec.extent, out.frame, &err)
         elif ret >= 0 and use_graph:
             ret = filter_graph_frame(c_desc, decoded, out.frame, &err)
         elif ret >= 0:

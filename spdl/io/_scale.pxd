@@ -26,9 +26,15 @@ cdef struct Geometry:
     int ox                # where the scaled image's top-left lands in the output
     int oy
 
+cdef struct Extent:
+    int orig_w            # the image's size before any reduction in the decoder
+    int orig_h
+    double w              # how much of the frame the image fills, in frame pixels: a
+    double h              # frame reduced in the DCT ends in a partial pixel (175.5 of 176)
+
 cdef struct Scaler:
     SwsContext *sws       # cached between images of the same geometry
-    AVFrame *tmp          # for sources that cannot be cropped by pointer
+    AVFrame *tmp          # scratch image when only part of the scaled frame is kept
 
 cdef class SimpleFilterSpec:
     cdef ScaleSpec spec
@@ -39,10 +45,11 @@ cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
                           ErrorInfo *err) noexcept nogil
 cdef void scaler_init(Scaler *s) noexcept nogil
 cdef void scaler_free(Scaler *s) noexcept nogil
-cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Geometry *g,
-                     AVPixelFormat dst_fmt, uint8_t **dst, const int *dst_linesize,
-                     ErrorInfo *err) noexcept nogil
-cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, AVFrame *out,
-                        ErrorInfo *err) noexcept nogil
+cdef void extent_of(const AVFrame *frame, Extent *ext) noexcept nogil
+cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Extent *ext,
+                     const Geometry *g, AVPixelFormat dst_fmt, uint8_t **dst,
+                     const int *dst_linesize, ErrorInfo *err) noexcept nogil
+cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, const Extent *ext,
+                        AVFrame *out, ErrorInfo *err) noexcept nogil
 cdef int filter_graph_frame(const char *desc, AVFrame *src, AVFrame *out,
                             ErrorInfo *err) noexcept nogil

@@ -25,7 +25,7 @@ from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_YUVJ444P,
     AVCOL_RANGE_JPEG, AVCOL_SPC_BT709, AVFrame, AVPixelFormat, AVPixFmtDescriptor,
     av_frame_alloc, av_frame_free, av_frame_get_buffer, av_frame_unref, av_get_pix_fmt,
-    av_pix_fmt_desc_get, av_strdup,
+    av_image_copy_plane, av_pix_fmt_desc_get, av_strdup,
 )
 from spdl.io.includes.libswscale cimport (
     SWS_ACCURATE_RND, SWS_AREA, SWS_BICUBIC, SWS_BILINEAR, SWS_CS_DEFAULT, SWS_CS_ITU709,
@@ -219,93 +219,119 @@ cdef int _set_colorspace(SwsContext *sws, const AVFrame *src) noexcept nogil:
                                     brightness, contrast, saturation)
 
 
-cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Geometry *g,
-                     AVPixelFormat dst_fmt, uint8_t **dst, const int *dst_linesize,
-                     ErrorInfo *err) noexcept nogil:
-    """Scale src into the out_w x out_h image at dst, padding with black as g says."""
-    cdef const AVPixFmtDescriptor *sd = av_pix_fmt_desc_get(<AVPixelFormat>src.format)
-    cdef const AVPixFmtDescriptor *dd = av_pix_fmt_desc_get(dst_fmt)
-    cdef int vx0, vx1, vy0, vy1, sx0, sx1, sy0, sy1, p, ret
+cdef void extent_of(const AVFrame *frame, Extent *ext) noexcept nogil:
+    """The extent of a frame decoded at full size."""
+    ext.orig_w, ext.orig_h = frame.width, frame.height
+    ext.w, ext.h = frame.width, frame.height
+
+
+cdef void _copy_window(const AVPixFmtDescriptor *d, const AVFrame *from_, int x, int y, int w,
+                       int h, uint8_t **dst, const int *dst_linesize, int dx, int dy) noexcept nogil:
+    """Copy the w x h window at (x, y) of from_ to (dx, dy) of dst (same format)."""
     cdef int64_t soff[4]
     cdef int64_t doff[4]
-    cdef const uint8_t *sp[4]
+    cdef int c, p, hs, vs
+    cdef bint done[4]
+    _plane_offsets(d, x, y, soff, from_.linesize)
+    _plane_offsets(d, dx, dy, doff, dst_linesize)
+    for p in range(4):
+        done[p] = False
+    for c in range(d.nb_components):
+        p = d.comp[c].plane
+        if done[p]:
+            continue
+        done[p] = True
+        hs = vs = 0
+        if _is_yuv(d) and (c == 1 or c == 2):
+            hs, vs = d.log2_chroma_w, d.log2_chroma_h
+        if d.flags & AV_PIX_FMT_FLAG_PLANAR or d.nb_components == 1:
+            av_image_copy_plane(dst[p] + doff[p], dst_linesize[p], from_.data[p] + soff[p],
+                                from_.linesize[p], (-((-w) >> hs)) * d.comp[c].step, -((-h) >> vs))
+        else:  # packed: one plane holds every component
+            av_image_copy_plane(dst[0] + doff[0], dst_linesize[0], from_.data[0] + soff[0],
+                                from_.linesize[0], w * d.comp[0].step, h)
+            return
+
+
+cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Extent *ext,
+                     const Geometry *g, AVPixelFormat dst_fmt, uint8_t **dst,
+                     const int *dst_linesize, ErrorInfo *err) noexcept nogil:
+    """Scale src into the out_w x out_h image at dst, padding with black as g says.
+
+    g comes from the image's original size (ext.orig_w x ext.orig_h). The frame
+    is scaled whole, to fw x fh, of which the image part is g.sw x g.sh (more
+    than that only when the frame ends in a partial pixel); when all of it is
+    inside the output it goes straight to dst, else through a scratch image.
+    """
+    cdef const AVPixFmtDescriptor *sd = av_pix_fmt_desc_get(<AVPixelFormat>src.format)
+    cdef const AVPixFmtDescriptor *dd = av_pix_fmt_desc_get(dst_fmt)
+    cdef int vx0, vx1, vy0, vy1, fw, fh, p, ret
+    cdef int64_t doff[4]
     cdef uint8_t *dp[4]
-    cdef const AVFrame *from_ = src
+    cdef double ew = ext.w if ext != NULL else src.width
+    cdef double eh = ext.h if ext != NULL else src.height
     if sd == NULL or dd == NULL or sd.flags & AV_PIX_FMT_FLAG_HWACCEL:
         return fail(err, ERR_FILTER, "filter", "sws_scale", 0, "unsupported pixel format")
-    # The part of the scaled image inside the output, and the source region it comes from.
+    fw = max(g.sw, <int>(g.sw * src.width / ew + 0.5))
+    fh = max(g.sh, <int>(g.sh * src.height / eh + 0.5))
+    # The part of the scaled image inside the output.
     vx0, vx1 = max(0, -g.ox), min(g.sw, g.out_w - g.ox)
     vy0, vy1 = max(0, -g.oy), min(g.sh, g.out_h - g.oy)
     if vx1 - vx0 < g.out_w or vy1 - vy0 < g.out_h:
         _fill_black(dst_fmt, dd, g.out_w, g.out_h, dst, dst_linesize)
     if vx1 <= vx0 or vy1 <= vy0:
         return 0
-    sx0 = <int>_rescale(vx0, src.width, g.sw)
-    sx1 = <int>_rescale(vx1, src.width, g.sw)
-    sy0 = <int>_rescale(vy0, src.height, g.sh)
-    sy1 = <int>_rescale(vy1, src.height, g.sh)
-    if (sx0 or sy0) and sd.flags & (AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM):
-        # Paletted and bit-packed rows cannot start mid-byte: expand to RGBA first.
-        if s.tmp == NULL:
-            s.tmp = av_frame_alloc()
-            if s.tmp == NULL:
-                return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, "out of memory")
-        av_frame_unref(s.tmp)
-        s.tmp.width, s.tmp.height, s.tmp.format = src.width, src.height, AV_PIX_FMT_RGBA
-        ret = av_frame_get_buffer(s.tmp, 0)
-        if ret < 0:
-            return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
-        s.sws = sws_getCachedContext(s.sws, src.width, src.height, <AVPixelFormat>src.format,
-                                     src.width, src.height, AV_PIX_FMT_RGBA, SWS_POINT,
-                                     NULL, NULL, NULL)
-        if s.sws == NULL:
-            return fail(err, ERR_FILTER, "filter", "sws_getCachedContext", 0, "unsupported conversion")
-        sws_scale(s.sws, <const uint8_t * const *>src.data, src.linesize, 0, src.height,
-                  s.tmp.data, s.tmp.linesize)
-        s.tmp.color_range = src.color_range
-        s.tmp.colorspace = src.colorspace
-        from_ = s.tmp
-        sd = av_pix_fmt_desc_get(AV_PIX_FMT_RGBA)
-    # Chroma rows and columns start on whole chroma samples.
-    if _is_yuv(sd):
-        sx0 &= ~((1 << sd.log2_chroma_w) - 1)
-        sy0 &= ~((1 << sd.log2_chroma_h) - 1)
-    if sx1 <= sx0:
-        sx1 = sx0 + 1
-    if sy1 <= sy0:
-        sy1 = sy0 + 1
-    s.sws = sws_getCachedContext(s.sws, sx1 - sx0, sy1 - sy0, <AVPixelFormat>from_.format,
-                                 vx1 - vx0, vy1 - vy0, dst_fmt, spec.sws_flags, NULL, NULL, NULL)
+    s.sws = sws_getCachedContext(s.sws, src.width, src.height, <AVPixelFormat>src.format,
+                                 fw, fh, dst_fmt, spec.sws_flags, NULL, NULL, NULL)
     if s.sws == NULL:
         return fail(err, ERR_FILTER, "filter", "sws_getCachedContext", 0,
                     "swscale cannot convert between these formats or sizes")
-    _set_colorspace(s.sws, from_)
-    _plane_offsets(sd, sx0, sy0, soff, from_.linesize)
-    _plane_offsets(dd, g.ox + vx0, g.oy + vy0, doff, dst_linesize)
-    for p in range(4):
-        sp[p] = from_.data[p] + soff[p] if from_.data[p] != NULL else NULL
-        dp[p] = dst[p] + doff[p] if dst[p] != NULL else NULL
-    if sd.flags & AV_PIX_FMT_FLAG_PAL:
-        sp[1] = from_.data[1]  # the palette, not a plane
-    ret = sws_scale(s.sws, sp, from_.linesize, 0, sy1 - sy0, dp, dst_linesize)
+    _set_colorspace(s.sws, src)
+    if vx0 == 0 and vy0 == 0 and vx1 == fw and vy1 == fh:
+        _plane_offsets(dd, g.ox, g.oy, doff, dst_linesize)
+        for p in range(4):
+            dp[p] = dst[p] + doff[p] if dst[p] != NULL else NULL
+        ret = sws_scale(s.sws, <const uint8_t * const *>src.data, src.linesize, 0, src.height,
+                        dp, dst_linesize)
+        if ret <= 0:
+            return fail(err, ERR_FILTER, "filter", "sws_scale", ret, NULL)
+        return 0
+    if s.tmp == NULL:
+        s.tmp = av_frame_alloc()
+        if s.tmp == NULL:
+            return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, "out of memory")
+    if s.tmp.width != fw or s.tmp.height != fh or s.tmp.format != dst_fmt:
+        av_frame_unref(s.tmp)
+        s.tmp.width, s.tmp.height, s.tmp.format = fw, fh, dst_fmt
+        ret = av_frame_get_buffer(s.tmp, 0)
+        if ret < 0:
+            return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+    ret = sws_scale(s.sws, <const uint8_t * const *>src.data, src.linesize, 0, src.height,
+                    s.tmp.data, s.tmp.linesize)
     if ret <= 0:
         return fail(err, ERR_FILTER, "filter", "sws_scale", ret, NULL)
+    _copy_window(dd, s.tmp, vx0, vy0, vx1 - vx0, vy1 - vy0, dst, dst_linesize,
+                 g.ox + vx0, g.oy + vy0)
     return 0
 
 
-cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, AVFrame *out,
-                        ErrorInfo *err) noexcept nogil:
+cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, const Extent *ext,
+                        AVFrame *out, ErrorInfo *err) noexcept nogil:
     """Scale src into a new frame out (unreferenced on entry)."""
     cdef Geometry g
     cdef int ret
+    cdef Extent own
     cdef AVPixelFormat fmt = spec.out_fmt if spec.out_fmt != AV_PIX_FMT_NONE else <AVPixelFormat>src.format
-    if compute_geometry(spec, src.width, src.height, &g, err) < 0:
+    if ext == NULL:
+        extent_of(src, &own)
+        ext = &own
+    if compute_geometry(spec, ext.orig_w, ext.orig_h, &g, err) < 0:
         return -1
     out.width, out.height, out.format = g.out_w, g.out_h, fmt
     ret = av_frame_get_buffer(out, 0)
     if ret < 0:
         return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
-    return scale_frame(s, spec, src, &g, fmt, out.data, out.linesize, err)
+    return scale_frame(s, spec, src, ext, &g, fmt, out.data, out.linesize, err)
 
 
 cdef int filter_graph_frame(const char *desc, AVFrame *src, AVFrame *out,

@@ -1,0 +1,72 @@
+from libc.stdint cimport int64_t, uintptr_t
+
+from spdl.io.includes.cuda_runtime cimport *
+
+# The CUDA runtime functions spdl.io calls, filled by dlsym (see _cuda.pyx).
+cdef struct CudaRuntimeApi:
+    cudaGetDeviceCount_t cudaGetDeviceCount
+    cudaGetDevice_t cudaGetDevice
+    cudaSetDevice_t cudaSetDevice
+    cudaMalloc_t cudaMalloc
+    cudaFree_t cudaFree
+    cudaHostAlloc_t cudaHostAlloc
+    cudaFreeHost_t cudaFreeHost
+    cudaMemcpyAsync_t cudaMemcpyAsync
+    cudaMemsetAsync_t cudaMemsetAsync
+    cudaStreamSynchronize_t cudaStreamSynchronize
+    cudaDeviceSynchronize_t cudaDeviceSynchronize
+    cudaEventCreateWithFlags_t cudaEventCreateWithFlags
+    cudaEventRecord_t cudaEventRecord
+    cudaEventQuery_t cudaEventQuery
+    cudaEventSynchronize_t cudaEventSynchronize
+    cudaEventDestroy_t cudaEventDestroy
+    cudaStreamWaitEvent_t cudaStreamWaitEvent
+    cudaStreamGetFlags_t cudaStreamGetFlags
+    cudaDeviceGetAttribute_t cudaDeviceGetAttribute
+    cudaRuntimeGetVersion_t cudaRuntimeGetVersion
+    cudaDriverGetVersion_t cudaDriverGetVersion
+    cudaGetErrorName_t cudaGetErrorName
+    cudaGetErrorString_t cudaGetErrorString
+    cudaGetLastError_t cudaGetLastError
+    cudaMemGetInfo_t cudaMemGetInfo
+
+cdef enum FreeKind:
+    FREE_NONE = 0       # nothing to free (empty buffer, or memory owned elsewhere)
+    FREE_CUDA = 1       # cudaFree, after the device is idle
+    FREE_PY = 2         # the Python free(ptr) of CUDAConfig.allocator
+
+cdef enum:
+    CUDA_MAX_NDIM = 4
+
+cdef class CUDABuffer:
+    cdef uintptr_t ptr          # device pointer; 0 only when the buffer is empty
+    cdef size_t _nbytes
+    cdef int ndim
+    cdef int64_t _shape[CUDA_MAX_NDIM]
+    cdef int itemsize           # 1 (uint8) or 2 (uint16)
+    cdef int _device
+    cdef uintptr_t _stream      # CUDAConfig.stream: 0 is the legacy default stream
+    cdef int free_kind          # a FreeKind
+    cdef object free_cb         # FREE_PY: called once with ptr
+    cdef readonly str pix_fmt
+    cdef readonly object indices
+    cdef readonly dict errors
+
+    cdef int _ready_on(self, uintptr_t consumer) except -1
+
+# The runtime's function table; loads libcudart on first use (raises CUDAUnavailableError).
+cdef const CudaRuntimeApi *cudart() except NULL
+
+# Make device current on this thread. *prev gets the device to give back to
+# leave_device (-1: nothing to restore). Returns a cudaError_t.
+cdef cudaError_t enter_device(const CudaRuntimeApi *rt, int device, int *prev) noexcept nogil
+cdef void leave_device(const CudaRuntimeApi *rt, int prev) noexcept nogil
+
+# The exception for a failed runtime call (clears the runtime's last error).
+cdef object cuda_error(cudaError_t err, str op, str what=*)
+
+# A CUDABuffer of this shape on config's device, allocated by config's allocator.
+cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config)
+
+# Keep `keep` alive until the work enqueued so far on `stream` has completed.
+cdef int keep_until_done(int device, uintptr_t stream, object keep) except -1

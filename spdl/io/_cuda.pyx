@@ -1,0 +1,975 @@
+# cython: language_level=3
+"""The GPU path: the CUDA runtime opened at run time, page-locked staging, CUDABuffer.
+
+Nothing CUDA is needed to build or import this module. libcudart is opened
+with dlopen the first time a GPU entry point runs, under a lock, once; the
+function table is filled by dlsym. The library is looked for in the
+nvidia-cuda-runtime-cu12 wheel, then under $CUDA_HOME / $CUDA_PATH, then by
+soname (a system CUDA), then in /usr/local/cuda.
+
+Streams. CUDAConfig.stream is a cudaStream_t as an int; 0 means the legacy
+default stream (the runtime functions are the plain, not the _ptsz, entry
+points). All work for a batch is enqueued on that stream, so a CUDABuffer is
+valid in that stream's order. Exports say so: __cuda_array_interface__ gives
+the stream (0 is written as 1, the interface's name for the legacy default
+stream) and __dlpack__(stream=s) makes the data ready on the consumer's stream
+s with an event.
+
+Host memory. transfer_buffer copies with cudaMemcpyAsync. The source
+(page-locked or not) is kept alive until an event recorded after the copy has
+completed: the runtime may read pageable memory after cudaMemcpyAsync returns
+too, so both kinds are treated alike. Batches headed for the GPU are decoded
+straight into page-locked memory (host_allocator), which makes the copy a
+real asynchronous DMA.
+"""
+
+import atexit
+import importlib.util
+import operator
+import os
+import threading
+
+cimport cython
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
+from cpython.ref cimport Py_INCREF, PyObject
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
+from posix.dlfcn cimport RTLD_LOCAL, RTLD_NOW, dlerror, dlopen, dlsym
+
+from spdl.io._buffer cimport CPUBuffer, HostAllocator
+from spdl.io._config import CUDAConfig
+from spdl.io._errors import AllocationError, SpdlIOError
+from spdl.io.includes.cuda_runtime cimport *
+
+__all__ = [
+    "CUDABuffer",
+    "CUDAError",
+    "CUDAUnavailableError",
+    "cuda_available",
+    "check_device",
+    "host_allocator",
+    "transfer_buffer",
+]
+
+
+cdef extern from "Python.h":
+    ctypedef int PyGILState_STATE
+    PyGILState_STATE PyGILState_Ensure() noexcept nogil
+    void PyGILState_Release(PyGILState_STATE) noexcept nogil
+    void Py_DecRef(PyObject *o) noexcept nogil
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+class CUDAError(SpdlIOError, RuntimeError):
+    """A call into the CUDA runtime, nvJPEG or NPP failed.
+
+    Attributes:
+        op: The call that failed, for example ``"cudaMemcpyAsync"``.
+        code: The status it returned (a ``cudaError_t``, ``nvjpegStatus_t`` or
+            ``NppStatus``), or None.
+    """
+
+    def __init__(self, message, *, op=None, code=None):
+        super().__init__(message, stage="cuda")
+        self.op = op
+        self.code = code
+
+
+class CUDAUnavailableError(CUDAError):
+    """CUDA cannot be used here: a library cannot be loaded, or there is no CUDA device.
+
+    Attributes:
+        library: The library that could not be loaded (for example
+            ``"libcudart.so.12"``), or None when the libraries loaded but
+            there is no usable device.
+        tried: The paths that were tried, in order.
+    """
+
+    def __init__(self, message, *, library=None, tried=(), op=None, code=None):
+        super().__init__(message, op=op, code=code)
+        self.library = library
+        self.tried = tuple(tried)
+
+
+# ---------------------------------------------------------------------------
+# Finding and opening the libraries
+
+_LOAD_LOCK = threading.Lock()
+
+
+def library_candidates(wheel_module, soname):
+    """Where to look for a CUDA library, in order.
+
+    The nvidia-*-cu12 wheel's ``lib`` directory (``wheel_module`` is for
+    example ``"nvidia.cuda_runtime"``), then ``$CUDA_HOME/lib64`` and
+    ``$CUDA_PATH/lib64``, then the plain soname (the dynamic loader's search:
+    LD_LIBRARY_PATH, the ld.so cache), then ``/usr/local/cuda/lib64``.
+    """
+    out = []
+    try:
+        spec = importlib.util.find_spec(wheel_module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        for d in spec.submodule_search_locations or ():
+            out.append(os.path.join(d, "lib", soname))
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        root = os.environ.get(var)
+        if root:
+            out.append(os.path.join(root, "lib64", soname))
+    out.append(soname)
+    out.append(os.path.join("/usr/local/cuda/lib64", soname))
+    return list(dict.fromkeys(out))
+
+
+cdef class _Library:
+    """A library opened with dlopen. Never closed: function tables point into it."""
+    cdef void *handle
+    cdef readonly str path
+    cdef readonly str label
+
+    cdef void *sym(self, const char *name, list missing):
+        cdef void *p = dlsym(self.handle, name)
+        if p == NULL:
+            missing.append(name.decode())
+        return p
+
+    def check(self, list missing):
+        if missing:
+            raise CUDAUnavailableError(
+                f"{self.path} was loaded but lacks {', '.join(missing)}: it is not the "
+                f"CUDA 12 library {self.label} that spdl.io needs",
+                library=self.label, tried=[self.path])
+
+    def __repr__(self):
+        return f"<library {self.label} from {self.path}>"
+
+
+def _open_library(str label, candidates, str hint=""):
+    """dlopen the first of candidates that loads.
+
+    Raises CUDAUnavailableError naming ``label`` and every path tried, with
+    the loader's reason for each.
+    """
+    cdef void *h
+    cdef const char *e
+    cdef const char *cpath
+    cdef bytes b
+    cdef _Library lib
+    tried = []
+    reasons = []
+    for path in candidates:
+        b = os.fsencode(path)
+        cpath = b
+        with nogil:
+            h = dlopen(cpath, RTLD_NOW | RTLD_LOCAL)
+            e = dlerror() if h == NULL else NULL
+        if h != NULL:
+            lib = _Library.__new__(_Library)
+            lib.handle = h
+            lib.path = os.fsdecode(path)
+            lib.label = label
+            return lib
+        tried.append(os.fsdecode(path))
+        reasons.append(e.decode("utf-8", "replace") if e != NULL else "unknown error")
+    detail = "\n".join(f"  {p}: {r}" for p, r in zip(tried, reasons))
+    raise CUDAUnavailableError(
+        f"{label} could not be loaded{': ' + hint if hint else ''}. Tried:\n{detail}",
+        library=label, tried=tried)
+
+
+# ---------------------------------------------------------------------------
+# The runtime's function table
+
+cdef CudaRuntimeApi _rt
+cdef bint _rt_ready = False
+_rt_failure = None      # (message, library, tried) of the failed load, raised again each time
+_rt_lib = None
+
+_CUDART = "libcudart.so.12"
+_CUDART_HINT = ("the CUDA runtime is needed for the GPU path; install it with "
+                "`pip install spdl[cuda]` (or nvidia-cuda-runtime-cu12), or install CUDA 12")
+
+
+cdef int _fill_runtime(_Library lib, CudaRuntimeApi *t) except -1:
+    missing = []
+    t.cudaGetDeviceCount = <cudaGetDeviceCount_t>lib.sym(b"cudaGetDeviceCount", missing)
+    t.cudaGetDevice = <cudaGetDevice_t>lib.sym(b"cudaGetDevice", missing)
+    t.cudaSetDevice = <cudaSetDevice_t>lib.sym(b"cudaSetDevice", missing)
+    t.cudaMalloc = <cudaMalloc_t>lib.sym(b"cudaMalloc", missing)
+    t.cudaFree = <cudaFree_t>lib.sym(b"cudaFree", missing)
+    t.cudaHostAlloc = <cudaHostAlloc_t>lib.sym(b"cudaHostAlloc", missing)
+    t.cudaFreeHost = <cudaFreeHost_t>lib.sym(b"cudaFreeHost", missing)
+    t.cudaMemcpyAsync = <cudaMemcpyAsync_t>lib.sym(b"cudaMemcpyAsync", missing)
+    t.cudaMemsetAsync = <cudaMemsetAsync_t>lib.sym(b"cudaMemsetAsync", missing)
+    t.cudaStreamSynchronize = <cudaStreamSynchronize_t>lib.sym(b"cudaStreamSynchronize", missing)
+    t.cudaDeviceSynchronize = <cudaDeviceSynchronize_t>lib.sym(b"cudaDeviceSynchronize", missing)
+    t.cudaEventCreateWithFlags = <cudaEventCreateWithFlags_t>lib.sym(b"cudaEventCreateWithFlags", missing)
+    t.cudaEventRecord = <cudaEventRecord_t>lib.sym(b"cudaEventRecord", missing)
+    t.cudaEventQuery = <cudaEventQuery_t>lib.sym(b"cudaEventQuery", missing)
+    t.cudaEventSynchronize = <cudaEventSynchronize_t>lib.sym(b"cudaEventSynchronize", missing)
+    t.cudaEventDestroy = <cudaEventDestroy_t>lib.sym(b"cudaEventDestroy", missing)
+    t.cudaStreamWaitEvent = <cudaStreamWaitEvent_t>lib.sym(b"cudaStreamWaitEvent", missing)
+    t.cudaStreamGetFlags = <cudaStreamGetFlags_t>lib.sym(b"cudaStreamGetFlags", missing)
+    t.cudaDeviceGetAttribute = <cudaDeviceGetAttribute_t>lib.sym(b"cudaDeviceGetAttribute", missing)
+    t.cudaRuntimeGetVersion = <cudaRuntimeGetVersion_t>lib.sym(b"cudaRuntimeGetVersion", missing)
+    t.cudaDriverGetVersion = <cudaDriverGetVersion_t>lib.sym(b"cudaDriverGetVersion", missing)
+    t.cudaGetErrorName = <cudaGetErrorName_t>lib.sym(b"cudaGetErrorName", missing)
+    t.cudaGetErrorString = <cudaGetErrorString_t>lib.sym(b"cudaGetErrorString", missing)
+    t.cudaGetLastError = <cudaGetLastError_t>lib.sym(b"cudaGetLastError", missing)
+    t.cudaMemGetInfo = <cudaMemGetInfo_t>lib.sym(b"cudaMemGetInfo", missing)
+    lib.check(missing)
+    return 0
+
+
+def _load_runtime():
+    """Open libcudart and fill the table, once; later calls return at once or raise the same error."""
+    global _rt_ready, _rt_failure, _rt_lib
+    if _rt_ready:
+        return _rt_lib
+    with _LOAD_LOCK:
+        if not _rt_ready:
+            if _rt_failure is None:
+                try:
+                    lib = _open_library(_CUDART, library_candidates("nvidia.cuda_runtime", _CUDART),
+                                        _CUDART_HINT)
+                    _fill_runtime(lib, &_rt)
+                except CUDAUnavailableError as e:
+                    _rt_failure = (str(e), e.library, e.tried)
+                else:
+                    _rt_lib = lib
+                    _rt_ready = True
+            if _rt_failure is not None:
+                msg, library, tried = _rt_failure
+                raise CUDAUnavailableError(msg, library=library, tried=tried)
+    return _rt_lib
+
+
+cdef const CudaRuntimeApi *cudart() except NULL:
+    if not _rt_ready:
+        _load_runtime()
+    return &_rt
+
+
+def runtime_info():
+    """Where libcudart was loaded from and its version, or the reason it could not be.
+
+    Returns a dict: ``{"library": path or None, "runtime_version": int or
+    None, "driver_version": int or None, "error": str or None}``. Never raises.
+    """
+    cdef int rv = 0, dv = 0
+    try:
+        lib = _load_runtime()
+    except CUDAUnavailableError as e:
+        return {"library": None, "runtime_version": None, "driver_version": None, "error": str(e)}
+    _rt.cudaRuntimeGetVersion(&rv)
+    _rt.cudaDriverGetVersion(&dv)
+    return {"library": lib.path, "runtime_version": rv, "driver_version": dv, "error": None}
+
+
+cdef object cuda_error(cudaError_t err, str op, str what=None):
+    cdef const char *name = _rt.cudaGetErrorName(err)
+    cdef const char *text = _rt.cudaGetErrorString(err)
+    _rt.cudaGetLastError()
+    msg = (f"{op} failed{' (' + what + ')' if what else ''}: "
+           f"{name.decode() if name != NULL else err} ({text.decode() if text != NULL else '?'})")
+    if err == cudaErrorMemoryAllocation:
+        exc = AllocationError(msg, stage="cuda")
+        exc.op, exc.code = op, err
+        return exc
+    return CUDAError(msg, op=op, code=err)
+
+
+cdef cudaError_t enter_device(const CudaRuntimeApi *rt, int device, int *prev) noexcept nogil:
+    cdef int cur = -1
+    prev[0] = -1
+    if rt.cudaGetDevice(&cur) == cudaSuccess:
+        if cur == device:
+            return cudaSuccess
+        prev[0] = cur
+    else:
+        rt.cudaGetLastError()
+    return rt.cudaSetDevice(device)
+
+
+cdef void leave_device(const CudaRuntimeApi *rt, int prev) noexcept nogil:
+    if prev >= 0:
+        rt.cudaSetDevice(prev)
+
+
+# ---------------------------------------------------------------------------
+# Devices
+
+def _device_count():
+    """How many CUDA devices the runtime sees; CUDAUnavailableError (no CUDA device) if none."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef int n = 0, dv = 0
+    cdef cudaError_t err
+    with nogil:
+        err = rt.cudaGetDeviceCount(&n)
+    if err != cudaSuccess:
+        name = rt.cudaGetErrorName(err).decode()
+        text = rt.cudaGetErrorString(err).decode()
+        rt.cudaGetLastError()
+        rt.cudaDriverGetVersion(&dv)
+        driver = f"CUDA driver {dv // 1000}.{dv % 1000 // 10}" if dv else "no CUDA driver found"
+        raise CUDAUnavailableError(
+            f"no CUDA device: cudaGetDeviceCount failed with {name} ({text}); the CUDA runtime "
+            f"{_rt_lib.path} loaded, {driver}", op="cudaGetDeviceCount", code=err)
+    if n <= 0:
+        raise CUDAUnavailableError(
+            "no CUDA device: the CUDA runtime sees no GPU "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')})",
+            op="cudaGetDeviceCount", code=cudaErrorNoDevice)
+    return n
+
+
+def cuda_available():
+    """Whether the GPU path can run: libcudart loads and sees at least one CUDA device.
+
+    Never raises. The nvJPEG and NPP libraries are checked when
+    load_image_batch_nvjpeg first runs.
+    """
+    try:
+        return _device_count() > 0
+    except CUDAUnavailableError:
+        return False
+
+
+def check_device(device_config):
+    """Raise unless device_config names a usable CUDA device.
+
+    TypeError if device_config is not a CUDAConfig; CUDAUnavailableError when
+    the CUDA runtime cannot be loaded (naming the library and the paths
+    tried) or there is no such device (the message starts with "no CUDA device").
+    """
+    if not isinstance(device_config, CUDAConfig):
+        raise TypeError(f"device_config must be a CUDAConfig, not {type(device_config).__name__}")
+    n = _device_count()
+    if device_config.device_index >= n:
+        raise CUDAUnavailableError(
+            f"no CUDA device with index {device_config.device_index}: {n} device(s) visible",
+            op="cudaGetDeviceCount", code=cudaErrorInvalidDevice)
+
+
+def _mem_get_info(int device):
+    """(free, total) bytes of device memory, from cudaMemGetInfo."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef size_t fr = 0, tot = 0
+    cdef int prev
+    cdef cudaError_t err
+    with nogil:
+        err = enter_device(rt, device, &prev)
+        if err == cudaSuccess:
+            err = rt.cudaMemGetInfo(&fr, &tot)
+        leave_device(rt, prev)
+    if err != cudaSuccess:
+        raise cuda_error(err, "cudaMemGetInfo")
+    return fr, tot
+
+
+# ---------------------------------------------------------------------------
+# Page-locked host memory
+
+cdef void *_pinned_alloc(size_t size) noexcept nogil:
+    cdef void *p = NULL
+    if _rt.cudaHostAlloc(&p, size, cudaHostAllocPortable) != cudaSuccess:
+        _rt.cudaGetLastError()
+        return NULL
+    return p
+
+
+cdef void _pinned_free(void *p) noexcept nogil:
+    _rt.cudaFreeHost(p)
+
+
+cdef HostAllocator _PINNED = HostAllocator.__new__(HostAllocator)
+_PINNED.alloc = _pinned_alloc
+_PINNED.free = _pinned_free
+_PINNED.pinned = True
+_PINNED.name = "cudaHostAlloc"
+
+
+def host_allocator(device_config):
+    """The HostAllocator of page-locked memory for a batch headed to device_config's GPU.
+
+    cudaHostAlloc with cudaHostAllocPortable, so any device (and CUDA context)
+    can copy from it; the allocation is made in the calling thread's current
+    CUDA context. Raises like check_device.
+    """
+    check_device(device_config)
+    _reap(False)
+    return _PINNED
+
+
+# ---------------------------------------------------------------------------
+# Keeping host memory alive while the GPU reads it
+
+cdef class _Pending:
+    cdef cudaEvent_t event
+    cdef int device
+    cdef object keep
+
+
+_inflight = []                  # _Pending, oldest first
+_inflight_lock = threading.Lock()
+
+
+cdef int keep_until_done(int device, uintptr_t stream, object keep) except -1:
+    """Keep `keep` alive until the work enqueued so far on `stream` has run.
+
+    Records an event on the stream and parks `keep` with it; entries whose
+    event has completed are dropped by later calls (_reap). If no event can be
+    recorded, waits for the stream here instead.
+    """
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef cudaEvent_t ev = NULL
+    cdef cudaError_t err, err2 = cudaSuccess
+    cdef int prev
+    cdef _Pending p
+    with nogil:
+        err = enter_device(rt, device, &prev)
+        if err == cudaSuccess:
+            err = rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
+            if err == cudaSuccess:
+                err = rt.cudaEventRecord(ev, <cudaStream_t>stream)
+                if err != cudaSuccess:
+                    rt.cudaEventDestroy(ev)
+                    ev = NULL
+        if ev == NULL:
+            rt.cudaGetLastError()
+            err2 = rt.cudaStreamSynchronize(<cudaStream_t>stream)
+        leave_device(rt, prev)
+    if ev == NULL:
+        if err2 != cudaSuccess:
+            raise cuda_error(err2, "cudaStreamSynchronize", "waiting for a copy from host memory")
+        return 0
+    p = _Pending.__new__(_Pending)
+    p.event = ev
+    p.device = device
+    p.keep = keep
+    with _inflight_lock:
+        _inflight.append(p)
+    return 0
+
+
+cdef int _reap(bint wait) except -1:
+    """Drop what keep_until_done parked once its event has completed (all of it if wait)."""
+    cdef _Pending p
+    cdef cudaError_t err
+    cdef int prev
+    if not _rt_ready or not _inflight:
+        return 0
+    done = []
+    with _inflight_lock:
+        still = []
+        for p in _inflight:
+            with nogil:
+                enter_device(&_rt, p.device, &prev)
+                err = _rt.cudaEventSynchronize(p.event) if wait else _rt.cudaEventQuery(p.event)
+                if err != cudaErrorNotReady:
+                    # Done, or the context failed (then no more work runs either).
+                    _rt.cudaEventDestroy(p.event)
+                if err != cudaSuccess:
+                    _rt.cudaGetLastError()
+                leave_device(&_rt, prev)
+            if err == cudaErrorNotReady:
+                still.append(p)
+            else:
+                done.append(p)
+        _inflight[:] = still
+    # The parked objects (page-locked batches) are freed here, outside the lock.
+    del done
+    return 0
+
+
+def pending_transfers():
+    """How many host buffers are still kept alive for copies that may be running."""
+    _reap(False)
+    return len(_inflight)
+
+
+def synchronize_transfers():
+    """Wait for every copy from host memory, and release the host buffers they used."""
+    _reap(True)
+
+
+atexit.register(synchronize_transfers)
+
+
+# ---------------------------------------------------------------------------
+# CUDABuffer
+
+# The DLPack ABI (dlpack.h): DLTensor, the unversioned DLManagedTensor (0.x)
+# and DLManagedTensorVersioned (1.x).
+cdef struct DLDevice:
+    int32_t device_type
+    int32_t device_id
+
+cdef struct DLDataType:
+    uint8_t code
+    uint8_t bits
+    uint16_t lanes
+
+cdef struct DLTensor:
+    void *data
+    DLDevice device
+    int32_t ndim
+    DLDataType dtype
+    int64_t *shape
+    int64_t *strides
+    uint64_t byte_offset
+
+cdef struct DLManagedTensor:
+    DLTensor dl_tensor
+    void *manager_ctx
+    void (*deleter)(DLManagedTensor *) noexcept nogil
+
+cdef struct DLPackVersion:
+    uint32_t major
+    uint32_t minor
+
+cdef struct DLManagedTensorVersioned:
+    DLPackVersion version
+    void *manager_ctx
+    void (*deleter)(DLManagedTensorVersioned *) noexcept nogil
+    uint64_t flags
+    DLTensor dl_tensor
+
+cdef enum:
+    kDLCUDA = 2
+    kDLUInt = 1
+
+
+cdef void _dl_deleter(DLManagedTensor *t) noexcept nogil:
+    # Consumers may call this on any thread, without the GIL.
+    cdef PyGILState_STATE state = PyGILState_Ensure()
+    Py_DecRef(<PyObject *>t.manager_ctx)
+    PyGILState_Release(state)
+    free(t.dl_tensor.shape)
+    free(t)
+
+
+cdef void _dl_deleter_versioned(DLManagedTensorVersioned *t) noexcept nogil:
+    cdef PyGILState_STATE state = PyGILState_Ensure()
+    Py_DecRef(<PyObject *>t.manager_ctx)
+    PyGILState_Release(state)
+    free(t.dl_tensor.shape)
+    free(t)
+
+
+cdef void _dl_capsule_destructor(object capsule) noexcept:
+    # A consumed capsule is renamed "used_dltensor"; only an unconsumed one is ours to free.
+    cdef DLManagedTensor *t
+    if PyCapsule_IsValid(capsule, b"dltensor"):
+        t = <DLManagedTensor *>PyCapsule_GetPointer(capsule, b"dltensor")
+        t.deleter(t)
+
+
+cdef void _dl_capsule_destructor_versioned(object capsule) noexcept:
+    cdef DLManagedTensorVersioned *t
+    if PyCapsule_IsValid(capsule, b"dltensor_versioned"):
+        t = <DLManagedTensorVersioned *>PyCapsule_GetPointer(capsule, b"dltensor_versioned")
+        t.deleter(t)
+
+
+cdef int _fill_dltensor(CUDABuffer buf, DLTensor *t) except -1:
+    cdef int64_t *shape = <int64_t *>malloc(sizeof(int64_t) * 2 * CUDA_MAX_NDIM)
+    cdef int64_t stride = 1
+    cdef int i
+    if shape == NULL:
+        raise MemoryError()
+    for i in range(buf.ndim):
+        shape[i] = buf._shape[i]
+    for i in range(buf.ndim - 1, -1, -1):      # C order, in elements
+        shape[CUDA_MAX_NDIM + i] = stride
+        stride *= buf._shape[i]
+    t.data = <void *>buf.ptr if buf._nbytes else NULL
+    t.device.device_type = kDLCUDA
+    t.device.device_id = buf._device
+    t.ndim = buf.ndim
+    t.dtype.code = kDLUInt
+    t.dtype.bits = 8 * buf.itemsize
+    t.dtype.lanes = 1
+    t.shape = shape
+    t.strides = shape + CUDA_MAX_NDIM
+    t.byte_offset = 0
+    return 0
+
+
+cdef object _export_dlpack(CUDABuffer buf, bint versioned):
+    cdef DLManagedTensor *t
+    cdef DLManagedTensorVersioned *tv
+    if versioned:
+        tv = <DLManagedTensorVersioned *>malloc(sizeof(DLManagedTensorVersioned))
+        if tv == NULL:
+            raise MemoryError()
+        try:
+            _fill_dltensor(buf, &tv.dl_tensor)
+        except BaseException:
+            free(tv)
+            raise
+        tv.version.major = 1
+        tv.version.minor = 0
+        tv.flags = 0
+        tv.manager_ctx = <void *>buf
+        tv.deleter = _dl_deleter_versioned
+        Py_INCREF(buf)
+        return PyCapsule_New(tv, b"dltensor_versioned",
+                             <void (*)(object) noexcept>_dl_capsule_destructor_versioned)
+    t = <DLManagedTensor *>malloc(sizeof(DLManagedTensor))
+    if t == NULL:
+        raise MemoryError()
+    try:
+        _fill_dltensor(buf, &t.dl_tensor)
+    except BaseException:
+        free(t)
+        raise
+    t.manager_ctx = <void *>buf
+    t.deleter = _dl_deleter
+    Py_INCREF(buf)
+    return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>_dl_capsule_destructor)
+
+
+cdef void _cuda_free(int device, uintptr_t ptr) noexcept nogil:
+    # cudaFree "may" synchronize; consumers on other streams may still be
+    # reading this memory, so wait for the device explicitly first.
+    cdef int prev
+    if not _rt_ready:
+        return
+    enter_device(&_rt, device, &prev)
+    _rt.cudaDeviceSynchronize()
+    _rt.cudaFree(<void *>ptr)
+    _rt.cudaGetLastError()
+    leave_device(&_rt, prev)
+
+
+cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize) except -1:
+    cdef size_t n = itemsize
+    if itemsize not in (1, 2):
+        raise ValueError(f"itemsize must be 1 or 2, got {itemsize}")
+    if not 1 <= len(shape) <= CUDA_MAX_NDIM:
+        raise ValueError(f"a CUDABuffer has 1 to {CUDA_MAX_NDIM} dimensions, got shape {shape}")
+    for i, d in enumerate(shape):
+        d = operator.index(d)
+        if d < 0:
+            raise ValueError(f"negative dimension in {shape}")
+        buf._shape[i] = d
+        n *= <size_t>d
+    buf.ndim = len(shape)
+    buf.itemsize = itemsize
+    buf._nbytes = n
+    return 0
+
+
+@cython.no_gc_clear
+cdef class CUDABuffer:
+    """A batch of images in CUDA device memory.
+
+    Exposes ``__cuda_array_interface__`` (version 3, with the stream),
+    ``__dlpack__`` and ``__dlpack_device__``, so ``cupy.asarray(buf)``,
+    ``torch.from_dlpack(buf)`` (or ``spdl.io.to_torch(buf)``) wrap it without a
+    copy and keep it alive. The data is valid in the order of ``stream``: work
+    on that stream sees it; exports to another stream wait for it there.
+
+    The memory is returned to the allocator it came from when the last
+    reference goes: ``CUDAConfig.allocator``'s free, or ``cudaFree`` after
+    ``cudaDeviceSynchronize`` by default.
+
+    Attributes:
+        shape: ``(N, H, W, C)`` for packed formats, ``(N, C, H, W)`` for planar.
+        dtype: ``"uint8"`` or ``"uint16"``.
+        pix_fmt: The pixel format of the rows.
+        device_index: The CUDA device ordinal.
+        stream: The ``cudaStream_t`` (int) the data is ordered on; 0 is the
+            legacy default stream.
+        indices: The input index of each row.
+        errors: ``{input index: exception}`` for the inputs that failed
+            (``strict=False``).
+    """
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("CUDABuffer cannot be created directly; use spdl.io.transfer_buffer or the loaders")
+
+    def __cinit__(self):
+        self.ptr = 0
+        self._nbytes = 0
+        self.ndim = 0
+        self.itemsize = 1
+        self._device = 0
+        self._stream = 0
+        self.free_kind = FREE_NONE
+        self.free_cb = None
+        self.indices = ()
+        self.errors = {}
+
+    def __dealloc__(self):
+        cdef uintptr_t p = self.ptr
+        cdef int kind = self.free_kind
+        self.ptr = 0
+        self.free_kind = FREE_NONE
+        if p == 0:
+            return
+        if kind == FREE_CUDA:
+            _cuda_free(self._device, p)
+        elif kind == FREE_PY:
+            cb, self.free_cb = self.free_cb, None
+            cb(p)   # an exception here is reported through sys.unraisablehook
+
+    @property
+    def shape(self):
+        return tuple(self._shape[i] for i in range(self.ndim))
+
+    @property
+    def dtype(self):
+        return "uint8" if self.itemsize == 1 else "uint16"
+
+    @property
+    def nbytes(self):
+        return self._nbytes
+
+    @property
+    def data_ptr(self):
+        """The device address of the first byte (0 for an empty buffer)."""
+        return self.ptr
+
+    @property
+    def device_index(self):
+        return self._device
+
+    @property
+    def stream(self):
+        return self._stream
+
+    @property
+    def __cuda_array_interface__(self):
+        return {
+            "version": 3,
+            "shape": self.shape,
+            "typestr": "|u1" if self.itemsize == 1 else "<u2",
+            "data": (self.ptr if self._nbytes else 0, False),
+            "strides": None,
+            # The interface forbids 0: the legacy default stream is 1.
+            "stream": self._stream if self._stream != 0 else 1,
+        }
+
+    def __dlpack_device__(self):
+        return (kDLCUDA, self._device)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Export as a DLPack capsule, ready for use on the consumer's ``stream``.
+
+        ``stream`` follows the array API: None or 1 is the legacy default
+        stream, 2 the per-thread default stream, any other positive int a
+        ``cudaStream_t``; -1 asks for no synchronization; 0 is refused. When
+        the consumer's stream is not this buffer's, an event is recorded on
+        this buffer's stream and the consumer's stream waits for it. With
+        ``max_version >= (1, 0)`` the capsule is a versioned (DLPack 1.0) one.
+        """
+        cdef uintptr_t consumer
+        if dl_device is not None:
+            dev = tuple(dl_device)
+            if len(dev) != 2 or int(dev[0]) != kDLCUDA or int(dev[1]) != self._device:
+                raise BufferError(f"a CUDABuffer on cuda:{self._device} cannot be exported to "
+                                  f"device {dl_device}: only to ({kDLCUDA}, {self._device}), without a copy")
+        if copy:
+            raise BufferError("copy=True is not supported: a CUDABuffer is exported without a copy")
+        if stream is None:
+            consumer = 1
+        else:
+            if isinstance(stream, bool) or not isinstance(stream, int):
+                raise TypeError(f"stream must be an int or None, not {type(stream).__name__}")
+            if stream == 0:
+                raise ValueError("stream=0 is ambiguous for CUDA (DLPack): use 1 for the legacy "
+                                 "default stream, 2 for the per-thread one")
+            if stream < -1:
+                raise ValueError(f"invalid stream {stream}")
+            consumer = <uintptr_t>stream if stream != -1 else 0
+        if consumer != 0:
+            self._ready_on(consumer)
+        versioned = False
+        if max_version is not None:
+            versioned = int(max_version[0]) >= 1
+        return _export_dlpack(self, versioned)
+
+    cdef int _ready_on(self, uintptr_t consumer) except -1:
+        """Make the data ready for work on the consumer stream."""
+        cdef uintptr_t ours = self._stream if self._stream != 0 else 1
+        cdef const CudaRuntimeApi *rt
+        cdef cudaEvent_t ev = NULL
+        cdef cudaError_t err
+        cdef const char *op = "cudaSetDevice"
+        cdef int prev
+        if consumer == ours or self._nbytes == 0:
+            return 0
+        rt = cudart()
+        with nogil:
+            err = enter_device(rt, self._device, &prev)
+            if err == cudaSuccess:
+                op = "cudaEventCreateWithFlags"
+                err = rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
+            if err == cudaSuccess:
+                op = "cudaEventRecord"
+                err = rt.cudaEventRecord(ev, <cudaStream_t>self._stream)
+                if err == cudaSuccess:
+                    op = "cudaStreamWaitEvent"
+                    err = rt.cudaStreamWaitEvent(<cudaStream_t>consumer, ev, 0)
+                # Released once the wait has been satisfied.
+                rt.cudaEventDestroy(ev)
+            leave_device(rt, prev)
+        if err != cudaSuccess:
+            raise cuda_error(err, op.decode(), f"making the data ready on stream {consumer:#x}")
+        return 0
+
+    def synchronize(self):
+        """Wait until the work that produced this buffer (all of its stream) is done."""
+        cdef const CudaRuntimeApi *rt = cudart()
+        cdef cudaError_t err
+        cdef int prev
+        with nogil:
+            err = enter_device(rt, self._device, &prev)
+            if err == cudaSuccess:
+                err = rt.cudaStreamSynchronize(<cudaStream_t>self._stream)
+            leave_device(rt, prev)
+        if err != cudaSuccess:
+            raise cuda_error(err, "cudaStreamSynchronize")
+        _reap(False)
+
+    def __repr__(self):
+        return (f"CUDABuffer(shape={self.shape}, dtype={self.dtype}, pix_fmt={self.pix_fmt!r}, "
+                f"device_index={self._device}, stream={self._stream:#x})")
+
+
+cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config):
+    cdef CUDABuffer buf = CUDABuffer.__new__(CUDABuffer)
+    cdef const CudaRuntimeApi *rt
+    cdef void *p = NULL
+    cdef cudaError_t err
+    cdef int prev, device = config.device_index
+    cdef size_t n
+    _set_shape(buf, shape, itemsize)
+    buf._device = device
+    buf._stream = config.stream
+    buf.pix_fmt = pix_fmt
+    n = buf._nbytes
+    if n == 0:
+        return buf
+    if config.allocator is None:
+        rt = cudart()
+        with nogil:
+            err = enter_device(rt, device, &prev)
+            if err == cudaSuccess:
+                err = rt.cudaMalloc(&p, n)
+            leave_device(rt, prev)
+        if err != cudaSuccess:
+            raise cuda_error(err, "cudaMalloc", f"{n} bytes on cuda:{device} for shape {shape}")
+        buf.ptr = <uintptr_t>p
+        buf.free_kind = FREE_CUDA
+        return buf
+    alloc, free_fn = config.allocator
+    ptr = alloc(n, device, config.stream)
+    try:
+        ptr = operator.index(ptr)
+    except TypeError:
+        raise TypeError(f"CUDAConfig.allocator's alloc must return the device pointer as an int, "
+                        f"got {type(ptr).__name__}") from None
+    if ptr == 0:
+        raise AllocationError(f"CUDAConfig.allocator could not allocate {n} bytes on cuda:{device} "
+                              f"for shape {shape}", stage="cuda")
+    if ptr < 0 or ptr > <uintptr_t>-1:
+        raise ValueError(f"CUDAConfig.allocator's alloc returned an invalid pointer {ptr}")
+    buf.ptr = <uintptr_t>ptr
+    buf.free_kind = FREE_PY
+    buf.free_cb = free_fn
+    return buf
+
+
+def _alloc_buffer(shape, dtype, device_config, pix_fmt=None):
+    """Internal: a CUDABuffer from device_config's allocator, without the device check.
+
+    For tests of the allocator plumbing; the memory is uninitialized.
+    """
+    if not isinstance(device_config, CUDAConfig):
+        raise TypeError(f"device_config must be a CUDAConfig, not {type(device_config).__name__}")
+    return alloc_cuda_buffer(tuple(shape), _itemsize(dtype), pix_fmt, device_config)
+
+
+def _itemsize(dtype):
+    if dtype == "uint8":
+        return 1
+    if dtype == "uint16":
+        return 2
+    raise ValueError(f"dtype must be 'uint8' or 'uint16', got {dtype!r}")
+
+
+def _fake_cuda_buffer(ptr, shape, dtype="uint8", *, device_index=0, stream=0, free=None,
+                      pix_fmt="rgb24"):
+    """Internal, for tests without a GPU: a CUDABuffer over a given (fake) device pointer.
+
+    ``free(ptr)`` is called once when the buffer goes away (or nothing, if None).
+    Nothing CUDA is called unless an export to another stream is asked for.
+    """
+    cdef CUDABuffer buf = CUDABuffer.__new__(CUDABuffer)
+    _set_shape(buf, tuple(shape), _itemsize(dtype))
+    if device_index < 0 or stream < 0:
+        raise ValueError("device_index and stream must be non-negative")
+    buf._device = device_index
+    buf._stream = stream
+    buf.pix_fmt = pix_fmt
+    buf.ptr = ptr
+    if ptr and free is not None:
+        buf.free_kind = FREE_PY
+        buf.free_cb = free
+    buf.indices = tuple(range(buf._shape[0]))
+    return buf
+
+
+# ---------------------------------------------------------------------------
+# Host to device
+
+def transfer_buffer(buffer, *, device_config):
+    """Copy a CPUBuffer to the GPU of device_config; returns a CUDABuffer.
+
+    The device memory comes from ``device_config.allocator`` (cudaMalloc by
+    default). The copy is a cudaMemcpyAsync on ``device_config.stream``: the
+    call returns once it is enqueued, and the result is valid in that stream's
+    order (see CUDABuffer). The CPUBuffer is kept alive until the copy has
+    completed, whatever the caller does with it; writing to it before then
+    races with the copy. A page-locked CPUBuffer (one loaded with
+    ``device_config``) is copied by DMA, asynchronously; a pageable one may
+    make the call wait while the runtime stages it.
+    """
+    cdef CPUBuffer src
+    cdef CUDABuffer out
+    cdef const CudaRuntimeApi *rt
+    cdef cudaError_t err
+    cdef int prev, device
+    cdef uintptr_t stream
+    cdef size_t n
+    if not isinstance(device_config, CUDAConfig):
+        raise TypeError(f"device_config must be a CUDAConfig, not {type(device_config).__name__}")
+    if not isinstance(buffer, CPUBuffer):
+        raise TypeError(f"transfer_buffer needs a CPUBuffer, not {type(buffer).__name__}")
+    src = buffer
+    check_device(device_config)
+    _reap(False)
+    rt = cudart()
+    out = alloc_cuda_buffer(src.shape, src.itemsize, src.pix_fmt, device_config)
+    out.indices = src.indices
+    out.errors = dict(src.errors)
+    n = src.nbytes_c()
+    device = device_config.device_index
+    stream = device_config.stream
+    if n:
+        with nogil:
+            err = enter_device(rt, device, &prev)
+            if err == cudaSuccess:
+                err = rt.cudaMemcpyAsync(<void *>out.ptr, src.data, n, cudaMemcpyHostToDevice,
+                                         <cudaStream_t>stream)
+            leave_device(rt, prev)
+        if err != cudaSuccess:
+            raise cuda_error(err, "cudaMemcpyAsync", f"{n} bytes to cuda:{device}")
+        keep_until_done(device, stream, src)
+    return out
