@@ -43,6 +43,7 @@ def extensions():
             extra_compile_args=[f for f in cflags if not f.startswith("-I")] + ["-O3"],
             library_dirs=[f[2:] for f in libs if f.startswith("-L")],
             libraries=[f[2:] for f in libs if f.startswith("-l")],
+            depends=glob.glob("spdl/io/csrc/*.h"),
         ))
     return exts
 

@@ -17,7 +17,7 @@ from libc.string cimport memmove
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
 from spdl.io._convert cimport Layout, batch_shape, copy_frame, frame_layout, slot_planes
 from spdl.io._decode cimport (
-    DecodeOptions, Decoder, decode_image, decode_options, decoder_free, decoder_init,
+    DecodeOptions, Decoder, decode_image, decode_scaled, decode_options, decoder_free, decoder_init,
 )
 from spdl.io._demux cimport (
     DemuxOptions, Demuxed, demux_clear, demux_init, demux_options, demux_reset, demux_source,
@@ -184,26 +184,23 @@ cdef class BatchJob:
                 item = &self.items[i]
                 log_clear()
                 ret = demux_source(&item.src, &self.demux.opts, &d, &item.err)
-                if ret >= 0:
-                    ret = decode_image(&d, &self.decode.opts, &dec, sp, decoded, &item.err)
                 if ret >= 0 and self.direct:
-                    ret = compute_geometry(sp, dec.extent.orig_w, dec.extent.orig_h, &g,
-                                           &item.err)
-                    if ret >= 0:
-                        slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
-                        ret = scale_frame(&scaler, sp, decoded, &dec.extent, &g, self.out_fmt,
-                                          dst, linesize, &item.err)
+                    slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
+                    ret = decode_scaled(&d, &self.decode.opts, &dec, &scaler, sp, decoded, NULL,
+                                        dst, linesize, &item.err)
                 elif ret >= 0:
                     item.frame = av_frame_alloc()
                     if item.frame == NULL:
                         ret = fail(&item.err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
                     elif has_spec:
-                        ret = scale_to_frame(&scaler, sp, decoded, &dec.extent, item.frame,
-                                             &item.err)
-                    elif desc != NULL:
-                        ret = filter_graph_frame(desc, decoded, item.frame, &item.err)
+                        ret = decode_scaled(&d, &self.decode.opts, &dec, &scaler, sp, decoded,
+                                            item.frame, NULL, NULL, &item.err)
                     else:
-                        av_frame_move_ref(item.frame, decoded)
+                        ret = decode_image(&d, &self.decode.opts, &dec, NULL, decoded, &item.err)
+                        if ret >= 0 and desc != NULL:
+                            ret = filter_graph_frame(desc, decoded, item.frame, &item.err)
+                        elif ret >= 0:
+                            av_frame_move_ref(item.frame, decoded)
                 item.status = DONE if ret >= 0 else FAILED
                 demux_reset(&d)
                 av_frame_unref(decoded)

@@ -3,9 +3,11 @@ from libc.stdint cimport int64_t
 from spdl.io._demux cimport Demuxed
 from spdl.io._error cimport ErrorInfo
 from spdl.io._jpeg cimport JpegDecoder
-from spdl.io._scale cimport Extent, ScaleSpec
+from libc.stdint cimport uint8_t
+
+from spdl.io._scale cimport Extent, ScaleSpec, Scaler
 from spdl.io.includes.libavcodec cimport AVCodec, AVCodecContext
-from spdl.io.includes.libavutil cimport AVDictionary, AVFrame
+from spdl.io.includes.libavutil cimport AVDictionary, AVFrame, AVPixelFormat
 
 cdef struct DecodeOpts:
     const AVCodec *codec            # forced decoder, or NULL for the codec's default
@@ -32,3 +34,6 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
 cdef class ImageFrames:
     cdef AVFrame *frame
     cdef readonly str source
+cdef int decode_scaled(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+                       const ScaleSpec *spec, AVFrame *decoded, AVFrame *out, uint8_t **dst,
+                       const int *linesize, ErrorInfo *err) noexcept nogil

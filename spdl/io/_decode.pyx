@@ -10,9 +10,12 @@ from spdl.io._error cimport (
     log_first_error, log_saw, raise_error,
 )
 from spdl.io._filter_desc import parse_simple_filter
-from spdl.io._jpeg cimport JPEG_NOT_HANDLED, jpeg_decode, jpeg_free, jpeg_init
+from spdl.io._jpeg cimport (
+    JPEG_NOT_HANDLED, jpeg_decode, jpeg_decode_into, jpeg_free, jpeg_init, jpeg_packed_format,
+)
 from spdl.io._scale cimport (
-    Scaler, SimpleFilterSpec, extent_of, filter_graph_frame, scale_to_frame, scaler_free, scaler_init,
+    Geometry, ScaleSpec, Scaler, SimpleFilterSpec, compute_geometry, extent_of,
+    filter_graph_frame, scale_frame, scale_to_frame, scaler_free, scaler_init,
     simple_filter_spec,
 )
 from spdl.io.includes.libavcodec cimport (
@@ -183,6 +186,46 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
     return 0
 
 
+cdef bint _jpeg_resampler = True
+
+
+def _use_jpeg_resampler(bint on):
+    """Internal, for benchmarks: whether JPEGs take the libjpeg-turbo + resampler path."""
+    global _jpeg_resampler
+    _jpeg_resampler = on
+
+
+cdef int decode_scaled(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+                       const ScaleSpec *spec, AVFrame *decoded, AVFrame *out, uint8_t **dst,
+                       const int *linesize, ErrorInfo *err) noexcept nogil:
+    """Decode d and resize it as spec says, into out (allocated here) or, when out is NULL,
+    into the spec's fixed-size output at dst. decoded is scratch, unreferenced on return.
+
+    A JPEG headed for a packed 8-bit format with the bicubic filter takes the
+    libjpeg-turbo path and our resampler; everything else decodes to a frame
+    that swscale converts.
+    """
+    cdef Geometry g
+    cdef int ret
+    if (_jpeg_resampler and spec.cubic and d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL
+            and jpeg_packed_format(spec.out_fmt)):
+        ret = jpeg_decode_into(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels,
+                               spec.out_fmt, out, dst, linesize, err)
+        if ret != JPEG_NOT_HANDLED:
+            return ret
+        log_clear()
+    ret = decode_image(d, o, dec, spec, decoded, err)
+    if ret >= 0 and out != NULL:
+        ret = scale_to_frame(scaler, spec, decoded, &dec.extent, out, err)
+    elif ret >= 0:
+        ret = compute_geometry(spec, dec.extent.orig_w, dec.extent.orig_h, &g, err)
+        if ret >= 0:
+            ret = scale_frame(scaler, spec, decoded, &dec.extent, &g, spec.out_fmt, dst, linesize,
+                              err)
+    av_frame_unref(decoded)
+    return ret
+
+
 cdef class ImageFrames:
     """One decoded image. Made by :func:`decode_packets`; cannot be created directly."""
 
@@ -261,10 +304,14 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None):
     scaler_init(&scaler)
     with nogil:
         log_clear()
-        ret = decode_image(&p.d, &o.opts, &dec, &spec.spec if use_spec else NULL, decoded, &err)
-        if ret >= 0 and use_spec:
-            ret = scale_to_frame(&scaler, &spec.spec, decoded, &dec.extent, out.frame, &err)
-        elif ret >= 0 and use_graph:
+        if use_spec:
+            ret = decode_scaled(&p.d, &o.opts, &dec, &scaler, &spec.spec, decoded, out.frame,
+                                NULL, NULL, &err)
+        else:
+            ret = decode_image(&p.d, &o.opts, &dec, NULL, decoded, &err)
+        if ret < 0 or use_spec:
+            pass
+        elif use_graph:
             ret = filter_graph_frame(c_desc, decoded, out.frame, &err)
         elif ret >= 0:
             av_frame_move_ref(out.frame, decoded)

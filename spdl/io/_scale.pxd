@@ -16,6 +16,7 @@ cdef struct ScaleSpec:
     int crop_w            # -1: keep
     int crop_h
     int sws_flags
+    bint cubic            # bicubic: the JPEG path's own resampler may serve it
     AVPixelFormat out_fmt # AV_PIX_FMT_NONE: keep the decoded format
 
 cdef struct Geometry:
@@ -45,6 +46,8 @@ cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
                           ErrorInfo *err) noexcept nogil
 cdef void scaler_init(Scaler *s) noexcept nogil
 cdef void scaler_free(Scaler *s) noexcept nogil
+cdef void fill_black(AVPixelFormat fmt, int w, int h, uint8_t **dst,
+                     const int *linesize) noexcept nogil
 cdef void extent_of(const AVFrame *frame, Extent *ext) noexcept nogil
 cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Extent *ext,
                      const Geometry *g, AVPixelFormat dst_fmt, uint8_t **dst,

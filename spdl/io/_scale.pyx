@@ -64,6 +64,7 @@ cdef SimpleFilterSpec simple_filter_spec(object simple):
     # Full chroma interpolation (SWS_FULL_CHR_H_INT) would double the cost for no
     # visible gain at these sizes; accurate rounding is nearly free.
     s.spec.sws_flags = _SWS_ALGOS[simple.scale_algo] | SWS_ACCURATE_RND
+    s.spec.cubic = simple.scale_algo == "bicubic"
     if simple.pix_fmt is None:
         s.spec.out_fmt = AV_PIX_FMT_NONE
     else:
@@ -191,6 +192,11 @@ cdef void _fill_black(AVPixelFormat fmt, const AVPixFmtDescriptor *d, int w, int
             else:
                 for x in range(pw):
                     (<uint16_t *>row)[x] = value
+
+
+cdef void fill_black(AVPixelFormat fmt, int w, int h, uint8_t **dst,
+                     const int *linesize) noexcept nogil:
+    _fill_black(fmt, av_pix_fmt_desc_get(fmt), w, h, dst, linesize)
 
 
 cdef int _set_colorspace(SwsContext *sws, const AVFrame *src) noexcept nogil:

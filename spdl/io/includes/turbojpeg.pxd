@@ -26,6 +26,17 @@ cdef extern from "turbojpeg.h" nogil:
         TJERR_WARNING
         TJERR_FATAL
 
+    cdef enum TJPF:
+        TJPF_RGB
+        TJPF_BGR
+        TJPF_RGBX
+        TJPF_BGRX
+        TJPF_XBGR
+        TJPF_XRGB
+        TJPF_GRAY
+        TJPF_RGBA
+        TJPF_BGRA
+
     int TJFLAG_LIMITSCANS
     int TJFLAG_STOPONWARNING
 
@@ -34,6 +45,9 @@ cdef extern from "turbojpeg.h" nogil:
     int tjDecompressHeader3(tjhandle handle, const unsigned char *jpegBuf,
                             unsigned long jpegSize, int *width, int *height,
                             int *jpegSubsamp, int *jpegColorspace)
+    int tjDecompress2(tjhandle handle, const unsigned char *jpegBuf, unsigned long jpegSize,
+                      unsigned char *dstBuf, int width, int pitch, int height, int pixelFormat,
+                      int flags)
     int tjDecompressToYUVPlanes(tjhandle handle, const unsigned char *jpegBuf,
                                 unsigned long jpegSize, unsigned char **dstPlanes,
                                 int width, int *strides, int height, int flags)

@@ -1,0 +1,293 @@
+/* Separable image resampling for packed 8-bit images.
+ *
+ * A Keys cubic kernel (a = -0.5), stretched when shrinking so it also filters
+ * out what the smaller image cannot hold, with pixel centres aligned the way
+ * FFmpeg's and Pillow's scalers align them. The source extent may be
+ * fractional: an image reduced in the DCT ends in a partial pixel, and only
+ * the part the image really fills is mapped onto the output.
+ *
+ * Weights are Q14 fixed point. The vertical pass runs first, over whole rows,
+ * in loops the compiler vectorises; the horizontal pass then has only the
+ * output rows to do.
+ */
+#ifndef SPDL_RESAMPLE_H
+#define SPDL_RESAMPLE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#define SPDL_Q 14
+
+typedef struct {
+    int n;          /* output samples */
+    int taps;       /* weights per output sample */
+    int *start;     /* first input sample of each output sample */
+    int16_t *w;     /* n * taps weights */
+} spdl_kernel;
+
+static double spdl_keys_cubic(double x)
+{
+    const double a = -0.5;
+    x = fabs(x);
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+    if (x < 2.0)
+        return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+    return 0.0;
+}
+
+static void spdl_kernel_free(spdl_kernel *k)
+{
+    free(k->start);
+    free(k->w);
+    k->start = NULL;
+    k->w = NULL;
+}
+
+/* Weights for output samples out0 .. out0 + n - 1 of an output out_total samples
+ * long that covers input [0, extent); in_n input samples exist (in_n >= extent).
+ * Returns 0, or -1 when out of memory. */
+static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_total, int out0,
+                            int n)
+{
+    double scale = extent / out_total;              /* input samples per output sample */
+    double stretch = scale > 1.0 ? scale : 1.0;
+    double support = 2.0 * stretch;
+    int taps = 1;
+    int i, t;
+    double *w;
+    for (i = 0; i < n; i++) {    /* the widest window any output sample needs */
+        double centre = (out0 + i + 0.5) * scale;
+        int lo = (int)floor(centre - support + 0.5);
+        int hi = (int)floor(centre + support + 0.5);
+        if (hi - lo > taps)
+            taps = hi - lo;
+    }
+    if (taps > in_n)
+        taps = in_n;            /* a kernel cannot use more samples than exist */
+    k->n = n;
+    k->taps = taps;
+    k->start = (int *)malloc(sizeof(int) * (n > 0 ? n : 1));
+    k->w = (int16_t *)calloc((size_t)(n > 0 ? n : 1) * taps, sizeof(int16_t));
+    w = (double *)malloc(sizeof(double) * taps);
+    if (!k->start || !k->w || !w) {
+        free(w);
+        spdl_kernel_free(k);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        double centre = (out0 + i + 0.5) * scale;
+        int lo = (int)floor(centre - support + 0.5);
+        int hi = (int)floor(centre + support + 0.5);
+        double sum = 0.0;
+        int len, q, qsum = 0, big = 0;
+        if (lo < 0)
+            lo = 0;
+        if (hi > in_n)
+            hi = in_n;
+        if (hi - lo > taps)
+            hi = lo + taps;
+        if (hi <= lo) {           /* cannot happen for sane sizes; keep the nearest sample */
+            lo = (int)centre < in_n ? (int)centre : in_n - 1;
+            hi = lo + 1;
+        }
+        len = hi - lo;
+        for (t = 0; t < len; t++) {
+            w[t] = spdl_keys_cubic((lo + t + 0.5 - centre) / stretch);
+            sum += w[t];
+        }
+        /* Start so that every tap stays inside the input; unused taps weigh 0. */
+        if (lo + taps > in_n) {
+            int shift = lo + taps - in_n;
+            if (shift > lo)
+                shift = lo;
+            lo -= shift;
+            memmove(w + shift, w, sizeof(double) * len);
+            for (t = 0; t < shift; t++)
+                w[t] = 0.0;
+            len += shift;
+        }
+        k->start[i] = lo;
+        for (t = 0; t < len && t < taps; t++) {
+            q = (int)lrint(w[t] / (sum != 0.0 ? sum : 1.0) * (1 << SPDL_Q));
+            k->w[(size_t)i * taps + t] = (int16_t)q;
+            qsum += q;
+            if (abs(q) > abs(k->w[(size_t)i * taps + big]))
+                big = t;
+        }
+        /* The weights sum to exactly one, so flat areas stay flat. */
+        k->w[(size_t)i * taps + big] += (int16_t)((1 << SPDL_Q) - qsum);
+    }
+    free(w);
+    return 0;
+}
+
+static inline uint8_t spdl_clip8(int32_t v)
+{
+    v = (v + (1 << (SPDL_Q - 1))) >> SPDL_Q;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* Vertical pass: rows of kv over src (row_bytes each, src_stride apart) into tmp
+ * (row_bytes each, packed). acc holds row_bytes int32 (for the portable loop).
+ * With SSE2, 8 bytes of two rows at a time, interleaved as 16-bit pairs for
+ * one multiply-add (pmaddwd) per 4 outputs. */
+static void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
+                            const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
+{
+    int y, t, x;
+    for (y = 0; y < kv->n; y++) {
+        const int16_t *w = kv->w + (size_t)y * kv->taps;
+        const uint8_t *base = src + (ptrdiff_t)kv->start[y] * src_stride;
+        uint8_t *out = tmp + (size_t)y * row_bytes;
+        x = 0;
+#if defined(__SSE2__)
+        {
+            const __m128i zero = _mm_setzero_si128();
+            const __m128i round = _mm_set1_epi32(1 << (SPDL_Q - 1));
+            for (; x + 8 <= row_bytes; x += 8) {
+                __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+                for (t = 0; t + 1 < kv->taps; t += 2) {
+                    __m128i a = _mm_unpacklo_epi8(
+                        _mm_loadl_epi64((const __m128i *)(base + (ptrdiff_t)t * src_stride + x)), zero);
+                    __m128i b = _mm_unpacklo_epi8(
+                        _mm_loadl_epi64((const __m128i *)(base + (ptrdiff_t)(t + 1) * src_stride + x)), zero);
+                    __m128i wt = _mm_set1_epi32(
+                        (int32_t)(((uint32_t)(uint16_t)w[t + 1] << 16) | (uint16_t)w[t]));
+                    lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), wt));
+                    hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), wt));
+                }
+                if (t < kv->taps) {
+                    __m128i a = _mm_unpacklo_epi8(
+                        _mm_loadl_epi64((const __m128i *)(base + (ptrdiff_t)t * src_stride + x)), zero);
+                    __m128i wt = _mm_set1_epi32((uint16_t)w[t]);
+                    lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, zero), wt));
+                    hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, zero), wt));
+                }
+                lo = _mm_srai_epi32(_mm_add_epi32(lo, round), SPDL_Q);
+                hi = _mm_srai_epi32(_mm_add_epi32(hi, round), SPDL_Q);
+                _mm_storel_epi64((__m128i *)(out + x),
+                                 _mm_packus_epi16(_mm_packs_epi32(lo, hi), zero));
+            }
+        }
+#endif
+        if (x < row_bytes) {
+            int x0 = x;
+            const int32_t w0 = w[0];
+            for (x = x0; x < row_bytes; x++)
+                acc[x] = w0 * base[x];
+            for (t = 1; t < kv->taps; t++) {
+                const int32_t wt = w[t];
+                const uint8_t *row = base + (ptrdiff_t)t * src_stride;
+                for (x = x0; x < row_bytes; x++)
+                    acc[x] += wt * row[x];
+            }
+            for (x = x0; x < row_bytes; x++)
+                out[x] = spdl_clip8(acc[x]);
+        }
+    }
+}
+
+/* Horizontal pass over 4-byte pixels (RGBX), writing out_ch (3 or 4) bytes per pixel.
+ * With SSE2, two taps at a time: the two pixels' channels are interleaved as 16-bit
+ * pairs and one multiply-add (pmaddwd) weighs both. */
+static void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, int out_ch,
+                             const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
+{
+    int y, x, t, c;
+    for (y = 0; y < rows; y++) {
+        const uint8_t *row = tmp + (size_t)y * tmp_row_bytes;
+        uint8_t *out = dst + (ptrdiff_t)y * dst_stride;
+        for (x = 0; x < kh->n; x++) {
+            const int16_t *w = kh->w + (size_t)x * kh->taps;
+            const uint8_t *p = row + (size_t)kh->start[x] * 4;
+            int32_t a[4];
+#if defined(__SSE2__)
+            const __m128i zero = _mm_setzero_si128();
+            __m128i acc = _mm_setzero_si128();
+            for (t = 0; t + 1 < kh->taps; t += 2) {
+                __m128i px, pair, wt;
+                px = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(p + 4 * t)), zero);
+                pair = _mm_unpacklo_epi16(px, _mm_srli_si128(px, 8));  /* r0 r1 g0 g1 ... */
+                wt = _mm_set1_epi32((int32_t)(((uint32_t)(uint16_t)w[t + 1] << 16) | (uint16_t)w[t]));
+                acc = _mm_add_epi32(acc, _mm_madd_epi16(pair, wt));
+            }
+            if (t < kh->taps) {
+                __m128i px;
+                int32_t one;
+                memcpy(&one, p + 4 * t, 4);
+                px = _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(one), zero), zero);
+                acc = _mm_add_epi32(acc, _mm_madd_epi16(px, _mm_set1_epi32((uint16_t)w[t])));
+            }
+            _mm_storeu_si128((__m128i *)a, acc);
+#else
+            a[0] = a[1] = a[2] = a[3] = 0;
+            for (t = 0; t < kh->taps; t++)
+                for (c = 0; c < 4; c++)
+                    a[c] += w[t] * p[4 * t + c];
+#endif
+            for (c = 0; c < out_ch; c++)
+                out[out_ch * x + c] = spdl_clip8(a[c]);
+        }
+    }
+}
+
+/* Horizontal pass over rows of tmp (channels bytes per pixel) into dst. */
+static void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int channels,
+                            const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
+{
+    int y, x, t, c;
+    for (y = 0; y < rows; y++) {
+        const uint8_t *row = tmp + (size_t)y * tmp_row_bytes;
+        uint8_t *out = dst + (ptrdiff_t)y * dst_stride;
+        for (x = 0; x < kh->n; x++) {
+            const int16_t *w = kh->w + (size_t)x * kh->taps;
+            const uint8_t *p = row + (size_t)kh->start[x] * channels;
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            switch (channels) {
+            case 1:
+                for (t = 0; t < kh->taps; t++)
+                    a0 += w[t] * p[t];
+                out[x] = spdl_clip8(a0);
+                break;
+            case 3:
+                for (t = 0; t < kh->taps; t++) {
+                    a0 += w[t] * p[3 * t];
+                    a1 += w[t] * p[3 * t + 1];
+                    a2 += w[t] * p[3 * t + 2];
+                }
+                out[3 * x] = spdl_clip8(a0);
+                out[3 * x + 1] = spdl_clip8(a1);
+                out[3 * x + 2] = spdl_clip8(a2);
+                break;
+            case 4:
+                for (t = 0; t < kh->taps; t++) {
+                    a0 += w[t] * p[4 * t];
+                    a1 += w[t] * p[4 * t + 1];
+                    a2 += w[t] * p[4 * t + 2];
+                    a3 += w[t] * p[4 * t + 3];
+                }
+                out[4 * x] = spdl_clip8(a0);
+                out[4 * x + 1] = spdl_clip8(a1);
+                out[4 * x + 2] = spdl_clip8(a2);
+                out[4 * x + 3] = spdl_clip8(a3);
+                break;
+            default:
+                for (c = 0; c < channels; c++) {
+                    a0 = 0;
+                    for (t = 0; t < kh->taps; t++)
+                        a0 += w[t] * p[channels * t + c];
+                    out[channels * x + c] = spdl_clip8(a0);
+                }
+            }
+        }
+    }
+}
+
+#endif
