@@ -9,7 +9,7 @@ transfer_buffer, each with an async_ twin.
 
 from spdl.io._buffer import CPUBuffer
 from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig
-from spdl.io._cuda import CUDABuffer, cuda_available
+from spdl.io._cuda import CUDABuffer, CUDAError, CUDAUnavailableError, cuda_available
 from spdl.io._decode import ImageFrames
 from spdl.io._demux import IMAGE_DEMUXERS, ImagePackets
 from spdl.io._error import set_ffmpeg_log_level
@@ -38,6 +38,7 @@ from spdl.io._load import (
     load_image_batch,
     transfer_buffer,
 )
+from spdl.io._nvjpeg import async_load_image_batch_nvjpeg, load_image_batch_nvjpeg
 
 __all__ = [
     "AllocationError",
@@ -45,6 +46,8 @@ __all__ = [
     "CPUBuffer",
     "CUDABuffer",
     "CUDAConfig",
+    "CUDAError",
+    "CUDAUnavailableError",
     "ConfigError",
     "DecodeConfig",
     "DecodeError",
@@ -61,6 +64,7 @@ __all__ = [
     "async_decode_packets",
     "async_demux_image",
     "async_load_image_batch",
+    "async_load_image_batch_nvjpeg",
     "async_transfer_buffer",
     "convert_frames",
     "cuda_available",
@@ -68,6 +72,7 @@ __all__ = [
     "demux_image",
     "get_video_filter_desc",
     "load_image_batch",
+    "load_image_batch_nvjpeg",
     "set_ffmpeg_log_level",
     "to_numpy",
     "to_torch",

@@ -13,6 +13,8 @@ cdef struct CudaRuntimeApi:
     cudaFreeHost_t cudaFreeHost
     cudaMemcpyAsync_t cudaMemcpyAsync
     cudaMemsetAsync_t cudaMemsetAsync
+    cudaStreamCreateWithFlags_t cudaStreamCreateWithFlags
+    cudaStreamDestroy_t cudaStreamDestroy
     cudaStreamSynchronize_t cudaStreamSynchronize
     cudaDeviceSynchronize_t cudaDeviceSynchronize
     cudaEventCreateWithFlags_t cudaEventCreateWithFlags

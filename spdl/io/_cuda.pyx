@@ -136,6 +136,10 @@ cdef class _Library:
             missing.append(name.decode())
         return p
 
+    def address(self, str name, list missing):
+        """The address of symbol name (an int), or 0 after appending name to missing."""
+        return <uintptr_t>self.sym(name.encode(), missing)
+
     def check(self, list missing):
         if missing:
             raise CUDAUnavailableError(
@@ -204,6 +208,8 @@ cdef int _fill_runtime(_Library lib, CudaRuntimeApi *t) except -1:
     t.cudaFreeHost = <cudaFreeHost_t>lib.sym(b"cudaFreeHost", missing)
     t.cudaMemcpyAsync = <cudaMemcpyAsync_t>lib.sym(b"cudaMemcpyAsync", missing)
     t.cudaMemsetAsync = <cudaMemsetAsync_t>lib.sym(b"cudaMemsetAsync", missing)
+    t.cudaStreamCreateWithFlags = <cudaStreamCreateWithFlags_t>lib.sym(b"cudaStreamCreateWithFlags", missing)
+    t.cudaStreamDestroy = <cudaStreamDestroy_t>lib.sym(b"cudaStreamDestroy", missing)
     t.cudaStreamSynchronize = <cudaStreamSynchronize_t>lib.sym(b"cudaStreamSynchronize", missing)
     t.cudaDeviceSynchronize = <cudaDeviceSynchronize_t>lib.sym(b"cudaDeviceSynchronize", missing)
     t.cudaEventCreateWithFlags = <cudaEventCreateWithFlags_t>lib.sym(b"cudaEventCreateWithFlags", missing)
@@ -373,16 +379,97 @@ def _mem_get_info(int device):
 # ---------------------------------------------------------------------------
 # Page-locked host memory
 
+# cudaHostAlloc maps and pins pages (slow, milliseconds for a batch) and
+# cudaFreeHost may synchronize the device, so freed blocks are kept for reuse:
+# a few, matched by exact size, which is what a stream of same-size batches
+# needs. A block comes back here only when its CPUBuffer dies, and a CPUBuffer
+# that a transfer reads is kept alive until the copy has completed
+# (keep_until_done), so a cached block is never being read by the GPU.
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+    int pthread_mutex_init(pthread_mutex_t *mutex, const void *attr)
+    int pthread_mutex_lock(pthread_mutex_t *mutex)
+    int pthread_mutex_unlock(pthread_mutex_t *mutex)
+
+cdef enum:
+    PINNED_HEADER = 64          # the block's size lives here; keeps the data 64-byte aligned
+    PINNED_CACHE_SLOTS = 4
+
+cdef struct PinnedBlock:
+    void *base
+    size_t size
+
+cdef pthread_mutex_t _pin_mutex
+cdef PinnedBlock _pin_cache[PINNED_CACHE_SLOTS]
+cdef int _pin_count = 0
+pthread_mutex_init(&_pin_mutex, NULL)
+
+
 cdef void *_pinned_alloc(size_t size) noexcept nogil:
-    cdef void *p = NULL
-    if _rt.cudaHostAlloc(&p, size, cudaHostAllocPortable) != cudaSuccess:
-        _rt.cudaGetLastError()
-        return NULL
-    return p
+    global _pin_count
+    cdef void *base = NULL
+    cdef int i
+    pthread_mutex_lock(&_pin_mutex)
+    for i in range(_pin_count):
+        if _pin_cache[i].size == size:
+            base = _pin_cache[i].base
+            _pin_count -= 1
+            _pin_cache[i] = _pin_cache[_pin_count]
+            break
+    pthread_mutex_unlock(&_pin_mutex)
+    if base == NULL:
+        if size > <size_t>-1 - PINNED_HEADER:
+            return NULL
+        if _rt.cudaHostAlloc(&base, size + PINNED_HEADER, cudaHostAllocPortable) != cudaSuccess:
+            _rt.cudaGetLastError()
+            return NULL
+        (<size_t *>base)[0] = size
+    return <char *>base + PINNED_HEADER
 
 
 cdef void _pinned_free(void *p) noexcept nogil:
-    _rt.cudaFreeHost(p)
+    global _pin_count
+    cdef void *base = <char *>p - PINNED_HEADER
+    cdef void *evict = NULL
+    cdef int i
+    pthread_mutex_lock(&_pin_mutex)
+    if _pin_count == PINNED_CACHE_SLOTS:        # full: let the oldest go
+        evict = _pin_cache[0].base
+        for i in range(1, _pin_count):
+            _pin_cache[i - 1] = _pin_cache[i]
+        _pin_count -= 1
+    _pin_cache[_pin_count].base = base
+    _pin_cache[_pin_count].size = (<size_t *>base)[0]
+    _pin_count += 1
+    pthread_mutex_unlock(&_pin_mutex)
+    if evict != NULL:
+        _rt.cudaFreeHost(evict)
+        _rt.cudaGetLastError()
+
+
+cdef void _pinned_release_cache() noexcept nogil:
+    global _pin_count
+    cdef int i, n
+    cdef PinnedBlock blocks[PINNED_CACHE_SLOTS]
+    pthread_mutex_lock(&_pin_mutex)
+    n = _pin_count
+    for i in range(n):
+        blocks[i] = _pin_cache[i]
+    _pin_count = 0
+    pthread_mutex_unlock(&_pin_mutex)
+    for i in range(n):
+        _rt.cudaFreeHost(blocks[i].base)
+    if n:
+        _rt.cudaGetLastError()
+
+
+def release_pinned_memory():
+    """Give the cached page-locked blocks back to CUDA (cudaFreeHost)."""
+    if _rt_ready:
+        with nogil:
+            _pinned_release_cache()
 
 
 cdef HostAllocator _PINNED = HostAllocator.__new__(HostAllocator)
@@ -397,7 +484,9 @@ def host_allocator(device_config):
 
     cudaHostAlloc with cudaHostAllocPortable, so any device (and CUDA context)
     can copy from it; the allocation is made in the calling thread's current
-    CUDA context. Raises like check_device.
+    CUDA context. A few freed blocks are cached for the next batches of the
+    same size (release_pinned_memory empties the cache). Raises like
+    check_device.
     """
     check_device(device_config)
     _reap(False)
@@ -496,7 +585,12 @@ def synchronize_transfers():
     _reap(True)
 
 
-atexit.register(synchronize_transfers)
+def _at_exit():
+    synchronize_transfers()
+    release_pinned_memory()
+
+
+atexit.register(_at_exit)
 
 
 # ---------------------------------------------------------------------------
@@ -924,6 +1018,64 @@ def _fake_cuda_buffer(ptr, shape, dtype="uint8", *, device_index=0, stream=0, fr
         buf.free_cb = free
     buf.indices = tuple(range(buf._shape[0]))
     return buf
+
+
+# ---------------------------------------------------------------------------
+# Internal helpers for tests and benchmarks that run without CuPy or PyTorch
+
+def _create_stream(int device, bint non_blocking=True):
+    """A new cudaStream_t (int) on device; destroy it with _destroy_stream."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef cudaStream_t s = NULL
+    cdef cudaError_t err
+    cdef int prev
+    with nogil:
+        err = enter_device(rt, device, &prev)
+        if err == cudaSuccess:
+            err = rt.cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking if non_blocking else 0)
+        leave_device(rt, prev)
+    if err != cudaSuccess:
+        raise cuda_error(err, "cudaStreamCreateWithFlags")
+    return <uintptr_t>s
+
+
+def _destroy_stream(int device, uintptr_t stream):
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef cudaError_t err
+    cdef int prev
+    with nogil:
+        err = enter_device(rt, device, &prev)
+        if err == cudaSuccess:
+            err = rt.cudaStreamDestroy(<cudaStream_t>stream)
+        leave_device(rt, prev)
+    if err != cudaSuccess:
+        raise cuda_error(err, "cudaStreamDestroy")
+
+
+def _to_host(CUDABuffer buf, stream=None):
+    """A numpy copy of a CUDABuffer, made in the order of `stream` (default: the buffer's)."""
+    import numpy as np
+
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef cudaError_t err = cudaSuccess
+    cdef int prev
+    cdef uintptr_t s = buf._stream if stream is None else stream
+    cdef uintptr_t dst
+    out = np.empty(buf.shape, dtype=buf.dtype)
+    if buf._nbytes == 0:
+        return out
+    dst = out.ctypes.data
+    with nogil:
+        err = enter_device(rt, buf._device, &prev)
+        if err == cudaSuccess:
+            err = rt.cudaMemcpyAsync(<void *>dst, <const void *>buf.ptr, buf._nbytes,
+                                     cudaMemcpyDeviceToHost, <cudaStream_t>s)
+        if err == cudaSuccess:
+            err = rt.cudaStreamSynchronize(<cudaStream_t>s)
+        leave_device(rt, prev)
+    if err != cudaSuccess:
+        raise cuda_error(err, "cudaMemcpyAsync", "device to host")
+    return out
 
 
 # ---------------------------------------------------------------------------

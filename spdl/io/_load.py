@@ -58,10 +58,17 @@ def _check_device(device_config) -> None:
         check_device(device_config)
 
 
-def _batch_job(srcs, width, height, pix_fmt, demux_config, decode_config, filter_desc):
+def _batch_job(srcs, width, height, pix_fmt, demux_config, decode_config, filter_desc,
+               device_config=None):
     if filter_desc is DEFAULT_FILTER:
         filter_desc = get_video_filter_desc(scale_width=width, scale_height=height, pix_fmt=pix_fmt)
-    return BatchJob(srcs, demux_config, decode_config, filter_desc)
+    allocator = None
+    if device_config is not None:
+        # A batch headed for the GPU is decoded straight into page-locked memory.
+        from spdl.io._cuda import host_allocator
+
+        allocator = host_allocator(device_config)
+    return BatchJob(srcs, demux_config, decode_config, filter_desc, allocator)
 
 
 def load_image_batch(
@@ -83,7 +90,8 @@ def load_image_batch(
     (use the async form to spread them over threads).
     """
     _check_device(device_config)
-    job = _batch_job(srcs, width, height, pix_fmt, demux_config, decode_config, filter_desc)
+    job = _batch_job(srcs, width, height, pix_fmt, demux_config, decode_config, filter_desc,
+                     device_config)
     job.run_worker()
     buf = job.finish(strict)
     if device_config is not None:
@@ -132,7 +140,8 @@ async def async_load_image_batch(
         yuv444p; a CUDABuffer with ``device_config``.
     """
     _check_device(device_config)
-    job = _batch_job(srcs, width, height, pix_fmt, demux_config, decode_config, filter_desc)
+    job = _batch_job(srcs, width, height, pix_fmt, demux_config, decode_config, filter_desc,
+                     device_config)
     loop = asyncio.get_running_loop()
     workers = [loop.run_in_executor(None, job.run_worker) for _ in range(min(len(job), default_workers()))]
     try:

@@ -24,11 +24,13 @@ cdef enum:
 # enum cudaMemcpyKind
 cdef enum:
     cudaMemcpyHostToDevice = 1
+    cudaMemcpyDeviceToHost = 2
 
 # Flags.
 cdef enum:
     cudaHostAllocPortable = 0x01      # page-locked memory usable by every CUDA context
     cudaEventDisableTiming = 0x02
+    cudaStreamNonBlocking = 0x01
 
 # enum cudaDeviceAttr (the ones NppStreamContext asks for)
 cdef enum:
@@ -50,6 +52,8 @@ ctypedef cudaError_t (*cudaMemcpyAsync_t)(void *dst, const void *src, size_t cou
                                           cudaStream_t stream) noexcept nogil
 ctypedef cudaError_t (*cudaMemsetAsync_t)(void *devPtr, int value, size_t count,
                                           cudaStream_t stream) noexcept nogil
+ctypedef cudaError_t (*cudaStreamCreateWithFlags_t)(cudaStream_t *pStream, unsigned int flags) noexcept nogil
+ctypedef cudaError_t (*cudaStreamDestroy_t)(cudaStream_t stream) noexcept nogil
 ctypedef cudaError_t (*cudaStreamSynchronize_t)(cudaStream_t stream) noexcept nogil
 ctypedef cudaError_t (*cudaDeviceSynchronize_t)() noexcept nogil
 ctypedef cudaError_t (*cudaEventCreateWithFlags_t)(cudaEvent_t *event, unsigned int flags) noexcept nogil

@@ -1,0 +1,860 @@
+# cython: language_level=3
+"""JPEG batches decoded on the GPU: nvJPEG's batched decoder, NPP's resize.
+
+    buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=CUDAConfig(0),
+                                          width=224, height=224)
+
+libnvjpeg (nvidia-nvjpeg-cu12) and libnppig / libnppc (nvidia-npp-cu12) are
+opened with dlopen the first time, under a lock, once, like libcudart.
+
+One call:
+
+1. Every source is read (paths honour DemuxConfig.max_file_size) and sniffed:
+   a JPEG that nvjpegGetImageInfo accepts (1 or 3 components, a known chroma
+   subsampling, at most DecodeConfig.max_pixels) goes to the GPU; anything
+   else - other formats, CMYK, unreadable files, bad headers - takes the CPU
+   path (FFmpeg), which decodes it or reports the same error it would report
+   in load_image_batch.
+2. Where the GPU has a hardware JPEG decoder (A100, A30, H100, ...), the
+   images nvjpegDecodeBatchedSupported accepts are decoded by the
+   NVJPEG_BACKEND_HARDWARE handle; the rest by NVJPEG_BACKEND_GPU_HYBRID.
+   Each group is one nvjpegDecodeBatched call, at full size, into a scratch
+   device buffer, already converted to interleaved RGB/BGR or planar RGB. If
+   a group's call fails (one corrupt JPEG fails the whole call), each of its
+   images is tried alone; those that still fail take the CPU path, so each
+   failure is reported for its own input, as load_image_batch reports it.
+3. Each decoded image is resized by NPP (nppiResize_8u_C3R_Ctx / _P3R_Ctx)
+   into its row of the output: supersampling when shrinking both ways,
+   bicubic otherwise, placed as the CPU path places it (scale_mode "pad": fit inside
+   width x height keeping the aspect ratio, centred, black borders; None:
+   stretch). Rows from the CPU path are copied in from page-locked memory.
+
+Everything is enqueued on CUDAConfig.stream; the result is valid in that
+stream's order.
+"""
+
+import asyncio
+import functools
+import logging
+import threading
+
+from libc.stdint cimport int64_t, uint8_t, uintptr_t
+from libc.stdlib cimport calloc, free
+
+from spdl.io._buffer cimport CPUBuffer
+from spdl.io._cuda cimport (
+    CUDABuffer, CudaRuntimeApi, alloc_cuda_buffer, cuda_error, cudart, enter_device,
+    keep_until_done, leave_device,
+)
+from spdl.io._error cimport ErrorInfo
+from spdl.io._scale cimport MODE_PAD, MODE_STRETCH, Geometry, ScaleSpec, compute_geometry
+from spdl.io._source cimport Source, make_source, read_source
+from spdl.io.includes.cuda_runtime cimport *
+from spdl.io.includes.libavcodec cimport AVPacket, av_packet_alloc, av_packet_free
+from spdl.io.includes.libavutil cimport AV_PIX_FMT_NONE
+from spdl.io.includes.npp cimport *
+from spdl.io.includes.nvjpeg cimport *
+
+from spdl.io._batch import BatchJob
+from spdl.io._config import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_PIXELS, CUDAConfig
+from spdl.io import _cuda as _cudapy   # library_candidates is looked up at call time
+from spdl.io._cuda import CUDAError, CUDAUnavailableError, _open_library, check_device, host_allocator
+from spdl.io._errors import BatchLoadError
+from spdl.io._filter_desc import get_video_filter_desc
+
+__all__ = ["load_image_batch_nvjpeg", "async_load_image_batch_nvjpeg"]
+
+_log = logging.getLogger("spdl.io")
+
+#: Output pixel formats of the nvJPEG path: packed RGB, packed BGR, planar RGB.
+PIX_FMTS = ("rgb24", "bgr24", "rgbp")
+SCALE_MODES = ("pad", None)
+
+_STATUS = {
+    0: "NVJPEG_STATUS_SUCCESS", 1: "NVJPEG_STATUS_NOT_INITIALIZED",
+    2: "NVJPEG_STATUS_INVALID_PARAMETER", 3: "NVJPEG_STATUS_BAD_JPEG",
+    4: "NVJPEG_STATUS_JPEG_NOT_SUPPORTED", 5: "NVJPEG_STATUS_ALLOCATOR_FAILURE",
+    6: "NVJPEG_STATUS_EXECUTION_FAILED", 7: "NVJPEG_STATUS_ARCH_MISMATCH",
+    8: "NVJPEG_STATUS_INTERNAL_ERROR", 9: "NVJPEG_STATUS_IMPLEMENTATION_NOT_SUPPORTED",
+    10: "NVJPEG_STATUS_INCOMPLETE_BITSTREAM",
+}
+
+
+def _status_name(int st):
+    return _STATUS.get(st, f"nvjpegStatus_t {st}")
+
+
+# ---------------------------------------------------------------------------
+# The libraries
+
+cdef struct NvjpegApi:
+    nvjpegGetProperty_t GetProperty
+    nvjpegCreateEx_t CreateEx
+    nvjpegDestroy_t Destroy
+    nvjpegJpegStateCreate_t JpegStateCreate
+    nvjpegJpegStateDestroy_t JpegStateDestroy
+    nvjpegGetImageInfo_t GetImageInfo
+    nvjpegDecodeBatchedInitialize_t DecodeBatchedInitialize
+    nvjpegDecodeBatched_t DecodeBatched
+    nvjpegJpegStreamCreate_t JpegStreamCreate
+    nvjpegJpegStreamDestroy_t JpegStreamDestroy
+    nvjpegJpegStreamParse_t JpegStreamParse
+    nvjpegDecodeBatchedSupported_t DecodeBatchedSupported
+
+cdef struct NppApi:
+    nppGetLibVersion_t GetLibVersion
+    nppiResize_8u_C3R_Ctx_t Resize_8u_C3R_Ctx
+    nppiResize_8u_P3R_Ctx_t Resize_8u_P3R_Ctx
+
+_NVJPEG = "libnvjpeg.so.12"
+_NPPC = "libnppc.so.12"
+_NPPIG = "libnppig.so.12"
+_NVJPEG_HINT = "nvJPEG is needed for GPU decoding; install it with `pip install spdl[cuda]` (or nvidia-nvjpeg-cu12)"
+_NPP_HINT = "NPP is needed to resize on the GPU; install it with `pip install spdl[cuda]` (or nvidia-npp-cu12)"
+
+cdef NvjpegApi _nv
+cdef NppApi _npp
+cdef bint _ready = False
+_failure = None          # (message, library, tried) of the failed load
+_libs = None
+_LOCK = threading.Lock()
+
+
+cdef void *_sym(lib, str name, list missing) except? NULL:
+    return <void *><uintptr_t>lib.address(name, missing)
+
+
+cdef int _fill_nvjpeg(lib, NvjpegApi *t) except -1:
+    missing = []
+    t.GetProperty = <nvjpegGetProperty_t>_sym(lib, "nvjpegGetProperty", missing)
+    t.CreateEx = <nvjpegCreateEx_t>_sym(lib, "nvjpegCreateEx", missing)
+    t.Destroy = <nvjpegDestroy_t>_sym(lib, "nvjpegDestroy", missing)
+    t.JpegStateCreate = <nvjpegJpegStateCreate_t>_sym(lib, "nvjpegJpegStateCreate", missing)
+    t.JpegStateDestroy = <nvjpegJpegStateDestroy_t>_sym(lib, "nvjpegJpegStateDestroy", missing)
+    t.GetImageInfo = <nvjpegGetImageInfo_t>_sym(lib, "nvjpegGetImageInfo", missing)
+    t.DecodeBatchedInitialize = <nvjpegDecodeBatchedInitialize_t>_sym(
+        lib, "nvjpegDecodeBatchedInitialize", missing)
+    t.DecodeBatched = <nvjpegDecodeBatched_t>_sym(lib, "nvjpegDecodeBatched", missing)
+    t.JpegStreamCreate = <nvjpegJpegStreamCreate_t>_sym(lib, "nvjpegJpegStreamCreate", missing)
+    t.JpegStreamDestroy = <nvjpegJpegStreamDestroy_t>_sym(lib, "nvjpegJpegStreamDestroy", missing)
+    t.JpegStreamParse = <nvjpegJpegStreamParse_t>_sym(lib, "nvjpegJpegStreamParse", missing)
+    t.DecodeBatchedSupported = <nvjpegDecodeBatchedSupported_t>_sym(
+        lib, "nvjpegDecodeBatchedSupported", missing)
+    lib.check(missing)
+    return 0
+
+
+cdef int _fill_nppc(lib, NppApi *t) except -1:
+    missing = []
+    t.GetLibVersion = <nppGetLibVersion_t>_sym(lib, "nppGetLibVersion", missing)
+    lib.check(missing)
+    return 0
+
+
+cdef int _fill_nppig(lib, NppApi *t) except -1:
+    missing = []
+    t.Resize_8u_C3R_Ctx = <nppiResize_8u_C3R_Ctx_t>_sym(lib, "nppiResize_8u_C3R_Ctx", missing)
+    t.Resize_8u_P3R_Ctx = <nppiResize_8u_P3R_Ctx_t>_sym(lib, "nppiResize_8u_P3R_Ctx", missing)
+    lib.check(missing)
+    return 0
+
+
+def _probe_library(str which, candidates=None):
+    """Internal, for tests: open one of the libraries (not cached) and check its symbols.
+
+    which is "nvjpeg", "nppc" or "nppig"; candidates defaults to the usual
+    search. Returns the path it loaded; raises CUDAUnavailableError naming
+    the library otherwise.
+    """
+    cdef NvjpegApi nv
+    cdef NppApi npp
+    if which == "nvjpeg":
+        lib = _open_library(_NVJPEG, candidates or _cudapy.library_candidates("nvidia.nvjpeg", _NVJPEG),
+                            _NVJPEG_HINT)
+        _fill_nvjpeg(lib, &nv)
+    elif which == "nppc":
+        lib = _open_library(_NPPC, candidates or _cudapy.library_candidates("nvidia.npp", _NPPC), _NPP_HINT)
+        _fill_nppc(lib, &npp)
+    elif which == "nppig":
+        lib = _open_library(_NPPIG, candidates or _cudapy.library_candidates("nvidia.npp", _NPPIG), _NPP_HINT)
+        _fill_nppig(lib, &npp)
+    else:
+        raise ValueError(f"which must be 'nvjpeg', 'nppc' or 'nppig', got {which!r}")
+    return lib.path
+
+
+def _load_libraries():
+    """Open libnvjpeg, libnppc and libnppig and fill the tables, once."""
+    global _ready, _failure, _libs
+    if _ready:
+        return _libs
+    with _LOCK:
+        if not _ready:
+            if _failure is None:
+                try:
+                    nv = _open_library(_NVJPEG, _cudapy.library_candidates("nvidia.nvjpeg", _NVJPEG), _NVJPEG_HINT)
+                    _fill_nvjpeg(nv, &_nv)
+                    # libnppig needs libnppc: open it first so that its absence is named.
+                    nppc = _open_library(_NPPC, _cudapy.library_candidates("nvidia.npp", _NPPC), _NPP_HINT)
+                    _fill_nppc(nppc, &_npp)
+                    nppig = _open_library(_NPPIG, _cudapy.library_candidates("nvidia.npp", _NPPIG), _NPP_HINT)
+                    _fill_nppig(nppig, &_npp)
+                except CUDAUnavailableError as e:
+                    _failure = (str(e), e.library, e.tried)
+                else:
+                    _libs = (nv, nppc, nppig)
+                    _ready = True
+            if _failure is not None:
+                msg, library, tried = _failure
+                raise CUDAUnavailableError(msg, library=library, tried=tried)
+    return _libs
+
+
+def nvjpeg_info():
+    """The nvJPEG and NPP libraries in use and their versions, or why they cannot load. Never raises."""
+    cdef int major = 0, minor = 0, patch = 0
+    cdef const NppLibraryVersion *v
+    try:
+        nv, nppc, nppig = _load_libraries()
+    except CUDAUnavailableError as e:
+        return {"nvjpeg": None, "npp": None, "error": str(e)}
+    _nv.GetProperty(MAJOR_VERSION, &major)
+    _nv.GetProperty(MINOR_VERSION, &minor)
+    _nv.GetProperty(PATCH_LEVEL, &patch)
+    v = _npp.GetLibVersion()
+    npp_version = f"{v.major}.{v.minor}.{v.build}" if v != NULL else None
+    return {"nvjpeg": nv.path, "nvjpeg_version": f"{major}.{minor}.{patch}",
+            "npp": nppig.path, "npp_version": npp_version, "error": None}
+
+
+# ---------------------------------------------------------------------------
+# One nvJPEG decoder per device
+
+cdef class _Decoder:
+    """nvJPEG handles and states for one device; used under `lock`, kept for the process."""
+    cdef int device
+    cdef nvjpegHandle_t hw              # NVJPEG_BACKEND_HARDWARE, or NULL
+    cdef nvjpegJpegState_t hw_state
+    cdef nvjpegJpegStream_t hw_stream   # to ask nvjpegDecodeBatchedSupported
+    cdef nvjpegHandle_t hy              # NVJPEG_BACKEND_GPU_HYBRID
+    cdef nvjpegJpegState_t hy_state
+    cdef cudaEvent_t done               # recorded after each use of the states
+    cdef uintptr_t last_stream
+    cdef bint used
+    cdef readonly object lock
+    cdef readonly str hardware          # "yes", or why the hardware decoder is not used
+
+    cdef void destroy(self) noexcept nogil:
+        if self.hw_stream != NULL:
+            _nv.JpegStreamDestroy(self.hw_stream)
+        if self.hw_state != NULL:
+            _nv.JpegStateDestroy(self.hw_state)
+        if self.hw != NULL:
+            _nv.Destroy(self.hw)
+        if self.hy_state != NULL:
+            _nv.JpegStateDestroy(self.hy_state)
+        if self.hy != NULL:
+            _nv.Destroy(self.hy)
+        self.hw_stream = self.hw_state = self.hw = self.hy_state = self.hy = NULL
+
+
+_decoders = {}
+_decoders_lock = threading.Lock()
+
+
+cdef _Decoder _make_decoder(int device):
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef _Decoder d = _Decoder.__new__(_Decoder)
+    cdef nvjpegStatus_t st_hw = 0, st_hy = 0
+    cdef cudaError_t err, ev_err = cudaSuccess
+    cdef const char *op = "nvjpegCreateEx"
+    cdef int prev
+    d.device = device
+    d.lock = threading.Lock()
+    with nogil:
+        err = enter_device(rt, device, &prev)
+        if err == cudaSuccess:
+            st_hw = _nv.CreateEx(NVJPEG_BACKEND_HARDWARE, NULL, NULL, NVJPEG_FLAGS_DEFAULT, &d.hw)
+            if st_hw == NVJPEG_STATUS_SUCCESS:
+                st_hw = _nv.JpegStateCreate(d.hw, &d.hw_state)
+                if st_hw == NVJPEG_STATUS_SUCCESS:
+                    st_hw = _nv.JpegStreamCreate(d.hw, &d.hw_stream)
+                if st_hw != NVJPEG_STATUS_SUCCESS:
+                    if d.hw_state != NULL:
+                        _nv.JpegStateDestroy(d.hw_state)
+                    _nv.Destroy(d.hw)
+                    d.hw = d.hw_state = d.hw_stream = NULL
+            else:
+                d.hw = NULL
+            st_hy = _nv.CreateEx(NVJPEG_BACKEND_GPU_HYBRID, NULL, NULL, NVJPEG_FLAGS_DEFAULT, &d.hy)
+            if st_hy == NVJPEG_STATUS_SUCCESS:
+                op = "nvjpegJpegStateCreate"
+                st_hy = _nv.JpegStateCreate(d.hy, &d.hy_state)
+                if st_hy != NVJPEG_STATUS_SUCCESS:
+                    _nv.Destroy(d.hy)
+                    d.hy = d.hy_state = NULL
+            else:
+                d.hy = NULL
+            if st_hy == NVJPEG_STATUS_SUCCESS:
+                ev_err = rt.cudaEventCreateWithFlags(&d.done, cudaEventDisableTiming)
+        leave_device(rt, prev)
+    if err != cudaSuccess:
+        raise cuda_error(err, "cudaSetDevice", f"cuda:{device}")
+    if st_hy != NVJPEG_STATUS_SUCCESS or ev_err != cudaSuccess:
+        with nogil:
+            d.destroy()
+        if ev_err != cudaSuccess:
+            raise cuda_error(ev_err, "cudaEventCreateWithFlags")
+        raise CUDAError(f"{op.decode()} (NVJPEG_BACKEND_GPU_HYBRID) failed on cuda:{device}: "
+                        f"{_status_name(st_hy)}", op=op.decode(), code=st_hy)
+    d.hardware = "yes" if d.hw != NULL else f"no ({_status_name(st_hw)})"
+    return d
+
+
+cdef _Decoder _decoder(int device):
+    with _decoders_lock:
+        d = _decoders.get(device)
+        if d is None:
+            d = _decoders[device] = _make_decoder(device)
+    return d
+
+
+def decoder_backends(device_index=0):
+    """Which nvJPEG backends decode on a device: {"hardware": "yes" or why not, "hybrid": "yes"}."""
+    check_device(CUDAConfig(device_index))
+    _load_libraries()
+    cdef _Decoder d = _decoder(device_index)
+    return {"hardware": d.hardware, "hybrid": "yes"}
+
+
+# ---------------------------------------------------------------------------
+# The encoded inputs of one call
+
+cdef enum:
+    G_CPU = 0           # decoded by the CPU path
+    G_HW = 1            # the hardware decoder
+    G_HYBRID = 2        # the GPU-hybrid decoder
+
+
+cdef class _Inputs:
+    """The encoded images of one call; kept alive until the GPU has read them."""
+    cdef Py_ssize_t n
+    cdef AVPacket **pkts                # files read into memory (NULL for bytes sources)
+    cdef const unsigned char **data
+    cdef size_t *length
+    cdef int *width
+    cdef int *height
+    cdef int *group                     # G_*
+    cdef uintptr_t *decoded             # the decoded full-size image in device memory
+    cdef list sources                   # the Source objects that keep bytes sources alive
+
+    def __cinit__(self, Py_ssize_t n):
+        cdef size_t m = n if n > 0 else 1
+        self.n = n
+        self.pkts = <AVPacket **>calloc(m, sizeof(AVPacket *))
+        self.data = <const unsigned char **>calloc(m, sizeof(unsigned char *))
+        self.length = <size_t *>calloc(m, sizeof(size_t))
+        self.width = <int *>calloc(m, sizeof(int))
+        self.height = <int *>calloc(m, sizeof(int))
+        self.group = <int *>calloc(m, sizeof(int))
+        self.decoded = <uintptr_t *>calloc(m, sizeof(uintptr_t))
+        if (self.pkts == NULL or self.data == NULL or self.length == NULL or self.width == NULL
+                or self.height == NULL or self.group == NULL or self.decoded == NULL):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.pkts != NULL:
+            for i in range(self.n):
+                av_packet_free(&self.pkts[i])
+        free(self.pkts)
+        free(self.data)
+        free(self.length)
+        free(self.width)
+        free(self.height)
+        free(self.group)
+        free(self.decoded)
+
+
+cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogil:
+    """Pick the decoder of each image (G_CPU for anything nvJPEG should not take)."""
+    cdef Py_ssize_t i
+    cdef const unsigned char *d
+    cdef int nc, css, supported
+    cdef int ws[4]
+    cdef int hs[4]
+    for i in range(inp.n):
+        inp.group[i] = G_CPU
+        d = inp.data[i]
+        if d == NULL or inp.length[i] < 4 or d[0] != 0xFF or d[1] != 0xD8 or d[2] != 0xFF:
+            continue
+        nc = 0
+        css = NVJPEG_CSS_UNKNOWN
+        ws[0] = hs[0] = 0
+        if _nv.GetImageInfo(dec.hy, d, inp.length[i], &nc, &css, ws, hs) != NVJPEG_STATUS_SUCCESS:
+            continue
+        if (nc != 1 and nc != 3) or css == NVJPEG_CSS_UNKNOWN:
+            continue
+        if ws[0] <= 0 or hs[0] <= 0 or <int64_t>ws[0] * hs[0] > max_pixels:
+            continue
+        inp.width[i] = ws[0]
+        inp.height[i] = hs[0]
+        inp.group[i] = G_HYBRID
+        if dec.hw != NULL:
+            supported = -1
+            if (_nv.JpegStreamParse(dec.hw, d, inp.length[i], 0, 0, dec.hw_stream) == NVJPEG_STATUS_SUCCESS
+                    and _nv.DecodeBatchedSupported(dec.hw, dec.hw_stream, &supported) == NVJPEG_STATUS_SUCCESS
+                    and supported == 0):
+                inp.group[i] = G_HW
+
+
+cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bint planar,
+                              object cfg, list failures):
+    """Decode the images of group g at full size with nvjpegDecodeBatched.
+
+    Returns the scratch buffer holding them (inp.decoded points into it), or
+    None when the group is empty. One call decodes the whole group; if it
+    fails (one corrupt image fails the whole call), each image is tried alone,
+    and those that still fail move to G_CPU (the failures are appended to
+    failures, for diagnostics).
+    """
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef Py_ssize_t i, j, k
+    cdef size_t total = 0, size, plane
+    cdef CUDABuffer scratch
+    cdef nvjpegImage_t *dest = NULL
+    cdef const unsigned char **data = NULL
+    cdef size_t *length = NULL
+    cdef int *status = NULL
+    cdef nvjpegHandle_t handle = dec.hw if g == G_HW else dec.hy
+    cdef nvjpegJpegState_t state = dec.hw_state if g == G_HW else dec.hy_state
+    cdef uintptr_t stream = cfg.stream
+    cdef uintptr_t base
+    cdef nvjpegStatus_t st = NVJPEG_STATUS_SUCCESS
+    cdef cudaError_t err
+    cdef int prev, c
+    idx = [i for i in range(inp.n) if inp.group[i] == g]
+    k = len(idx)
+    if k == 0:
+        return None
+    offsets = []
+    for i in idx:
+        offsets.append(total)
+        size = <size_t>inp.width[i] * <size_t>inp.height[i] * 3
+        total += (size + 255) & ~(<size_t>255)          # keep every image 256-byte aligned
+    scratch = alloc_cuda_buffer((total,), 1, None, cfg)
+    dest = <nvjpegImage_t *>calloc(k, sizeof(nvjpegImage_t))
+    data = <const unsigned char **>calloc(k, sizeof(unsigned char *))
+    length = <size_t *>calloc(k, sizeof(size_t))
+    status = <int *>calloc(k, sizeof(int))
+    try:
+        if dest == NULL or data == NULL or length == NULL or status == NULL:
+            raise MemoryError()
+        for j in range(k):
+            i = idx[j]
+            base = scratch.ptr + <size_t>offsets[j]
+            inp.decoded[i] = base
+            data[j] = inp.data[i]
+            length[j] = inp.length[i]
+            if planar:
+                plane = <size_t>inp.width[i] * <size_t>inp.height[i]
+                for c in range(3):
+                    dest[j].channel[c] = <unsigned char *>(base + c * plane)
+                    dest[j].pitch[c] = inp.width[i]
+            else:
+                dest[j].channel[0] = <unsigned char *>base
+                dest[j].pitch[0] = <size_t>inp.width[i] * 3
+        with nogil:
+            err = enter_device(rt, dec.device, &prev)
+            if err == cudaSuccess:
+                # The states' buffers may still be in use by work on another stream.
+                if dec.used and dec.last_stream != stream:
+                    rt.cudaEventSynchronize(dec.done)
+                st = _nv.DecodeBatchedInitialize(handle, state, <int>k, 1, out_fmt)
+                if st == NVJPEG_STATUS_SUCCESS:
+                    st = _nv.DecodeBatched(handle, state, data, length, dest, <cudaStream_t>stream)
+                for j in range(k):
+                    status[j] = st
+                if st != NVJPEG_STATUS_SUCCESS and k > 1:
+                    # Find the culprits: each image alone (initializing also resets the state).
+                    for j in range(k):
+                        status[j] = _nv.DecodeBatchedInitialize(handle, state, 1, 1, out_fmt)
+                        if status[j] == NVJPEG_STATUS_SUCCESS:
+                            status[j] = _nv.DecodeBatched(handle, state, &data[j], &length[j],
+                                                          &dest[j], <cudaStream_t>stream)
+                rt.cudaEventRecord(dec.done, <cudaStream_t>stream)
+                dec.used = True
+                dec.last_stream = stream
+            leave_device(rt, prev)
+        if err != cudaSuccess:
+            raise cuda_error(err, "cudaSetDevice", f"cuda:{dec.device}")
+        for j in range(k):
+            if status[j] != NVJPEG_STATUS_SUCCESS:
+                i = idx[j]
+                failures.append((i, f"nvjpegDecodeBatched ({'hardware' if g == G_HW else 'GPU hybrid'}): "
+                                    f"{_status_name(status[j])}"))
+                inp.group[i] = G_CPU
+                inp.decoded[i] = 0
+    finally:
+        free(dest)
+        free(data)
+        free(length)
+        free(status)
+    return scratch
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+def _check_args(device_config, width, height, pix_fmt, scale_mode, strict):
+    if not isinstance(device_config, CUDAConfig):
+        raise TypeError(f"device_config must be a CUDAConfig, not {type(device_config).__name__}")
+    for name, v in (("width", width), ("height", height)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 65535:
+            raise ValueError(f"{name} must be an int in 1..65535, got {v!r}")
+    if pix_fmt not in PIX_FMTS:
+        raise ValueError(f"pix_fmt must be one of {PIX_FMTS} for the nvJPEG path, got {pix_fmt!r}")
+    if scale_mode not in SCALE_MODES:
+        raise ValueError(f"scale_mode must be 'pad' or None for the nvJPEG path, got {scale_mode!r}")
+
+
+def _renumbered(e, int k, int i):
+    """The CPU path names bytes inputs by their index in the list it was given; use ours."""
+    old, new = f"bytes #{k}", f"bytes #{i}"
+    if k == i or getattr(e, "source", None) != old:
+        return e
+    msg = str(e).replace(f" {old}:", f" {new}:", 1)
+    try:
+        out = type(e)(msg, source=new, stage=e.stage)
+    except TypeError:
+        return e
+    for attr in ("errno", "strerror"):
+        if getattr(e, attr, None) is not None:
+            setattr(out, attr, getattr(e, attr))
+    out.__cause__ = e.__cause__
+    return out
+
+
+def load_image_batch_nvjpeg(
+    srcs,
+    *,
+    device_config,
+    width,
+    height,
+    pix_fmt="rgb24",
+    scale_mode="pad",
+    demux_config=None,
+    decode_config=None,
+    strict=True,
+):
+    """Decode a batch of JPEGs on the GPU with nvJPEG and resize it there.
+
+    Args:
+        srcs: File paths (str, os.PathLike) or bytes-like objects. Inputs that
+            are not JPEGs nvJPEG can decode (PNG, CMYK JPEG, ...) take the CPU
+            path and are copied in.
+        device_config: A CUDAConfig: the device, the stream the work is
+            enqueued on, and the allocator of the device memory.
+        width, height: The size of every image in the batch.
+        pix_fmt: ``"rgb24"`` or ``"bgr24"`` (N, H, W, 3), or ``"rgbp"``,
+            planar RGB (N, 3, H, W). All uint8.
+        scale_mode: ``"pad"`` (default, as the CPU loaders): fit inside
+            width x height keeping the aspect ratio, centred on black.
+            ``None``: stretch to width x height.
+        demux_config: DemuxConfig; its ``max_file_size`` applies. With a
+            ``format`` set, every input takes the CPU path.
+        decode_config: DecodeConfig; its ``max_pixels`` applies. With a
+            ``decoder`` or ``decoder_options`` set, every input takes the CPU path.
+        strict: As in load_image_batch: if True any failure raises
+            BatchLoadError naming every failed input; if False the batch holds
+            the images that loaded, in input order, with ``indices`` and
+            ``errors``.
+
+    Returns:
+        CUDABuffer on ``device_config``'s device, valid in the order of its stream.
+
+    Raises:
+        CUDAUnavailableError: no CUDA device, or libcudart / libnvjpeg /
+            libnppc / libnppig cannot be loaded (the message names it).
+    """
+    _check_args(device_config, width, height, pix_fmt, scale_mode, strict)
+    if isinstance(srcs, (str, bytes, bytearray, memoryview)) or not hasattr(srcs, "__len__"):
+        raise TypeError("srcs must be a list of paths or bytes-like objects")
+    srcs = list(srcs)
+    sources = [make_source(s, f"bytes #{i}") for i, s in enumerate(srcs)]
+    check_device(device_config)
+    _load_libraries()
+    dec = _decoder(device_config.device_index)
+    return _load(dec, srcs, sources, device_config, width, height, pix_fmt, scale_mode,
+                 demux_config, decode_config, strict)
+
+
+async def async_load_image_batch_nvjpeg(
+    srcs,
+    *,
+    device_config,
+    width,
+    height,
+    pix_fmt="rgb24",
+    scale_mode="pad",
+    demux_config=None,
+    decode_config=None,
+    strict=True,
+):
+    """:func:`load_image_batch_nvjpeg` on the running loop's executor."""
+    _check_args(device_config, width, height, pix_fmt, scale_mode, strict)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(
+        load_image_batch_nvjpeg, srcs, device_config=device_config, width=width, height=height,
+        pix_fmt=pix_fmt, scale_mode=scale_mode, demux_config=demux_config,
+        decode_config=decode_config, strict=strict))
+
+
+cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, int height,
+                  str pix_fmt, object scale_mode, object demux_config, object decode_config,
+                  bint strict):
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef Py_ssize_t n = len(sources), i, r, m
+    cdef _Inputs inp = _Inputs(n)
+    cdef Source s
+    cdef ErrorInfo einfo
+    cdef AVPacket *pkt
+    cdef int ret, prev
+    cdef bint planar = pix_fmt == "rgbp"
+    cdef int out_fmt = (NVJPEG_OUTPUT_RGB if planar else
+                        NVJPEG_OUTPUT_BGRI if pix_fmt == "bgr24" else NVJPEG_OUTPUT_RGBI)
+    cdef int64_t max_file_size = (demux_config.max_file_size if demux_config is not None
+                                  else DEFAULT_MAX_FILE_SIZE)
+    cdef int64_t max_pixels = (decode_config.max_pixels if decode_config is not None
+                               else DEFAULT_MAX_PIXELS)
+    cdef int device = cfg.device_index
+    cdef uintptr_t stream = cfg.stream
+    cdef bint attempted = False
+    ffmpeg_only = ((demux_config is not None and demux_config.format is not None) or
+                   (decode_config is not None and (decode_config.decoder is not None
+                                                   or decode_config.decoder_options)))
+    inp.sources = sources
+
+    # 1. Read the inputs; sniff and decode the JPEGs on the GPU.
+    scratch = []
+    failures = []
+    if not ffmpeg_only and n:
+        for i in range(n):
+            s = sources[i]
+            if s.ref.path == NULL:
+                inp.data[i] = s.ref.data
+                inp.length[i] = s.ref.size
+                continue
+            pkt = av_packet_alloc()
+            if pkt == NULL:
+                raise MemoryError()
+            inp.pkts[i] = pkt
+            with nogil:
+                ret = read_source(&s.ref, max_file_size, pkt, &einfo)
+            if ret >= 0:
+                inp.data[i] = pkt.data
+                inp.length[i] = pkt.size
+        with dec.lock:
+            with nogil:
+                _classify(dec, inp, max_pixels)
+            for i in range(n):
+                if inp.group[i] != G_CPU:
+                    attempted = True
+                    break
+            try:
+                for g in (G_HW, G_HYBRID):
+                    buf = _decode_group(dec, inp, g, out_fmt, planar, cfg, failures)
+                    if buf is not None:
+                        scratch.append(buf)
+            finally:
+                if attempted:
+                    # nvJPEG may read the encoded bytes until its work on the stream is done.
+                    keep_until_done(device, stream, inp)
+
+    for i, why in failures:
+        _log.debug("nvJPEG could not decode input %d (%s); trying the CPU path", i, why)
+
+    # 2. The CPU path for everything else.
+    errors = {}
+    cpu_row = {}            # input index -> row of cpu_buf
+    cpu_idx = [i for i in range(n) if inp.group[i] == G_CPU]
+    cpu_buf = None
+    if cpu_idx:
+        desc = get_video_filter_desc(scale_width=width, scale_height=height, scale_mode=scale_mode,
+                                     pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
+        job = BatchJob([srcs[i] for i in cpu_idx], demux_config, decode_config, desc,
+                       host_allocator(cfg))
+        job.run_worker()
+        cpu_buf = job.finish(False)
+        for k, e in cpu_buf.errors.items():
+            errors[cpu_idx[k]] = _renumbered(e, k, cpu_idx[k])
+        for r, k in enumerate(cpu_buf.indices):
+            cpu_row[cpu_idx[k]] = r
+    if strict and errors:
+        errors = dict(sorted(errors.items()))
+        raise BatchLoadError(errors, n) from next(iter(errors.values()))
+
+    # 3. The output: resize the GPU-decoded images into their rows, copy the others in.
+    ok = [i for i in range(n) if inp.group[i] != G_CPU or i in cpu_row]
+    if planar:
+        shape = (len(ok), 3, height, width)
+    else:
+        shape = (len(ok), height, width, 3)
+    out = alloc_cuda_buffer(shape, 1, pix_fmt, cfg)
+    out.indices = tuple(ok)
+    out.errors = dict(sorted(errors.items()))
+    if not ok:
+        return out
+    gpu = [(r, i) for r, i in enumerate(ok) if inp.group[i] != G_CPU]
+    _resize_into(out, inp, gpu, width, height, planar, scale_mode == "pad")
+    if cpu_row:
+        import numpy as np
+
+        if planar:
+            host = np.ascontiguousarray(np.asarray(cpu_buf).transpose(0, 3, 1, 2))
+        else:
+            host = np.asarray(cpu_buf)
+        _upload_rows(out, host, [(r, cpu_row[i]) for r, i in enumerate(ok) if i in cpu_row])
+    del scratch     # freed in stream order (or after the device is idle, with cudaFree)
+    return out
+
+
+cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int height, bint planar,
+                      bint pad) except -1:
+    """Clear the output (black borders) and resize each GPU-decoded image into its row."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef Py_ssize_t m = len(rows), j
+    cdef Py_ssize_t *row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
+    cdef Py_ssize_t *img = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
+    cdef size_t row_bytes = <size_t>width * height * 3, plane_out = <size_t>width * height, plane_in
+    cdef uintptr_t stream = out._stream, dst, src
+    cdef int device = out._device, prev, w, h, interp, c, smem = 0
+    cdef unsigned int flags = 0
+    cdef cudaError_t err
+    cdef NppStatus st = NPP_NO_ERROR
+    cdef NppStreamContext ctx
+    cdef ScaleSpec spec
+    cdef Geometry geo
+    cdef ErrorInfo einfo
+    cdef const unsigned char *srcp[3]
+    cdef unsigned char *dstp[3]
+    cdef NppiSize src_size, dst_size
+    cdef NppiRect src_roi, dst_roi
+    cdef Py_ssize_t failed_at = -1
+    if row == NULL or img == NULL:
+        free(row)
+        free(img)
+        raise MemoryError()
+    for j in range(m):
+        row[j], img[j] = rows[j]
+    spec.scale_w = width
+    spec.scale_h = height
+    spec.mode = MODE_PAD if pad else MODE_STRETCH
+    spec.crop_w = -1
+    spec.crop_h = -1
+    spec.sws_flags = 0
+    spec.out_fmt = AV_PIX_FMT_NONE
+    with nogil:
+        err = enter_device(rt, device, &prev)
+        if err == cudaSuccess and pad:
+            err = rt.cudaMemsetAsync(<void *>out.ptr, 0, out._nbytes, <cudaStream_t>stream)
+        if err == cudaSuccess and m:
+            ctx.hStream = <cudaStream_t>stream
+            ctx.nCudaDeviceId = device
+            ctx.nMultiProcessorCount = ctx.nMaxThreadsPerMultiProcessor = ctx.nMaxThreadsPerBlock = 0
+            ctx.nCudaDevAttrComputeCapabilityMajor = ctx.nCudaDevAttrComputeCapabilityMinor = 0
+            rt.cudaDeviceGetAttribute(&ctx.nMultiProcessorCount, cudaDevAttrMultiProcessorCount, device)
+            rt.cudaDeviceGetAttribute(&ctx.nMaxThreadsPerMultiProcessor,
+                                      cudaDevAttrMaxThreadsPerMultiProcessor, device)
+            rt.cudaDeviceGetAttribute(&ctx.nMaxThreadsPerBlock, cudaDevAttrMaxThreadsPerBlock, device)
+            rt.cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlock, device)
+            ctx.nSharedMemPerBlock = <size_t>smem
+            rt.cudaDeviceGetAttribute(&ctx.nCudaDevAttrComputeCapabilityMajor,
+                                      cudaDevAttrComputeCapabilityMajor, device)
+            rt.cudaDeviceGetAttribute(&ctx.nCudaDevAttrComputeCapabilityMinor,
+                                      cudaDevAttrComputeCapabilityMinor, device)
+            if rt.cudaStreamGetFlags(<cudaStream_t>stream, &flags) != cudaSuccess:
+                flags = 0
+            ctx.nStreamFlags = flags
+            ctx.nReserved0 = 0
+            rt.cudaGetLastError()
+            for j in range(m):
+                w = inp.width[img[j]]
+                h = inp.height[img[j]]
+                src = inp.decoded[img[j]]
+                compute_geometry(&spec, w, h, &geo, &einfo)   # cannot fail: 1 <= size <= 65535
+                if geo.sw == w and geo.sh == h:
+                    interp = NPPI_INTER_NN                    # same size: an exact copy
+                elif geo.sw < w and geo.sh < h:
+                    interp = NPPI_INTER_SUPER                 # shrinking: area average
+                else:
+                    interp = NPPI_INTER_CUBIC
+                src_size.width, src_size.height = w, h
+                src_roi.x, src_roi.y, src_roi.width, src_roi.height = 0, 0, w, h
+                dst_size.width, dst_size.height = geo.sw, geo.sh
+                dst_roi.x, dst_roi.y, dst_roi.width, dst_roi.height = 0, 0, geo.sw, geo.sh
+                # The destination image is the scaled image's window in the row.
+                dst = out.ptr + <size_t>row[j] * row_bytes
+                if planar:
+                    plane_in = <size_t>w * h
+                    for c in range(3):
+                        srcp[c] = <const unsigned char *>(src + c * plane_in)
+                        dstp[c] = <unsigned char *>(dst + c * plane_out
+                                                    + <size_t>geo.oy * width + geo.ox)
+                    st = _npp.Resize_8u_P3R_Ctx(srcp, w, src_size, src_roi, dstp, width,
+                                                dst_size, dst_roi, interp, ctx)
+                else:
+                    st = _npp.Resize_8u_C3R_Ctx(
+                        <const unsigned char *>src, w * 3, src_size, src_roi,
+                        <unsigned char *>(dst + (<size_t>geo.oy * width + geo.ox) * 3), width * 3,
+                        dst_size, dst_roi, interp, ctx)
+                if st < 0:
+                    failed_at = img[j]
+                    break
+        leave_device(rt, prev)
+    free(row)
+    free(img)
+    if err != cudaSuccess:
+        raise cuda_error(err, "cudaMemsetAsync", f"cuda:{device}")
+    if failed_at >= 0:
+        raise CUDAError(f"nppiResize_8u_{'P3R' if planar else 'C3R'}_Ctx failed with NppStatus {st} "
+                        f"for input {failed_at} ({inp.width[failed_at]}x{inp.height[failed_at]})",
+                        op="nppiResize", code=st)
+    return 0
+
+
+cdef int _upload_rows(CUDABuffer out, object host, list rows) except -1:
+    """Copy rows (out_row, host_row) of the host batch into out, keeping host alive until done."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef Py_ssize_t m = len(rows), j
+    cdef size_t row_bytes = out._nbytes // <size_t>out._shape[0]
+    cdef uintptr_t base = host.ctypes.data
+    cdef uintptr_t stream = out._stream
+    cdef int prev
+    cdef cudaError_t err
+    if not host.flags.c_contiguous or host.nbytes // host.shape[0] != row_bytes:
+        raise AssertionError("the host rows do not match the output rows")
+    cdef Py_ssize_t *dst_row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
+    cdef Py_ssize_t *src_row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
+    if dst_row == NULL or src_row == NULL:
+        free(dst_row)
+        free(src_row)
+        raise MemoryError()
+    for j in range(m):
+        dst_row[j], src_row[j] = rows[j]
+    with nogil:
+        err = enter_device(rt, out._device, &prev)
+        j = 0
+        while err == cudaSuccess and j < m:
+            err = rt.cudaMemcpyAsync(<void *>(out.ptr + <size_t>dst_row[j] * row_bytes),
+                                     <const void *>(base + <size_t>src_row[j] * row_bytes),
+                                     row_bytes, cudaMemcpyHostToDevice, <cudaStream_t>stream)
+            j += 1
+        leave_device(rt, prev)
+    free(dst_row)
+    free(src_row)
+    # Even after a failure, copies already enqueued may still read host.
+    keep_until_done(out._device, stream, host)
+    if err != cudaSuccess:
+        raise cuda_error(err, "cudaMemcpyAsync", f"rows decoded on the CPU to cuda:{out._device}")
+    return 0

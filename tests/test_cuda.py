@@ -1,0 +1,1224 @@
+"""The GPU path: CUDAConfig, the library loader, CUDABuffer's interfaces, nvJPEG.
+
+Most of these run anywhere. The loader is pointed at paths that do not exist
+to check its messages; CUDABuffer is built over fake device pointers (nothing
+CUDA is touched) to check ``__cuda_array_interface__``, DLPack and freeing;
+with the nvidia-cuda-runtime-cu12 wheel installed but no GPU, every entry
+point must say "no CUDA device". The tests marked ``gpu`` need a CUDA device
+and are skipped here with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import io
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spdl.io
+from spdl.io import CUDAConfig
+from spdl.io import _cuda, _nvjpeg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_RUNTIME = _cuda.runtime_info()
+needs_runtime = pytest.mark.skipif(
+    _RUNTIME["library"] is None,
+    reason="libcudart.so.12 cannot be loaded here (install nvidia-cuda-runtime-cu12)")
+HAVE_GPU = spdl.io.cuda_available()
+gpu = pytest.mark.skipif(not HAVE_GPU, reason="no CUDA device on this machine")
+
+
+def _wheel_include(name):
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec(f"nvidia.{name}")
+    except ImportError:
+        return None
+    if spec is None:
+        return None
+    for d in spec.submodule_search_locations or ():
+        inc = Path(d) / "include"
+        if inc.is_dir():
+            return inc
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Configuration and argument checks (no CUDA needed)
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    ({"device_index": -1}, ValueError),
+    ({"device_index": True}, ValueError),
+    ({"device_index": 1.0}, ValueError),
+    ({"device_index": 0, "stream": -1}, ValueError),
+    ({"device_index": 0, "stream": "0"}, ValueError),
+    ({"device_index": 0, "allocator": (lambda *a: 0,)}, TypeError),
+    ({"device_index": 0, "allocator": (1, 2)}, TypeError),
+    ({"device_index": 0, "allocator": [lambda *a: 0, lambda p: None]}, TypeError),
+])
+def test_cuda_config_rejects(kwargs, exc):
+    with pytest.raises(exc):
+        CUDAConfig(**kwargs)
+
+
+def test_cuda_config_accepts():
+    c = CUDAConfig(1, stream=0x1234, allocator=(lambda n, d, s: 0, lambda p: None))
+    assert (c.device_index, c.stream) == (1, 0x1234)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"device_config": 0}, TypeError, "CUDAConfig"),
+    ({"width": 0}, ValueError, "width"),
+    ({"height": None}, ValueError, "height"),
+    ({"width": 70000}, ValueError, "width"),
+    ({"pix_fmt": "yuv444p"}, ValueError, "pix_fmt"),
+    ({"pix_fmt": "gray"}, ValueError, "pix_fmt"),
+    ({"scale_mode": "crop"}, ValueError, "scale_mode"),
+])
+def test_nvjpeg_arguments_checked_before_cuda(kwargs, exc, match):
+    args = {"device_config": CUDAConfig(0), "width": 32, "height": 32}
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        spdl.io.load_image_batch_nvjpeg([b"\xff\xd8\xff"], **args)
+
+
+def test_nvjpeg_srcs_must_be_a_list():
+    with pytest.raises(TypeError, match="list"):
+        spdl.io.load_image_batch_nvjpeg(b"\xff\xd8\xff", device_config=CUDAConfig(0),
+                                        width=8, height=8)
+
+
+async def test_async_nvjpeg_arguments_checked():
+    with pytest.raises(ValueError, match="pix_fmt"):
+        await spdl.io.async_load_image_batch_nvjpeg([b"x"], device_config=CUDAConfig(0),
+                                                    width=8, height=8, pix_fmt="rgba")
+
+
+def test_transfer_buffer_argument_types():
+    with pytest.raises(TypeError, match="CUDAConfig"):
+        spdl.io.transfer_buffer(object(), device_config=0)
+    with pytest.raises(TypeError, match="CPUBuffer"):
+        _cuda.transfer_buffer(np.zeros(3, np.uint8), device_config=CUDAConfig(0))
+
+
+def test_load_image_batch_device_config_type():
+    with pytest.raises(TypeError, match="CUDAConfig"):
+        spdl.io.load_image_batch([b"x"], width=8, height=8, device_config="cuda:0")
+
+
+# ---------------------------------------------------------------------------
+# The library loader
+
+
+def test_library_candidates_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "cuda"))
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    c = _cuda.library_candidates("nvidia.cuda_runtime", "libcudart.so.12")
+    home = str(tmp_path / "cuda" / "lib64" / "libcudart.so.12")
+    assert home in c
+    assert "libcudart.so.12" in c                               # the loader's own search
+    assert c.index(home) < c.index("libcudart.so.12")
+    assert c[-1] == "/usr/local/cuda/lib64/libcudart.so.12"
+    wheel = _wheel_include("cuda_runtime")
+    if wheel is not None:                                        # the wheel comes first
+        assert c[0] == str(wheel.parent / "lib" / "libcudart.so.12")
+
+
+def test_library_candidates_without_wheel():
+    c = _cuda.library_candidates("nvidia.no_such_library_xyz", "libxyz.so.1")
+    assert "libxyz.so.1" in c
+    c = _cuda.library_candidates("no_such_top_level_pkg_xyz.lib", "libxyz.so.1")
+    assert "libxyz.so.1" in c
+
+
+def test_open_library_names_library_and_every_path_tried():
+    tried = ["/nonexistent/a/libcudart.so.12", "/nonexistent/b/libcudart.so.12",
+             "libspdl_no_such_cudart.so.12"]
+    with pytest.raises(spdl.io.CUDAUnavailableError) as ei:
+        _cuda._open_library("libcudart.so.12", tried, "install the CUDA runtime")
+    e = ei.value
+    assert isinstance(e, RuntimeError) and isinstance(e, spdl.io.CUDAError)
+    assert isinstance(e, spdl.io.SpdlIOError)
+    assert e.library == "libcudart.so.12"
+    assert e.tried == tuple(tried)
+    msg = str(e)
+    assert "libcudart.so.12 could not be loaded" in msg
+    assert "install the CUDA runtime" in msg
+    for p in tried:
+        assert p in msg
+
+
+@pytest.mark.parametrize("which, soname", [
+    ("nvjpeg", "libnvjpeg.so.12"), ("nppc", "libnppc.so.12"), ("nppig", "libnppig.so.12")])
+def test_nvjpeg_npp_loader_names_library(which, soname):
+    with pytest.raises(spdl.io.CUDAUnavailableError) as ei:
+        _nvjpeg._probe_library(which, [f"/nonexistent/{soname}"])
+    assert ei.value.library == soname
+    assert soname in str(ei.value) and f"/nonexistent/{soname}" in str(ei.value)
+
+
+def test_loader_rejects_a_library_without_the_symbols():
+    # libc loads fine but has no cudaGetDeviceCount: the table cannot be filled.
+    with pytest.raises(spdl.io.CUDAUnavailableError, match="lacks .*nvjpegCreateEx"):
+        _nvjpeg._probe_library("nvjpeg", ["libc.so.6"])
+
+
+@pytest.mark.parametrize("which, module, soname", [
+    ("nvjpeg", "nvjpeg", "libnvjpeg.so.12"), ("nppc", "npp", "libnppc.so.12"),
+    ("nppig", "npp", "libnppig.so.12")])
+def test_wheel_libraries_have_every_symbol(which, module, soname):
+    if _wheel_include(module) is None:
+        pytest.skip(f"nvidia-{module}-cu12 is not installed")
+    path = _nvjpeg._probe_library(which)
+    assert path.endswith(soname)
+
+
+_SUBPROCESS_MISSING_RUNTIME = textwrap.dedent("""
+    import asyncio, sys
+    import spdl.io
+    from spdl.io import CUDAConfig, _cuda
+    # Make the real loader look only where nothing is.
+    _cuda.library_candidates = lambda module, soname: ["/nonexistent/" + soname]
+    assert spdl.io.cuda_available() is False
+    cfg = CUDAConfig(0)
+    calls = {
+        "check_device": lambda: _cuda.check_device(cfg),
+        "host_allocator": lambda: _cuda.host_allocator(cfg),
+        "transfer_buffer": lambda: spdl.io.transfer_buffer(spdl.io.CPUBuffer.__new__(spdl.io.CPUBuffer), device_config=cfg),
+        "load_image_batch": lambda: spdl.io.load_image_batch([b"x"], width=8, height=8, device_config=cfg),
+        "async_load_image_batch": lambda: asyncio.run(spdl.io.async_load_image_batch(
+            [b"x"], width=8, height=8, device_config=cfg)),
+        "load_image_batch_nvjpeg": lambda: spdl.io.load_image_batch_nvjpeg(
+            [b"x"], device_config=cfg, width=8, height=8),
+        "async_load_image_batch_nvjpeg": lambda: asyncio.run(spdl.io.async_load_image_batch_nvjpeg(
+            [b"x"], device_config=cfg, width=8, height=8)),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+        except spdl.io.CUDAUnavailableError as e:
+            assert e.library == "libcudart.so.12", (name, e.library)
+            assert "libcudart.so.12 could not be loaded" in str(e), (name, str(e))
+            assert "/nonexistent/libcudart.so.12" in str(e), (name, str(e))
+        else:
+            raise AssertionError(name + " did not raise")
+    print("OK", len(calls))
+""")
+
+
+def test_every_entry_point_names_the_missing_runtime():
+    """Without libcudart (the loader pointed elsewhere), each GPU entry point names it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", _SUBPROCESS_MISSING_RUNTIME], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "OK 7"
+
+
+def test_cuda_available_is_a_bool_and_never_raises():
+    assert spdl.io.cuda_available() in (True, False)
+    assert spdl.io.cuda_available() == HAVE_GPU
+    info = _cuda.runtime_info()
+    assert set(info) == {"library", "runtime_version", "driver_version", "error"}
+
+
+def test_loader_is_loaded_once_under_concurrency():
+    results = []
+
+    def load():
+        try:
+            results.append(_cuda._load_runtime())
+        except spdl.io.CUDAUnavailableError as e:
+            results.append(("error", str(e)))
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8
+    first = results[0]
+    for r in results[1:]:
+        assert r is first if not isinstance(first, tuple) else r == first
+
+
+@needs_runtime
+@pytest.mark.skipif(HAVE_GPU, reason="this machine has a CUDA device")
+def test_no_device_every_entry_point_says_no_cuda_device(tmp_path):
+    """The runtime (nvidia-cuda-runtime-cu12) loads, but there is no GPU."""
+    assert spdl.io.cuda_available() is False
+    cfg = CUDAConfig(0)
+    buf = spdl.io.load_image_batch([_jpeg_bytes(16, 12)], width=8, height=8)   # a real CPUBuffer
+    calls = [
+        lambda: _cuda.check_device(cfg),
+        lambda: _cuda.host_allocator(cfg),
+        lambda: spdl.io.transfer_buffer(buf, device_config=cfg),
+        lambda: asyncio.run(spdl.io.async_transfer_buffer(buf, device_config=cfg)),
+        lambda: spdl.io.load_image_batch([b"x"], width=8, height=8, device_config=cfg),
+        lambda: asyncio.run(spdl.io.async_load_image_batch([b"x"], width=8, height=8,
+                                                           device_config=cfg)),
+        lambda: spdl.io.load_image_batch_nvjpeg([b"x"], device_config=cfg, width=8, height=8),
+        lambda: asyncio.run(spdl.io.async_load_image_batch_nvjpeg([b"x"], device_config=cfg,
+                                                                  width=8, height=8)),
+    ]
+    for call in calls:
+        with pytest.raises(spdl.io.CUDAUnavailableError, match="^no CUDA device") as ei:
+            call()
+        assert ei.value.library is None
+        assert ei.value.op == "cudaGetDeviceCount"
+        assert isinstance(ei.value, RuntimeError)
+
+
+@needs_runtime
+def test_runtime_info_reports_the_wheel():
+    info = _cuda.runtime_info()
+    assert info["library"].endswith("libcudart.so.12")
+    assert info["runtime_version"] >= 12000
+    assert info["error"] is None
+
+
+def test_nvjpeg_info_never_raises():
+    info = _nvjpeg.nvjpeg_info()
+    assert "error" in info
+    if info["error"] is None:
+        assert info["nvjpeg_version"].startswith("12.")
+
+
+# ---------------------------------------------------------------------------
+# CUDABuffer over a fake device pointer: nothing CUDA is called
+
+FAKE = 0x7F00_0000_1000
+
+
+def test_cuda_buffer_cannot_be_built_directly():
+    with pytest.raises(TypeError):
+        spdl.io.CUDABuffer()
+
+
+@pytest.mark.parametrize("stream, expected", [(0, 1), (1, 1), (2, 2), (0xABCDEF00, 0xABCDEF00)])
+def test_cuda_array_interface(stream, expected):
+    buf = _cuda._fake_cuda_buffer(FAKE, (2, 4, 5, 3), device_index=1, stream=stream)
+    cai = buf.__cuda_array_interface__
+    assert cai == {
+        "version": 3,
+        "shape": (2, 4, 5, 3),
+        "typestr": "|u1",
+        "data": (FAKE, False),
+        "strides": None,
+        "stream": expected,
+    }
+    assert cai["stream"] != 0                    # forbidden by the interface
+    assert buf.shape == (2, 4, 5, 3) and buf.dtype == "uint8" and buf.nbytes == 120
+    assert buf.device_index == 1 and buf.stream == stream and buf.data_ptr == FAKE
+    assert "CUDABuffer(shape=(2, 4, 5, 3)" in repr(buf)
+
+
+def test_cuda_array_interface_uint16_and_planar():
+    buf = _cuda._fake_cuda_buffer(FAKE, (3, 3, 7, 9), "uint16", pix_fmt="gray16le")
+    cai = buf.__cuda_array_interface__
+    assert cai["typestr"] == "<u2" and cai["shape"] == (3, 3, 7, 9)
+    assert buf.nbytes == 3 * 3 * 7 * 9 * 2
+
+
+def test_cuda_array_interface_empty():
+    buf = _cuda._fake_cuda_buffer(0, (0, 4, 4, 3))
+    assert buf.__cuda_array_interface__["data"] == (0, False)
+    assert buf.nbytes == 0
+
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
+                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p),
+                ("deleter", ctypes.c_void_p)]
+
+
+class _DLManagedTensorVersioned(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32),
+                ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p),
+                ("flags", ctypes.c_uint64), ("dl_tensor", _DLTensor)]
+
+
+_capi = ctypes.pythonapi
+_capi.PyCapsule_GetPointer.restype = ctypes.c_void_p
+_capi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_capi.PyCapsule_GetName.restype = ctypes.c_char_p
+_capi.PyCapsule_GetName.argtypes = [ctypes.py_object]
+
+
+def _tensor(capsule, versioned=False):
+    name = _capi.PyCapsule_GetName(capsule)
+    ptr = _capi.PyCapsule_GetPointer(capsule, name)
+    if versioned:
+        return name, _DLManagedTensorVersioned.from_address(ptr)
+    return name, _DLManagedTensor.from_address(ptr)
+
+
+def test_dlpack_device_and_capsule():
+    buf = _cuda._fake_cuda_buffer(FAKE, (2, 3, 4, 3), device_index=3)
+    assert buf.__dlpack_device__() == (2, 3)                      # kDLCUDA
+    cap = buf.__dlpack__()
+    name, mt = _tensor(cap)
+    assert name == b"dltensor"
+    t = mt.dl_tensor
+    assert (t.device.device_type, t.device.device_id) == (2, 3)
+    assert t.data == FAKE and t.byte_offset == 0 and t.ndim == 4
+    assert (t.dtype.code, t.dtype.bits, t.dtype.lanes) == (1, 8, 1)
+    assert [t.shape[i] for i in range(4)] == [2, 3, 4, 3]
+    assert [t.strides[i] for i in range(4)] == [36, 12, 3, 1]    # in elements
+
+
+def test_dlpack_versioned_capsule():
+    buf = _cuda._fake_cuda_buffer(FAKE, (5, 2, 3, 7), "uint16", device_index=0)
+    cap = buf.__dlpack__(max_version=(1, 1))
+    name, mt = _tensor(cap, versioned=True)
+    assert name == b"dltensor_versioned"
+    assert (mt.major, mt.minor, mt.flags) == (1, 0, 0)
+    t = mt.dl_tensor
+    assert (t.device.device_type, t.dtype.bits) == (2, 16)
+    assert [t.shape[i] for i in range(4)] == [5, 2, 3, 7]
+    # An old consumer gets the unversioned capsule.
+    assert _tensor(buf.__dlpack__(max_version=(0, 8)))[0] == b"dltensor"
+
+
+def test_dlpack_empty_buffer_has_null_data():
+    buf = _cuda._fake_cuda_buffer(0, (0, 2, 2, 3))
+    cap = buf.__dlpack__()
+    _, mt = _tensor(cap)
+    assert mt.dl_tensor.data is None and mt.dl_tensor.shape[0] == 0
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    ({"stream": 0}, ValueError),
+    ({"stream": -2}, ValueError),
+    ({"stream": "1"}, TypeError),
+    ({"dl_device": (1, 0)}, BufferError),
+    ({"dl_device": (2, 1)}, BufferError),
+    ({"copy": True}, BufferError),
+])
+def test_dlpack_refusals(kwargs, exc):
+    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3))
+    with pytest.raises(exc):
+        buf.__dlpack__(**kwargs)
+
+
+@pytest.mark.parametrize("stream", [None, 1, -1])
+def test_dlpack_same_stream_needs_no_cuda(stream):
+    # The buffer is on the legacy default stream; None and 1 name it too, -1 asks for no sync.
+    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), stream=0)
+    cap = buf.__dlpack__(stream=stream, dl_device=(2, 0), copy=False)
+    assert _tensor(cap)[0] == b"dltensor"
+
+
+@pytest.mark.skipif(HAVE_GPU, reason="this machine has a CUDA device")
+def test_dlpack_other_stream_synchronizes_through_cuda():
+    """Another stream needs an event: without a device that is a CUDA error, not a silent export."""
+    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), stream=0)
+    with pytest.raises(spdl.io.CUDAError):
+        buf.__dlpack__(stream=0x5555)
+
+
+def test_free_called_once_on_dealloc():
+    freed = []
+    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
+    cai = buf.__cuda_array_interface__        # the interface does not keep it alive
+    del cai
+    assert freed == []
+    del buf
+    gc.collect()
+    assert freed == [FAKE]
+
+
+def test_dlpack_capsule_keeps_buffer_alive_until_released():
+    freed = []
+    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
+    caps = [buf.__dlpack__(), buf.__dlpack__(max_version=(1, 0))]
+    del buf
+    gc.collect()
+    assert freed == []
+    caps.pop()
+    assert freed == []
+    caps.pop()                                 # unconsumed capsules call the deleter
+    gc.collect()
+    assert freed == [FAKE]
+
+
+def test_dlpack_consumed_capsule_deleter_runs_without_gil():
+    """A consumer renames the capsule and later calls the deleter, maybe from another thread."""
+    freed = []
+    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
+    cap = buf.__dlpack__()
+    _, mt = _tensor(cap)
+    _capi.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    assert _capi.PyCapsule_SetName(cap, b"used_dltensor") == 0
+    deleter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(mt.deleter)
+    addr = ctypes.addressof(mt)
+    del cap, buf
+    gc.collect()
+    assert freed == []                         # the consumer still owns it
+    t = threading.Thread(target=deleter, args=(addr,))   # ctypes releases the GIL for the call
+    t.start()
+    t.join()
+    gc.collect()
+    assert freed == [FAKE]
+
+
+def test_free_error_is_reported_not_raised():
+    seen = []
+    old = sys.unraisablehook
+    sys.unraisablehook = lambda u: seen.append(u.exc_value)
+    try:
+        def bad_free(ptr):
+            raise RuntimeError(f"cannot free {ptr:#x}")
+
+        buf = _cuda._fake_cuda_buffer(FAKE, (1, 1, 1, 3), free=bad_free)
+        del buf
+        gc.collect()
+    finally:
+        sys.unraisablehook = old
+    assert len(seen) == 1 and "cannot free" in str(seen[0])
+
+
+# ---------------------------------------------------------------------------
+# Allocator plumbing (the device allocation is only recorded, never used)
+
+
+def test_custom_allocator_called_and_freed_once():
+    calls, freed = [], []
+
+    def alloc(size, device, stream):
+        calls.append((size, device, stream))
+        return FAKE + 256 * len(calls)
+
+    cfg = CUDAConfig(2, stream=0x77, allocator=(alloc, freed.append))
+    buf = _cuda._alloc_buffer((4, 8, 8, 3), "uint8", cfg, pix_fmt="rgb24")
+    assert calls == [(4 * 8 * 8 * 3, 2, 0x77)]
+    assert buf.data_ptr == FAKE + 256 and buf.device_index == 2 and buf.stream == 0x77
+    assert buf.__cuda_array_interface__["stream"] == 0x77
+    del buf
+    gc.collect()
+    assert freed == [FAKE + 256]
+
+
+def test_custom_allocator_not_called_for_empty_batch():
+    calls = []
+    cfg = CUDAConfig(0, allocator=(lambda *a: calls.append(a) or FAKE, lambda p: calls.append(p)))
+    buf = _cuda._alloc_buffer((0, 8, 8, 3), "uint8", cfg)
+    del buf
+    gc.collect()
+    assert calls == []
+
+
+@pytest.mark.parametrize("ret, exc", [(0, spdl.io.AllocationError), ("0x10", TypeError),
+                                      (None, TypeError), (-5, ValueError)])
+def test_custom_allocator_bad_results(ret, exc):
+    freed = []
+    cfg = CUDAConfig(0, allocator=(lambda *a: ret, freed.append))
+    with pytest.raises(exc):
+        _cuda._alloc_buffer((1, 2, 2, 3), "uint8", cfg)
+    gc.collect()
+    assert freed == []                          # nothing was handed out, nothing to give back
+
+
+def test_allocation_error_is_memory_error():
+    cfg = CUDAConfig(0, allocator=(lambda *a: 0, lambda p: None))
+    with pytest.raises(MemoryError, match="could not allocate"):
+        _cuda._alloc_buffer((1, 2, 2, 3), "uint8", cfg)
+
+
+# ---------------------------------------------------------------------------
+# The declarations match the CUDA 12 headers (when the wheels ship them)
+
+def _pxd_enums(path):
+    out = {}
+    for name, value in re.findall(r"^\s+(\w+) = (-?(?:0x)?[0-9a-fA-F]+)\b", path.read_text(), re.M):
+        out[name] = int(value, 0)
+    return out
+
+
+def _header_enums(path):
+    """NAME -> value of the enumerators (explicit or implicit) and #defines of a C header."""
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", "", path.read_text(errors="replace"), flags=re.S)
+    out = {}
+    for body in re.findall(r"\benum\b[^{;]*\{([^}]*)\}", text):
+        nxt = 0
+        for item in body.split(","):
+            m = re.fullmatch(r"\s*(\w+)\s*(?:=\s*(.+?))?\s*", item)
+            if not m:
+                continue
+            name, value = m.groups()
+            if value is not None:
+                try:
+                    nxt = int(value, 0)
+                except ValueError:
+                    nxt = None
+            if nxt is not None:
+                out.setdefault(name, nxt)
+                nxt += 1
+    for name, value in re.findall(r"#define\s+(\w+)\s+\(?(0x[0-9a-fA-F]+|\d+)\)?", text):
+        out.setdefault(name, int(value, 0))
+    return out
+
+
+@pytest.mark.parametrize("pxd, module, headers", [
+    ("cuda_runtime.pxd", "cuda_runtime", ["driver_types.h"]),
+    ("nvjpeg.pxd", "nvjpeg", ["nvjpeg.h", "../../cuda_runtime/include/library_types.h"]),
+    ("npp.pxd", "npp", ["nppdefs.h"]),
+])
+def test_constants_match_headers(pxd, module, headers):
+    inc = _wheel_include(module)
+    if inc is None:
+        pytest.skip(f"nvidia-{module.replace('_', '-')}-cu12 (with its headers) is not installed")
+    ours = _pxd_enums(ROOT / "spdl" / "io" / "includes" / pxd)
+    theirs = {}
+    for h in headers:
+        p = (inc / h).resolve()
+        if not p.exists():
+            pytest.skip(f"{p} not found")
+        theirs.update(_header_enums(p))
+    ours.pop("NVJPEG_MAX_COMPONENT", None)
+    assert ours, pxd
+    missing = sorted(set(ours) - set(theirs))
+    assert not missing, f"not in the headers: {missing}"
+    assert {k: theirs[k] for k in ours} == ours
+
+
+_LAYOUT_PYX = '''
+# cython: language_level=3
+from spdl.io.includes cimport nvjpeg as nv, npp as np_
+cdef extern from "nvjpeg.h":
+    ctypedef struct real_nvjpegImage_t "nvjpegImage_t":
+        unsigned char *channel[4]
+        size_t pitch[4]
+cdef extern from "nppdefs.h":
+    ctypedef struct real_NppiSize "NppiSize":
+        int width
+        int height
+    ctypedef struct real_NppiRect "NppiRect":
+        int x
+        int y
+        int width
+        int height
+    ctypedef struct real_NppStreamContext "NppStreamContext":
+        void *hStream
+        int nCudaDeviceId
+        int nMultiProcessorCount
+        int nMaxThreadsPerMultiProcessor
+        int nMaxThreadsPerBlock
+        size_t nSharedMemPerBlock
+        int nCudaDevAttrComputeCapabilityMajor
+        int nCudaDevAttrComputeCapabilityMinor
+        unsigned int nStreamFlags
+        int nReserved0
+
+def layouts():
+    cdef nv.nvjpegImage_t a1
+    cdef real_nvjpegImage_t b1
+    cdef np_.NppStreamContext a2
+    cdef real_NppStreamContext b2
+    cdef np_.NppiRect a3
+    cdef real_NppiRect b3
+    cdef np_.NppiSize a4
+    cdef real_NppiSize b4
+    return {
+        "nvjpegImage_t": ([sizeof(a1), <char*>&a1.pitch[0] - <char*>&a1],
+                          [sizeof(b1), <char*>&b1.pitch[0] - <char*>&b1]),
+        "NppStreamContext": (
+            [sizeof(a2), <char*>&a2.nCudaDeviceId - <char*>&a2,
+             <char*>&a2.nMaxThreadsPerBlock - <char*>&a2, <char*>&a2.nSharedMemPerBlock - <char*>&a2,
+             <char*>&a2.nCudaDevAttrComputeCapabilityMinor - <char*>&a2,
+             <char*>&a2.nStreamFlags - <char*>&a2, <char*>&a2.nReserved0 - <char*>&a2],
+            [sizeof(b2), <char*>&b2.nCudaDeviceId - <char*>&b2,
+             <char*>&b2.nMaxThreadsPerBlock - <char*>&b2, <char*>&b2.nSharedMemPerBlock - <char*>&b2,
+             <char*>&b2.nCudaDevAttrComputeCapabilityMinor - <char*>&b2,
+             <char*>&b2.nStreamFlags - <char*>&b2, <char*>&b2.nReserved0 - <char*>&b2]),
+        "NppiRect": ([sizeof(a3), <char*>&a3.height - <char*>&a3],
+                     [sizeof(b3), <char*>&b3.height - <char*>&b3]),
+        "NppiSize": ([sizeof(a4)], [sizeof(b4)]),
+    }
+'''
+
+# nvcc's crt/ headers are not in the runtime wheel; the structs checked here need none of them.
+_STUB_HOST_DEFINES = "\n".join(f"#define {m}" for m in (
+    "__host__", "__device__", "__device_builtin__", "__device_builtin_texture_type__",
+    "__device_builtin_surface_type__", "__cudart_builtin__", "CUDARTAPI", "CUDARTAPI_CDECL",
+    "__dv(v)", "CUDART_CB", "__builtin_align__(a) __attribute__((aligned(a)))",
+    "__align__(n) __attribute__((aligned(n)))", "__inline_hint__", "__location__(a)",
+    "__annotate__(a)", "__forceinline__ inline")) + "\n"
+
+
+def test_struct_layouts_match_headers(tmp_path):
+    """nvjpegImage_t and NppStreamContext (passed by value) laid out as the real headers say."""
+    incs = [_wheel_include(m) for m in ("cuda_runtime", "nvjpeg", "npp")]
+    if None in incs:
+        pytest.skip("the nvidia CUDA runtime, nvJPEG and NPP wheels (with headers) are not installed")
+    pytest.importorskip("Cython")
+    stub = tmp_path / "stub" / "crt"
+    stub.mkdir(parents=True)
+    (stub / "host_defines.h").write_text(_STUB_HOST_DEFINES)
+    (stub / "host_config.h").write_text("\n")
+    (tmp_path / "spdl_layout.pyx").write_text(_LAYOUT_PYX)
+    (tmp_path / "setup.py").write_text(textwrap.dedent(f"""
+        from setuptools import Extension, setup
+        from Cython.Build import cythonize
+        inc = {[str(tmp_path / "stub")] + [str(i) for i in incs]!r}
+        setup(ext_modules=cythonize([Extension("spdl_layout", ["spdl_layout.pyx"], include_dirs=inc)],
+                                    include_path={[str(ROOT)]!r}, quiet=True))
+    """))
+    r = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace", "-q"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and ("gcc" in r.stderr and "not found" in r.stderr):
+        pytest.skip("no C compiler")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, "-c", "import spdl_layout; print(spdl_layout.layouts())"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    layouts = eval(r.stdout)
+    for name, (ours, theirs) in layouts.items():
+        assert ours == theirs, name
+
+
+# ---------------------------------------------------------------------------
+# The whole pipeline against a host-memory fake of libcudart / libnvjpeg / NPP
+#
+# The fake libraries (C, built here with the system compiler) keep "device"
+# memory in malloc'd host memory, copy with memcpy, and count the calls; the
+# fake nvJPEG "decodes" each JPEG as a constant colour from its size, and the
+# fake NPP resizes by nearest neighbour. This exercises, without a GPU, what
+# the real libraries cannot show here: the loader filling the tables from
+# real shared objects, transfer_buffer and its keep-alive, the page-locked
+# block cache, DLPack's stream handoff, freeing through each allocator, and
+# the nvJPEG orchestration (grouping, per-image retry, CPU fallback, row
+# placement, padding, pixel formats, strict/non-strict, threads).
+
+FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc / libnppig, for tests on machines
+ * without a GPU: "device" memory is malloc'd, copies are memcpy, events are always complete.
+ * Built as four shared objects from this one file (-DFAKE_CUDART, -DFAKE_NVJPEG, ...). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+#ifdef FAKE_CUDART
+static __thread int current = 0;
+EXPORT long fake_counts[16];   /* see the enum below */
+enum { C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD,
+       C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY };
+EXPORT int cudaGetDeviceCount(int *n) { *n = 2; return 0; }
+EXPORT int cudaGetDevice(int *d) { *d = current; return 0; }
+EXPORT int cudaSetDevice(int d) { if (d < 0 || d >= 2) return 101; current = d; return 0; }
+EXPORT int cudaMalloc(void **p, size_t n) { *p = malloc(n); fake_counts[C_MALLOC]++; return *p ? 0 : 2; }
+EXPORT int cudaFree(void *p) { free(p); fake_counts[C_FREE]++; return 0; }
+EXPORT int cudaHostAlloc(void **p, size_t n, unsigned f) { *p = malloc(n); fake_counts[C_HOSTALLOC]++; return *p ? 0 : 2; }
+EXPORT int cudaFreeHost(void *p) { free(p); fake_counts[C_FREEHOST]++; return 0; }
+EXPORT int cudaMemcpyAsync(void *d, const void *s, size_t n, int k, void *st) { memcpy(d, s, n); fake_counts[C_MEMCPY]++; return 0; }
+EXPORT int cudaMemsetAsync(void *d, int v, size_t n, void *st) { memset(d, v, n); fake_counts[C_MEMSET]++; return 0; }
+EXPORT int cudaStreamCreateWithFlags(void **s, unsigned f) { *s = malloc(8); return 0; }
+EXPORT int cudaStreamDestroy(void *s) { free(s); return 0; }
+EXPORT int cudaStreamSynchronize(void *s) { fake_counts[C_STREAMSYNC]++; return 0; }
+EXPORT int cudaDeviceSynchronize(void) { fake_counts[C_DEVSYNC]++; return 0; }
+EXPORT int cudaEventCreateWithFlags(void **e, unsigned f) { *e = malloc(8); fake_counts[C_EVCREATE]++; return 0; }
+EXPORT int cudaEventRecord(void *e, void *s) { fake_counts[C_RECORD]++; return 0; }
+EXPORT int cudaEventQuery(void *e) { return 0; }
+EXPORT int cudaEventSynchronize(void *e) { return 0; }
+EXPORT int cudaEventDestroy(void *e) { free(e); fake_counts[C_EVDESTROY]++; return 0; }
+EXPORT int cudaStreamWaitEvent(void *s, void *e, unsigned f) { fake_counts[C_WAIT]++; return 0; }
+EXPORT int cudaStreamGetFlags(void *s, unsigned *f) { *f = 0; return 0; }
+EXPORT int cudaDeviceGetAttribute(int *v, int a, int d) { *v = 64; return 0; }
+EXPORT int cudaRuntimeGetVersion(int *v) { *v = 12000; return 0; }
+EXPORT int cudaDriverGetVersion(int *v) { *v = 12000; return 0; }
+EXPORT const char *cudaGetErrorName(int e) { return "cudaErrorFake"; }
+EXPORT const char *cudaGetErrorString(int e) { return "fake error"; }
+EXPORT int cudaGetLastError(void) { return 0; }
+EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = 1 << 30; *t = 1 << 30; return 0; }
+#endif
+
+#ifdef FAKE_NVJPEG
+typedef struct { unsigned char *channel[4]; size_t pitch[4]; } nvjpegImage_t;
+static int fmt_of_batch, batch_size;
+EXPORT long fake_nvjpeg_batched_calls;
+/* width, height, components from the SOF0/SOF2 segment. */
+static int sof(const unsigned char *d, size_t n, int *w, int *h, int *nc) {
+    size_t i = 2;
+    while (i + 9 < n) {
+        if (d[i] != 0xFF) return -1;
+        unsigned m = d[i + 1], len = (d[i + 2] << 8) | d[i + 3];
+        if (m == 0xC0 || m == 0xC1 || m == 0xC2) {
+            *h = (d[i + 5] << 8) | d[i + 6]; *w = (d[i + 7] << 8) | d[i + 8]; *nc = d[i + 9];
+            return 0;
+        }
+        i += 2 + len;
+    }
+    return -1;
+}
+static int marked(const unsigned char *d, size_t n) {   /* a COM segment saying FAKE_FAIL */
+    for (size_t i = 0; i + 9 <= n; i++) if (!memcmp(d + i, "FAKE_FAIL", 9)) return 1;
+    return 0;
+}
+EXPORT int nvjpegGetProperty(int t, int *v) { *v = t == 0 ? 12 : 0; return 0; }
+EXPORT int nvjpegCreateEx(int backend, void *a, void *b, unsigned f, void **h) {
+    if (backend == 3) return 7;            /* no hardware decoder: NVJPEG_STATUS_ARCH_MISMATCH */
+    *h = malloc(8); return 0;
+}
+EXPORT int nvjpegDestroy(void *h) { free(h); return 0; }
+EXPORT int nvjpegJpegStateCreate(void *h, void **s) { *s = malloc(8); return 0; }
+EXPORT int nvjpegJpegStateDestroy(void *s) { free(s); return 0; }
+EXPORT int nvjpegJpegStreamCreate(void *h, void **s) { *s = malloc(8); return 0; }
+EXPORT int nvjpegJpegStreamDestroy(void *s) { free(s); return 0; }
+EXPORT int nvjpegJpegStreamParse(void *h, const unsigned char *d, size_t n, int a, int b, void *s) { return 0; }
+EXPORT int nvjpegDecodeBatchedSupported(void *h, void *s, int *r) { *r = 1; return 0; }
+EXPORT int nvjpegGetImageInfo(void *h, const unsigned char *d, size_t n, int *nc, int *css, int *w, int *hh) {
+    if (sof(d, n, w, hh, nc)) return 3;
+    *css = *nc == 1 ? 6 : 2;
+    return 0;
+}
+EXPORT int nvjpegDecodeBatchedInitialize(void *h, void *s, int bs, int t, int fmt) {
+    batch_size = bs; fmt_of_batch = fmt; return 0;
+}
+/* "Decodes" each image as a constant colour (R, G, B) = (v, v + 1, v + 2), v = 30 + (w + h) % 200;
+ * a JPEG with a FAKE_FAIL comment fails the whole call, as a corrupt one fails nvJPEG's. */
+EXPORT int nvjpegDecodeBatched(void *h, void *s, const unsigned char *const *data, const size_t *len,
+                               nvjpegImage_t *dst, void *stream) {
+    int w, hh, nc, j, x, y, c;
+    fake_nvjpeg_batched_calls++;
+    for (j = 0; j < batch_size; j++)
+        if (marked(data[j], len[j])) return 3;
+    for (j = 0; j < batch_size; j++) {
+        if (sof(data[j], len[j], &w, &hh, &nc)) return 3;
+        int v = 30 + (w + hh) % 200;
+        for (y = 0; y < hh; y++)
+            for (x = 0; x < w; x++)
+                for (c = 0; c < 3; c++) {
+                    if (fmt_of_batch == 3)        /* NVJPEG_OUTPUT_RGB, planar */
+                        dst[j].channel[c][y * dst[j].pitch[c] + x] = v + c;
+                    else if (fmt_of_batch == 5)   /* RGBI */
+                        dst[j].channel[0][y * dst[j].pitch[0] + 3 * x + c] = v + c;
+                    else                          /* BGRI */
+                        dst[j].channel[0][y * dst[j].pitch[0] + 3 * x + c] = v + 2 - c;
+                }
+    }
+    return 0;
+}
+#endif
+
+#ifdef FAKE_NPPC
+typedef struct { int major, minor, build; } NppLibraryVersion;
+static const NppLibraryVersion version = {12, 0, 0};
+EXPORT const NppLibraryVersion *nppGetLibVersion(void) { return &version; }
+#endif
+
+#ifdef FAKE_NPPIG
+typedef struct { int width, height; } NppiSize;
+typedef struct { int x, y, width, height; } NppiRect;
+typedef struct { void *hStream; int nCudaDeviceId, nMultiProcessorCount, nMaxThreadsPerMultiProcessor,
+                 nMaxThreadsPerBlock; size_t nSharedMemPerBlock; int major, minor;
+                 unsigned nStreamFlags; int nReserved0; } NppStreamContext;
+EXPORT long fake_npp_calls;
+EXPORT int fake_npp_last_interp;
+static void nn(const unsigned char *src, int sstep, NppiSize ss, unsigned char *dst, int dstep,
+               NppiSize ds, int px) {
+    for (int y = 0; y < ds.height; y++)
+        for (int x = 0; x < ds.width; x++)
+            memcpy(dst + y * dstep + x * px,
+                   src + (y * ss.height / ds.height) * sstep + (x * ss.width / ds.width) * px, px);
+}
+EXPORT int nppiResize_8u_C3R_Ctx(const unsigned char *src, int sstep, NppiSize ss, NppiRect sr,
+                                 unsigned char *dst, int dstep, NppiSize ds, NppiRect dr, int interp,
+                                 NppStreamContext ctx) {
+    if (sr.x || sr.y || sr.width != ss.width || sr.height != ss.height) return -1000;
+    if (dr.x || dr.y || dr.width != ds.width || dr.height != ds.height) return -1000;
+    if (sstep < 3 * ss.width || dstep < 3 * ds.width) return -14;
+    fake_npp_calls++; fake_npp_last_interp = interp;
+    nn(src, sstep, ss, dst, dstep, ds, 3);
+    return 0;
+}
+EXPORT int nppiResize_8u_P3R_Ctx(const unsigned char **src, int sstep, NppiSize ss, NppiRect sr,
+                                 unsigned char **dst, int dstep, NppiSize ds, NppiRect dr, int interp,
+                                 NppStreamContext ctx) {
+    if (sr.x || sr.y || dr.x || dr.y || sstep < ss.width || dstep < ds.width) return -1000;
+    fake_npp_calls++; fake_npp_last_interp = interp;
+    for (int c = 0; c < 3; c++) nn(src[c], sstep, ss, dst[c], dstep, ds, 1);
+    return 0;
+}
+#endif
+"""
+
+FAKE_RUN = r"""import ctypes, gc, io, sys, os
+import numpy as np
+FAKE = sys.argv[1]
+import spdl.io
+from spdl.io import CUDAConfig, _cuda, _nvjpeg
+_cuda.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
+rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
+counts = (ctypes.c_long * 16).in_dll(rt, "fake_counts")
+C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY = range(12)
+from PIL import Image
+
+def jpeg(w, h, comment=None, gray=False):
+    im = Image.fromarray(np.full((h, w, 3), 128, np.uint8))
+    if gray: im = im.convert("L")
+    b = io.BytesIO(); im.save(b, "JPEG", quality=90)
+    d = b.getvalue()
+    if comment:   # insert a COM segment after SOI
+        c = comment.encode(); d = d[:2] + b"\xff\xfe" + (len(c) + 2).to_bytes(2, "big") + c + d[2:]
+    return d
+
+def png(w, h, v=77):
+    b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), v, np.uint8)).save(b, "PNG"); return b.getvalue()
+
+assert spdl.io.cuda_available()
+cfg = CUDAConfig(1)
+# transfer_buffer from a pageable CPUBuffer
+srcs = [jpeg(64, 48), png(30, 20)]
+cpu = spdl.io.load_image_batch(srcs, width=32, height=32)
+ref = np.asarray(cpu).copy()
+g = spdl.io.transfer_buffer(cpu, device_config=cfg)
+assert g.device_index == 1 and g.shape == (2, 32, 32, 3) and g.indices == (0, 1)
+np.testing.assert_array_equal(_cuda._to_host(g), ref)
+assert _cuda.pending_transfers() == 0
+# load_image_batch with device_config: pinned staging, cached blocks
+h0 = counts[C_HOSTALLOC]
+for _ in range(3):
+    g2 = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=cfg)
+    np.testing.assert_array_equal(_cuda._to_host(g2), ref)
+    del g2
+gc.collect()
+assert counts[C_HOSTALLOC] - h0 == 1, counts[C_HOSTALLOC] - h0     # reused from the cache
+# DLPack to another stream: event + wait; same stream: none
+w0 = counts[C_WAIT]
+cap = g.__dlpack__(stream=0x1234); assert counts[C_WAIT] == w0 + 1
+cap = g.__dlpack__(stream=1); assert counts[C_WAIT] == w0 + 1
+s = _cuda._create_stream(0)
+gs = spdl.io.transfer_buffer(cpu, device_config=CUDAConfig(0, stream=s))
+cap = gs.__dlpack__(stream=s); assert counts[C_WAIT] == w0 + 1
+cap = gs.__dlpack__(); assert counts[C_WAIT] == w0 + 2
+del cap
+# freeing: cudaFree after cudaDeviceSynchronize
+f0, d0 = counts[C_FREE], counts[C_DEVSYNC]
+del g, gs
+gc.collect()
+assert counts[C_FREE] == f0 + 2 and counts[C_DEVSYNC] >= d0 + 2
+_cuda._destroy_stream(0, s)
+
+# nvJPEG: GPU-decoded rows are the fake's constant colours, placed like the CPU path places them.
+def v(w, h): return 30 + (w + h) % 200
+batch = [jpeg(400, 100), png(30, 20), jpeg(50, 50, gray=True), jpeg(64, 48, comment="FAKE_FAIL"), b"garbage", jpeg(10, 40)]
+m0, c0 = counts[C_MALLOC], counts[C_FREE]
+try:
+    _nvjpeg.load_image_batch_nvjpeg(batch, device_config=cfg, width=64, height=64)
+    raise AssertionError("strict")
+except spdl.io.BatchLoadError as e:
+    assert set(e.errors) == {4}, e.errors
+    assert "bytes #4" in str(e), str(e)
+gc.collect()
+for pix_fmt in ("rgb24", "bgr24", "rgbp"):
+    out = _nvjpeg.load_image_batch_nvjpeg(batch, device_config=cfg, width=64, height=64, pix_fmt=pix_fmt, strict=False)
+    assert out.indices == (0, 1, 2, 3, 5) and set(out.errors) == {4}, (out.indices, out.errors)
+    assert "bytes #4" in str(out.errors[4])
+    a = _cuda._to_host(out)
+    if pix_fmt == "rgbp":
+        assert a.shape == (5, 3, 64, 64); a = a.transpose(0, 2, 3, 1)
+    else:
+        assert a.shape == (5, 64, 64, 3)
+    if pix_fmt == "bgr24": a = a[..., ::-1]
+    cpu = np.asarray(spdl.io.load_image_batch([batch[i] for i in (0, 1, 2, 3, 5)], width=64, height=64))
+    # 400x100 -> 64x16, centred: rows 24..39
+    assert (a[0, :24] == 0).all() and (a[0, 40:] == 0).all(), pix_fmt
+    assert (a[0, 24:40] == [v(400, 100), v(400, 100) + 1, v(400, 100) + 2]).all(), pix_fmt
+    np.testing.assert_array_equal(a[1], cpu[1])          # PNG: the CPU path
+    assert (a[2] == [v(50, 50), v(50, 50) + 1, v(50, 50) + 2]).all()   # 50x50 -> 64x64 fills
+    np.testing.assert_array_equal(a[3], cpu[3])          # nvJPEG refused it: the CPU path
+    # 10x40 -> 16x64, columns 24..39
+    assert (a[4][:, :24] == 0).all() and (a[4][:, 40:] == 0).all() and (a[4][:, 24:40] == [v(10, 40), v(10, 40) + 1, v(10, 40) + 2]).all()
+    del out
+out = _nvjpeg.load_image_batch_nvjpeg(batch[:1], device_config=cfg, width=64, height=64, scale_mode=None)
+assert (_cuda._to_host(out)[0] == [v(400, 100), v(400, 100) + 1, v(400, 100) + 2]).all()
+del out
+# empty and all-CPU batches
+out = _nvjpeg.load_image_batch_nvjpeg([], device_config=cfg, width=8, height=8); assert out.shape == (0, 8, 8, 3)
+out = _nvjpeg.load_image_batch_nvjpeg([b"x"], device_config=cfg, width=8, height=8, strict=False); assert out.shape == (0, 8, 8, 3) and set(out.errors) == {0}
+del out
+gc.collect(); _cuda.synchronize_transfers()
+assert counts[C_MALLOC] - m0 == counts[C_FREE] - c0, (counts[C_MALLOC] - m0, counts[C_FREE] - c0)
+
+# A caller's allocator owns every device allocation, scratch included.
+live = {}
+def alloc(n, dev, stream):
+    b = ctypes.create_string_buffer(n); live[ctypes.addressof(b)] = b; return ctypes.addressof(b)
+def free(p): del live[p]
+acfg = CUDAConfig(0, stream=7, allocator=(alloc, free))
+m1 = counts[C_MALLOC]
+out = _nvjpeg.load_image_batch_nvjpeg(batch, device_config=acfg, width=64, height=64, strict=False)
+assert counts[C_MALLOC] == m1 and len(live) == 1 and out.stream == 7
+t = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=acfg)
+np.testing.assert_array_equal(_cuda._to_host(t), ref)
+del out, t
+gc.collect()
+assert live == {}
+_cuda.synchronize_transfers(); _cuda.release_pinned_memory()
+assert counts[C_HOSTALLOC] == counts[C_FREEHOST], (counts[C_HOSTALLOC], counts[C_FREEHOST])
+# Concurrency: several threads and the async twins on one decoder.
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+def work(k):
+    o = _nvjpeg.load_image_batch_nvjpeg(batch, device_config=cfg, width=32, height=32, strict=False)
+    t = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=CUDAConfig(k % 2))
+    return o.indices, _cuda._to_host(t).sum()
+with ThreadPoolExecutor(4) as ex:
+    res = list(ex.map(work, range(24)))
+assert len({r for r in res}) == 1, res
+async def amain():
+    a = await spdl.io.async_load_image_batch_nvjpeg(batch, device_config=cfg, width=32, height=32, strict=False)
+    b = await spdl.io.async_load_image_batch(srcs, width=32, height=32, device_config=cfg)
+    return a.indices, b.shape
+assert asyncio.run(amain()) == ((0, 1, 2, 3, 5), (2, 32, 32, 3))
+gc.collect(); _cuda.synchronize_transfers()
+assert _cuda.pending_transfers() == 0
+print("FAKE OK")
+"""
+
+
+def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path):
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    pytest.importorskip("PIL")
+    src = tmp_path / "fake_cuda.c"
+    src.write_text(FAKE_CUDA_C)
+    for macro, soname in (("FAKE_CUDART", "libcudart.so.12"), ("FAKE_NVJPEG", "libnvjpeg.so.12"),
+                          ("FAKE_NPPC", "libnppc.so.12"), ("FAKE_NPPIG", "libnppig.so.12")):
+        subprocess.run([cc, "-shared", "-fPIC", "-O1", f"-D{macro}", "-o", str(tmp_path / soname),
+                        str(src)], check=True, capture_output=True, timeout=120)
+    (tmp_path / "run.py").write_text(FAKE_RUN)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().endswith("FAKE OK")
+
+
+# ---------------------------------------------------------------------------
+# With a GPU
+
+def _jpeg_bytes(w, h, seed=0, quality=92, subsampling=2, progressive=False, gray=False):
+    from PIL import Image
+
+    rng = np.random.RandomState(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    fx, fy = x / max(w - 1, 1), y / max(h - 1, 1)
+    img = np.stack([40 + 180 * fx + 20 * np.sin(6 * fy + seed), 30 + 190 * fy,
+                    200 - 75 * (fx + fy)], axis=-1) + rng.normal(0, 3, size=(h, w, 3))
+    im = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+    if gray:
+        im = im.convert("L")
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=quality, subsampling=subsampling, progressive=progressive)
+    return out.getvalue()
+
+
+def _png_bytes(w, h):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 77, np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+#: The GPU path decodes with nvJPEG (its IDCT and chroma upsampling) and
+#: resizes with NPP (supersampling when shrinking); the CPU path with FFmpeg /
+#: libjpeg-turbo and swscale bicubic. On smooth photo-like content the two
+#: agree within this mean absolute difference per channel value (0..255) ...
+TOL_MEAN = 3.0
+#: ... and 99% of the values within this.
+TOL_P99 = 16
+
+
+def _srcs():
+    return ([_jpeg_bytes(320, 240, 1), _jpeg_bytes(200, 300, 2, subsampling=0),
+             _jpeg_bytes(640, 480, 3, progressive=True), _jpeg_bytes(97, 61, 4, subsampling=1),
+             _jpeg_bytes(150, 150, 5, gray=True)])
+
+
+@gpu
+@pytest.mark.parametrize("pix_fmt", ["rgb24", "bgr24", "rgbp"])
+def test_nvjpeg_matches_cpu_path(pix_fmt):
+    srcs = _srcs()
+    cfg = CUDAConfig(0)
+    buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=96, height=64,
+                                          pix_fmt=pix_fmt)
+    assert isinstance(buf, spdl.io.CUDABuffer)
+    assert buf.pix_fmt == pix_fmt and buf.indices == tuple(range(len(srcs)))
+    got = _cuda._to_host(buf)
+    cpu = np.asarray(spdl.io.load_image_batch(
+        srcs, width=96, height=64, pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24"))
+    if pix_fmt == "rgbp":
+        assert got.shape == (5, 3, 64, 96)
+        got = got.transpose(0, 2, 3, 1)
+    else:
+        assert got.shape == (5, 64, 96, 3)
+    diff = np.abs(got.astype(np.int16) - cpu.astype(np.int16))
+    assert diff.mean() < TOL_MEAN, diff.mean()
+    assert np.percentile(diff, 99) <= TOL_P99
+
+
+@gpu
+def test_nvjpeg_resize_geometry_pad_and_stretch():
+    src = [_jpeg_bytes(400, 100, 7)]              # 4:1 into a square: black bands above and below
+    cfg = CUDAConfig(0)
+    pad = _cuda._to_host(spdl.io.load_image_batch_nvjpeg(src, device_config=cfg, width=64, height=64))
+    assert pad.shape == (1, 64, 64, 3)
+    assert pad[0, :20].max() == 0 and pad[0, -20:].max() == 0 and pad[0, 30:34].mean() > 20
+    stretch = _cuda._to_host(spdl.io.load_image_batch_nvjpeg(src, device_config=cfg, width=64,
+                                                              height=64, scale_mode=None))
+    assert stretch[0, :20].mean() > 20
+
+
+@gpu
+def test_nvjpeg_non_jpeg_and_corrupt_inputs():
+    good = _jpeg_bytes(64, 48, 9)
+    corrupt = good[:200] + bytes(len(good) - 200)     # a valid header, garbage entropy data
+    cfg = CUDAConfig(0)
+    with pytest.raises(spdl.io.BatchLoadError) as ei:
+        spdl.io.load_image_batch_nvjpeg([good, b"not an image", good], device_config=cfg,
+                                        width=32, height=32)
+    assert set(ei.value.errors) == {1} and "bytes #1" in str(ei.value)
+    buf = spdl.io.load_image_batch_nvjpeg([good, b"not an image", _png_bytes(40, 30), good],
+                                          device_config=cfg, width=32, height=32, strict=False)
+    assert buf.indices == (0, 2, 3) and set(buf.errors) == {1}
+    assert _cuda._to_host(buf)[1].max() == 77          # the PNG, decoded on the CPU path
+    # A corrupt JPEG fails (or decodes as garbage, as on the CPU), and the next batch decodes.
+    try:
+        spdl.io.load_image_batch_nvjpeg([good, corrupt], device_config=cfg, width=32, height=32)
+    except spdl.io.BatchLoadError as e:
+        assert set(e.errors) == {1}
+    again = _cuda._to_host(spdl.io.load_image_batch_nvjpeg([good] * 4, device_config=cfg,
+                                                           width=32, height=32))
+    assert again.shape == (4, 32, 32, 3) and again.mean() > 10
+
+
+@gpu
+def test_transfer_buffer_round_trip_and_pinned_staging():
+    cfg = CUDAConfig(0)
+    srcs = [_jpeg_bytes(64, 48, s) for s in range(3)]
+    cpu = np.asarray(spdl.io.load_image_batch(srcs, width=32, height=32))
+    buf = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=cfg)
+    assert isinstance(buf, spdl.io.CUDABuffer) and buf.shape == (3, 32, 32, 3)
+    np.testing.assert_array_equal(_cuda._to_host(buf), cpu)
+    pinned = spdl.io.load_image_batch(srcs, width=32, height=32)
+    assert not pinned.pinned
+    buf2 = spdl.io.transfer_buffer(pinned, device_config=cfg)     # pageable source
+    del pinned                                                      # kept alive until the copy ran
+    np.testing.assert_array_equal(_cuda._to_host(buf2), cpu)
+    _cuda.synchronize_transfers()
+    assert _cuda.pending_transfers() == 0
+
+
+@gpu
+async def test_async_loaders_return_cuda_buffers():
+    cfg = CUDAConfig(0)
+    srcs = [_jpeg_bytes(64, 48, s) for s in range(4)]
+    a = await spdl.io.async_load_image_batch(srcs, width=32, height=32, device_config=cfg)
+    b = await spdl.io.async_load_image_batch_nvjpeg(srcs, device_config=cfg, width=32, height=32)
+    assert isinstance(a, spdl.io.CUDABuffer) and isinstance(b, spdl.io.CUDABuffer)
+    assert a.shape == b.shape == (4, 32, 32, 3)
+
+
+@gpu
+def test_non_default_stream_ordering():
+    stream = _cuda._create_stream(0)
+    try:
+        cfg = CUDAConfig(0, stream=stream)
+        srcs = [_jpeg_bytes(640, 480, s) for s in range(8)]
+        expected = _cuda._to_host(spdl.io.load_image_batch_nvjpeg(srcs, device_config=CUDAConfig(0),
+                                                                  width=224, height=224))
+        for _ in range(5):
+            # Handed to the legacy default stream through DLPack: an event orders the read.
+            buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=224, height=224)
+            assert buf.stream == stream
+            assert buf.__cuda_array_interface__["stream"] == stream
+            buf.__dlpack__(stream=1)
+            np.testing.assert_array_equal(_cuda._to_host(buf, 0), expected)
+            # Read on the stream it was made on, with no host synchronization in between.
+            buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=224, height=224)
+            np.testing.assert_array_equal(_cuda._to_host(buf, stream), expected)
+            t = spdl.io.load_image_batch(srcs, width=224, height=224, device_config=cfg)
+            assert t.stream == stream and _cuda._to_host(t, stream).shape == (8, 224, 224, 3)
+    finally:
+        _cuda._destroy_stream(0, stream)
+
+
+@gpu
+def test_pytorch_allocator_and_to_torch():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device")
+    cfg = CUDAConfig(0, stream=torch.cuda.current_stream(0).cuda_stream,
+                     allocator=(torch.cuda.caching_allocator_alloc, torch.cuda.caching_allocator_delete))
+    srcs = [_jpeg_bytes(128, 96, s) for s in range(4)]
+    before = torch.cuda.memory_allocated(0)
+    buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=64, height=64)
+    assert torch.cuda.memory_allocated(0) > before
+    t = spdl.io.to_torch(buf)
+    assert t.is_cuda and t.shape == (4, 64, 64, 3) and t.dtype == torch.uint8
+    assert t.data_ptr() == buf.data_ptr
+    ref = np.asarray(spdl.io.load_image_batch(srcs, width=64, height=64))
+    assert np.abs(t.cpu().numpy().astype(int) - ref).mean() < TOL_MEAN
+    del t, buf
+    gc.collect()
+    assert torch.cuda.memory_allocated(0) == before
+
+
+@gpu
+def test_cupy_asarray_without_copy():
+    cupy = pytest.importorskip("cupy")
+    buf = spdl.io.load_image_batch_nvjpeg([_jpeg_bytes(64, 48)], device_config=CUDAConfig(0),
+                                          width=32, height=32)
+    a = cupy.asarray(buf)
+    assert a.data.ptr == buf.data_ptr and a.shape == (1, 32, 32, 3)
+
+
+@gpu
+def test_no_device_memory_growth_over_1000_batches():
+    cfg = CUDAConfig(0)
+    srcs = [_jpeg_bytes(320, 240, s) for s in range(4)]
+    for _ in range(20):                          # warm up: nvJPEG's buffers, caches
+        spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=64, height=64)
+    gc.collect()
+    _cuda.synchronize_transfers()
+    free0, _ = _cuda._mem_get_info(0)
+    for _ in range(1000):
+        buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=64, height=64)
+        del buf
+    gc.collect()
+    _cuda.synchronize_transfers()
+    free1, _ = _cuda._mem_get_info(0)
+    assert free0 - free1 < 32 << 20, (free0, free1)
+    assert _cuda.pending_transfers() == 0
