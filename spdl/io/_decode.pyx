@@ -102,7 +102,9 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
             _free_ffmpeg(dec)
             return fail(err, ERR_DECODE, "decode", "avcodec_parameters_to_context", ret, NULL)
     dec.ctx.thread_count = 1  # images are decoded in parallel, one per thread
-    dec.ctx.max_pixels = o.max_pixels
+    # FFmpeg checks its padded buffer size (width rounded up to 32 or more), so allow
+    # for the padding here and check the image's own size after decoding.
+    dec.ctx.max_pixels = o.max_pixels + o.max_pixels // 8 + 65536
     if o.options != NULL and av_dict_copy(&options, o.options, 0) < 0:
         _free_ffmpeg(dec)
         return fail(err, ERR_NOMEM, "decode", "av_dict_copy", 0, "out of memory")
@@ -141,6 +143,7 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
     """
     cdef const AVCodec *codec = o.codec
     cdef int ret
+    cdef char msg[128]
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, frame,
                           &dec.extent, err)
@@ -151,7 +154,10 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
         if codec == NULL:
             return fail(err, ERR_FORMAT, "decode", "avcodec_find_decoder", 0,
                         "no decoder for this codec in this FFmpeg build")
-    if dec.ctx != NULL and dec.codec == codec and d.par == NULL:
+    # Only the MJPEG decoder is known to keep nothing from one image to the next
+    # (the PNG decoder, for one, blends a new image with the last); every other
+    # codec gets a fresh context.
+    if dec.ctx != NULL and dec.codec == codec and d.par == NULL and codec.id == AV_CODEC_ID_MJPEG:
         avcodec_flush_buffers(dec.ctx)
     elif _open(d, o, codec, dec, err) < 0:
         return -1
@@ -174,6 +180,11 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
         _free_ffmpeg(dec)  # opened with a demuxer's parameters: not for the next image
     # Decoders conceal damage and still return a frame; a frame they had to
     # patch up (truncated data, a broken entropy stream) is an error here.
+    if <long long>frame.width * frame.height > o.max_pixels:
+        snprintf(msg, sizeof(msg), "the image is %dx%d, more than max_pixels (%lld)",
+                 frame.width, frame.height, <long long>o.max_pixels)
+        av_frame_unref(frame)
+        return fail(err, ERR_TOO_LARGE, "decode", "avcodec_receive_frame", 0, msg)
     if log_saw("EOI missing"):
         av_frame_unref(frame)
         return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
@@ -209,7 +220,7 @@ cdef int decode_scaled(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scal
     cdef int ret
     if (_jpeg_resampler and spec.cubic and d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL
             and jpeg_packed_format(spec.out_fmt)):
-        ret = jpeg_decode_into(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels,
+        ret = jpeg_decode_into(&dec.jpeg, scaler, d.pkt.data, d.pkt.size, spec, o.max_pixels,
                                spec.out_fmt, out, dst, linesize, err)
         if ret != JPEG_NOT_HANDLED:
             return ret

@@ -13,7 +13,7 @@ from libc.string cimport memcmp, memcpy
 
 from spdl.io._config import DemuxConfig
 from spdl.io._error cimport (
-    ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ErrorInfo, fail, raise_error,
+    ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ErrorInfo, fail, log_clear, raise_error,
 )
 from spdl.io._source cimport Source, make_source, read_source
 from spdl.io.includes.libavcodec cimport (
@@ -380,6 +380,7 @@ def demux_image(src, *, demux_config=None):
     cdef int ret
     p.source = s.name
     with nogil:
+        log_clear()
         ret = demux_source(&s.ref, &o.opts, &p.d, &err)
     if ret < 0:
         raise_error(&err, s.name)

@@ -1,12 +1,12 @@
 from spdl.io._error cimport ErrorInfo
-from spdl.io._scale cimport Extent, ScaleSpec
+from spdl.io._scale cimport Extent, ScaleSpec, Scaler
 from spdl.io.includes.libavutil cimport AVFrame
 from spdl.io.includes.turbojpeg cimport tjhandle
 
 cdef enum:
     JPEG_NOT_HANDLED = 1   # not for this path (CMYK, ...): decode with FFmpeg
 
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport uint8_t
 
 from spdl.io.includes.libavutil cimport AVPixelFormat
 
@@ -14,10 +14,6 @@ cdef struct JpegDecoder:
     tjhandle handle        # opened on first use, kept for the next image
     uint8_t *pixels        # the decoded (reduced) image, reused between images
     size_t pixels_cap
-    uint8_t *tmp           # the resampler's intermediate rows
-    size_t tmp_cap
-    int32_t *acc           # the resampler's accumulators
-    size_t acc_cap
 
 cdef void jpeg_init(JpegDecoder *j) noexcept nogil
 cdef void jpeg_free(JpegDecoder *j) noexcept nogil
@@ -25,7 +21,7 @@ cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const 
                      long long max_pixels, AVFrame *frame, Extent *ext,
                      ErrorInfo *err) noexcept nogil
 cdef bint jpeg_packed_format(AVPixelFormat fmt) noexcept nogil
-cdef int jpeg_decode_into(JpegDecoder *j, const unsigned char *data, int size,
+cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *data, int size,
                           const ScaleSpec *spec, long long max_pixels, AVPixelFormat out_fmt,
                           AVFrame *out, uint8_t **dst, const int *linesize,
                           ErrorInfo *err) noexcept nogil

@@ -7,8 +7,8 @@ one still at least as large as the scaled output, so the entropy decoding is
 all the full-size work left. Two ways on from there:
 
 - jpeg_decode_into: to packed RGB/BGR/RGBA/gray (libjpeg-turbo's own SIMD
-  upsampling and colour conversion), then our cubic resampler
-  (csrc/resample.h) writes the visible window straight into the output. For
+  upsampling and colour conversion), then the cubic resampler
+  (_scale.resample_into) writes the visible window straight into the output. For
   the bicubic filter into those formats: the loaders' default.
 - jpeg_decode: to YUV planes, for swscale to convert and resize (the other
   filters and formats).
@@ -21,7 +21,7 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
 from spdl.io._error cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail
-from spdl.io._scale cimport Extent, Geometry, ScaleSpec, compute_geometry, fill_black
+from spdl.io._scale cimport Extent, Geometry, ScaleSpec, Scaler, compute_geometry, resample_into
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P,
     AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ444P, AVCOL_RANGE_JPEG, AVCOL_SPC_BT470BG, AVFrame,
@@ -35,21 +35,6 @@ from spdl.io.includes.turbojpeg cimport (
     TJPF_RGBA, TJPF_RGBX,
 )
 
-cdef extern from "csrc/resample.h" nogil:
-    ctypedef struct spdl_kernel:
-        int n
-        int taps
-        int *start
-        short *w
-    int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_total, int out0, int n)
-    void spdl_kernel_free(spdl_kernel *k)
-    void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
-                         const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
-    void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int channels,
-                         const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
-    void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, int out_ch,
-                          const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
-
 cdef extern from "<string.h>" nogil:
     char *strstr(const char *haystack, const char *needle)
 
@@ -59,9 +44,8 @@ cdef extern from "<stdio.h>":
 
 cdef void jpeg_init(JpegDecoder *j) noexcept nogil:
     j.handle = NULL
-    j.pixels = j.tmp = NULL
-    j.acc = NULL
-    j.pixels_cap = j.tmp_cap = j.acc_cap = 0
+    j.pixels = NULL
+    j.pixels_cap = 0
 
 
 cdef void jpeg_free(JpegDecoder *j) noexcept nogil:
@@ -69,8 +53,6 @@ cdef void jpeg_free(JpegDecoder *j) noexcept nogil:
         tjDestroy(j.handle)
         j.handle = NULL
     free(j.pixels)
-    free(j.tmp)
-    free(j.acc)
     jpeg_init(j)
 
 
@@ -99,7 +81,11 @@ cdef const tjscalingfactor *_pick_factor(int iw, int ih, int need_w, int need_h)
     for i in range(n):
         if f[i].num > f[i].denom:
             continue
-        if _scaled(iw, &f[i]) < need_w or _scaled(ih, &f[i]) < need_h:
+        # The image's true extent at this factor, not the rounded-up pixel count,
+        # must cover the output (2 px at 5/8 is 1.25 px of image in 2 px).
+        if <long long>iw * f[i].num < <long long>need_w * f[i].denom:
+            continue
+        if <long long>ih * f[i].num < <long long>need_h * f[i].denom:
             continue
         if best == NULL or f[i].num * best.denom < best.num * f[i].denom:
             best = &f[i]
@@ -115,7 +101,10 @@ cdef int _header(JpegDecoder *j, const unsigned char *data, int size, long long 
         j.handle = tjInitDecompress()
         if j.handle == NULL:
             return fail(err, ERR_NOMEM, "decode", "tjInitDecompress", 0, "out of memory")
-    if tjDecompressHeader3(j.handle, data, size, iw, ih, subsamp, &colorspace) < 0:
+    iw[0] = ih[0] = 0
+    # A stream of tables only (no image) "succeeds" without setting the size: check it.
+    if (tjDecompressHeader3(j.handle, data, size, iw, ih, subsamp, &colorspace) < 0
+            or iw[0] <= 0 or ih[0] <= 0):
         return JPEG_NOT_HANDLED  # FFmpeg may still make sense of it, or say why not
     if colorspace == TJCS_CMYK or colorspace == TJCS_YCCK:
         return JPEG_NOT_HANDLED
@@ -197,7 +186,7 @@ cdef bint jpeg_packed_format(AVPixelFormat fmt) noexcept nogil:
     return fmt in (AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA, AV_PIX_FMT_GRAY8)
 
 
-cdef int jpeg_decode_into(JpegDecoder *j, const unsigned char *data, int size,
+cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *data, int size,
                           const ScaleSpec *spec, long long max_pixels, AVPixelFormat out_fmt,
                           AVFrame *out, uint8_t **dst, const int *linesize,
                           ErrorInfo *err) noexcept nogil:
@@ -205,15 +194,12 @@ cdef int jpeg_decode_into(JpegDecoder *j, const unsigned char *data, int size,
 
     Returns 0, -1 with err set, or JPEG_NOT_HANDLED.
     """
-    cdef int iw, ih, subsamp, ret, w, h, pf, ch, vx0, vx1, vy0, vy1, col0, col1, i, y
-    cdef int pf4, ch_in
+    cdef int iw, ih, subsamp, ret, w, h, pf, ch, pf4, ch_in
     cdef bint resize
     cdef Geometry g
     cdef const tjscalingfactor *f
     cdef double ew, eh
-    cdef spdl_kernel kh, kv
-    cdef size_t pitch, span
-    cdef uint8_t *o
+    cdef size_t pitch
     # pf: the decoder's format when the output is a copy; pf4: when it is resampled
     # (4-byte pixels, so the resampler does a pixel's channels as one vector).
     if out_fmt == AV_PIX_FMT_RGB24:
@@ -252,39 +238,5 @@ cdef int jpeg_decode_into(JpegDecoder *j, const unsigned char *data, int size,
     if tjDecompress2(j.handle, data, size, j.pixels, w, <int>pitch, h, pf, TJFLAG_LIMITSCANS) < 0:
         if _check_decode(j, err) < 0:
             return -1
-    # The part of the scaled image inside the output.
-    vx0, vx1 = max(0, -g.ox), min(g.sw, g.out_w - g.ox)
-    vy0, vy1 = max(0, -g.oy), min(g.sh, g.out_h - g.oy)
-    if vx1 - vx0 < g.out_w or vy1 - vy0 < g.out_h:
-        fill_black(out_fmt, g.out_w, g.out_h, dst, linesize)
-    if vx1 <= vx0 or vy1 <= vy0:
-        return 0
-    o = dst[0] + <size_t>(g.oy + vy0) * linesize[0] + <size_t>(g.ox + vx0) * ch
-    if not resize:  # copy the window
-        span = <size_t>(vx1 - vx0) * ch
-        for y in range(vy0, vy1):
-            memcpy(o + <size_t>(y - vy0) * linesize[0], j.pixels + y * pitch + <size_t>vx0 * ch, span)
-        return 0
-    if spdl_kernel_make(&kh, w, ew, g.sw, vx0, vx1 - vx0) < 0:
-        return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
-    if spdl_kernel_make(&kv, h, eh, g.sh, vy0, vy1 - vy0) < 0:
-        spdl_kernel_free(&kh)
-        return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
-    # Only the columns the horizontal kernel reads go through the vertical pass.
-    col0, col1 = kh.start[0], kh.start[kh.n - 1] + kh.taps
-    for i in range(kh.n):
-        kh.start[i] -= col0
-    span = <size_t>(col1 - col0) * ch_in
-    if (_reserve(<void **>&j.tmp, &j.tmp_cap, span * kv.n) < 0
-            or _reserve(<void **>&j.acc, &j.acc_cap, span * sizeof(int32_t)) < 0):
-        spdl_kernel_free(&kh)
-        spdl_kernel_free(&kv)
-        return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
-    spdl_resample_v(j.pixels + <size_t>col0 * ch_in, pitch, <int>span, &kv, j.tmp, j.acc)
-    if ch_in == 4:
-        spdl_resample_h4(j.tmp, <int>span, kv.n, ch, &kh, o, linesize[0])
-    else:
-        spdl_resample_h(j.tmp, <int>span, kv.n, ch, &kh, o, linesize[0])
-    spdl_kernel_free(&kh)
-    spdl_kernel_free(&kv)
-    return 0
+    return resample_into(scaler, j.pixels, pitch, w, h, ch_in, ch, ew, eh, &g, out_fmt, dst,
+                         linesize, err)

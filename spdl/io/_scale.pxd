@@ -1,4 +1,4 @@
-from libc.stdint cimport uint8_t
+from libc.stdint cimport int32_t, uint8_t
 
 from spdl.io._error cimport ErrorInfo
 from spdl.io.includes.libavutil cimport AVFrame, AVPixelFormat
@@ -36,6 +36,12 @@ cdef struct Extent:
 cdef struct Scaler:
     SwsContext *sws       # cached between images of the same geometry
     AVFrame *tmp          # scratch image when only part of the scaled frame is kept
+    SwsContext *conv_sws  # pixel format conversion (no resizing) before resampling
+    AVFrame *conv         # its output
+    uint8_t *rows         # the resampler's intermediate rows, reused between images
+    size_t rows_cap
+    int32_t *acc          # the resampler's accumulators
+    size_t acc_cap
 
 cdef class SimpleFilterSpec:
     cdef ScaleSpec spec
@@ -46,6 +52,10 @@ cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
                           ErrorInfo *err) noexcept nogil
 cdef void scaler_init(Scaler *s) noexcept nogil
 cdef void scaler_free(Scaler *s) noexcept nogil
+cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, int h, int ch_in,
+                       int ch_out, double ew, double eh, const Geometry *g,
+                       AVPixelFormat out_fmt, uint8_t **dst, const int *linesize,
+                       ErrorInfo *err) noexcept nogil
 cdef void fill_black(AVPixelFormat fmt, int w, int h, uint8_t **dst,
                      const int *linesize) noexcept nogil
 cdef void extent_of(const AVFrame *frame, Extent *ext) noexcept nogil

@@ -7,8 +7,10 @@ pad / crop geometry of FFmpeg's scale, pad and crop filters. filter_graph_frame
 runs any other filter description through a libavfilter graph.
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint16_t
-from libc.string cimport memcmp, memset
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
+from libc.math cimport lrint
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._error cimport ERR_FILTER, ERR_NOMEM, ErrorInfo, fail
 from spdl.io._filter_desc import normalize_pix_fmt
@@ -19,8 +21,10 @@ from spdl.io.includes.libavfilter cimport (
     avfilter_graph_free, avfilter_graph_parse_ptr, avfilter_inout_alloc, avfilter_inout_free,
 )
 from spdl.io.includes.libavutil cimport (
-    AV_PIX_FMT_FLAG_ALPHA, AV_PIX_FMT_FLAG_BITSTREAM, AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL,
+    AV_PIX_FMT_FLAG_ALPHA, AV_PIX_FMT_FLAG_BITSTREAM, AV_PIX_FMT_FLAG_FLOAT,
+    AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL,
     AV_PIX_FMT_FLAG_PLANAR, AV_PIX_FMT_FLAG_RGB, AV_PIX_FMT_NONE, AV_PIX_FMT_RGBA,
+    AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24,
     AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ440P,
     AV_PIX_FMT_YUVJ444P,
     AVCOL_RANGE_JPEG, AVCOL_SPC_BT709, AVFrame, AVPixelFormat, AVPixFmtDescriptor,
@@ -33,6 +37,21 @@ from spdl.io.includes.libswscale cimport (
     sws_freeContext, sws_getCachedContext, sws_getCoefficients, sws_getColorspaceDetails,
     sws_scale, sws_setColorspaceDetails,
 )
+
+cdef extern from "csrc/resample.h" nogil:
+    ctypedef struct spdl_kernel:
+        int n
+        int taps
+        int *start
+        short *w
+    int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_total, int out0, int n)
+    void spdl_kernel_free(spdl_kernel *k)
+    void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
+                         const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
+    void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int channels,
+                         const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
+    void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, int out_ch,
+                          const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
 
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
@@ -79,6 +98,11 @@ cdef inline int64_t _rescale(int64_t a, int64_t b, int64_t c) noexcept nogil:
     return (a * b + c // 2) // c
 
 
+cdef inline int _crop_offset(int size, int keep) noexcept nogil:
+    """Where FFmpeg's crop filter starts a centred window: lrint((size - keep) / 2)."""
+    return <int>lrint((size - keep) / 2.0)
+
+
 cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
                           ErrorInfo *err) noexcept nogil:
     """Where the source lands in the output, as FFmpeg's scale/pad/crop place it."""
@@ -109,8 +133,10 @@ cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
     g.ox = g.oy = 0
     if spec.mode != MODE_STRETCH and spec.scale_w > 0 and spec.scale_h > 0:
         g.out_w, g.out_h = spec.scale_w, spec.scale_h
-        g.ox = (g.out_w - g.sw) // 2 if g.sw <= g.out_w else -((g.sw - g.out_w) // 2)
-        g.oy = (g.out_h - g.sh) // 2 if g.sh <= g.out_h else -((g.sh - g.out_h) // 2)
+        # pad centres with integer division, crop with lrint (halves to even), as
+        # FFmpeg's pad and crop filters do
+        g.ox = (g.out_w - g.sw) // 2 if g.sw <= g.out_w else -_crop_offset(g.sw, g.out_w)
+        g.oy = (g.out_h - g.sh) // 2 if g.sh <= g.out_h else -_crop_offset(g.sh, g.out_h)
     if spec.crop_w > 0 or spec.crop_h > 0:
         w = spec.crop_w if spec.crop_w > 0 else g.out_w
         h = spec.crop_h if spec.crop_h > 0 else g.out_h
@@ -118,21 +144,142 @@ cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
             snprintf(msg, sizeof(msg), "crop %lldx%lld is larger than the %dx%d image",
                      <long long>w, <long long>h, g.out_w, g.out_h)
             return fail(err, ERR_FILTER, "filter", "crop", 0, msg)
-        g.ox -= (g.out_w - <int>w) // 2
-        g.oy -= (g.out_h - <int>h) // 2
+        g.ox -= _crop_offset(g.out_w, <int>w)
+        g.oy -= _crop_offset(g.out_h, <int>h)
         g.out_w, g.out_h = <int>w, <int>h
     return 0
 
 
 cdef void scaler_init(Scaler *s) noexcept nogil:
-    s.sws = NULL
-    s.tmp = NULL
+    s.sws = s.conv_sws = NULL
+    s.tmp = s.conv = NULL
+    s.rows = NULL
+    s.acc = NULL
+    s.rows_cap = s.acc_cap = 0
 
 
 cdef void scaler_free(Scaler *s) noexcept nogil:
     sws_freeContext(s.sws)
-    s.sws = NULL
+    sws_freeContext(s.conv_sws)
     av_frame_free(&s.tmp)
+    av_frame_free(&s.conv)
+    free(s.rows)
+    free(s.acc)
+    scaler_init(s)
+
+
+cdef int _reserve(void **p, size_t *cap, size_t need) noexcept nogil:
+    """Grow the buffer at p to at least need bytes; -1 when out of memory."""
+    cdef void *q
+    if need <= cap[0]:
+        return 0
+    q = realloc(p[0], need)
+    if q == NULL:
+        return -1
+    p[0] = q
+    cap[0] = need
+    return 0
+
+
+cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, int h, int ch_in,
+                       int ch_out, double ew, double eh, const Geometry *g,
+                       AVPixelFormat out_fmt, uint8_t **dst, const int *linesize,
+                       ErrorInfo *err) noexcept nogil:
+    """Resize a packed 8-bit image (w x h, ch_in bytes a pixel, filling ew x eh of it) into
+    the output at dst as g places it, with the cubic resampler; ch_out is ch_in, or 3 from 4."""
+    cdef int vx0, vx1, vy0, vy1, col0, col1, i, y
+    cdef spdl_kernel kh, kv
+    cdef size_t span
+    cdef uint8_t *o
+    vx0, vx1 = max(0, -g.ox), min(g.sw, g.out_w - g.ox)
+    vy0, vy1 = max(0, -g.oy), min(g.sh, g.out_h - g.oy)
+    if vx1 - vx0 < g.out_w or vy1 - vy0 < g.out_h:
+        fill_black(out_fmt, g.out_w, g.out_h, dst, linesize)
+    if vx1 <= vx0 or vy1 <= vy0:
+        return 0
+    o = dst[0] + <size_t>(g.oy + vy0) * linesize[0] + <size_t>(g.ox + vx0) * ch_out
+    if w == g.sw and h == g.sh and ew == w and eh == h and ch_in == ch_out:  # copy the window
+        span = <size_t>(vx1 - vx0) * ch_out
+        for y in range(vy0, vy1):
+            memcpy(o + <size_t>(y - vy0) * linesize[0], pixels + y * pitch + <size_t>vx0 * ch_in,
+                   span)
+        return 0
+    if spdl_kernel_make(&kh, w, ew, g.sw, vx0, vx1 - vx0) < 0:
+        return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
+    if spdl_kernel_make(&kv, h, eh, g.sh, vy0, vy1 - vy0) < 0:
+        spdl_kernel_free(&kh)
+        return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
+    # Only the columns the horizontal kernel reads go through the vertical pass.
+    col0, col1 = kh.start[0], kh.start[kh.n - 1] + kh.taps
+    for i in range(kh.n):
+        kh.start[i] -= col0
+    span = <size_t>(col1 - col0) * ch_in
+    if (_reserve(<void **>&s.rows, &s.rows_cap, span * kv.n) < 0
+            or _reserve(<void **>&s.acc, &s.acc_cap, span * sizeof(int32_t)) < 0):
+        spdl_kernel_free(&kh)
+        spdl_kernel_free(&kv)
+        return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
+    spdl_resample_v(pixels + <size_t>col0 * ch_in, pitch, <int>span, &kv, s.rows, s.acc)
+    if ch_in == 4:
+        spdl_resample_h4(s.rows, <int>span, kv.n, ch_out, &kh, o, linesize[0])
+    else:
+        spdl_resample_h(s.rows, <int>span, kv.n, ch_in, &kh, o, linesize[0])
+    spdl_kernel_free(&kh)
+    spdl_kernel_free(&kv)
+    return 0
+
+
+cdef int _packed8_channels(AVPixelFormat fmt) noexcept nogil:
+    """Bytes a pixel of the packed 8-bit formats the resampler takes, or 0."""
+    if fmt == AV_PIX_FMT_RGB24 or fmt == AV_PIX_FMT_BGR24:
+        return 3
+    if fmt == AV_PIX_FMT_RGBA:
+        return 4
+    if fmt == AV_PIX_FMT_GRAY8:
+        return 1
+    return 0
+
+
+cdef bint _rgb_or_gray8(const AVPixFmtDescriptor *d) noexcept nogil:
+    """RGB, paletted or gray, at most 8 bits a sample: converts to the output format exactly."""
+    if d.comp[0].depth > 8 or d.flags & (AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_HWACCEL):
+        return False
+    return d.flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL) or d.nb_components <= 2
+
+
+cdef int _resample_frame(Scaler *s, const AVFrame *src, const Extent *ext, const Geometry *g,
+                         AVPixelFormat dst_fmt, uint8_t **dst, const int *dst_linesize,
+                         ErrorInfo *err) noexcept nogil:
+    """The resampler for an RGB or gray frame: convert the pixel format at the source size
+    if needed (an exact shuffle), then resize into dst."""
+    cdef const AVFrame *from_ = src
+    cdef int ret
+    cdef int ch = _packed8_channels(dst_fmt)
+    if src.format != dst_fmt:
+        if s.conv == NULL:
+            s.conv = av_frame_alloc()
+            if s.conv == NULL:
+                return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, "out of memory")
+        if s.conv.width != src.width or s.conv.height != src.height or s.conv.format != dst_fmt:
+            av_frame_unref(s.conv)
+            s.conv.width, s.conv.height, s.conv.format = src.width, src.height, dst_fmt
+            ret = av_frame_get_buffer(s.conv, 0)
+            if ret < 0:
+                return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+        s.conv_sws = sws_getCachedContext(s.conv_sws, src.width, src.height,
+                                          <AVPixelFormat>src.format, src.width, src.height,
+                                          dst_fmt, SWS_POINT, NULL, NULL, NULL)
+        if s.conv_sws == NULL:
+            return fail(err, ERR_FILTER, "filter", "sws_getCachedContext", 0,
+                        "swscale cannot convert between these formats")
+        ret = sws_scale(s.conv_sws, <const uint8_t * const *>src.data, src.linesize, 0,
+                        src.height, s.conv.data, s.conv.linesize)
+        if ret <= 0:
+            return fail(err, ERR_FILTER, "filter", "sws_scale", ret, NULL)
+        from_ = s.conv
+    return resample_into(s, from_.data[0], from_.linesize[0], from_.width, from_.height, ch, ch,
+                         ext.w if ext != NULL else from_.width,
+                         ext.h if ext != NULL else from_.height, g, dst_fmt, dst, dst_linesize, err)
 
 
 cdef inline bint _is_yuv(const AVPixFmtDescriptor *d) noexcept nogil:
@@ -259,6 +406,16 @@ cdef void _copy_window(const AVPixFmtDescriptor *d, const AVFrame *from_, int x,
             return
 
 
+cdef inline bint _aligned(uint8_t **dst, const int *linesize) noexcept nogil:
+    """Whether swscale may write to dst directly: its SIMD output stages assume rows
+    16-byte aligned (with tight rows, narrow images came out wrong at the right edge)."""
+    cdef int p
+    for p in range(4):
+        if dst[p] != NULL and (linesize[p] % 16 or (<size_t>dst[p]) % 16):
+            return False
+    return True
+
+
 cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const Extent *ext,
                      const Geometry *g, AVPixelFormat dst_fmt, uint8_t **dst,
                      const int *dst_linesize, ErrorInfo *err) noexcept nogil:
@@ -278,6 +435,10 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
     cdef double eh = ext.h if ext != NULL else src.height
     if sd == NULL or dd == NULL or sd.flags & AV_PIX_FMT_FLAG_HWACCEL:
         return fail(err, ERR_FILTER, "filter", "sws_scale", 0, "unsupported pixel format")
+    # RGB and gray go through the cubic resampler (swscale's RGB input path is slow, and
+    # in FFmpeg 5.1 gets the last column of some small outputs wrong).
+    if spec.cubic and _packed8_channels(dst_fmt) and _rgb_or_gray8(sd):
+        return _resample_frame(s, src, ext, g, dst_fmt, dst, dst_linesize, err)
     fw = max(g.sw, <int>(g.sw * src.width / ew + 0.5))
     fh = max(g.sh, <int>(g.sh * src.height / eh + 0.5))
     # The part of the scaled image inside the output.
@@ -293,7 +454,7 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
         return fail(err, ERR_FILTER, "filter", "sws_getCachedContext", 0,
                     "swscale cannot convert between these formats or sizes")
     _set_colorspace(s.sws, src)
-    if vx0 == 0 and vy0 == 0 and vx1 == fw and vy1 == fh:
+    if vx0 == 0 and vy0 == 0 and vx1 == fw and vy1 == fh and _aligned(dst, dst_linesize):
         _plane_offsets(dd, g.ox, g.oy, doff, dst_linesize)
         for p in range(4):
             dp[p] = dst[p] + doff[p] if dst[p] != NULL else NULL
