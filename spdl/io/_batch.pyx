@@ -23,10 +23,10 @@ from spdl.io._demux cimport (
     DemuxOptions, Demuxed, demux_clear, demux_init, demux_options, demux_reset, demux_source,
 )
 from spdl.io._error cimport (
-    ERR_CANCELLED, ERR_NOMEM, ErrorInfo, fail, log_clear, make_error,
+    ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, ErrorInfo, fail, log_clear, make_error,
 )
-from spdl.io._errors import BatchLoadError
-from spdl.io._filter_desc import parse_simple_filter
+from spdl.io._errors import BatchLoadError, ConfigError
+from spdl.io._filter_desc import check_filter_desc, parse_simple_filter
 from spdl.io._scale cimport (
     Geometry, ScaleSpec, Scaler, SimpleFilterSpec, compute_geometry, filter_graph_frame, scale_frame,
     scale_to_frame, scaler_free, scaler_init, simple_filter_spec,
@@ -44,10 +44,12 @@ cdef extern from *:
     }
     static inline int spdl_load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
     static inline void spdl_store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    static inline void spdl_add_int(int *p, int v) { __atomic_add_fetch(p, v, __ATOMIC_SEQ_CST); }
     """
     Py_ssize_t spdl_fetch_add(Py_ssize_t *p) noexcept nogil
     int spdl_load_int(const int *p) noexcept nogil
     void spdl_store_int(int *p, int v) noexcept nogil
+    void spdl_add_int(int *p, int v) noexcept nogil
 
 cdef enum:
     PENDING = 0
@@ -77,6 +79,7 @@ cdef class BatchJob:
     cdef Py_ssize_t n
     cdef Py_ssize_t next_index
     cdef int cancelled
+    cdef int running            # workers inside run_worker
     cdef list sources
     cdef DemuxOptions demux
     cdef DecodeOptions decode
@@ -115,6 +118,9 @@ cdef class BatchJob:
         for i in range(self.n):
             s = self.sources[i]
             self.items[i].src = s.ref
+            if s.invalid is not None:
+                fail(&self.items[i].err, ERR_SOURCE, "demux", "open", 0, s.invalid.encode())
+                self.items[i].status = FAILED
         self.direct = False
         self.spec = None
         self.graph_desc = None
@@ -123,6 +129,7 @@ cdef class BatchJob:
             self.spec = simple_filter_spec(simple)
             self._plan_direct()
         elif isinstance(filter_desc, str):
+            check_filter_desc(filter_desc)
             self.graph_desc = filter_desc.encode()
         else:
             raise TypeError(f"filter_desc must be a str or None, not {type(filter_desc).__name__}")
@@ -153,6 +160,11 @@ cdef class BatchJob:
         """Stop the workers after the images they are working on."""
         spdl_store_int(&self.cancelled, 1)
 
+    @property
+    def running(self):
+        """How many workers are inside run_worker."""
+        return spdl_load_int(&self.running)
+
     def run_worker(self):
         """Work on images until none is left. Several threads may call this at once."""
         cdef Demuxed d
@@ -176,12 +188,15 @@ cdef class BatchJob:
             raise MemoryError()
         decoder_init(&dec)
         scaler_init(&scaler)
+        spdl_add_int(&self.running, 1)
         with nogil:
             while not spdl_load_int(&self.cancelled):
                 i = spdl_fetch_add(&self.next_index)
                 if i >= self.n:
                     break
                 item = &self.items[i]
+                if item.status != PENDING:  # failed before it started (an impossible path)
+                    continue
                 log_clear()
                 ret = demux_source(&item.src, &self.demux.opts, &d, &item.err)
                 if ret >= 0 and self.direct:
@@ -208,6 +223,7 @@ cdef class BatchJob:
             scaler_free(&scaler)
             demux_clear(&d)
             av_frame_free(&decoded)
+            spdl_add_int(&self.running, -1)
 
     def finish(self, bint strict):
         """The batch of the images that loaded; raises BatchLoadError if strict and any failed."""
@@ -226,6 +242,9 @@ cdef class BatchJob:
                     fail(&self.items[i].err, ERR_CANCELLED, "load", "load_image_batch", 0,
                          "the batch was cancelled")
                 errors[i] = make_error(&self.items[i].err, s.name)
+        for e in errors.values():
+            if isinstance(e, ConfigError):  # the caller's mistake, not the data's
+                raise e
         if strict and errors:
             raise BatchLoadError(errors, self.n) from next(iter(errors.values()))
         if self.direct:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 __all__ = ["DemuxConfig", "DecodeConfig", "CUDAConfig"]
 
 #: Images with more pixels than this are refused before decoding (see DecodeConfig).
-DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_PIXELS = 50_000_000
 #: Files larger than this are refused before reading (see DemuxConfig).
 DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
 

@@ -9,7 +9,8 @@ from spdl.io._error cimport (
     ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail, log_clear,
     log_first_error, log_saw, raise_error,
 )
-from spdl.io._filter_desc import parse_simple_filter
+from spdl.io._filter_desc import check_filter_desc, parse_simple_filter
+from spdl.io._structure cimport gif_check_first_frame, jpeg_check_structure
 from spdl.io._jpeg cimport (
     JPEG_NOT_HANDLED, jpeg_decode, jpeg_decode_into, jpeg_free, jpeg_init, jpeg_packed_format,
 )
@@ -19,7 +20,9 @@ from spdl.io._scale cimport (
     simple_filter_spec,
 )
 from spdl.io.includes.libavcodec cimport (
-    AV_CODEC_ID_MJPEG, AVCodec, AVCodecContext, av_codec_is_decoder, avcodec_alloc_context3,
+    AV_CODEC_ID_APNG, AV_CODEC_ID_GEM, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_PHOTOCD,
+    AV_CODEC_ID_PNG, AV_CODEC_ID_VBN, AV_CODEC_PROP_INTRA_ONLY, AVCodec,
+    AVCodecDescriptor, avcodec_descriptor_get, AVCodecContext, av_codec_is_decoder, avcodec_alloc_context3,
     avcodec_find_decoder, avcodec_find_decoder_by_name, avcodec_flush_buffers,
     avcodec_free_context, avcodec_open2, avcodec_parameters_to_context, avcodec_receive_frame,
     avcodec_send_packet,
@@ -34,6 +37,9 @@ from spdl.io.includes.libavutil cimport (
 cdef extern from "<errno.h>":
     int EAGAIN
 
+cdef extern from "libavutil/avutil.h":
+    int AVMEDIA_TYPE_VIDEO
+
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
 
@@ -45,6 +51,17 @@ cdef extern from "<string.h>" nogil:
 cdef class DecodeOptions:
     def __dealloc__(self):
         av_dict_free(&self.opts.options)
+
+
+cdef bint _is_image_decoder(const AVCodec *codec) noexcept nogil:
+    """A video decoder whose every frame is an image of its own (intra-only), or one of
+    the image codecs FFmpeg does not mark so (PNG, APNG and GIF: the first frame is)."""
+    cdef const AVCodecDescriptor *desc = avcodec_descriptor_get(codec.id)
+    if desc == NULL or desc.type != AVMEDIA_TYPE_VIDEO:
+        return False
+    return desc.props & AV_CODEC_PROP_INTRA_ONLY or codec.id in (
+        AV_CODEC_ID_PNG, AV_CODEC_ID_APNG, AV_CODEC_ID_GIF, AV_CODEC_ID_PHOTOCD, AV_CODEC_ID_VBN,
+        AV_CODEC_ID_GEM)
 
 
 cdef DecodeOptions decode_options(object config):
@@ -64,6 +81,10 @@ cdef DecodeOptions decode_options(object config):
             from spdl.io._errors import ConfigError
             raise ConfigError(f"decode: no decoder named {config.decoder!r} in this FFmpeg build",
                               stage="decode")
+        if not _is_image_decoder(o.opts.codec):
+            from spdl.io._errors import ConfigError
+            raise ConfigError(f"decode: {config.decoder!r} is not an image decoder (a video "
+                              "decoder of intra-only frames, GIF or APNG)", stage="decode")
     for k, v in (config.decoder_options or {}).items():
         if av_dict_set(&o.opts.options, k.encode(), v.encode(), 0) < 0:
             raise MemoryError()
@@ -129,7 +150,7 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
 
 
 cdef int _decode_error(int ret, const char *op, ErrorInfo *err) noexcept nogil:
-    if log_saw("exceeds specified max pixel count"):
+    if log_saw("Picture size"):  # "... exceeds specified max pixel count", "... is invalid"
         return fail(err, ERR_TOO_LARGE, "decode", op, ret, "the image is larger than max_pixels")
     return fail(err, ERR_DECODE, "decode", op, ret, NULL)
 
@@ -144,6 +165,10 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
     cdef const AVCodec *codec = o.codec
     cdef int ret
     cdef char msg[128]
+    if d.codec_id == AV_CODEC_ID_MJPEG and jpeg_check_structure(d.pkt.data, d.pkt.size, err) < 0:
+        return -1
+    if d.codec_id == AV_CODEC_ID_GIF and gif_check_first_frame(d.pkt.data, d.pkt.size, err) < 0:
+        return -1
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, frame,
                           &dec.extent, err)
@@ -154,12 +179,10 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
         if codec == NULL:
             return fail(err, ERR_FORMAT, "decode", "avcodec_find_decoder", 0,
                         "no decoder for this codec in this FFmpeg build")
-    # Only the MJPEG decoder is known to keep nothing from one image to the next
-    # (the PNG decoder, for one, blends a new image with the last); every other
-    # codec gets a fresh context.
-    if dec.ctx != NULL and dec.codec == codec and d.par == NULL and codec.id == AV_CODEC_ID_MJPEG:
-        avcodec_flush_buffers(dec.ctx)
-    elif _open(d, o, codec, dec, err) < 0:
+    # A fresh context for every image: decoders keep state between packets (the PNG
+    # decoder blends with the last image, MJPEG keeps the last Huffman tables), and an
+    # image's pixels must not depend on the one before it.
+    if _open(d, o, codec, dec, err) < 0:
         return -1
     ret = avcodec_send_packet(dec.ctx, d.pkt)
     if ret < 0:
@@ -220,6 +243,8 @@ cdef int decode_scaled(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scal
     cdef int ret
     if (_jpeg_resampler and spec.cubic and d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL
             and jpeg_packed_format(spec.out_fmt)):
+        if jpeg_check_structure(d.pkt.data, d.pkt.size, err) < 0:
+            return -1
         ret = jpeg_decode_into(&dec.jpeg, scaler, d.pkt.data, d.pkt.size, spec, o.max_pixels,
                                spec.out_fmt, out, dst, linesize, err)
         if ret != JPEG_NOT_HANDLED:
@@ -301,6 +326,7 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None):
         if simple is not None:
             spec = simple_filter_spec(simple)
         elif isinstance(filter_desc, str):
+            check_filter_desc(filter_desc)
             desc = filter_desc.encode()
         else:
             av_frame_free(&decoded)

@@ -379,6 +379,10 @@ def demux_image(src, *, demux_config=None):
     cdef ErrorInfo err
     cdef int ret
     p.source = s.name
+    if s.invalid is not None:
+        from spdl.io._errors import SourceError
+        raise SourceError(f"demux: open failed for {s.name!r}: {s.invalid}", source=s.name,
+                          stage="demux")
     with nogil:
         log_clear()
         ret = demux_source(&s.ref, &o.opts, &p.d, &err)

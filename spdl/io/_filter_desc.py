@@ -12,7 +12,14 @@ from __future__ import annotations
 import dataclasses
 import re
 
-__all__ = ["get_video_filter_desc", "SimpleFilter", "parse_simple_filter", "SCALE_ALGOS", "PIX_FMTS"]
+__all__ = [
+    "get_video_filter_desc",
+    "SimpleFilter",
+    "parse_simple_filter",
+    "check_filter_desc",
+    "SCALE_ALGOS",
+    "PIX_FMTS",
+]
 
 #: Scaling algorithms accepted by get_video_filter_desc (swscale's names).
 SCALE_ALGOS = ("fast_bilinear", "bilinear", "bicubic", "neighbor", "area", "lanczos")
@@ -183,3 +190,34 @@ def parse_simple_filter(desc: str | None) -> SimpleFilter | None:
     if i != len(parts):
         return None
     return SimpleFilter(**kw)
+
+
+#: Filters that read or write files, open devices or sockets, or load plugins or
+#: models, and options that name files. A filter description is the caller's own
+#: code, but one that could reach outside the image is refused all the same.
+_UNSAFE_WORDS = frozenset("""
+    movie amovie sendcmd asendcmd zmq azmq frei0r frei0r_src ladspa lv2 lut1d lut3d
+    subtitles ass drawtext sofalizer dnn_processing dnn_classify dnn_detect sr derain
+    arnndn libvmaf vmafmotion vidstabdetect vidstabtransform deshake signature psnr ssim
+    metadata ametadata ocr find_rect cover_rect removelogo coreimage coreimagesrc
+    program_opencl openclsrc lensfun libplacebo hwupload hwmap hwdownload
+    psfile fontfile textfile stats_file filename file model kernel
+""".split())
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+def check_filter_desc(desc: str) -> None:
+    """Raise FilterError if a filter description names a filter or option that can
+    reach outside the image (files, devices, sockets, plugins); see _UNSAFE_WORDS.
+
+    Quotes and backslashes are dropped first, as FFmpeg's parser drops them.
+    """
+    from spdl.io._errors import FilterError
+
+    plain = desc.replace("\\", "").replace("'", "").replace('"', "")
+    bad = sorted({w for w in _WORD.findall(plain) if w.lower() in _UNSAFE_WORDS})
+    if bad:
+        raise FilterError(
+            f"filter: the description names {', '.join(map(repr, bad))}, which can open files, "
+            "devices or sockets or load code; spdl.io runs only filters that work on the image",
+            stage="filter")

@@ -105,6 +105,8 @@ cdef int _header(JpegDecoder *j, const unsigned char *data, int size, long long 
     # A stream of tables only (no image) "succeeds" without setting the size: check it.
     if (tjDecompressHeader3(j.handle, data, size, iw, ih, subsamp, &colorspace) < 0
             or iw[0] <= 0 or ih[0] <= 0):
+        tjDestroy(j.handle)  # nothing of this image may reach the next one
+        j.handle = NULL
         return JPEG_NOT_HANDLED  # FFmpeg may still make sense of it, or say why not
     if colorspace == TJCS_CMYK or colorspace == TJCS_YCCK:
         return JPEG_NOT_HANDLED
@@ -115,17 +117,30 @@ cdef int _header(JpegDecoder *j, const unsigned char *data, int size, long long 
     return 0
 
 
-cdef int _check_decode(JpegDecoder *j, ErrorInfo *err) noexcept nogil:
-    """After a failed tjDecompress*: -1 with err set, or 0 for a harmless warning."""
+cdef int _after_failure(JpegDecoder *j, ErrorInfo *err) noexcept nogil:
+    """After tjDecompress* returned -1: 0 when only a harmless warning was raised,
+    JPEG_NOT_HANDLED to let FFmpeg decode the image (and judge it) after any other
+    warning, -1 with err set after a fatal error.
+
+    libjpeg-turbo 2.x reports "warning" whenever one came first, even when a fatal error
+    followed and the image is only partly written, so a warning cannot be trusted: the
+    image goes to FFmpeg, whose decoder and our checks of its log say what is wrong.
+    """
     cdef char msg[200]
-    if tjGetErrorCode(j.handle) != TJERR_WARNING:
-        snprintf(msg, sizeof(msg), "%s", tjGetErrorStr2(j.handle))
-        return fail(err, ERR_DECODE, "decode", "tjDecompress", 0, msg)
-    # Warnings are recoverable damage (extraneous bytes ...), except running out of data.
-    if strstr(tjGetErrorStr2(j.handle), "Premature end") != NULL:
-        return fail(err, ERR_DECODE, "decode", "tjDecompress", 0,
-                    "the JPEG data is truncated (premature end of data)")
-    return 0
+    cdef bint warning = tjGetErrorCode(j.handle) == TJERR_WARNING
+    snprintf(msg, sizeof(msg), "%s", tjGetErrorStr2(j.handle))
+    # The handle remembers that a warning happened and would report it again for the
+    # next image: start the next one with a fresh handle.
+    tjDestroy(j.handle)
+    j.handle = NULL
+    if warning:
+        # The last message is the warning itself when nothing fatal followed it; these
+        # are what real files carry and leave the image whole.
+        if (strstr(msg, "extraneous bytes") != NULL or strstr(msg, "JFIF revision") != NULL
+                or strstr(msg, "thumbnail image size") != NULL):
+            return 0
+        return JPEG_NOT_HANDLED
+    return fail(err, ERR_DECODE, "decode", "tjDecompress", 0, msg)
 
 
 cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const ScaleSpec *spec,
@@ -175,9 +190,11 @@ cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const 
     frame.colorspace = AVCOL_SPC_BT470BG
     # LIMITSCANS: a progressive JPEG with hundreds of scans is refused, not decoded for minutes.
     if tjDecompressToYUVPlanes(j.handle, data, size, frame.data, w, frame.linesize, h,
-                               TJFLAG_LIMITSCANS) < 0 and _check_decode(j, err) < 0:
-        av_frame_unref(frame)
-        return -1
+                               TJFLAG_LIMITSCANS) < 0:
+        ret = _after_failure(j, err)
+        if ret != 0:
+            av_frame_unref(frame)
+            return ret
     return 0
 
 
@@ -221,12 +238,6 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     w, h = (_scaled(iw, f), _scaled(ih, f)) if f != NULL else (iw, ih)
     ew = <double>iw * f.num / f.denom if f != NULL else iw
     eh = <double>ih * f.num / f.denom if f != NULL else ih
-    if out != NULL:
-        out.width, out.height, out.format = g.out_w, g.out_h, out_fmt
-        ret = av_frame_get_buffer(out, 0)
-        if ret < 0:
-            return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, NULL)
-        dst, linesize = out.data, out.linesize
     resize = not (w == g.sw and h == g.sh and ew == w and eh == h)
     if resize and ch > 1:
         pf, ch_in = pf4, 4
@@ -236,7 +247,14 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     if _reserve(<void **>&j.pixels, &j.pixels_cap, pitch * h) < 0:
         return fail(err, ERR_NOMEM, "decode", "malloc", 0, "out of memory")
     if tjDecompress2(j.handle, data, size, j.pixels, w, <int>pitch, h, pf, TJFLAG_LIMITSCANS) < 0:
-        if _check_decode(j, err) < 0:
-            return -1
+        ret = _after_failure(j, err)
+        if ret != 0:
+            return ret
+    if out != NULL:
+        out.width, out.height, out.format = g.out_w, g.out_h, out_fmt
+        ret = av_frame_get_buffer(out, 0)
+        if ret < 0:
+            return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, NULL)
+        dst, linesize = out.data, out.linesize
     return resample_into(scaler, j.pixels, pitch, w, h, ch_in, ch, ew, eh, &g, out_fmt, dst,
                          linesize, err)

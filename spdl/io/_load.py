@@ -147,9 +147,11 @@ async def async_load_image_batch(
     try:
         await asyncio.gather(*workers)
     except asyncio.CancelledError:
+        # Workers not started yet never will (their futures are cancelled); the running
+        # ones stop after the image they are on. Return only when they have.
         job.cancel()
-        # Let the workers stop (each finishes at most the image it is on) before returning.
-        await asyncio.gather(*workers, return_exceptions=True)
+        while job.running:
+            await asyncio.sleep(0.001)
         raise
     buf = job.finish(strict)
     if device_config is not None:

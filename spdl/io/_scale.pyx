@@ -347,23 +347,25 @@ cdef void fill_black(AVPixelFormat fmt, int w, int h, uint8_t **dst,
 
 
 cdef int _set_colorspace(SwsContext *sws, const AVFrame *src) noexcept nogil:
-    """Tell swscale the frame's YUV range and matrix when its format does not imply them.
+    """Give swscale the frame's YUV range and matrix.
 
-    swscale takes yuvj* formats as full range and everything else as limited
-    range BT.601; only frames that say otherwise need telling, and a context
-    already told is left alone (setting details re-initialises its tables).
+    A context is cached between images, so the details an earlier frame asked for
+    must not stay: every call states what this frame needs (full range for yuvj*
+    formats and frames that say so, limited otherwise; BT.709 or BT.601), and
+    changes the context only when it differs (setting details re-initialises tables).
     """
     cdef int *inv_table
     cdef int *table
     cdef int src_range, dst_range, brightness, contrast, saturation
     cdef const int *want_table
     cdef int want_range
-    if src.color_range != AVCOL_RANGE_JPEG and src.colorspace != AVCOL_SPC_BT709:
-        return 0
+    cdef AVPixelFormat fmt = <AVPixelFormat>src.format
     if sws_getColorspaceDetails(sws, &inv_table, &src_range, &table, &dst_range,
                                 &brightness, &contrast, &saturation) < 0:
         return 0  # not a YUV conversion
-    want_range = 1 if src.color_range == AVCOL_RANGE_JPEG else src_range
+    want_range = 1 if (src.color_range == AVCOL_RANGE_JPEG or fmt in (
+        AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ440P,
+        AV_PIX_FMT_YUVJ411P)) else 0
     want_table = sws_getCoefficients(SWS_CS_ITU709 if src.colorspace == AVCOL_SPC_BT709
                                      else SWS_CS_DEFAULT)
     if want_range == src_range and memcmp(want_table, inv_table, 4 * sizeof(int)) == 0:

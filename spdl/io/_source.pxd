@@ -15,6 +15,7 @@ cdef class Source:
     cdef Py_buffer view
     cdef bint has_view
     cdef readonly str name
+    cdef readonly str invalid   # why this source cannot be read at all, or None
 
 cdef Source make_source(object src, str bytes_name)
 cdef int read_source(const SourceRef *src, int64_t max_file_size, AVPacket *pkt,

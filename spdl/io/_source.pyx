@@ -53,21 +53,24 @@ cdef Source make_source(object src, str bytes_name):
         else:
             s.path_bytes = os.fsencode(path)
             s.name = path
-        if b"\0" in s.path_bytes:
-            raise ValueError(f"path contains a NUL byte: {s.name!r}")
+        if b"\0" in s.path_bytes:  # no file can have this name: an error for this input only
+            s.invalid = "the path contains a NUL byte"
+            s.path_bytes = b""
         s.ref.path = s.path_bytes
         s.ref.data = NULL
         s.ref.size = 0
         return s
-    if isinstance(src, (bytes, bytearray, memoryview)) or hasattr(src, "__buffer__"):
+    try:  # bytes, bytearray, memoryview, a contiguous numpy array ...
         PyObject_GetBuffer(src, &s.view, PyBUF_SIMPLE)
-        s.has_view = True
-        s.ref.path = NULL
-        s.ref.data = <const uint8_t *>s.view.buf
-        s.ref.size = s.view.len
-        s.name = bytes_name
-        return s
-    raise TypeError(f"a source must be a path (str, os.PathLike) or bytes-like, not {type(src).__name__}")
+    except (TypeError, BufferError):
+        raise TypeError(f"a source must be a path (str, os.PathLike) or a contiguous "
+                        f"bytes-like object, not {type(src).__name__}") from None
+    s.has_view = True
+    s.ref.path = NULL
+    s.ref.data = <const uint8_t *>s.view.buf
+    s.ref.size = s.view.len
+    s.name = bytes_name
+    return s
 
 
 cdef int _read_file(const char *path, int64_t max_file_size, AVPacket *pkt,

@@ -13,8 +13,24 @@ cdef extern from "libavcodec/codec_id.h" nogil:
         AV_CODEC_ID_TIFF
         AV_CODEC_ID_GIF
         AV_CODEC_ID_WEBP
+        AV_CODEC_ID_APNG
+        AV_CODEC_ID_PHOTOCD
+        AV_CODEC_ID_VBN
+        AV_CODEC_ID_GEM
 
     const char *avcodec_get_name(AVCodecID id)
+
+
+cdef extern from "libavcodec/codec_desc.h" nogil:
+    int AV_CODEC_PROP_INTRA_ONLY
+
+    ctypedef struct AVCodecDescriptor:
+        AVCodecID id
+        int type
+        const char *name
+        int props
+
+    const AVCodecDescriptor *avcodec_descriptor_get(AVCodecID id)
 
 
 cdef extern from "libavcodec/codec.h" nogil:
