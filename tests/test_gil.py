@@ -62,6 +62,41 @@ def _timed(fn):
     return time.perf_counter() - t
 
 
+def _machine_busy_cores():
+    """CPU time of the whole machine, in seconds (from /proc/stat), for _others()."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class _Others:
+    """Measures how much CPU other processes used during a block (in cores).
+
+    The overlap checks compare wall times, which another busy process on a 2-core
+    machine makes meaningless; an attempt during which others used more than a
+    third of a core does not count, and a test with no clean attempt is skipped."""
+
+    def __enter__(self):
+        self.t, self.busy, self.own = time.perf_counter(), _machine_busy_cores(), sum(os.times()[:2])
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.t
+        others = (_machine_busy_cores() - self.busy) - (sum(os.times()[:2]) - self.own)
+        self.cores = max(0.0, others) / max(wall, 1e-9)
+
+
+def _check_ratios(ratios, what):
+    """ratios: (ratio, cores used by others) of each attempt."""
+    clean = [r for r, others in ratios if others < 0.34]
+    if not clean:
+        pytest.skip(f"{what}: other processes kept the machine busy during every attempt "
+                    f"({[round(o, 2) for _, o in ratios]} cores)")
+    assert min(clean) < 0.8, (f"{what}: {[round(r, 2) for r in clean]} (clean attempts); "
+                              f"thread CPU / wall = {_last_cpu}")
+
+
 _last_cpu = []
 
 
@@ -98,13 +133,13 @@ def test_two_threads_overlap(big_jpegs, kw):
     run()  # warm up
     ratios = []
     for _ in range(ATTEMPTS):
-        single = _timed(run) + _timed(run)
-        both = _concurrent(run)
-        ratios.append(both / single)
-        if ratios[-1] < 0.8:
+        with _Others() as others:
+            single = _timed(run) + _timed(run)
+            both = _concurrent(run)
+        ratios.append((both / single, others.cores))
+        if ratios[-1][0] < 0.8 and others.cores < 0.34:
             break
-    assert min(ratios) < 0.8, (f"concurrent / sequential wall time: {[round(r, 2) for r in ratios]}; "
-                               f"last concurrent run: thread CPU / wall = {_last_cpu}; load {os.getloadavg()}")
+    _check_ratios(ratios, "concurrent / sequential wall time")
 
 
 @needs_two_cpus
@@ -116,11 +151,13 @@ def test_stage_functions_overlap(big_jpegs):
     run()
     ratios = []
     for _ in range(ATTEMPTS):
-        single = _timed(run) + _timed(run)
-        ratios.append(_concurrent(run) / single)
-        if ratios[-1] < 0.8:
+        with _Others() as others:
+            single = _timed(run) + _timed(run)
+            both = _concurrent(run)
+        ratios.append((both / single, others.cores))
+        if ratios[-1][0] < 0.8 and others.cores < 0.34:
             break
-    assert min(ratios) < 0.8, ([round(r, 2) for r in ratios], _last_cpu, os.getloadavg())
+    _check_ratios(ratios, "stage functions, concurrent / sequential wall time")
 
 
 def _python_progress(duration_fn):
@@ -172,12 +209,13 @@ def test_async_uses_several_workers(big_jpegs):
     spdl.io.load_image_batch(big_jpegs, **FULL)
     ratios = []
     for _ in range(ATTEMPTS):
-        sync = _timed(lambda: spdl.io.load_image_batch(big_jpegs, **FULL))
-        asyn = _timed(lambda: asyncio.run(main()))
-        ratios.append(asyn / sync)
-        if ratios[-1] < 0.8:
+        with _Others() as others:
+            sync = _timed(lambda: spdl.io.load_image_batch(big_jpegs, **FULL))
+            asyn = _timed(lambda: asyncio.run(main()))
+        ratios.append((asyn / sync, others.cores))
+        if ratios[-1][0] < 0.8 and others.cores < 0.34:
             break
-    assert min(ratios) < 0.8, ([round(r, 2) for r in ratios], os.getloadavg())
+    _check_ratios(ratios, "async / sync wall time")
 
 
 def test_event_loop_stays_responsive(big_jpegs):
