@@ -158,8 +158,10 @@ static void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_by
                         _mm_loadl_epi64((const __m128i *)(base + (ptrdiff_t)t * src_stride + x)), zero);
                     __m128i b = _mm_unpacklo_epi8(
                         _mm_loadl_epi64((const __m128i *)(base + (ptrdiff_t)(t + 1) * src_stride + x)), zero);
-                    __m128i wt = _mm_set1_epi32(
-                        (int32_t)(((uint32_t)(uint16_t)w[t + 1] << 16) | (uint16_t)w[t]));
+                    int32_t two_w;
+                    __m128i wt;
+                    memcpy(&two_w, w + t, 4);
+                    wt = _mm_set1_epi32(two_w);
                     lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), wt));
                     hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), wt));
                 }
@@ -213,9 +215,11 @@ static void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, in
             __m128i acc = _mm_setzero_si128();
             for (t = 0; t + 1 < kh->taps; t += 2) {
                 __m128i px, pair, wt;
+                int32_t two_w;
                 px = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(p + 4 * t)), zero);
                 pair = _mm_unpacklo_epi16(px, _mm_srli_si128(px, 8));  /* r0 r1 g0 g1 ... */
-                wt = _mm_set1_epi32((int32_t)(((uint32_t)(uint16_t)w[t + 1] << 16) | (uint16_t)w[t]));
+                memcpy(&two_w, w + t, 4);  /* w[t] in the low half, w[t + 1] in the high */
+                wt = _mm_set1_epi32(two_w);
                 acc = _mm_add_epi32(acc, _mm_madd_epi16(pair, wt));
             }
             if (t < kh->taps) {
@@ -225,7 +229,18 @@ static void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, in
                 px = _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(one), zero), zero);
                 acc = _mm_add_epi32(acc, _mm_madd_epi16(px, _mm_set1_epi32((uint16_t)w[t])));
             }
-            _mm_storeu_si128((__m128i *)a, acc);
+            /* round, shift, saturate to 8 bits: four channels in the low 4 bytes */
+            acc = _mm_srai_epi32(_mm_add_epi32(acc, _mm_set1_epi32(1 << (SPDL_Q - 1))), SPDL_Q);
+            acc = _mm_packus_epi16(_mm_packs_epi32(acc, acc), acc);
+            if (out_ch == 4 || x + 1 < kh->n) {
+                /* 4 bytes: with 3 channels the 4th is overwritten by the next pixel */
+                int32_t px4 = _mm_cvtsi128_si32(acc);
+                memcpy(out + out_ch * x, &px4, 4);
+            } else {
+                int32_t px4 = _mm_cvtsi128_si32(acc);
+                memcpy(out + out_ch * x, &px4, 3);
+            }
+            continue;
 #else
             a[0] = a[1] = a[2] = a[3] = 0;
             for (t = 0; t < kh->taps; t++)
