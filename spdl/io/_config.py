@@ -107,6 +107,11 @@ class CUDAConfig:
             raise ValueError(f"device_index must be a non-negative int, got {self.device_index!r}")
         if isinstance(self.stream, bool) or not isinstance(self.stream, int) or self.stream < 0:
             raise ValueError(f"stream must be a non-negative int (a cudaStream_t), got {self.stream!r}")
+        if self.stream == 2:
+            # cudaStreamPerThread names a different stream in every thread: the work would
+            # run on an executor thread's stream, unordered with the consumer's.
+            raise ValueError("stream=2 (the per-thread default stream) is not supported: pass a "
+                             "stream created for the purpose, or 0 for the legacy default stream")
         if self.allocator is not None:
             if not (isinstance(self.allocator, tuple) and len(self.allocator) == 2
                     and all(callable(f) for f in self.allocator)):

@@ -518,6 +518,7 @@ cdef int keep_until_done(int device, uintptr_t stream, object keep) except -1:
     cdef cudaError_t err, err2 = cudaSuccess
     cdef int prev
     cdef _Pending p
+    _reap(False)  # drop what earlier calls parked and is done: the list stays bounded
     with nogil:
         err = enter_device(rt, device, &prev)
         if err == cudaSuccess:
@@ -807,7 +808,8 @@ cdef class CUDABuffer:
         if p == 0:
             return
         if kind == FREE_CUDA:
-            _cuda_free(self._device, p)
+            with nogil:  # it waits for the device: let other Python threads run meanwhile
+                _cuda_free(self._device, p)
         elif kind == FREE_PY:
             cb, self.free_cb = self.free_cb, None
             cb(p)   # an exception here is reported through sys.unraisablehook

@@ -467,8 +467,10 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
         with nogil:
             err = enter_device(rt, dec.device, &prev)
             if err == cudaSuccess:
-                # The states' buffers may still be in use by work on another stream.
-                if dec.used and dec.last_stream != stream:
+                # The state's page-locked staging buffers may still be read by the last
+                # decode's copies, on this stream or another: wait before reusing them
+                # (as NVIDIA's samples and torchvision do).
+                if dec.used:
                     rt.cudaEventSynchronize(dec.done)
                 st = _nv.DecodeBatchedInitialize(handle, state, <int>k, 1, out_fmt)
                 if st == NVJPEG_STATUS_SUCCESS:
@@ -478,6 +480,7 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                 if st != NVJPEG_STATUS_SUCCESS and k > 1:
                     # Find the culprits: each image alone (initializing also resets the state).
                     for j in range(k):
+                        rt.cudaStreamSynchronize(<cudaStream_t>stream)  # staging reuse, as above
                         status[j] = _nv.DecodeBatchedInitialize(handle, state, 1, 1, out_fmt)
                         if status[j] == NVJPEG_STATUS_SUCCESS:
                             status[j] = _nv.DecodeBatched(handle, state, &data[j], &length[j],
