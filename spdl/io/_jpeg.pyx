@@ -17,11 +17,13 @@ CMYK and YCCK images are left to FFmpeg.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from spdl.io._error cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail
-from spdl.io._scale cimport Extent, Geometry, ScaleSpec, Scaler, compute_geometry, resample_into
+from spdl.io._scale cimport (
+    Extent, Geometry, ScaleSpec, Scaler, compute_geometry, resample_into, reserve,
+)
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P,
     AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ444P, AVCOL_RANGE_JPEG, AVCOL_SPC_BT470BG, AVFrame,
@@ -54,19 +56,6 @@ cdef void jpeg_free(JpegDecoder *j) noexcept nogil:
         j.handle = NULL
     free(j.pixels)
     jpeg_init(j)
-
-
-cdef int _reserve(void **p, size_t *cap, size_t need) noexcept nogil:
-    """Grow the buffer at p to at least need bytes; -1 when out of memory."""
-    cdef void *q
-    if need <= cap[0]:
-        return 0
-    q = realloc(p[0], need)
-    if q == NULL:
-        return -1
-    p[0] = q
-    cap[0] = need
-    return 0
 
 
 cdef inline int _scaled(int dim, const tjscalingfactor *f) noexcept nogil:
@@ -244,7 +233,7 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     else:
         ch_in = ch
     pitch = <size_t>w * ch_in
-    if _reserve(<void **>&j.pixels, &j.pixels_cap, pitch * h) < 0:
+    if reserve(<void **>&j.pixels, &j.pixels_cap, pitch * h) < 0:
         return fail(err, ERR_NOMEM, "decode", "malloc", 0, "out of memory")
     if tjDecompress2(j.handle, data, size, j.pixels, w, <int>pitch, h, pf, TJFLAG_LIMITSCANS) < 0:
         ret = _after_failure(j, err)

@@ -168,7 +168,7 @@ cdef void scaler_free(Scaler *s) noexcept nogil:
     scaler_init(s)
 
 
-cdef int _reserve(void **p, size_t *cap, size_t need) noexcept nogil:
+cdef int reserve(void **p, size_t *cap, size_t need) noexcept nogil:
     """Grow the buffer at p to at least need bytes; -1 when out of memory."""
     cdef void *q
     if need <= cap[0]:
@@ -214,8 +214,8 @@ cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, in
     for i in range(kh.n):
         kh.start[i] -= col0
     span = <size_t>(col1 - col0) * ch_in
-    if (_reserve(<void **>&s.rows, &s.rows_cap, span * kv.n) < 0
-            or _reserve(<void **>&s.acc, &s.acc_cap, span * sizeof(int32_t)) < 0):
+    if (reserve(<void **>&s.rows, &s.rows_cap, span * kv.n) < 0
+            or reserve(<void **>&s.acc, &s.acc_cap, span * sizeof(int32_t)) < 0):
         spdl_kernel_free(&kh)
         spdl_kernel_free(&kv)
         return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
