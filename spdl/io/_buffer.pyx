@@ -17,33 +17,7 @@ cdef extern from "Python.h":
     void Py_DecRef(PyObject *o) noexcept nogil
 
 
-# The DLPack ABI (dlpack.h, v0.8 layout of the unversioned DLManagedTensor).
-cdef struct DLDevice:
-    int32_t device_type
-    int32_t device_id
-
-cdef struct DLDataType:
-    uint8_t code
-    uint8_t bits
-    uint16_t lanes
-
-cdef struct DLTensor:
-    void *data
-    DLDevice device
-    int32_t ndim
-    DLDataType dtype
-    int64_t *shape
-    int64_t *strides
-    uint64_t byte_offset
-
-cdef struct DLManagedTensor:
-    DLTensor dl_tensor
-    void *manager_ctx
-    void (*deleter)(DLManagedTensor *) noexcept nogil
-
-cdef enum:
-    kDLCPU = 1
-    kDLUInt = 1
+from spdl.io.includes.dlpack cimport DLManagedTensor, kDLCPU, kDLUInt
 
 
 cdef void _av_free(void *ptr) noexcept nogil:

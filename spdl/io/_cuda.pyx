@@ -597,45 +597,9 @@ atexit.register(_at_exit)
 # ---------------------------------------------------------------------------
 # CUDABuffer
 
-# The DLPack ABI (dlpack.h): DLTensor, the unversioned DLManagedTensor (0.x)
-# and DLManagedTensorVersioned (1.x).
-cdef struct DLDevice:
-    int32_t device_type
-    int32_t device_id
-
-cdef struct DLDataType:
-    uint8_t code
-    uint8_t bits
-    uint16_t lanes
-
-cdef struct DLTensor:
-    void *data
-    DLDevice device
-    int32_t ndim
-    DLDataType dtype
-    int64_t *shape
-    int64_t *strides
-    uint64_t byte_offset
-
-cdef struct DLManagedTensor:
-    DLTensor dl_tensor
-    void *manager_ctx
-    void (*deleter)(DLManagedTensor *) noexcept nogil
-
-cdef struct DLPackVersion:
-    uint32_t major
-    uint32_t minor
-
-cdef struct DLManagedTensorVersioned:
-    DLPackVersion version
-    void *manager_ctx
-    void (*deleter)(DLManagedTensorVersioned *) noexcept nogil
-    uint64_t flags
-    DLTensor dl_tensor
-
-cdef enum:
-    kDLCUDA = 2
-    kDLUInt = 1
+from spdl.io.includes.dlpack cimport (
+    DLManagedTensor, DLManagedTensorVersioned, DLTensor, kDLCUDA, kDLUInt,
+)
 
 
 cdef void _dl_deleter(DLManagedTensor *t) noexcept nogil:
