@@ -1,5 +1,7 @@
 from libc.stdint cimport int64_t
 
+from spdl.io.includes.dlpack cimport DLManagedTensor
+
 ctypedef void (*free_fn_t)(void *ptr) noexcept nogil
 ctypedef void *(*alloc_fn_t)(size_t size) noexcept nogil
 
@@ -31,3 +33,8 @@ cdef class CPUBuffer:
     cdef size_t nbytes_c(self) noexcept nogil
     cdef size_t row_bytes(self) noexcept nogil
     cdef void truncate_rows(self, int64_t n) noexcept nogil
+
+# The unversioned DLPack export, shared with CUDABuffer: the deleter drops the
+# reference in manager_ctx and frees the shape array and the struct.
+cdef void dl_deleter(DLManagedTensor *t) noexcept nogil
+cdef void dl_capsule_destructor(object capsule) noexcept

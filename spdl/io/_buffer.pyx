@@ -24,7 +24,7 @@ cdef void _av_free(void *ptr) noexcept nogil:
     av_free(ptr)
 
 
-cdef void _dl_deleter(DLManagedTensor *t) noexcept nogil:
+cdef void dl_deleter(DLManagedTensor *t) noexcept nogil:
     # May run without the GIL (a consumer freeing its tensor on any thread).
     cdef PyGILState_STATE state = PyGILState_Ensure()
     Py_DecRef(<PyObject *>t.manager_ctx)
@@ -33,7 +33,7 @@ cdef void _dl_deleter(DLManagedTensor *t) noexcept nogil:
     free(t)
 
 
-cdef void _dl_capsule_destructor(object capsule) noexcept:
+cdef void dl_capsule_destructor(object capsule) noexcept:
     # Only an unconsumed capsule still carries the name "dltensor".
     if PyCapsule_IsValid(capsule, b"dltensor"):
         t = <DLManagedTensor *>PyCapsule_GetPointer(capsule, b"dltensor")
@@ -191,8 +191,8 @@ cdef class CPUBuffer:
         t.dl_tensor.byte_offset = 0
         Py_INCREF(self)
         t.manager_ctx = <void *>self
-        t.deleter = _dl_deleter
-        return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>_dl_capsule_destructor)
+        t.deleter = dl_deleter
+        return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
 
     def __repr__(self):
         return f"CPUBuffer(shape={self.shape}, dtype={self.dtype}, pix_fmt={self.pix_fmt!r})"

@@ -36,7 +36,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from posix.dlfcn cimport RTLD_LOCAL, RTLD_NOW, dlerror, dlopen, dlsym
 
-from spdl.io._buffer cimport CPUBuffer, HostAllocator
+from spdl.io._buffer cimport CPUBuffer, HostAllocator, dl_capsule_destructor, dl_deleter
 from spdl.io._config import CUDAConfig
 from spdl.io._errors import AllocationError, SpdlIOError
 from spdl.io.includes.cuda_runtime cimport *
@@ -602,29 +602,12 @@ from spdl.io.includes.dlpack cimport (
 )
 
 
-cdef void _dl_deleter(DLManagedTensor *t) noexcept nogil:
-    # Consumers may call this on any thread, without the GIL.
-    cdef PyGILState_STATE state = PyGILState_Ensure()
-    Py_DecRef(<PyObject *>t.manager_ctx)
-    PyGILState_Release(state)
-    free(t.dl_tensor.shape)
-    free(t)
-
-
 cdef void _dl_deleter_versioned(DLManagedTensorVersioned *t) noexcept nogil:
     cdef PyGILState_STATE state = PyGILState_Ensure()
     Py_DecRef(<PyObject *>t.manager_ctx)
     PyGILState_Release(state)
     free(t.dl_tensor.shape)
     free(t)
-
-
-cdef void _dl_capsule_destructor(object capsule) noexcept:
-    # A consumed capsule is renamed "used_dltensor"; only an unconsumed one is ours to free.
-    cdef DLManagedTensor *t
-    if PyCapsule_IsValid(capsule, b"dltensor"):
-        t = <DLManagedTensor *>PyCapsule_GetPointer(capsule, b"dltensor")
-        t.deleter(t)
 
 
 cdef void _dl_capsule_destructor_versioned(object capsule) noexcept:
@@ -687,9 +670,9 @@ cdef object _export_dlpack(CUDABuffer buf, bint versioned):
         free(t)
         raise
     t.manager_ctx = <void *>buf
-    t.deleter = _dl_deleter
+    t.deleter = dl_deleter
     Py_INCREF(buf)
-    return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>_dl_capsule_destructor)
+    return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
 
 
 cdef void _cuda_free(int device, uintptr_t ptr) noexcept nogil:
