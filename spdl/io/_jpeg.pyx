@@ -22,7 +22,8 @@ from libc.string cimport memcpy
 
 from spdl.io._error cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail
 from spdl.io._scale cimport (
-    Extent, Geometry, ScaleSpec, Scaler, compute_geometry, resample_into, reserve,
+    Extent, Geometry, ScaleSpec, Scaler, compute_geometry, resample_fast3, resample_into,
+    reserve,
 )
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P,
@@ -207,11 +208,11 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     cdef double ew, eh
     cdef size_t pitch
     # pf: the decoder's format when the output is a copy; pf4: when it is resampled
-    # (4-byte pixels, so the resampler does a pixel's channels as one vector).
+    # (4-byte pixels where only those resample in vectors).
     if out_fmt == AV_PIX_FMT_RGB24:
-        pf, pf4, ch = TJPF_RGB, TJPF_RGBX, 3
+        pf, pf4, ch = TJPF_RGB, (TJPF_RGB if resample_fast3() else TJPF_RGBX), 3
     elif out_fmt == AV_PIX_FMT_BGR24:
-        pf, pf4, ch = TJPF_BGR, TJPF_BGRX, 3
+        pf, pf4, ch = TJPF_BGR, (TJPF_BGR if resample_fast3() else TJPF_BGRX), 3
     elif out_fmt == AV_PIX_FMT_RGBA:
         pf, pf4, ch = TJPF_RGBA, TJPF_RGBA, 4
     elif out_fmt == AV_PIX_FMT_GRAY8:
@@ -228,7 +229,7 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     ew = <double>iw * f.num / f.denom if f != NULL else iw
     eh = <double>ih * f.num / f.denom if f != NULL else ih
     resize = not (w == g.sw and h == g.sh and ew == w and eh == h)
-    if resize and ch > 1:
+    if resize and pf4 != pf:
         pf, ch_in = pf4, 4
     else:
         ch_in = ch

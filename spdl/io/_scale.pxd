@@ -53,6 +53,7 @@ cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
 cdef void scaler_init(Scaler *s) noexcept nogil
 cdef void scaler_free(Scaler *s) noexcept nogil
 cdef int reserve(void **p, size_t *cap, size_t need) noexcept nogil
+cdef bint resample_fast3() noexcept nogil
 cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, int h, int ch_in,
                        int ch_out, double ew, double eh, const Geometry *g,
                        AVPixelFormat out_fmt, uint8_t **dst, const int *linesize,

@@ -50,8 +50,12 @@ cdef extern from "csrc/resample.h" nogil:
                          const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
     void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int channels,
                          const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
-    void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, int out_ch,
-                          const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
+    void spdl_resample_packed(const uint8_t *tmp, int tmp_row_bytes, int rows, int cin,
+                              int out_ch, const spdl_kernel *kh, uint8_t *dst,
+                              ptrdiff_t dst_stride)
+    int spdl_resample_fast3()
+    int SPDL_ROW_SLACK
+    int spdl_use_avx2
 
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
@@ -214,19 +218,28 @@ cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, in
     for i in range(kh.n):
         kh.start[i] -= col0
     span = <size_t>(col1 - col0) * ch_in
-    if (reserve(<void **>&s.rows, &s.rows_cap, span * kv.n) < 0
+    if (reserve(<void **>&s.rows, &s.rows_cap, span * kv.n + SPDL_ROW_SLACK) < 0
             or reserve(<void **>&s.acc, &s.acc_cap, span * sizeof(int32_t)) < 0):
         spdl_kernel_free(&kh)
         spdl_kernel_free(&kv)
         return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
     spdl_resample_v(pixels + <size_t>col0 * ch_in, pitch, <int>span, &kv, s.rows, s.acc)
-    if ch_in == 4:
-        spdl_resample_h4(s.rows, <int>span, kv.n, ch_out, &kh, o, linesize[0])
-    else:
-        spdl_resample_h(s.rows, <int>span, kv.n, ch_in, &kh, o, linesize[0])
+    spdl_resample_packed(s.rows, <int>span, kv.n, ch_in, ch_out, &kh, o, linesize[0])
     spdl_kernel_free(&kh)
     spdl_kernel_free(&kv)
     return 0
+
+
+cdef bint resample_fast3() noexcept nogil:
+    """Whether 3-byte pixels resample as fast as 4-byte ones (else pad RGB to RGBX)."""
+    return spdl_resample_fast3() != 0
+
+
+def _use_simd(bint on):
+    """Internal, for tests: whether the resampler may use its AVX2 passes (the baseline
+    passes give the same bytes)."""
+    global spdl_use_avx2
+    spdl_use_avx2 = 1 if on else 0
 
 
 cdef int _packed8_channels(AVPixelFormat fmt) noexcept nogil:

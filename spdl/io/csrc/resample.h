@@ -14,12 +14,34 @@
 #define SPDL_RESAMPLE_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+
+/* AVX2 versions of the passes, compiled for AVX2 whatever the build's baseline
+ * and chosen at run time: same arithmetic, same output, about twice the speed. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define SPDL_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#define SPDL_AVX2 __attribute__((target("avx2")))
+
+static int spdl_cpu_avx2(void)
+{
+    static int cached = -1;     /* a benign race: every thread computes the same value */
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return cached;
+}
+
+/* Set to 0 to force the baseline paths (tests compare the two). */
+static int spdl_use_avx2 = 1;
 #endif
 
 #define SPDL_Q 14
@@ -71,6 +93,8 @@ static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_tot
     }
     if (taps > in_n)
         taps = in_n;            /* a kernel cannot use more samples than exist */
+    if ((taps & 1) && taps < in_n)
+        taps++;                 /* an even count, for the passes that take taps in pairs */
     k->n = n;
     k->taps = taps;
     k->start = (int *)malloc(sizeof(int) * (n > 0 ? n : 1));
@@ -138,8 +162,8 @@ static inline uint8_t spdl_clip8(int32_t v)
  * (row_bytes each, packed). acc holds row_bytes int32 (for the portable loop).
  * With SSE2, 8 bytes of two rows at a time, interleaved as 16-bit pairs for
  * one multiply-add (pmaddwd) per 4 outputs. */
-static void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
-                            const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
+static void spdl_resample_v_base(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
+                                 const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
 {
     int y, t, x;
     for (y = 0; y < kv->n; y++) {
@@ -194,6 +218,176 @@ static void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_by
                 out[x] = spdl_clip8(acc[x]);
         }
     }
+}
+
+#if defined(SPDL_HAVE_AVX2_PATH)
+/* Weights w[0] and w[1] as one 32-bit value (w[0] in the low half), for pmaddwd. */
+static inline int32_t spdl_pair(const int16_t *w)
+{
+    int32_t two;
+    memcpy(&two, w, 4);
+    return two;
+}
+
+/* One output byte of the vertical pass, for the ends of rows. */
+static inline uint8_t spdl_v_one(const uint8_t *base, ptrdiff_t src_stride, const int16_t *w,
+                                 int taps)
+{
+    int32_t a = 0;
+    int t;
+    for (t = 0; t < taps; t++)
+        a += w[t] * base[(ptrdiff_t)t * src_stride];
+    return spdl_clip8(a);
+}
+
+/* 16 bytes of taps t and t + 1 (row b; NULL for a single tap), weighed into lo (bytes 0-3
+ * and 8-11) and hi (4-7, 12-15). */
+#define SPDL_V16(ra, rb, wt, lo, hi)                                                        \
+    do {                                                                                    \
+        __m256i a_ = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(ra)));         \
+        __m256i b_ = (rb) ? _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(rb)))    \
+                          : _mm256_setzero_si256();                                         \
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a_, b_), wt));    \
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a_, b_), wt));    \
+    } while (0)
+
+SPDL_AVX2 static void spdl_resample_v_avx2(const uint8_t *src, ptrdiff_t src_stride,
+                                           int row_bytes, const spdl_kernel *kv, uint8_t *tmp)
+{
+    const __m256i round = _mm256_set1_epi32(1 << (SPDL_Q - 1));
+    int y, t, x;
+    for (y = 0; y < kv->n; y++) {
+        const int16_t *w = kv->w + (size_t)y * kv->taps;
+        const uint8_t *base = src + (ptrdiff_t)kv->start[y] * src_stride;
+        uint8_t *out = tmp + (size_t)y * row_bytes;
+        for (x = 0; x + 32 <= row_bytes; x += 32) {
+            __m256i l0 = _mm256_setzero_si256(), h0 = l0, l1 = l0, h1 = l0, v0, v1;
+            for (t = 0; t < kv->taps; t += 2) {
+                const uint8_t *ra = base + (ptrdiff_t)t * src_stride + x;
+                const uint8_t *rb = t + 1 < kv->taps ? ra + src_stride : NULL;
+                __m256i wt = _mm256_set1_epi32(t + 1 < kv->taps ? spdl_pair(w + t)
+                                                                : (int32_t)(uint16_t)w[t]);
+                SPDL_V16(ra, rb, wt, l0, h0);
+                SPDL_V16(ra + 16, rb ? rb + 16 : NULL, wt, l1, h1);
+            }
+            /* words in order within each half, then bytes; the lanes come out as
+             * 0-7 16-23 | 8-15 24-31, put right by one permute */
+            v0 = _mm256_packs_epi32(_mm256_srai_epi32(_mm256_add_epi32(l0, round), SPDL_Q),
+                                    _mm256_srai_epi32(_mm256_add_epi32(h0, round), SPDL_Q));
+            v1 = _mm256_packs_epi32(_mm256_srai_epi32(_mm256_add_epi32(l1, round), SPDL_Q),
+                                    _mm256_srai_epi32(_mm256_add_epi32(h1, round), SPDL_Q));
+            _mm256_storeu_si256((__m256i *)(out + x),
+                                _mm256_permute4x64_epi64(_mm256_packus_epi16(v0, v1), 0xD8));
+        }
+        for (; x + 16 <= row_bytes; x += 16) {
+            __m256i l0 = _mm256_setzero_si256(), h0 = l0, v0;
+            for (t = 0; t < kv->taps; t += 2) {
+                const uint8_t *ra = base + (ptrdiff_t)t * src_stride + x;
+                const uint8_t *rb = t + 1 < kv->taps ? ra + src_stride : NULL;
+                __m256i wt = _mm256_set1_epi32(t + 1 < kv->taps ? spdl_pair(w + t)
+                                                                : (int32_t)(uint16_t)w[t]);
+                SPDL_V16(ra, rb, wt, l0, h0);
+            }
+            v0 = _mm256_packs_epi32(_mm256_srai_epi32(_mm256_add_epi32(l0, round), SPDL_Q),
+                                    _mm256_srai_epi32(_mm256_add_epi32(h0, round), SPDL_Q));
+            _mm_storeu_si128((__m128i *)(out + x), _mm256_castsi256_si128(
+                _mm256_permute4x64_epi64(_mm256_packus_epi16(v0, v0), 0xD8)));
+        }
+        for (; x < row_bytes; x++)
+            out[x] = spdl_v_one(base + x, src_stride, w, kv->taps);
+    }
+}
+#undef SPDL_V16
+
+/* One output pixel of two rows (one per 128-bit lane) of the AVX2 horizontal pass,
+ * before rounding. Taps in fours: a 16-byte load holds the pixels of four taps; a
+ * byte shuffle spreads two of them into 16-bit pairs per channel (r0 r1 g0 g1 b0 b1
+ * x0 x1) and one pmaddwd weighs both. Inlined with a constant taps where it can be. */
+__attribute__((always_inline)) SPDL_AVX2 static inline __m256i
+spdl_h_pixel_avx2(const uint8_t *r0, const uint8_t *r1, const int16_t *w, int taps, int cin,
+                  __m256i M01, __m256i M23)
+{
+    __m256i acc = _mm256_setzero_si256();
+    int t;
+    for (t = 0; t < taps; t += 4) {
+        __m256i px = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r0 + cin * t))),
+            _mm_loadu_si128((const __m128i *)(r1 + cin * t)), 1);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, M01),
+                                                      _mm256_set1_epi32(spdl_pair(w + t))));
+        if (t + 2 < taps)
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, M23),
+                                                          _mm256_set1_epi32(spdl_pair(w + t + 2))));
+    }
+    return acc;
+}
+
+/* Horizontal pass over packed pixels of cin (3 or 4) bytes, writing out_ch (3 or 4;
+ * 3 from 4 drops the fourth byte) bytes a pixel; kh->taps must be even. Two rows at
+ * once, one per 128-bit lane, with the same weights. Reads up to 16 bytes past the
+ * last pixel a kernel uses: tmp needs that much slack after its last row. */
+SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes, int rows,
+                                           int cin, int out_ch, const spdl_kernel *kh,
+                                           uint8_t *dst, ptrdiff_t dst_stride)
+{
+    const __m128i m01 = cin == 3
+        ? _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1)
+        : _mm_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
+    const __m128i m23 = cin == 3
+        ? _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1)
+        : _mm_setr_epi8(8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1);
+    const __m256i M01 = _mm256_broadcastsi128_si256(m01);
+    const __m256i M23 = _mm256_broadcastsi128_si256(m23);
+    const __m256i round = _mm256_set1_epi32(1 << (SPDL_Q - 1));
+    const int taps = kh->taps, n = kh->n;
+    int y = 0, x;
+    for (; y < rows; y += 2) {
+        /* the last row of an odd count goes through both lanes */
+        const int y1 = y + 1 < rows ? y + 1 : y;
+        const uint8_t *r0 = tmp + (size_t)y * tmp_row_bytes;
+        const uint8_t *r1 = tmp + (size_t)y1 * tmp_row_bytes;
+        uint8_t *o0 = dst + (ptrdiff_t)y * dst_stride;
+        uint8_t *o1 = dst + (ptrdiff_t)y1 * dst_stride;
+        for (x = 0; x < n; x++) {
+            const int16_t *w = kh->w + (size_t)x * taps;
+            const size_t off = (size_t)kh->start[x] * cin;
+            __m256i acc;
+            int32_t p0, p1;
+            switch (taps) {     /* the common sizes unrolled */
+            case 4: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, 4, cin, M01, M23); break;
+            case 6: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, 6, cin, M01, M23); break;
+            case 8: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, 8, cin, M01, M23); break;
+            default: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, taps, cin, M01, M23);
+            }
+            acc = _mm256_srai_epi32(_mm256_add_epi32(acc, round), SPDL_Q);
+            acc = _mm256_packs_epi32(acc, acc);
+            acc = _mm256_packus_epi16(acc, acc);
+            p0 = _mm_cvtsi128_si32(_mm256_castsi256_si128(acc));
+            p1 = _mm_cvtsi128_si32(_mm256_extracti128_si256(acc, 1));
+            /* 4 bytes: with 3 channels the 4th is overwritten by the next pixel */
+            if (out_ch == 4 || x + 1 < n) {
+                memcpy(o0 + out_ch * x, &p0, 4);
+                memcpy(o1 + out_ch * x, &p1, 4);
+            } else {
+                memcpy(o0 + out_ch * x, &p0, 3);
+                memcpy(o1 + out_ch * x, &p1, 3);
+            }
+        }
+    }
+}
+#endif
+
+/* The vertical pass: rows of kv over src into tmp (see spdl_resample_v_base). */
+static void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
+                            const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
+{
+#if defined(SPDL_HAVE_AVX2_PATH)
+    if (spdl_use_avx2 && spdl_cpu_avx2()) {
+        spdl_resample_v_avx2(src, src_stride, row_bytes, kv, tmp);
+        return;
+    }
+#endif
+    spdl_resample_v_base(src, src_stride, row_bytes, kv, tmp, acc);
 }
 
 /* Horizontal pass over 4-byte pixels (RGBX), writing out_ch (3 or 4) bytes per pixel.
@@ -303,6 +497,35 @@ static void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int
             }
         }
     }
+}
+
+/* Whether 3-byte pixels take a vectorised horizontal pass (else callers pad to 4). */
+static int spdl_resample_fast3(void)
+{
+#if defined(SPDL_HAVE_AVX2_PATH)
+    return spdl_use_avx2 && spdl_cpu_avx2();
+#else
+    return 0;
+#endif
+}
+
+/* The horizontal pass over rows of tmp (cin bytes a pixel) into dst (out_ch bytes a
+ * pixel: cin, or 3 from 4). tmp needs SPDL_ROW_SLACK bytes after its last row. */
+#define SPDL_ROW_SLACK 32
+static void spdl_resample_packed(const uint8_t *tmp, int tmp_row_bytes, int rows, int cin,
+                                 int out_ch, const spdl_kernel *kh, uint8_t *dst,
+                                 ptrdiff_t dst_stride)
+{
+#if defined(SPDL_HAVE_AVX2_PATH)
+    if ((cin == 3 || cin == 4) && !(kh->taps & 1) && spdl_use_avx2 && spdl_cpu_avx2()) {
+        spdl_resample_h_avx2(tmp, tmp_row_bytes, rows, cin, out_ch, kh, dst, dst_stride);
+        return;
+    }
+#endif
+    if (cin == 4)
+        spdl_resample_h4(tmp, tmp_row_bytes, rows, out_ch, kh, dst, dst_stride);
+    else
+        spdl_resample_h(tmp, tmp_row_bytes, rows, cin, kh, dst, dst_stride);
 }
 
 #endif
