@@ -7,7 +7,6 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t, uintptr_
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from spdl.io.includes.libavutil cimport av_free, av_malloc
 
 
 cdef extern from "Python.h":
@@ -20,8 +19,15 @@ cdef extern from "Python.h":
 from spdl.io.includes.dlpack cimport DLManagedTensor, kDLCPU, kDLUInt
 
 
-cdef void _av_free(void *ptr) noexcept nogil:
-    av_free(ptr)
+cdef extern from "csrc/hostpool.h" nogil:
+    void *spdl_pool_alloc(size_t size)
+    void spdl_pool_free(void *ptr)
+    size_t spdl_pool_trim()
+    void spdl_pool_stats(int *blocks, size_t *nbytes)
+
+
+cdef void _pool_free(void *ptr) noexcept nogil:
+    spdl_pool_free(ptr)
 
 
 cdef void dl_deleter(DLManagedTensor *t) noexcept nogil:
@@ -40,15 +46,29 @@ cdef void dl_capsule_destructor(object capsule) noexcept:
         t.deleter(t)
 
 
-cdef void *_av_malloc(size_t size) noexcept nogil:
-    return av_malloc(size)
+cdef void *_pool_alloc(size_t size) noexcept nogil:
+    return spdl_pool_alloc(size)
+
+
+def _pool_info():
+    """Internal: (blocks, bytes) of freed batch memory kept for reuse."""
+    cdef int blocks
+    cdef size_t nbytes
+    spdl_pool_stats(&blocks, &nbytes)
+    return blocks, nbytes
+
+
+def _pool_trim():
+    """Internal: release the freed batch memory kept for reuse; returns the bytes released."""
+    return spdl_pool_trim()
 
 
 cdef class HostAllocator:
     """A pair of C functions that allocate and free host memory.
 
     Built by C code (for example the CUDA module, for page-locked memory);
-    the default allocator is FFmpeg's av_malloc, 64-byte aligned.
+    the default allocator (csrc/hostpool.h) is 64-byte aligned and keeps the
+    last freed large blocks (at most two, 512 MiB) for the next batches.
     """
 
     def __repr__(self):
@@ -56,10 +76,10 @@ cdef class HostAllocator:
 
 
 cdef HostAllocator _DEFAULT = HostAllocator.__new__(HostAllocator)
-_DEFAULT.alloc = _av_malloc
-_DEFAULT.free = _av_free
+_DEFAULT.alloc = _pool_alloc
+_DEFAULT.free = _pool_free
 _DEFAULT.pinned = False
-_DEFAULT.name = "av_malloc"
+_DEFAULT.name = "host"
 
 
 cdef class CPUBuffer:
