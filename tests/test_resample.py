@@ -61,3 +61,19 @@ def test_vector_passes_match_baseline_crop_and_stretch(mode):
         _scale._use_simd(simd)
         out[simd] = np_batch(spdl.io.load_image_batch(srcs, width=None, height=None, filter_desc=desc)).copy()
     np.testing.assert_array_equal(out[True], out[False])
+
+
+def test_kernel_cache_hits_and_evictions_give_the_same_pixels():
+    """A worker keeps its last 8 kernels: a batch mixing 12 sizes (hits, misses and
+    evictions, in a shuffled order) equals each image loaded on its own."""
+    rng = np.random.default_rng(0)
+    sizes = [(300 + 17 * k, 200 + 11 * k) for k in range(12)]
+    srcs = []
+    for k in rng.permutation(np.repeat(np.arange(12), 3)):
+        b = io.BytesIO()
+        Image.fromarray(synth_rgb(*sizes[k], seed=int(k))).save(b, "PNG")
+        srcs.append(b.getvalue())
+    batch = np_batch(spdl.io.load_image_batch(srcs, width=120, height=100))
+    for i, src in enumerate(srcs):
+        alone = np_batch(spdl.io.load_image_batch([src], width=120, height=100))[0]
+        np.testing.assert_array_equal(batch[i], alone, err_msg=f"image {i}")

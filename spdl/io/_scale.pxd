@@ -42,6 +42,7 @@ cdef struct Scaler:
     size_t rows_cap
     int32_t *acc          # the resampler's accumulators
     size_t acc_cap
+    void *kernels         # the resampler's recent kernels (an spdl_kcache)
 
 cdef class SimpleFilterSpec:
     cdef ScaleSpec spec

@@ -9,7 +9,7 @@ runs any other filter description through a libavfilter graph.
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 from libc.math cimport lrint
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._error cimport ERR_FILTER, ERR_NOMEM, ErrorInfo, fail
@@ -48,11 +48,14 @@ cdef extern from "csrc/resample.h" nogil:
     void spdl_kernel_free(spdl_kernel *k)
     void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
                          const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
-    void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int channels,
-                         const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
     void spdl_resample_packed(const uint8_t *tmp, int tmp_row_bytes, int rows, int cin,
-                              int out_ch, const spdl_kernel *kh, uint8_t *dst,
+                              int out_ch, const spdl_kernel *kh, int first, uint8_t *dst,
                               ptrdiff_t dst_stride)
+    ctypedef struct spdl_kcache:
+        pass
+    void spdl_kcache_free(spdl_kcache *c)
+    const spdl_kernel *spdl_kernel_get(spdl_kcache *c, int in_n, double extent, int out_total,
+                                       int out0, int n)
     int spdl_resample_fast3()
     int SPDL_ROW_SLACK
     int spdl_use_avx2
@@ -160,6 +163,7 @@ cdef void scaler_init(Scaler *s) noexcept nogil:
     s.rows = NULL
     s.acc = NULL
     s.rows_cap = s.acc_cap = 0
+    s.kernels = NULL
 
 
 cdef void scaler_free(Scaler *s) noexcept nogil:
@@ -169,6 +173,9 @@ cdef void scaler_free(Scaler *s) noexcept nogil:
     av_frame_free(&s.conv)
     free(s.rows)
     free(s.acc)
+    if s.kernels != NULL:
+        spdl_kcache_free(<spdl_kcache *>s.kernels)
+        free(s.kernels)
     scaler_init(s)
 
 
@@ -192,15 +199,18 @@ cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, in
     """Resize a packed 8-bit image (w x h, ch_in bytes a pixel, filling ew x eh of it) into
     the output at dst as g places it, with the cubic resampler; ch_out is ch_in, or 3 from 4."""
     cdef int vx0, vx1, vy0, vy1, col0, col1, i, y
-    cdef spdl_kernel kh, kv
+    cdef const spdl_kernel *kh
+    cdef const spdl_kernel *kv
     cdef size_t span
     cdef uint8_t *o
     vx0, vx1 = max(0, -g.ox), min(g.sw, g.out_w - g.ox)
     vy0, vy1 = max(0, -g.oy), min(g.sh, g.out_h - g.oy)
-    if vx1 - vx0 < g.out_w or vy1 - vy0 < g.out_h:
-        fill_black(out_fmt, g.out_w, g.out_h, dst, linesize)
     if vx1 <= vx0 or vy1 <= vy0:
+        fill_black(out_fmt, g.out_w, g.out_h, dst, linesize)
         return 0
+    if vx1 - vx0 < g.out_w or vy1 - vy0 < g.out_h:
+        _fill_margins(out_fmt, g, g.ox + vx0, g.oy + vy0, g.ox + vx1, g.oy + vy1, dst,
+                      linesize)
     o = dst[0] + <size_t>(g.oy + vy0) * linesize[0] + <size_t>(g.ox + vx0) * ch_out
     if w == g.sw and h == g.sh and ew == w and eh == h and ch_in == ch_out:  # copy the window
         span = <size_t>(vx1 - vx0) * ch_out
@@ -208,25 +218,25 @@ cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, in
             memcpy(o + <size_t>(y - vy0) * linesize[0], pixels + y * pitch + <size_t>vx0 * ch_in,
                    span)
         return 0
-    if spdl_kernel_make(&kh, w, ew, g.sw, vx0, vx1 - vx0) < 0:
+    if s.kernels == NULL:
+        s.kernels = calloc(1, sizeof(spdl_kcache))
+        if s.kernels == NULL:
+            return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
+    kh = spdl_kernel_get(<spdl_kcache *>s.kernels, w, ew, g.sw, vx0, vx1 - vx0)
+    if kh == NULL:
         return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
-    if spdl_kernel_make(&kv, h, eh, g.sh, vy0, vy1 - vy0) < 0:
-        spdl_kernel_free(&kh)
+    kv = spdl_kernel_get(<spdl_kcache *>s.kernels, h, eh, g.sh, vy0, vy1 - vy0)
+    # kh was just used, so making kv never evicts it (kv may be kh itself: same kernel)
+    if kv == NULL:
         return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
     # Only the columns the horizontal kernel reads go through the vertical pass.
     col0, col1 = kh.start[0], kh.start[kh.n - 1] + kh.taps
-    for i in range(kh.n):
-        kh.start[i] -= col0
     span = <size_t>(col1 - col0) * ch_in
     if (reserve(<void **>&s.rows, &s.rows_cap, span * kv.n + SPDL_ROW_SLACK) < 0
             or reserve(<void **>&s.acc, &s.acc_cap, span * sizeof(int32_t)) < 0):
-        spdl_kernel_free(&kh)
-        spdl_kernel_free(&kv)
         return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
-    spdl_resample_v(pixels + <size_t>col0 * ch_in, pitch, <int>span, &kv, s.rows, s.acc)
-    spdl_resample_packed(s.rows, <int>span, kv.n, ch_in, ch_out, &kh, o, linesize[0])
-    spdl_kernel_free(&kh)
-    spdl_kernel_free(&kv)
+    spdl_resample_v(pixels + <size_t>col0 * ch_in, pitch, <int>span, kv, s.rows, s.acc)
+    spdl_resample_packed(s.rows, <int>span, kv.n, ch_in, ch_out, kh, col0, o, linesize[0])
     return 0
 
 
@@ -357,6 +367,26 @@ cdef void _fill_black(AVPixelFormat fmt, const AVPixFmtDescriptor *d, int w, int
 cdef void fill_black(AVPixelFormat fmt, int w, int h, uint8_t **dst,
                      const int *linesize) noexcept nogil:
     _fill_black(fmt, av_pix_fmt_desc_get(fmt), w, h, dst, linesize)
+
+
+cdef void _fill_margins(AVPixelFormat fmt, const Geometry *g, int x0, int y0, int x1, int y1,
+                        uint8_t **dst, const int *linesize) noexcept nogil:
+    """Fill the output of a packed format black outside the window [x0, x1) x [y0, y1),
+    which the image then covers: each byte is written once."""
+    cdef const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt)
+    cdef int step = d.comp[0].step
+    cdef int y
+    cdef uint8_t *row[1]
+    for y in range(g.out_h):
+        row[0] = dst[0] + <int64_t>y * linesize[0]
+        if y < y0 or y >= y1:
+            _fill_black(fmt, d, g.out_w, 1, row, linesize)
+            continue
+        if x0 > 0:
+            _fill_black(fmt, d, x0, 1, row, linesize)
+        if x1 < g.out_w:
+            row[0] = row[0] + <int64_t>x1 * step
+            _fill_black(fmt, d, g.out_w - x1, 1, row, linesize)
 
 
 cdef int _set_colorspace(SwsContext *sws, const AVFrame *src) noexcept nogil:

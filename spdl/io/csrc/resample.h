@@ -56,12 +56,30 @@ typedef struct {
 static double spdl_keys_cubic(double x)
 {
     const double a = -0.5;
+    double near, far;
     x = fabs(x);
-    if (x < 1.0)
-        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-    if (x < 2.0)
-        return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-    return 0.0;
+    /* both pieces, then a select: the branches would mispredict at every tap */
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+    far = (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+    far = x < 2.0 ? far : 0.0;
+    return x < 1.0 ? near : far;
+}
+
+/* floor and lrint (round half to even) for values well inside int's range, inline:
+ * without SSE4.1 the compiler calls libm for each, the main cost of a kernel. */
+static inline int spdl_floor(double x)
+{
+    int i = (int)x;
+    return i - (x < (double)i);
+}
+
+static inline int spdl_lrint(double x)
+{
+    int r = spdl_floor(x);
+    double frac = x - r;        /* exact */
+    if (frac > 0.5 || (frac == 0.5 && (r & 1)))
+        r++;                    /* a tie goes to even */
+    return r;
 }
 
 static void spdl_kernel_free(spdl_kernel *k)
@@ -86,8 +104,8 @@ static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_tot
     double *w;
     for (i = 0; i < n; i++) {    /* the widest window any output sample needs */
         double centre = (out0 + i + 0.5) * scale;
-        int lo = (int)floor(centre - support + 0.5);
-        int hi = (int)floor(centre + support + 0.5);
+        int lo = spdl_floor(centre - support + 0.5);
+        int hi = spdl_floor(centre + support + 0.5);
         if (hi - lo > taps)
             taps = hi - lo;
     }
@@ -107,8 +125,8 @@ static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_tot
     }
     for (i = 0; i < n; i++) {
         double centre = (out0 + i + 0.5) * scale;
-        int lo = (int)floor(centre - support + 0.5);
-        int hi = (int)floor(centre + support + 0.5);
+        int lo = spdl_floor(centre - support + 0.5);
+        int hi = spdl_floor(centre + support + 0.5);
         double sum = 0.0;
         int len, q, qsum = 0, big = 0;
         if (lo < 0)
@@ -139,7 +157,7 @@ static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_tot
         }
         k->start[i] = lo;
         for (t = 0; t < len && t < taps; t++) {
-            q = (int)lrint(w[t] / (sum != 0.0 ? sum : 1.0) * (1 << SPDL_Q));
+            q = spdl_lrint(w[t] / (sum != 0.0 ? sum : 1.0) * (1 << SPDL_Q));
             k->w[(size_t)i * taps + t] = (int16_t)q;
             qsum += q;
             if (abs(q) > abs(k->w[(size_t)i * taps + big]))
@@ -150,6 +168,59 @@ static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_tot
     }
     free(w);
     return 0;
+}
+
+/* The last kernels made, kept per worker: a dataset's images mostly share a few
+ * sizes (ImageNet's 500x375 and 375x500), and a kernel costs as much to make as
+ * a third of the vertical pass. */
+#define SPDL_KCACHE 8
+typedef struct {
+    int in_n, out_total, out0, n;
+    double extent;
+    unsigned used;
+    spdl_kernel k;      /* k.w == NULL: an empty slot */
+} spdl_kentry;
+
+typedef struct {
+    spdl_kentry e[SPDL_KCACHE];
+    unsigned tick;
+} spdl_kcache;
+
+static void spdl_kcache_free(spdl_kcache *c)
+{
+    int i;
+    for (i = 0; i < SPDL_KCACHE; i++)
+        spdl_kernel_free(&c->e[i].k);
+}
+
+/* The kernel of spdl_kernel_make's arguments, owned by the cache (valid until the
+ * next call), or NULL when out of memory. */
+static const spdl_kernel *spdl_kernel_get(spdl_kcache *c, int in_n, double extent,
+                                          int out_total, int out0, int n)
+{
+    int i, slot = 0;
+    spdl_kentry *e;
+    for (i = 0; i < SPDL_KCACHE; i++) {
+        e = &c->e[i];
+        if (e->k.w != NULL && e->in_n == in_n && e->extent == extent
+                && e->out_total == out_total && e->out0 == out0 && e->n == n) {
+            e->used = ++c->tick;
+            return &e->k;
+        }
+        if (c->e[i].k.w == NULL || (c->e[slot].k.w != NULL && c->e[i].used < c->e[slot].used))
+            slot = i;   /* an empty slot, else the least recently used */
+    }
+    e = &c->e[slot];
+    spdl_kernel_free(&e->k);
+    if (spdl_kernel_make(&e->k, in_n, extent, out_total, out0, n) < 0)
+        return NULL;
+    e->in_n = in_n;
+    e->extent = extent;
+    e->out_total = out_total;
+    e->out0 = out0;
+    e->n = n;
+    e->used = ++c->tick;
+    return &e->k;
 }
 
 static inline uint8_t spdl_clip8(int32_t v)
@@ -327,7 +398,7 @@ spdl_h_pixel_avx2(const uint8_t *r0, const uint8_t *r1, const int16_t *w, int ta
  * once, one per 128-bit lane, with the same weights. Reads up to 16 bytes past the
  * last pixel a kernel uses: tmp needs that much slack after its last row. */
 SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes, int rows,
-                                           int cin, int out_ch, const spdl_kernel *kh,
+                                           int cin, int out_ch, const spdl_kernel *kh, int first,
                                            uint8_t *dst, ptrdiff_t dst_stride)
 {
     const __m128i m01 = cin == 3
@@ -350,7 +421,7 @@ SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes
         uint8_t *o1 = dst + (ptrdiff_t)y1 * dst_stride;
         for (x = 0; x < n; x++) {
             const int16_t *w = kh->w + (size_t)x * taps;
-            const size_t off = (size_t)kh->start[x] * cin;
+            const size_t off = (size_t)(kh->start[x] - first) * cin;
             __m256i acc;
             int32_t p0, p1;
             switch (taps) {     /* the common sizes unrolled */
@@ -394,7 +465,8 @@ static void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_by
  * With SSE2, two taps at a time: the two pixels' channels are interleaved as 16-bit
  * pairs and one multiply-add (pmaddwd) weighs both. */
 static void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, int out_ch,
-                             const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
+                             const spdl_kernel *kh, int first, uint8_t *dst,
+                             ptrdiff_t dst_stride)
 {
     int y, x, t, c;
     for (y = 0; y < rows; y++) {
@@ -402,7 +474,7 @@ static void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, in
         uint8_t *out = dst + (ptrdiff_t)y * dst_stride;
         for (x = 0; x < kh->n; x++) {
             const int16_t *w = kh->w + (size_t)x * kh->taps;
-            const uint8_t *p = row + (size_t)kh->start[x] * 4;
+            const uint8_t *p = row + (size_t)(kh->start[x] - first) * 4;
             int32_t a[4];
 #if defined(__SSE2__)
             const __m128i zero = _mm_setzero_si128();
@@ -449,7 +521,7 @@ static void spdl_resample_h4(const uint8_t *tmp, int tmp_row_bytes, int rows, in
 
 /* Horizontal pass over rows of tmp (channels bytes per pixel) into dst. */
 static void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int channels,
-                            const spdl_kernel *kh, uint8_t *dst, ptrdiff_t dst_stride)
+                            const spdl_kernel *kh, int first, uint8_t *dst, ptrdiff_t dst_stride)
 {
     int y, x, t, c;
     for (y = 0; y < rows; y++) {
@@ -457,7 +529,7 @@ static void spdl_resample_h(const uint8_t *tmp, int tmp_row_bytes, int rows, int
         uint8_t *out = dst + (ptrdiff_t)y * dst_stride;
         for (x = 0; x < kh->n; x++) {
             const int16_t *w = kh->w + (size_t)x * kh->taps;
-            const uint8_t *p = row + (size_t)kh->start[x] * channels;
+            const uint8_t *p = row + (size_t)(kh->start[x] - first) * channels;
             int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
             switch (channels) {
             case 1:
@@ -509,23 +581,24 @@ static int spdl_resample_fast3(void)
 #endif
 }
 
-/* The horizontal pass over rows of tmp (cin bytes a pixel) into dst (out_ch bytes a
- * pixel: cin, or 3 from 4). tmp needs SPDL_ROW_SLACK bytes after its last row. */
+/* The horizontal pass over rows of tmp (cin bytes a pixel, starting at input pixel
+ * first) into dst (out_ch bytes a pixel: cin, or 3 from 4). tmp needs SPDL_ROW_SLACK
+ * bytes after its last row. */
 #define SPDL_ROW_SLACK 32
 static void spdl_resample_packed(const uint8_t *tmp, int tmp_row_bytes, int rows, int cin,
-                                 int out_ch, const spdl_kernel *kh, uint8_t *dst,
+                                 int out_ch, const spdl_kernel *kh, int first, uint8_t *dst,
                                  ptrdiff_t dst_stride)
 {
 #if defined(SPDL_HAVE_AVX2_PATH)
     if ((cin == 3 || cin == 4) && !(kh->taps & 1) && spdl_use_avx2 && spdl_cpu_avx2()) {
-        spdl_resample_h_avx2(tmp, tmp_row_bytes, rows, cin, out_ch, kh, dst, dst_stride);
+        spdl_resample_h_avx2(tmp, tmp_row_bytes, rows, cin, out_ch, kh, first, dst, dst_stride);
         return;
     }
 #endif
     if (cin == 4)
-        spdl_resample_h4(tmp, tmp_row_bytes, rows, out_ch, kh, dst, dst_stride);
+        spdl_resample_h4(tmp, tmp_row_bytes, rows, out_ch, kh, first, dst, dst_stride);
     else
-        spdl_resample_h(tmp, tmp_row_bytes, rows, cin, kh, dst, dst_stride);
+        spdl_resample_h(tmp, tmp_row_bytes, rows, cin, kh, first, dst, dst_stride);
 }
 
 #endif
