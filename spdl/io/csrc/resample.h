@@ -393,6 +393,34 @@ spdl_h_pixel_avx2(const uint8_t *r0, const uint8_t *r1, const int16_t *w, int ta
     return acc;
 }
 
+/* The same for four rows: rows 0 and 1 in *a, rows 2 and 3 in *b, sharing the weights. */
+__attribute__((always_inline)) SPDL_AVX2 static inline void
+spdl_h_pixel4_avx2(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, const uint8_t *r3,
+                   const int16_t *w, int taps, int cin, __m256i M01, __m256i M23, __m256i *a,
+                   __m256i *b)
+{
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+    int t;
+    for (t = 0; t < taps; t += 4) {
+        __m256i px0 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r0 + cin * t))),
+            _mm_loadu_si128((const __m128i *)(r1 + cin * t)), 1);
+        __m256i px1 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r2 + cin * t))),
+            _mm_loadu_si128((const __m128i *)(r3 + cin * t)), 1);
+        __m256i w01 = _mm256_set1_epi32(spdl_pair(w + t));
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_shuffle_epi8(px0, M01), w01));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_shuffle_epi8(px1, M01), w01));
+        if (t + 2 < taps) {
+            __m256i w23 = _mm256_set1_epi32(spdl_pair(w + t + 2));
+            acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_shuffle_epi8(px0, M23), w23));
+            acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_shuffle_epi8(px1, M23), w23));
+        }
+    }
+    *a = acc0;
+    *b = acc1;
+}
+
 /* Horizontal pass over packed pixels of cin (3 or 4) bytes, writing out_ch (3 or 4;
  * 3 from 4 drops the fourth byte) bytes a pixel; kh->taps must be even. Two rows at
  * once, one per 128-bit lane, with the same weights. Reads up to 16 bytes past the
@@ -412,6 +440,49 @@ SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes
     const __m256i round = _mm256_set1_epi32(1 << (SPDL_Q - 1));
     const int taps = kh->taps, n = kh->n;
     int y = 0, x;
+    for (; y + 4 <= rows; y += 4) {
+        const uint8_t *r0 = tmp + (size_t)y * tmp_row_bytes;
+        uint8_t *o0 = dst + (ptrdiff_t)y * dst_stride;
+        for (x = 0; x < n; x++) {
+            const int16_t *w = kh->w + (size_t)x * taps;
+            const uint8_t *p = r0 + (size_t)(kh->start[x] - first) * cin;
+            __m256i a, b;
+            __m128i lo, hi;
+            int32_t px[4];
+            int k;
+            switch (taps) {     /* the common sizes unrolled */
+            case 4:
+                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
+                                   p + 3 * tmp_row_bytes, w, 4, cin, M01, M23, &a, &b);
+                break;
+            case 6:
+                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
+                                   p + 3 * tmp_row_bytes, w, 6, cin, M01, M23, &a, &b);
+                break;
+            default:
+                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
+                                   p + 3 * tmp_row_bytes, w, taps, cin, M01, M23, &a, &b);
+            }
+            a = _mm256_srai_epi32(_mm256_add_epi32(a, round), SPDL_Q);
+            b = _mm256_srai_epi32(_mm256_add_epi32(b, round), SPDL_Q);
+            /* words: rows 0 and 2 in the low lane, 1 and 3 in the high; then bytes */
+            a = _mm256_packus_epi16(_mm256_packs_epi32(a, b), a);
+            lo = _mm256_castsi256_si128(a);
+            hi = _mm256_extracti128_si256(a, 1);
+            px[0] = _mm_cvtsi128_si32(lo);
+            px[1] = _mm_cvtsi128_si32(hi);
+            px[2] = _mm_extract_epi32(lo, 1);
+            px[3] = _mm_extract_epi32(hi, 1);
+            /* 4 bytes: with 3 channels the 4th is overwritten by the next pixel */
+            if (out_ch == 4 || x + 1 < n) {
+                for (k = 0; k < 4; k++)
+                    memcpy(o0 + (ptrdiff_t)k * dst_stride + out_ch * x, &px[k], 4);
+            } else {
+                for (k = 0; k < 4; k++)
+                    memcpy(o0 + (ptrdiff_t)k * dst_stride + out_ch * x, &px[k], 3);
+            }
+        }
+    }
     for (; y < rows; y += 2) {
         /* the last row of an odd count goes through both lanes */
         const int y1 = y + 1 < rows ? y + 1 : y;
