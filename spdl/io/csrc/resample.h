@@ -459,6 +459,10 @@ SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes
                 spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
                                    p + 3 * tmp_row_bytes, w, 6, cin, M01, M23, &a, &b);
                 break;
+            case 8:
+                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
+                                   p + 3 * tmp_row_bytes, w, 8, cin, M01, M23, &a, &b);
+                break;
             default:
                 spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
                                    p + 3 * tmp_row_bytes, w, taps, cin, M01, M23, &a, &b);
