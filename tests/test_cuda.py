@@ -297,6 +297,34 @@ def test_nvjpeg_info_never_raises():
         assert info["nvjpeg_version"].startswith("12.")
 
 
+def test_driver_api_info_never_raises():
+    info = _cuda.driver_api_info()
+    assert set(info) == {"library", "error"}
+    assert (info["library"] is None) != (info["error"] is None)
+
+
+_SUBPROCESS_MISSING_DRIVER = textwrap.dedent("""
+    from spdl.io import _cuda
+    _cuda.driver_candidates = lambda: ["/nonexistent/libcuda.so.1"]
+    info = _cuda.driver_api_info()
+    assert info["library"] is None, info
+    assert "libcuda.so.1 could not be loaded" in info["error"], info
+    assert "/nonexistent/libcuda.so.1" in info["error"], info
+    assert _cuda.runtime_info()["library"] is not None      # the runtime does without it
+    print("OK")
+""")
+
+
+@needs_runtime
+def test_missing_driver_api_is_not_an_error():
+    """Without libcuda.so.1 the runtime still loads; contexts are switched with cudaSetDevice."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", _SUBPROCESS_MISSING_DRIVER], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "OK"
+
+
 # ---------------------------------------------------------------------------
 # CUDABuffer over a fake device pointer: nothing CUDA is called
 
@@ -488,6 +516,107 @@ def test_dlpack_consumed_capsule_deleter_runs_without_gil():
     assert freed == [FAKE]
 
 
+_FINALIZE_HELPER_C = r"""
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+typedef void (*deleter_t)(void *);
+struct call { deleter_t deleter; void *tensor; };
+static void say(const char *s) { size_t n = 0; while (s[n]) n++; if (write(1, s, n) < 0) abort(); }
+static void *run(void *arg) {
+    struct call *c = arg;
+    c->deleter(c->tensor);
+    say("deleter returned on a new thread\n");
+    return NULL;
+}
+/* deleter(tensor) on a thread Python has never seen, waited for. */
+int call_on_new_thread(deleter_t deleter, void *tensor) {
+    struct call c = {deleter, tensor};
+    pthread_t t;
+    if (pthread_create(&t, NULL, run, &c)) return -1;
+    return pthread_join(t, NULL);
+}
+static struct call later[8];
+static int n_later;
+static void run_later(void) {
+    for (int i = 0; i < n_later; i++) later[i].deleter(later[i].tensor);
+    say("deleters returned after finalization\n");
+}
+/* deleter(tensor) from the C library's exit handlers, after Py_Finalize. */
+void call_at_exit(deleter_t deleter, void *tensor) {
+    if (n_later == 0) atexit(run_later);
+    later[n_later].deleter = deleter;
+    later[n_later++].tensor = tensor;
+}
+"""
+
+_FINALIZE_RUN = textwrap.dedent("""
+    import ctypes, io, os, sys
+    import numpy as np
+    from PIL import Image
+    import spdl.io
+    from spdl.io import _cuda
+
+    helper = ctypes.CDLL(sys.argv[1])
+    helper.call_on_new_thread.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    helper.call_at_exit.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    capi = ctypes.pythonapi
+    capi.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    capi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    capi.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+    def consume(buf, versioned):
+        # As a consumer does: take the tensor, rename the capsule, call the deleter later.
+        name = b"dltensor_versioned" if versioned else b"dltensor"
+        cap = buf.__dlpack__(max_version=(1, 0)) if versioned else buf.__dlpack__()
+        ptr = capi.PyCapsule_GetPointer(cap, name)
+        assert capi.PyCapsule_SetName(cap, b"used_" + name) == 0
+        deleter = ctypes.c_void_p.from_address(ptr + (16 if versioned else 56)).value
+        return deleter, ptr
+
+    png = io.BytesIO()
+    Image.fromarray(np.full((6, 8, 3), 90, np.uint8)).save(png, "PNG")
+    cpu = spdl.io.load_image_batch([png.getvalue()], width=4, height=4)
+    gpu = _cuda._fake_cuda_buffer(0x1000, (1, 2, 2, 3))
+    during = [consume(cpu, False), consume(gpu, True)]
+    for deleter, tensor in [consume(cpu, False), consume(gpu, True), consume(gpu, False)]:
+        helper.call_at_exit(deleter, tensor)
+
+    class AtFinalization:
+        # A global of __main__: deleted while the interpreter finalizes.
+        def __init__(self):
+            self.call, self.is_finalizing, self.write = helper.call_on_new_thread, sys.is_finalizing, os.write
+        def __del__(self):
+            self.write(1, b"finalizing: %d\\n" % self.is_finalizing())
+            for deleter, tensor in during:
+                self.call(deleter, tensor)      # ctypes lets the GIL go for the call
+
+    hook, keep = AtFinalization(), during
+    del cpu, gpu
+    print("main done", flush=True)
+""")
+
+
+def test_dlpack_deleters_are_safe_at_and_after_finalization(tmp_path):
+    """A consumer may call the deleter while the interpreter finalizes, or after: no GIL then."""
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    pytest.importorskip("PIL")
+    (tmp_path / "helper.c").write_text(_FINALIZE_HELPER_C)
+    subprocess.run([cc, "-shared", "-fPIC", "-pthread", "-o", str(tmp_path / "helper.so"),
+                    str(tmp_path / "helper.c")], check=True, capture_output=True, timeout=120)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", _FINALIZE_RUN, str(tmp_path / "helper.so")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines() == [
+        "main done", "finalizing: 1", "deleter returned on a new thread",
+        "deleter returned on a new thread", "deleters returned after finalization"], r.stdout + r.stderr
+
+
 def test_free_error_is_reported_not_raised():
     seen = []
     old = sys.unraisablehook
@@ -580,13 +709,15 @@ def _header_enums(path):
             if nxt is not None:
                 out.setdefault(name, nxt)
                 nxt += 1
-    for name, value in re.findall(r"#define\s+(\w+)\s+\(?(0x[0-9a-fA-F]+|\d+)\)?", text):
-        out.setdefault(name, int(value, 0))
+    for name, value, shift in re.findall(
+            r"^\s*#define\s+(\w+)\s+\(?(0x[0-9a-fA-F]+|\d+)(?:\s*<<\s*(\d+))?\)?\s*$", text, re.M):
+        out.setdefault(name, int(value, 0) << int(shift or 0))      # NVJPEG_FLAGS_* are "1<<2"
     return out
 
 
 @pytest.mark.parametrize("pxd, module, headers", [
     ("cuda_runtime.pxd", "cuda_runtime", ["driver_types.h"]),
+    ("cuda_driver.pxd", "cuda_runtime", ["cuda.h"]),
     ("nvjpeg.pxd", "nvjpeg", ["nvjpeg.h", "../../cuda_runtime/include/library_types.h"]),
     ("npp.pxd", "npp", ["nppdefs.h"]),
 ])
@@ -714,7 +845,10 @@ def test_struct_layouts_match_headers(tmp_path):
 # real shared objects, transfer_buffer and its keep-alive, the page-locked
 # block cache, DLPack's stream handoff, freeing through each allocator, and
 # the nvJPEG orchestration (grouping, per-image retry, CPU fallback, row
-# placement, padding, pixel formats, strict/non-strict, threads).
+# placement, padding, pixel formats, strict/non-strict, threads). It runs twice:
+# with a fake libcuda.so.1 (the driver API saves and restores each thread's
+# context; cudaSetDevice is never called) and without one (the fallback to
+# cudaGetDevice / cudaSetDevice).
 
 FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc / libnppig, for tests on machines
  * without a GPU: "device" memory is malloc'd, copies are memcpy, events are always complete.
@@ -729,15 +863,32 @@ FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc 
 static __thread int current = 0;
 EXPORT long fake_counts[16];   /* see the enum below */
 enum { C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD,
-       C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY };
+       C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D };
+static struct { char *p; size_t n; } pinned[256];       /* live cudaHostAlloc blocks */
+static int pinned_block(const void *s, size_t n) {
+    for (int i = 0; i < 256; i++)
+        if (pinned[i].p && (const char *)s >= pinned[i].p && (const char *)s + n <= pinned[i].p + pinned[i].n)
+            return 1;
+    return 0;
+}
 EXPORT int cudaGetDeviceCount(int *n) { *n = 2; return 0; }
 EXPORT int cudaGetDevice(int *d) { *d = current; return 0; }
-EXPORT int cudaSetDevice(int d) { if (d < 0 || d >= 2) return 101; current = d; return 0; }
+EXPORT int cudaSetDevice(int d) { fake_counts[C_SETDEVICE]++; if (d < 0 || d >= 2) return 101; current = d; return 0; }
 EXPORT int cudaMalloc(void **p, size_t n) { *p = malloc(n); fake_counts[C_MALLOC]++; return *p ? 0 : 2; }
 EXPORT int cudaFree(void *p) { free(p); fake_counts[C_FREE]++; return 0; }
-EXPORT int cudaHostAlloc(void **p, size_t n, unsigned f) { *p = malloc(n); fake_counts[C_HOSTALLOC]++; return *p ? 0 : 2; }
-EXPORT int cudaFreeHost(void *p) { free(p); fake_counts[C_FREEHOST]++; return 0; }
-EXPORT int cudaMemcpyAsync(void *d, const void *s, size_t n, int k, void *st) { memcpy(d, s, n); fake_counts[C_MEMCPY]++; return 0; }
+EXPORT int cudaHostAlloc(void **p, size_t n, unsigned f) {
+    *p = malloc(n); fake_counts[C_HOSTALLOC]++;
+    for (int i = 0; *p && i < 256; i++) if (!pinned[i].p) { pinned[i].p = *p; pinned[i].n = n; break; }
+    return *p ? 0 : 2;
+}
+EXPORT int cudaFreeHost(void *p) {
+    for (int i = 0; i < 256; i++) if (pinned[i].p == p) pinned[i].p = NULL;
+    free(p); fake_counts[C_FREEHOST]++; return 0;
+}
+EXPORT int cudaMemcpyAsync(void *d, const void *s, size_t n, int k, void *st) {
+    if (k == 1 && !pinned_block(s, n)) fake_counts[C_PAGEABLE_H2D]++;
+    memcpy(d, s, n); fake_counts[C_MEMCPY]++; return 0;
+}
 EXPORT int cudaMemsetAsync(void *d, int v, size_t n, void *st) { memset(d, v, n); fake_counts[C_MEMSET]++; return 0; }
 EXPORT int cudaStreamCreateWithFlags(void **s, unsigned f) { *s = malloc(8); return 0; }
 EXPORT int cudaStreamDestroy(void *s) { free(s); return 0; }
@@ -757,6 +908,28 @@ EXPORT const char *cudaGetErrorName(int e) { return "cudaErrorFake"; }
 EXPORT const char *cudaGetErrorString(int e) { return "fake error"; }
 EXPORT int cudaGetLastError(void) { return 0; }
 EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = 1 << 30; *t = 1 << 30; return 0; }
+#endif
+
+#ifdef FAKE_CUDA_DRIVER
+/* libcuda.so.1: one context per thread, two primary contexts, and a caller's own context. */
+typedef struct { int device, primary; } ctx_t;
+static ctx_t primaries[2] = {{0, 1}, {1, 1}}, user_ctx = {0, 0};
+static __thread ctx_t *current_ctx = NULL;
+static int inited;
+EXPORT long fake_retains[2];     /* cuDevicePrimaryCtxRetain per device */
+EXPORT int cuInit(unsigned f) { inited = 1; return 0; }
+EXPORT int cuDeviceGetCount(int *n) { if (!inited) return 3; *n = 2; return 0; }
+EXPORT int cuDeviceGet(int *d, int ordinal) { if (!inited) return 3; if (ordinal < 0 || ordinal >= 2) return 101; *d = ordinal; return 0; }
+EXPORT int cuDevicePrimaryCtxRetain(void **pctx, int dev) {
+    if (!inited) return 3; if (dev < 0 || dev >= 2) return 101;
+    fake_retains[dev]++; *pctx = &primaries[dev]; return 0;
+}
+EXPORT int cuCtxGetCurrent(void **pctx) { if (!inited) return 3; *pctx = current_ctx; return 0; }
+EXPORT int cuCtxSetCurrent(void *ctx) { if (!inited) return 3; current_ctx = ctx; return 0; }
+EXPORT int cuGetErrorName(int e, const char **s) { *s = "CUDA_ERROR_FAKE"; return 0; }
+/* For the tests: bind the caller's own context; which one is current (-1 none, -2 the caller's, else the device). */
+EXPORT void fake_bind_user_ctx(void) { current_ctx = &user_ctx; }
+EXPORT int fake_current(void) { return !current_ctx ? -1 : !current_ctx->primary ? -2 : current_ctx->device; }
 #endif
 
 #ifdef FAKE_NVJPEG
@@ -869,15 +1042,17 @@ EXPORT int nppiResize_8u_P3R_Ctx(const unsigned char **src, int sstep, NppiSize 
 #endif
 """
 
-FAKE_RUN = r"""import ctypes, gc, io, sys, os
+FAKE_RUN = r"""import ctypes, gc, io, sys, os, threading
 import numpy as np
-FAKE = sys.argv[1]
+FAKE, MODE = sys.argv[1], sys.argv[2]      # MODE: "driver" (a fake libcuda.so.1) or "nodriver"
 import spdl.io
 from spdl.io import CUDAConfig, _cuda, _nvjpeg
 _cuda.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
+DRV = os.path.join(FAKE, "drv" if MODE == "driver" else "nodrv", "libcuda.so.1")
+_cuda.driver_candidates = lambda: [DRV]
 rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
 counts = (ctypes.c_long * 16).in_dll(rt, "fake_counts")
-C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY = range(12)
+C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D = range(14)
 from PIL import Image
 
 def jpeg(w, h, comment=None, gray=False):
@@ -893,6 +1068,39 @@ def png(w, h, v=77):
     b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), v, np.uint8)).save(b, "PNG"); return b.getvalue()
 
 assert spdl.io.cuda_available()
+info = _cuda.driver_api_info()
+if MODE == "driver":
+    assert info == {"library": DRV, "error": None}, info
+    drv = ctypes.CDLL(DRV)
+    retains = (ctypes.c_long * 2).in_dll(drv, "fake_retains")
+    seen = {}
+    def fresh_thread():
+        # A thread that never chose a device: its work on cuda:1 (page-locked staging, the
+        # copy, the free on its way out) leaves it without a context, and device 0 is
+        # never touched (restoring with cudaSetDevice would have made a context there).
+        seen["before"] = drv.fake_current()
+        g = spdl.io.load_image_batch([png(30, 20)], width=8, height=8, device_config=CUDAConfig(1))
+        seen["after load"] = drv.fake_current()
+        del g
+        gc.collect()
+        seen["after free"] = drv.fake_current()
+    def own_context_thread():
+        # A thread with a context of its own gets it back, whichever device spdl.io used.
+        drv.fake_bind_user_ctx()
+        g = spdl.io.load_image_batch([png(30, 20)], width=8, height=8, device_config=CUDAConfig(1))
+        o = _nvjpeg.load_image_batch_nvjpeg([jpeg(32, 24)], device_config=CUDAConfig(1), width=8, height=8)
+        seen["own"] = drv.fake_current()
+        del g, o
+        gc.collect()
+        seen["own after free"] = drv.fake_current()
+    for target in (fresh_thread, own_context_thread):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert seen == {"before": -1, "after load": -1, "after free": -1, "own": -2, "own after free": -2}, seen
+    assert list(retains) == [0, 1], list(retains)      # each primary context retained once, only cuda:1's
+else:
+    assert info["library"] is None and "libcuda.so.1 could not be loaded" in info["error"], info
 cfg = CUDAConfig(1)
 # transfer_buffer from a pageable CPUBuffer
 srcs = [jpeg(64, 48), png(30, 20)]
@@ -929,7 +1137,7 @@ _cuda._destroy_stream(0, s)
 # nvJPEG: GPU-decoded rows are the fake's constant colours, placed like the CPU path places them.
 def v(w, h): return 30 + (w + h) % 200
 batch = [jpeg(400, 100), png(30, 20), jpeg(50, 50, gray=True), jpeg(64, 48, comment="FAKE_FAIL"), b"garbage", jpeg(10, 40)]
-m0, c0 = counts[C_MALLOC], counts[C_FREE]
+m0, c0, pg0 = counts[C_MALLOC], counts[C_FREE], counts[C_PAGEABLE_H2D]
 try:
     _nvjpeg.load_image_batch_nvjpeg(batch, device_config=cfg, width=64, height=64)
     raise AssertionError("strict")
@@ -956,6 +1164,23 @@ for pix_fmt in ("rgb24", "bgr24", "rgbp"):
     np.testing.assert_array_equal(a[3], cpu[3])          # nvJPEG refused it: the CPU path
     # 10x40 -> 16x64, columns 24..39
     assert (a[4][:, :24] == 0).all() and (a[4][:, 40:] == 0).all() and (a[4][:, 24:40] == [v(10, 40), v(10, 40) + 1, v(10, 40) + 2]).all()
+    del out
+# The rows decoded on the CPU (the PNG, the JPEG nvJPEG refused) were copied from page-locked
+# memory in every pixel format, planar (transposed on the host) included.
+assert counts[C_PAGEABLE_H2D] == pg0, counts[C_PAGEABLE_H2D] - pg0
+# What nvJPEG should not get takes the CPU path: an RGB-coded JPEG (Adobe transform 0) is
+# decoded there; a truncated one fails there, as in load_image_batch.
+good = jpeg(64, 48)
+rgb_coded = good[:2] + b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00" + good[2:]
+batch2 = [rgb_coded, good[:-4], good]     # [:-4]: inside the scan, no EOI
+for pix_fmt in ("rgb24", "rgbp"):
+    out = _nvjpeg.load_image_batch_nvjpeg(batch2, device_config=cfg, width=64, height=64, pix_fmt=pix_fmt, strict=False)
+    assert out.indices == (0, 2) and set(out.errors) == {1}, (out.indices, out.errors)
+    assert "truncated" in str(out.errors[1]), str(out.errors[1])
+    a = _cuda._to_host(out)
+    if pix_fmt == "rgbp": a = a.transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(a[0], np.asarray(spdl.io.load_image_batch([rgb_coded], width=64, height=64))[0])
+    assert (a[1][8:56] == [v(64, 48), v(64, 48) + 1, v(64, 48) + 2]).all()     # nvJPEG's (the fake's) colour
     del out
 out = _nvjpeg.load_image_batch_nvjpeg(batch[:1], device_config=cfg, width=64, height=64, scale_mode=None)
 assert (_cuda._to_host(out)[0] == [v(400, 100), v(400, 100) + 1, v(400, 100) + 2]).all()
@@ -1000,11 +1225,17 @@ async def amain():
 assert asyncio.run(amain()) == ((0, 1, 2, 3, 5), (2, 32, 32, 3))
 gc.collect(); _cuda.synchronize_transfers()
 assert _cuda.pending_transfers() == 0
+if MODE == "driver":
+    assert counts[C_SETDEVICE] == 0, counts[C_SETDEVICE]       # contexts only through the driver API
+    assert drv.fake_current() == -1, drv.fake_current()       # the main thread has no context left
+else:
+    assert counts[C_SETDEVICE] > 0
 print("FAKE OK")
 """
 
 
-def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path):
+@pytest.mark.parametrize("mode", ["driver", "nodriver"])
+def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path, mode):
     import shutil
 
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -1013,16 +1244,95 @@ def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path):
     pytest.importorskip("PIL")
     src = tmp_path / "fake_cuda.c"
     src.write_text(FAKE_CUDA_C)
+    (tmp_path / "drv").mkdir()
     for macro, soname in (("FAKE_CUDART", "libcudart.so.12"), ("FAKE_NVJPEG", "libnvjpeg.so.12"),
-                          ("FAKE_NPPC", "libnppc.so.12"), ("FAKE_NPPIG", "libnppig.so.12")):
+                          ("FAKE_NPPC", "libnppc.so.12"), ("FAKE_NPPIG", "libnppig.so.12"),
+                          ("FAKE_CUDA_DRIVER", "drv/libcuda.so.1")):
         subprocess.run([cc, "-shared", "-fPIC", "-O1", f"-D{macro}", "-o", str(tmp_path / soname),
                         str(src)], check=True, capture_output=True, timeout=120)
     (tmp_path / "run.py").write_text(FAKE_RUN)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)], capture_output=True,
-                       text=True, env=env, timeout=300)
+    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path), mode],
+                       capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().endswith("FAKE OK")
+
+
+# ---------------------------------------------------------------------------
+# Which JPEGs go to nvJPEG, by their markers (no CUDA needed)
+
+def _segments(d):
+    """(marker, offset) of each segment of a JPEG up to its first scan."""
+    out, pos = [], 2
+    while pos + 4 <= len(d):
+        out.append((d[pos + 1], pos))
+        if d[pos + 1] == 0xDA:
+            break
+        pos += 2 + int.from_bytes(d[pos + 2:pos + 4], "big")
+    return out
+
+
+def _sof(d):
+    return next(off for m, off in _segments(d) if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC))
+
+
+def _with_app14(d, transform):
+    """d with an Adobe APP14 segment: "Adobe", version 100, flags0, flags1, transform."""
+    return d[:2] + b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00" + bytes([transform]) + d[2:]
+
+
+def _patched(d, offset, values):
+    b = bytearray(d)
+    b[offset:offset + len(values)] = values
+    return bytes(b)
+
+
+def test_jpeg_check_sends_rgb_coded_jpegs_to_the_cpu():
+    pytest.importorskip("PIL")
+    base = _jpeg_bytes(48, 32)
+    check = _nvjpeg._jpeg_check
+    assert check(base) is None
+    assert check(_jpeg_bytes(48, 32, gray=True)) is None
+    assert check(_jpeg_bytes(48, 32, progressive=True)) is None
+    assert check(_with_app14(base, 1)) is None              # Adobe, transform 1: YCbCr
+    assert check(_with_app14(base, 0)) == "RGB-coded"       # transform 0: RGB
+    assert check(_with_app14(base, 2)) == "RGB-coded"       # not YCbCr either: not for nvJPEG
+    sof = _sof(base)
+    assert base[sof + 9] == 3
+    assert check(_patched(base, sof + 10, b"R\x22\x00G\x11\x01B")) == "RGB-coded"   # ids 'R', 'G', 'B'
+    # An Adobe segment inside another segment (an EXIF thumbnail) does not count.
+    thumb = _with_app14(_jpeg_bytes(8, 8), 0)
+    app1 = b"Exif\x00\x00" + thumb
+    assert check(base[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + base[2:]) is None
+
+
+def test_jpeg_check_pillow_rgb_jpeg():
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 99, np.uint8)).save(out, "JPEG", keep_rgb=True)
+    if b"Adobe" not in out.getvalue():
+        pytest.skip("this Pillow cannot write an RGB JPEG (keep_rgb)")
+    assert _nvjpeg._jpeg_check(out.getvalue()) == "RGB-coded"
+
+
+def test_jpeg_check_sends_truncated_and_unusual_jpegs_to_the_cpu():
+    pytest.importorskip("PIL")
+    base = _jpeg_bytes(64, 48)
+    check = _nvjpeg._jpeg_check
+    sof = _sof(base)
+    assert check(base[:-2]) == "truncated"                  # all but the EOI marker
+    assert check(base[:len(base) * 3 // 4]) == "truncated"
+    assert check(base + b"\x00" * 16 + b"trailing data") is None   # data after EOI is ignored
+    assert check(base[:sof]) == "no image data"             # no frame header
+    first_scan = next(off for m, off in _segments(base) if m == 0xDA)
+    assert check(base[:first_scan] + b"\xff\xd9") == "no image data"   # no scan
+    assert check(base[:sof] + b"junk" + base[sof:]) == "no image data"  # bytes where a marker must be
+    assert check(_patched(base, sof + 4, b"\x0c")) == "not 8-bit Huffman"      # 12-bit samples
+    assert check(_patched(base, sof + 1, b"\xc3")) == "not 8-bit Huffman"      # lossless
+    assert check(_patched(base, sof + 1, b"\xc9")) == "not 8-bit Huffman"      # arithmetic coding
+    with pytest.raises(ValueError, match="SOI"):
+        check(b"\x89PNG\r\n")
 
 
 # ---------------------------------------------------------------------------
@@ -1114,14 +1424,62 @@ def test_nvjpeg_non_jpeg_and_corrupt_inputs():
                                           device_config=cfg, width=32, height=32, strict=False)
     assert buf.indices == (0, 2, 3) and set(buf.errors) == {1}
     assert _cuda._to_host(buf)[1].max() == 77          # the PNG, decoded on the CPU path
-    # A corrupt JPEG fails (or decodes as garbage, as on the CPU), and the next batch decodes.
-    try:
+    # A corrupt JPEG (no end-of-image marker) takes the CPU path and fails there, as in
+    # load_image_batch; the next batch decodes.
+    with pytest.raises(spdl.io.BatchLoadError) as ei:
         spdl.io.load_image_batch_nvjpeg([good, corrupt], device_config=cfg, width=32, height=32)
-    except spdl.io.BatchLoadError as e:
-        assert set(e.errors) == {1}
+    assert set(ei.value.errors) == {1}
     again = _cuda._to_host(spdl.io.load_image_batch_nvjpeg([good] * 4, device_config=cfg,
                                                            width=32, height=32))
     assert again.shape == (4, 32, 32, 3) and again.mean() > 10
+
+
+@gpu
+def test_nvjpeg_handles_are_strict():
+    assert _nvjpeg.decoder_backends(0)["strict"] == "yes"
+
+
+@gpu
+def test_nvjpeg_rgb_coded_and_truncated_jpegs_take_the_cpu_path():
+    good = _jpeg_bytes(64, 48, 3)
+    rgb_coded = _with_app14(good, 0)
+    cfg = CUDAConfig(0)
+    buf = spdl.io.load_image_batch_nvjpeg([rgb_coded, good[:-4], good], device_config=cfg,
+                                          width=32, height=32, strict=False)
+    assert buf.indices == (0, 2) and set(buf.errors) == {1}
+    cpu = np.asarray(spdl.io.load_image_batch([rgb_coded], width=32, height=32))
+    np.testing.assert_array_equal(_cuda._to_host(buf)[0], cpu[0])     # decoded by the CPU path
+
+
+@gpu
+def test_calls_leave_the_thread_context_as_it_was():
+    """A worker thread without a CUDA context has none after loading, copying and freeing."""
+    if _cuda.driver_api_info()["library"] is None:
+        pytest.skip(f"no driver API: {_cuda.driver_api_info()['error']}")
+    libcuda = ctypes.CDLL("libcuda.so.1")
+    seen = []
+
+    def current():
+        ctx = ctypes.c_void_p()
+        assert libcuda.cuCtxGetCurrent(ctypes.byref(ctx)) == 0
+        return ctx.value
+
+    def work():
+        seen.append(current())
+        cfg = CUDAConfig(spdl.io._cuda._device_count() - 1)      # the last device
+        buf = spdl.io.load_image_batch_nvjpeg([_jpeg_bytes(64, 48), _png_bytes(20, 10)],
+                                              device_config=cfg, width=32, height=32)
+        t = spdl.io.load_image_batch([_png_bytes(20, 10)], width=8, height=8, device_config=cfg)
+        seen.append(current())
+        buf.synchronize()
+        del buf, t
+        gc.collect()
+        seen.append(current())
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join()
+    assert seen == [None, None, None]
 
 
 @gpu

@@ -13,7 +13,19 @@ cdef extern from "Python.h":
     ctypedef int PyGILState_STATE
     PyGILState_STATE PyGILState_Ensure() noexcept nogil
     void PyGILState_Release(PyGILState_STATE) noexcept nogil
+    int Py_IsInitialized() noexcept nogil
     void Py_DecRef(PyObject *o) noexcept nogil
+
+cdef extern from *:
+    """
+    /* Python 3.13 made Py_IsFinalizing() public and removed _Py_IsFinalizing(). */
+    #if PY_VERSION_HEX >= 0x030D0000
+    #define spdl_py_is_finalizing() Py_IsFinalizing()
+    #else
+    #define spdl_py_is_finalizing() _Py_IsFinalizing()
+    #endif
+    """
+    int spdl_py_is_finalizing() noexcept nogil
 
 
 from spdl.io.includes.dlpack cimport DLManagedTensor, kDLCPU, kDLUInt
@@ -30,11 +42,22 @@ cdef void _pool_free(void *ptr) noexcept nogil:
     spdl_pool_free(ptr)
 
 
+cdef void _release_manager(void *obj) noexcept nogil:
+    # Drop a capsule's reference from any thread, at any time. While the
+    # interpreter finalizes, PyGILState_Ensure would end or hang the calling
+    # thread (as the C API documents), and once it is finalized there is no
+    # GIL to take: then the reference is leaked, the process is ending anyway.
+    cdef PyGILState_STATE state
+    if obj == NULL or not Py_IsInitialized() or spdl_py_is_finalizing():
+        return
+    state = PyGILState_Ensure()
+    Py_DecRef(<PyObject *>obj)
+    PyGILState_Release(state)
+
+
 cdef void dl_deleter(DLManagedTensor *t) noexcept nogil:
     # May run without the GIL (a consumer freeing its tensor on any thread).
-    cdef PyGILState_STATE state = PyGILState_Ensure()
-    Py_DecRef(<PyObject *>t.manager_ctx)
-    PyGILState_Release(state)
+    _release_manager(t.manager_ctx)
     free(t.dl_tensor.shape)
     free(t)
 
@@ -209,10 +232,16 @@ cdef class CPUBuffer:
         t.dl_tensor.dtype.lanes = 1
         t.dl_tensor.strides = NULL
         t.dl_tensor.byte_offset = 0
-        Py_INCREF(self)
         t.manager_ctx = <void *>self
         t.deleter = dl_deleter
-        return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
+        try:
+            cap = PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
+        except BaseException:
+            free(t.dl_tensor.shape)
+            free(t)
+            raise
+        Py_INCREF(self)     # the capsule's reference, dropped by the deleter
+        return cap
 
     def __repr__(self):
         return f"CPUBuffer(shape={self.shape}, dtype={self.dtype}, pix_fmt={self.pix_fmt!r})"

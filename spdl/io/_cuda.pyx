@@ -15,6 +15,16 @@ the stream (0 is written as 1, the interface's name for the legacy default
 stream) and __dlpack__(stream=s) makes the data ready on the consumer's stream
 s with an event.
 
+Devices and contexts. Every call that touches a device first makes that
+device's primary context current on the calling thread and afterwards puts
+back whatever was current before (enter_device / leave_device): with the
+driver API (libcuda.so.1, opened like libcudart; cuCtxGetCurrent /
+cuCtxSetCurrent) the exact previous context is restored, none included, so a
+thread that never chose a device (an executor thread, a DLPack deleter's
+thread) is left without one and no context is created on device 0. If
+libcuda.so.1 cannot be opened, the runtime's cudaGetDevice / cudaSetDevice
+are used instead.
+
 Host memory. transfer_buffer copies with cudaMemcpyAsync. The source
 (page-locked or not) is kept alive until an event recorded after the copy has
 completed: the runtime may read pageable memory after cudaMemcpyAsync returns
@@ -32,13 +42,14 @@ import threading
 cimport cython
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from cpython.ref cimport Py_INCREF, PyObject
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
-from libc.stdlib cimport free, malloc
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport calloc, free, malloc
 from posix.dlfcn cimport RTLD_LOCAL, RTLD_NOW, dlerror, dlopen, dlsym
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator, dl_capsule_destructor, dl_deleter
 from spdl.io._config import CUDAConfig
 from spdl.io._errors import AllocationError, SpdlIOError
+from spdl.io.includes.cuda_driver cimport *
 from spdl.io.includes.cuda_runtime cimport *
 
 __all__ = [
@@ -56,7 +67,30 @@ cdef extern from "Python.h":
     ctypedef int PyGILState_STATE
     PyGILState_STATE PyGILState_Ensure() noexcept nogil
     void PyGILState_Release(PyGILState_STATE) noexcept nogil
+    int Py_IsInitialized() noexcept nogil
     void Py_DecRef(PyObject *o) noexcept nogil
+
+cdef extern from *:
+    """
+    /* Python 3.13 made Py_IsFinalizing() public and removed _Py_IsFinalizing(). */
+    #if PY_VERSION_HEX >= 0x030D0000
+    #define spdl_py_is_finalizing() Py_IsFinalizing()
+    #else
+    #define spdl_py_is_finalizing() _Py_IsFinalizing()
+    #endif
+    """
+    int spdl_py_is_finalizing() noexcept nogil
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef unsigned int pthread_key_t
+    int pthread_mutex_init(pthread_mutex_t *mutex, const void *attr)
+    int pthread_mutex_lock(pthread_mutex_t *mutex)
+    int pthread_mutex_unlock(pthread_mutex_t *mutex)
+    int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
+    void *pthread_getspecific(pthread_key_t key)
+    int pthread_setspecific(pthread_key_t key, const void *value)
 
 
 # ---------------------------------------------------------------------------
@@ -245,6 +279,7 @@ def _load_runtime():
                 except CUDAUnavailableError as e:
                     _rt_failure = (str(e), e.library, e.tried)
                 else:
+                    _load_driver()      # optional: enter_device falls back without it
                     _rt_lib = lib
                     _rt_ready = True
             if _rt_failure is not None:
@@ -270,8 +305,10 @@ def runtime_info():
         lib = _load_runtime()
     except CUDAUnavailableError as e:
         return {"library": None, "runtime_version": None, "driver_version": None, "error": str(e)}
-    _rt.cudaRuntimeGetVersion(&rv)
-    _rt.cudaDriverGetVersion(&dv)
+    if _rt.cudaRuntimeGetVersion(&rv) != cudaSuccess:
+        _rt.cudaGetLastError()
+    if _rt.cudaDriverGetVersion(&dv) != cudaSuccess:
+        _rt.cudaGetLastError()
     return {"library": lib.path, "runtime_version": rv, "driver_version": dv, "error": None}
 
 
@@ -288,21 +325,254 @@ cdef object cuda_error(cudaError_t err, str op, str what=None):
     return CUDAError(msg, op=op, code=err)
 
 
-cdef cudaError_t enter_device(const CudaRuntimeApi *rt, int device, int *prev) noexcept nogil:
+# ---------------------------------------------------------------------------
+# The calling thread's current context: the driver API, if libcuda.so.1 opens
+#
+# The runtime works on whatever context is current on the calling thread, and
+# with none it initializes and binds a primary context itself; cudaSetDevice
+# initializes the device's primary context and makes it current (CUDA runtime
+# API, "Interactions with the CUDA Driver API"). Restoring a thread's device
+# with cudaSetDevice therefore creates a context on device 0 in a thread that
+# never chose a device. With the driver API, enter_device saves the current
+# context (cuCtxGetCurrent, NULL if none) and binds the device's primary
+# context (cuDevicePrimaryCtxRetain, once per device, kept like the runtime
+# keeps it); leave_device binds the saved one again (cuCtxSetCurrent, which
+# unbinds for NULL). The runtime's own per-thread device is never written.
+
+cdef struct CudaDriverApi:
+    cuInit_t cuInit
+    cuDeviceGetCount_t cuDeviceGetCount
+    cuDeviceGet_t cuDeviceGet
+    cuDevicePrimaryCtxRetain_t cuDevicePrimaryCtxRetain
+    cuCtxGetCurrent_t cuCtxGetCurrent
+    cuCtxSetCurrent_t cuCtxSetCurrent
+    cuGetErrorName_t cuGetErrorName
+
+cdef CudaDriverApi _drv
+cdef bint _drv_loaded = False           # libcuda.so.1 opened and the table filled
+cdef int _drv_state = 0                 # under _drv_mutex: 0 cuInit not tried yet, 1 usable, -1 not
+cdef CUresult _drv_init_error = CUDA_SUCCESS
+cdef const char *_drv_init_op = NULL
+cdef int _drv_ndev = 0
+cdef CUcontext *_drv_primary = NULL     # each device's primary context once retained
+cdef pthread_mutex_t _drv_mutex
+pthread_mutex_init(&_drv_mutex, NULL)
+_drv_lib = None
+_drv_failure = None     # why libcuda.so.1 could not be opened
+
+_CUDA_DRIVER = "libcuda.so.1"
+
+
+def driver_candidates():
+    """Where libcuda.so.1 is looked for: the dynamic loader's search (it comes with the driver)."""
+    return [_CUDA_DRIVER]
+
+
+cdef int _fill_driver(_Library lib, CudaDriverApi *t) except -1:
+    missing = []
+    t.cuInit = <cuInit_t>lib.sym(b"cuInit", missing)
+    t.cuDeviceGetCount = <cuDeviceGetCount_t>lib.sym(b"cuDeviceGetCount", missing)
+    t.cuDeviceGet = <cuDeviceGet_t>lib.sym(b"cuDeviceGet", missing)
+    t.cuDevicePrimaryCtxRetain = <cuDevicePrimaryCtxRetain_t>lib.sym(b"cuDevicePrimaryCtxRetain", missing)
+    t.cuCtxGetCurrent = <cuCtxGetCurrent_t>lib.sym(b"cuCtxGetCurrent", missing)
+    t.cuCtxSetCurrent = <cuCtxSetCurrent_t>lib.sym(b"cuCtxSetCurrent", missing)
+    t.cuGetErrorName = <cuGetErrorName_t>lib.sym(b"cuGetErrorName", missing)
+    lib.check(missing)
+    return 0
+
+
+cdef str _cu_name(CUresult r):
+    cdef const char *name = NULL
+    if _drv_loaded and _drv.cuGetErrorName(r, &name) == CUDA_SUCCESS and name != NULL:
+        return name.decode()
+    return f"CUresult {r}"
+
+
+def _load_driver():
+    """Open libcuda.so.1 for enter_device, once, under _LOAD_LOCK; never raises.
+
+    Nothing is initialized here (cuInit runs at the first enter_device, after
+    cudaGetDeviceCount has initialized CUDA anyway), so merely loading the
+    runtime does not initialize CUDA in a process that may fork.
+    """
+    global _drv_loaded, _drv_lib, _drv_failure
+    try:
+        lib = _open_library(_CUDA_DRIVER, driver_candidates(), "it comes with the NVIDIA driver")
+        _fill_driver(lib, &_drv)
+    except CUDAUnavailableError as e:
+        _drv_failure = str(e)
+        return
+    _drv_lib = lib
+    _drv_loaded = True
+
+
+cdef bint _driver_ready() noexcept nogil:
+    """Whether enter_device uses the driver API; the first call initializes it.
+
+    cuInit must come before any other driver call (it may be called again: the
+    runtime calls it too); the device count sizes the table of primary contexts.
+    """
+    global _drv_state, _drv_init_error, _drv_init_op, _drv_ndev, _drv_primary
+    cdef CUresult r
+    cdef int n = 0
+    cdef bint ready
+    if not _drv_loaded:
+        return False
+    pthread_mutex_lock(&_drv_mutex)
+    if _drv_state == 0:
+        _drv_init_op = "cuInit"
+        r = _drv.cuInit(0)
+        if r == CUDA_SUCCESS:
+            _drv_init_op = "cuDeviceGetCount"
+            r = _drv.cuDeviceGetCount(&n)
+        if r == CUDA_SUCCESS:
+            _drv_primary = <CUcontext *>calloc(n if n > 0 else 1, sizeof(CUcontext))
+            _drv_ndev = n
+            _drv_state = 1 if _drv_primary != NULL else -1
+        else:
+            _drv_init_error = r
+            _drv_state = -1
+    ready = _drv_state == 1
+    pthread_mutex_unlock(&_drv_mutex)
+    return ready
+
+
+def driver_api_info():
+    """Whether the driver API (libcuda.so.1) saves and restores contexts. Never raises.
+
+    Returns ``{"library": path or None, "error": why not, or None}``. Loads the
+    runtime first (library is None if it cannot load); the driver API is
+    initialized by the first GPU call, which may still find it unusable.
+    """
+    cdef int state
+    try:
+        _load_runtime()
+    except CUDAUnavailableError as e:
+        return {"library": None, "error": f"the CUDA runtime is not loaded: {e}"}
+    if not _drv_loaded:
+        return {"library": None, "error": _drv_failure}
+    with nogil:
+        pthread_mutex_lock(&_drv_mutex)
+        state = _drv_state
+        pthread_mutex_unlock(&_drv_mutex)
+    if state < 0:
+        if _drv_init_error == CUDA_SUCCESS:
+            return {"library": None, "error": f"{_drv_lib.path} loaded, but out of memory"}
+        return {"library": None, "error": f"{_drv_lib.path} loaded, but {_drv_init_op.decode()} "
+                                          f"failed with {_cu_name(_drv_init_error)}"}
+    return {"library": _drv_lib.path, "error": None}
+
+
+cdef CUcontext _primary_ctx(int device, CUresult *res) noexcept nogil:
+    """Device's primary context, retained the first time and kept for the process."""
+    cdef CUcontext ctx = NULL
+    cdef CUdevice dev = 0
+    if device < 0 or device >= _drv_ndev:
+        res[0] = CUDA_ERROR_INVALID_DEVICE
+        return NULL
+    res[0] = CUDA_SUCCESS
+    pthread_mutex_lock(&_drv_mutex)
+    ctx = _drv_primary[device]
+    if ctx == NULL:
+        res[0] = _drv.cuDeviceGet(&dev, device)
+        if res[0] == CUDA_SUCCESS:
+            res[0] = _drv.cuDevicePrimaryCtxRetain(&ctx, dev)
+        if res[0] == CUDA_SUCCESS:
+            _drv_primary[device] = ctx
+        else:
+            ctx = NULL
+    pthread_mutex_unlock(&_drv_mutex)
+    return ctx
+
+
+cdef int _scope_fail(DeviceScope *s, int code, const char *op, bint entering) noexcept nogil:
+    if s.code == 0:
+        s.code = code
+        s.op = op
+        s.entering = entering
+    return -1
+
+
+cdef int enter_device(const CudaRuntimeApi *rt, int device, DeviceScope *s) noexcept nogil:
+    cdef CUresult r
+    cdef CUcontext ctx
+    cdef cudaError_t err
     cdef int cur = -1
-    prev[0] = -1
-    if rt.cudaGetDevice(&cur) == cudaSuccess:
-        if cur == device:
-            return cudaSuccess
-        prev[0] = cur
-    else:
+    s.device = device
+    s.driver = _driver_ready()
+    s.ctx = NULL
+    s.prev = -1
+    s.changed = False
+    s.code = 0
+    s.op = NULL
+    s.entering = False
+    if s.driver:
+        r = _drv.cuCtxGetCurrent(&s.ctx)
+        if r != CUDA_SUCCESS:
+            return _scope_fail(s, r, "cuCtxGetCurrent", True)
+        ctx = _primary_ctx(device, &r)
+        if ctx == NULL:
+            return _scope_fail(s, r, "cuDevicePrimaryCtxRetain", True)
+        if ctx == s.ctx:
+            return 0
+        r = _drv.cuCtxSetCurrent(ctx)
+        if r != CUDA_SUCCESS:
+            return _scope_fail(s, r, "cuCtxSetCurrent", True)
+        s.changed = True
+        return 0
+    # No driver API: the runtime's device, given back with cudaSetDevice (which
+    # makes a context on the previous device if it has none yet).
+    if rt.cudaGetDevice(&cur) != cudaSuccess:
         rt.cudaGetLastError()
-    return rt.cudaSetDevice(device)
+        cur = -1
+    if cur == device:
+        return 0
+    s.prev = cur
+    s.changed = True
+    err = rt.cudaSetDevice(device)
+    if err != cudaSuccess:
+        rt.cudaGetLastError()
+        return _scope_fail(s, err, "cudaSetDevice", True)
+    return 0
 
 
-cdef void leave_device(const CudaRuntimeApi *rt, int prev) noexcept nogil:
-    if prev >= 0:
-        rt.cudaSetDevice(prev)
+cdef int leave_device(const CudaRuntimeApi *rt, DeviceScope *s) noexcept nogil:
+    cdef CUresult r
+    cdef cudaError_t err
+    if not s.changed:
+        return 0
+    s.changed = False
+    if s.driver:
+        r = _drv.cuCtxSetCurrent(s.ctx)
+        if r != CUDA_SUCCESS:
+            return _scope_fail(s, r, "cuCtxSetCurrent", False)
+        return 0
+    if s.prev >= 0:
+        err = rt.cudaSetDevice(s.prev)
+        if err != cudaSuccess:
+            rt.cudaGetLastError()
+            return _scope_fail(s, err, "cudaSetDevice", False)
+    return 0
+
+
+cdef object _scope_error(const DeviceScope *s):
+    op = s.op.decode()
+    doing = (f"making cuda:{s.device} current" if s.entering
+             else "giving the calling thread its CUDA context back")
+    if s.driver:
+        return CUDAError(f"{op} failed ({doing}): {_cu_name(s.code)}", op=op, code=s.code)
+    return cuda_error(s.code, op, doing)
+
+
+cdef int check_scope(const DeviceScope *s, cudaError_t err=cudaSuccess, str op=None,
+                     str what=None) except -1:
+    if s.code != 0 and s.entering:
+        raise _scope_error(s)
+    if err != cudaSuccess:
+        raise cuda_error(err, op, what)
+    if s.code != 0:
+        raise _scope_error(s)
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -319,7 +589,8 @@ def _device_count():
         name = rt.cudaGetErrorName(err).decode()
         text = rt.cudaGetErrorString(err).decode()
         rt.cudaGetLastError()
-        rt.cudaDriverGetVersion(&dv)
+        if rt.cudaDriverGetVersion(&dv) != cudaSuccess:
+            rt.cudaGetLastError()
         driver = f"CUDA driver {dv // 1000}.{dv % 1000 // 10}" if dv else "no CUDA driver found"
         raise CUDAUnavailableError(
             f"no CUDA device: cudaGetDeviceCount failed with {name} ({text}); the CUDA runtime "
@@ -364,15 +635,13 @@ def _mem_get_info(int device):
     """(free, total) bytes of device memory, from cudaMemGetInfo."""
     cdef const CudaRuntimeApi *rt = cudart()
     cdef size_t fr = 0, tot = 0
-    cdef int prev
-    cdef cudaError_t err
+    cdef DeviceScope scope
+    cdef cudaError_t err = cudaSuccess
     with nogil:
-        err = enter_device(rt, device, &prev)
-        if err == cudaSuccess:
+        if enter_device(rt, device, &scope) == 0:
             err = rt.cudaMemGetInfo(&fr, &tot)
-        leave_device(rt, prev)
-    if err != cudaSuccess:
-        raise cuda_error(err, "cudaMemGetInfo")
+        leave_device(rt, &scope)
+    check_scope(&scope, err, "cudaMemGetInfo")
     return fr, tot
 
 
@@ -385,16 +654,18 @@ def _mem_get_info(int device):
 # needs. A block comes back here only when its CPUBuffer dies, and a CPUBuffer
 # that a transfer reads is kept alive until the copy has completed
 # (keep_until_done), so a cached block is never being read by the GPU.
-
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_mutex_t:
-        pass
-    int pthread_mutex_init(pthread_mutex_t *mutex, const void *attr)
-    int pthread_mutex_lock(pthread_mutex_t *mutex)
-    int pthread_mutex_unlock(pthread_mutex_t *mutex)
+#
+# Host memory from cudaHostAlloc belongs to the context current when it is
+# allocated ("its lifetime associated with" that device, cudaSetDevice), and a
+# thread with no context would get the runtime's default one (device 0's).
+# So a block is allocated in the primary context of the device the calling
+# thread last asked host_allocator for (a thread-local set there: the batch is
+# allocated by the thread that asked), and freed in that same context; its
+# device is kept in the block's header. cudaHostAllocPortable makes it usable
+# by every context, so a cached block serves batches for any device.
 
 cdef enum:
-    PINNED_HEADER = 64          # the block's size lives here; keeps the data 64-byte aligned
+    PINNED_HEADER = 64          # the block's size and device live here; keeps the data 64-byte aligned
     PINNED_CACHE_SLOTS = 4
 
 cdef struct PinnedBlock:
@@ -405,12 +676,21 @@ cdef pthread_mutex_t _pin_mutex
 cdef PinnedBlock _pin_cache[PINNED_CACHE_SLOTS]
 cdef int _pin_count = 0
 pthread_mutex_init(&_pin_mutex, NULL)
+cdef pthread_key_t _pin_device_key     # device index + 1 of the calling thread's batches, or 0
+if pthread_key_create(&_pin_device_key, NULL) != 0:
+    raise MemoryError("pthread_key_create failed")
+
+
+cdef inline int *_block_device(void *base) noexcept nogil:
+    return <int *>(<char *>base + sizeof(size_t))
 
 
 cdef void *_pinned_alloc(size_t size) noexcept nogil:
     global _pin_count
     cdef void *base = NULL
-    cdef int i
+    cdef int i, device
+    cdef DeviceScope scope
+    cdef cudaError_t err = cudaSuccess
     pthread_mutex_lock(&_pin_mutex)
     for i in range(_pin_count):
         if _pin_cache[i].size == size:
@@ -422,11 +702,36 @@ cdef void *_pinned_alloc(size_t size) noexcept nogil:
     if base == NULL:
         if size > <size_t>-1 - PINNED_HEADER:
             return NULL
-        if _rt.cudaHostAlloc(&base, size + PINNED_HEADER, cudaHostAllocPortable) != cudaSuccess:
+        device = <int>(<intptr_t>pthread_getspecific(_pin_device_key)) - 1
+        if device < 0:      # this thread never asked host_allocator: its current context
+            err = _rt.cudaHostAlloc(&base, size + PINNED_HEADER, cudaHostAllocPortable)
+        else:
+            if enter_device(&_rt, device, &scope) == 0:
+                err = _rt.cudaHostAlloc(&base, size + PINNED_HEADER, cudaHostAllocPortable)
+            leave_device(&_rt, &scope)
+            if scope.code != 0 and scope.entering:
+                return NULL
+        if err != cudaSuccess:
             _rt.cudaGetLastError()
             return NULL
         (<size_t *>base)[0] = size
+        _block_device(base)[0] = device
     return <char *>base + PINNED_HEADER
+
+
+cdef void _free_block(void *base) noexcept nogil:
+    """cudaFreeHost in the context the block was allocated in."""
+    cdef int device = _block_device(base)[0]
+    cdef DeviceScope scope
+    if device < 0:
+        if _rt.cudaFreeHost(base) != cudaSuccess:
+            _rt.cudaGetLastError()
+        return
+    if enter_device(&_rt, device, &scope) == 0:
+        if _rt.cudaFreeHost(base) != cudaSuccess:
+            _rt.cudaGetLastError()
+    # else the block is leaked: freeing it from another context is not documented to work
+    leave_device(&_rt, &scope)
 
 
 cdef void _pinned_free(void *p) noexcept nogil:
@@ -445,8 +750,7 @@ cdef void _pinned_free(void *p) noexcept nogil:
     _pin_count += 1
     pthread_mutex_unlock(&_pin_mutex)
     if evict != NULL:
-        _rt.cudaFreeHost(evict)
-        _rt.cudaGetLastError()
+        _free_block(evict)
 
 
 cdef void _pinned_release_cache() noexcept nogil:
@@ -460,9 +764,7 @@ cdef void _pinned_release_cache() noexcept nogil:
     _pin_count = 0
     pthread_mutex_unlock(&_pin_mutex)
     for i in range(n):
-        _rt.cudaFreeHost(blocks[i].base)
-    if n:
-        _rt.cudaGetLastError()
+        _free_block(blocks[i].base)
 
 
 def release_pinned_memory():
@@ -483,13 +785,15 @@ def host_allocator(device_config):
     """The HostAllocator of page-locked memory for a batch headed to device_config's GPU.
 
     cudaHostAlloc with cudaHostAllocPortable, so any device (and CUDA context)
-    can copy from it; the allocation is made in the calling thread's current
-    CUDA context. A few freed blocks are cached for the next batches of the
-    same size (release_pinned_memory empties the cache). Raises like
-    check_device.
+    can copy from it. The blocks the calling thread allocates from now on are
+    made in the primary context of device_config's device (whatever context
+    the thread has is restored after each). A few freed blocks are cached for
+    the next batches of the same size (release_pinned_memory empties the
+    cache). Raises like check_device.
     """
     check_device(device_config)
     _reap(False)
+    pthread_setspecific(_pin_device_key, <void *><intptr_t>(device_config.device_index + 1))
     return _PINNED
 
 
@@ -504,6 +808,10 @@ cdef class _Pending:
 
 _inflight = []                  # _Pending, oldest first
 _inflight_lock = threading.Lock()
+# Host memory the GPU may still read when a CUDA failure made it impossible to
+# tell when it is done (the device could not be entered, the stream could not
+# be waited on): never released, rather than freed under a running copy.
+_stranded = []
 
 
 cdef int keep_until_done(int device, uintptr_t stream, object keep) except -1:
@@ -515,33 +823,35 @@ cdef int keep_until_done(int device, uintptr_t stream, object keep) except -1:
     """
     cdef const CudaRuntimeApi *rt = cudart()
     cdef cudaEvent_t ev = NULL
-    cdef cudaError_t err, err2 = cudaSuccess
-    cdef int prev
+    cdef cudaError_t err = cudaSuccess, err2 = cudaSuccess
+    cdef DeviceScope scope
     cdef _Pending p
     _reap(False)  # drop what earlier calls parked and is done: the list stays bounded
     with nogil:
-        err = enter_device(rt, device, &prev)
-        if err == cudaSuccess:
+        if enter_device(rt, device, &scope) == 0:
             err = rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
             if err == cudaSuccess:
                 err = rt.cudaEventRecord(ev, <cudaStream_t>stream)
                 if err != cudaSuccess:
-                    rt.cudaEventDestroy(ev)
+                    if rt.cudaEventDestroy(ev) != cudaSuccess:
+                        rt.cudaGetLastError()
                     ev = NULL
-        if ev == NULL:
-            rt.cudaGetLastError()
-            err2 = rt.cudaStreamSynchronize(<cudaStream_t>stream)
-        leave_device(rt, prev)
-    if ev == NULL:
-        if err2 != cudaSuccess:
-            raise cuda_error(err2, "cudaStreamSynchronize", "waiting for a copy from host memory")
-        return 0
-    p = _Pending.__new__(_Pending)
-    p.event = ev
-    p.device = device
-    p.keep = keep
-    with _inflight_lock:
-        _inflight.append(p)
+            if ev == NULL:
+                rt.cudaGetLastError()
+                err2 = rt.cudaStreamSynchronize(<cudaStream_t>stream)
+                if err2 != cudaSuccess:
+                    rt.cudaGetLastError()
+        leave_device(rt, &scope)
+    if ev != NULL:
+        p = _Pending.__new__(_Pending)
+        p.event = ev
+        p.device = device
+        p.keep = keep
+        with _inflight_lock:
+            _inflight.append(p)
+    elif (scope.code != 0 and scope.entering) or err2 != cudaSuccess:
+        _stranded.append(keep)
+    check_scope(&scope, err2, "cudaStreamSynchronize", "waiting for a copy from host memory")
     return 0
 
 
@@ -549,7 +859,7 @@ cdef int _reap(bint wait) except -1:
     """Drop what keep_until_done parked once its event has completed (all of it if wait)."""
     cdef _Pending p
     cdef cudaError_t err
-    cdef int prev
+    cdef DeviceScope scope
     if not _rt_ready or not _inflight:
         return 0
     done = []
@@ -557,14 +867,16 @@ cdef int _reap(bint wait) except -1:
         still = []
         for p in _inflight:
             with nogil:
-                enter_device(&_rt, p.device, &prev)
-                err = _rt.cudaEventSynchronize(p.event) if wait else _rt.cudaEventQuery(p.event)
-                if err != cudaErrorNotReady:
-                    # Done, or the context failed (then no more work runs either).
-                    _rt.cudaEventDestroy(p.event)
-                if err != cudaSuccess:
-                    _rt.cudaGetLastError()
-                leave_device(&_rt, prev)
+                err = cudaErrorNotReady         # if the device cannot be entered: look again later
+                if enter_device(&_rt, p.device, &scope) == 0:
+                    err = _rt.cudaEventSynchronize(p.event) if wait else _rt.cudaEventQuery(p.event)
+                    if err != cudaErrorNotReady:
+                        # Done, or the context failed (then no more work runs either).
+                        if _rt.cudaEventDestroy(p.event) != cudaSuccess:
+                            _rt.cudaGetLastError()
+                    if err != cudaSuccess and err != cudaErrorNotReady:
+                        _rt.cudaGetLastError()
+                leave_device(&_rt, &scope)
             if err == cudaErrorNotReady:
                 still.append(p)
             else:
@@ -602,10 +914,23 @@ from spdl.io.includes.dlpack cimport (
 )
 
 
-cdef void _dl_deleter_versioned(DLManagedTensorVersioned *t) noexcept nogil:
-    cdef PyGILState_STATE state = PyGILState_Ensure()
-    Py_DecRef(<PyObject *>t.manager_ctx)
+cdef void _release_manager(void *obj) noexcept nogil:
+    # Drop a capsule's reference from any thread, at any time. While the
+    # interpreter finalizes, PyGILState_Ensure would end or hang the calling
+    # thread (as the C API documents), and once it is finalized there is no
+    # GIL to take: then the reference is leaked, the process is ending anyway.
+    # (The same as _buffer's, for the unversioned capsule.)
+    cdef PyGILState_STATE state
+    if obj == NULL or not Py_IsInitialized() or spdl_py_is_finalizing():
+        return
+    state = PyGILState_Ensure()
+    Py_DecRef(<PyObject *>obj)
     PyGILState_Release(state)
+
+
+cdef void _dl_deleter_versioned(DLManagedTensorVersioned *t) noexcept nogil:
+    # May run without the GIL (a consumer freeing its tensor on any thread).
+    _release_manager(t.manager_ctx)
     free(t.dl_tensor.shape)
     free(t)
 
@@ -658,9 +983,15 @@ cdef object _export_dlpack(CUDABuffer buf, bint versioned):
         tv.flags = 0
         tv.manager_ctx = <void *>buf
         tv.deleter = _dl_deleter_versioned
-        Py_INCREF(buf)
-        return PyCapsule_New(tv, b"dltensor_versioned",
-                             <void (*)(object) noexcept>_dl_capsule_destructor_versioned)
+        try:
+            cap = PyCapsule_New(tv, b"dltensor_versioned",
+                                <void (*)(object) noexcept>_dl_capsule_destructor_versioned)
+        except BaseException:
+            free(tv.dl_tensor.shape)
+            free(tv)
+            raise
+        Py_INCREF(buf)      # the capsule's reference, dropped by the deleter
+        return cap
     t = <DLManagedTensor *>malloc(sizeof(DLManagedTensor))
     if t == NULL:
         raise MemoryError()
@@ -671,21 +1002,32 @@ cdef object _export_dlpack(CUDABuffer buf, bint versioned):
         raise
     t.manager_ctx = <void *>buf
     t.deleter = dl_deleter
-    Py_INCREF(buf)
-    return PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
+    try:
+        cap = PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
+    except BaseException:
+        free(t.dl_tensor.shape)
+        free(t)
+        raise
+    Py_INCREF(buf)          # the capsule's reference, dropped by the deleter
+    return cap
 
 
 cdef void _cuda_free(int device, uintptr_t ptr) noexcept nogil:
     # cudaFree "may" synchronize; consumers on other streams may still be
-    # reading this memory, so wait for the device explicitly first.
-    cdef int prev
+    # reading this memory, so wait for the device explicitly first. Runs on
+    # any thread (a deleter's): the thread's context is given back afterwards.
+    # If the device cannot be entered or does not go idle, the memory is
+    # leaked rather than freed in another context or under a reader.
+    cdef DeviceScope scope
     if not _rt_ready:
         return
-    enter_device(&_rt, device, &prev)
-    _rt.cudaDeviceSynchronize()
-    _rt.cudaFree(<void *>ptr)
-    _rt.cudaGetLastError()
-    leave_device(&_rt, prev)
+    if enter_device(&_rt, device, &scope) == 0:
+        if _rt.cudaDeviceSynchronize() == cudaSuccess:
+            if _rt.cudaFree(<void *>ptr) != cudaSuccess:
+                _rt.cudaGetLastError()
+        else:
+            _rt.cudaGetLastError()
+    leave_device(&_rt, &scope)
 
 
 cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize) except -1:
@@ -842,42 +1184,38 @@ cdef class CUDABuffer:
         cdef uintptr_t ours = self._stream if self._stream != 0 else 1
         cdef const CudaRuntimeApi *rt
         cdef cudaEvent_t ev = NULL
-        cdef cudaError_t err
-        cdef const char *op = "cudaSetDevice"
-        cdef int prev
+        cdef cudaError_t err = cudaSuccess
+        cdef const char *op = "cudaEventCreateWithFlags"
+        cdef DeviceScope scope
         if consumer == ours or self._nbytes == 0:
             return 0
         rt = cudart()
         with nogil:
-            err = enter_device(rt, self._device, &prev)
-            if err == cudaSuccess:
-                op = "cudaEventCreateWithFlags"
+            if enter_device(rt, self._device, &scope) == 0:
                 err = rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
-            if err == cudaSuccess:
-                op = "cudaEventRecord"
-                err = rt.cudaEventRecord(ev, <cudaStream_t>self._stream)
                 if err == cudaSuccess:
-                    op = "cudaStreamWaitEvent"
-                    err = rt.cudaStreamWaitEvent(<cudaStream_t>consumer, ev, 0)
-                # Released once the wait has been satisfied.
-                rt.cudaEventDestroy(ev)
-            leave_device(rt, prev)
-        if err != cudaSuccess:
-            raise cuda_error(err, op.decode(), f"making the data ready on stream {consumer:#x}")
+                    op = "cudaEventRecord"
+                    err = rt.cudaEventRecord(ev, <cudaStream_t>self._stream)
+                    if err == cudaSuccess:
+                        op = "cudaStreamWaitEvent"
+                        err = rt.cudaStreamWaitEvent(<cudaStream_t>consumer, ev, 0)
+                    # Destroying it now is allowed: its resources are released once the wait is satisfied.
+                    if rt.cudaEventDestroy(ev) != cudaSuccess:
+                        rt.cudaGetLastError()
+            leave_device(rt, &scope)
+        check_scope(&scope, err, op.decode(), f"making the data ready on stream {consumer:#x}")
         return 0
 
     def synchronize(self):
         """Wait until the work that produced this buffer (all of its stream) is done."""
         cdef const CudaRuntimeApi *rt = cudart()
-        cdef cudaError_t err
-        cdef int prev
+        cdef cudaError_t err = cudaSuccess
+        cdef DeviceScope scope
         with nogil:
-            err = enter_device(rt, self._device, &prev)
-            if err == cudaSuccess:
+            if enter_device(rt, self._device, &scope) == 0:
                 err = rt.cudaStreamSynchronize(<cudaStream_t>self._stream)
-            leave_device(rt, prev)
-        if err != cudaSuccess:
-            raise cuda_error(err, "cudaStreamSynchronize")
+            leave_device(rt, &scope)
+        check_scope(&scope, err, "cudaStreamSynchronize")
         _reap(False)
 
     def __repr__(self):
@@ -889,8 +1227,9 @@ cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object
     cdef CUDABuffer buf = CUDABuffer.__new__(CUDABuffer)
     cdef const CudaRuntimeApi *rt
     cdef void *p = NULL
-    cdef cudaError_t err
-    cdef int prev, device = config.device_index
+    cdef cudaError_t err = cudaSuccess
+    cdef DeviceScope scope
+    cdef int device = config.device_index
     cdef size_t n
     _set_shape(buf, shape, itemsize)
     buf._device = device
@@ -902,14 +1241,13 @@ cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object
     if config.allocator is None:
         rt = cudart()
         with nogil:
-            err = enter_device(rt, device, &prev)
-            if err == cudaSuccess:
+            if enter_device(rt, device, &scope) == 0:
                 err = rt.cudaMalloc(&p, n)
-            leave_device(rt, prev)
-        if err != cudaSuccess:
-            raise cuda_error(err, "cudaMalloc", f"{n} bytes on cuda:{device} for shape {shape}")
-        buf.ptr = <uintptr_t>p
-        buf.free_kind = FREE_CUDA
+            leave_device(rt, &scope)
+        if err == cudaSuccess and p != NULL:
+            buf.ptr = <uintptr_t>p      # owned from here: freed even if the check below raises
+            buf.free_kind = FREE_CUDA
+        check_scope(&scope, err, "cudaMalloc", f"{n} bytes on cuda:{device} for shape {shape}")
         return buf
     alloc, free_fn = config.allocator
     ptr = alloc(n, device, config.stream)
@@ -976,29 +1314,25 @@ def _create_stream(int device, bint non_blocking=True):
     """A new cudaStream_t (int) on device; destroy it with _destroy_stream."""
     cdef const CudaRuntimeApi *rt = cudart()
     cdef cudaStream_t s = NULL
-    cdef cudaError_t err
-    cdef int prev
+    cdef cudaError_t err = cudaSuccess
+    cdef DeviceScope scope
     with nogil:
-        err = enter_device(rt, device, &prev)
-        if err == cudaSuccess:
+        if enter_device(rt, device, &scope) == 0:
             err = rt.cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking if non_blocking else 0)
-        leave_device(rt, prev)
-    if err != cudaSuccess:
-        raise cuda_error(err, "cudaStreamCreateWithFlags")
+        leave_device(rt, &scope)
+    check_scope(&scope, err, "cudaStreamCreateWithFlags")
     return <uintptr_t>s
 
 
 def _destroy_stream(int device, uintptr_t stream):
     cdef const CudaRuntimeApi *rt = cudart()
-    cdef cudaError_t err
-    cdef int prev
+    cdef cudaError_t err = cudaSuccess
+    cdef DeviceScope scope
     with nogil:
-        err = enter_device(rt, device, &prev)
-        if err == cudaSuccess:
+        if enter_device(rt, device, &scope) == 0:
             err = rt.cudaStreamDestroy(<cudaStream_t>stream)
-        leave_device(rt, prev)
-    if err != cudaSuccess:
-        raise cuda_error(err, "cudaStreamDestroy")
+        leave_device(rt, &scope)
+    check_scope(&scope, err, "cudaStreamDestroy")
 
 
 def _to_host(CUDABuffer buf, stream=None):
@@ -1007,23 +1341,23 @@ def _to_host(CUDABuffer buf, stream=None):
 
     cdef const CudaRuntimeApi *rt = cudart()
     cdef cudaError_t err = cudaSuccess
-    cdef int prev
+    cdef DeviceScope scope
     cdef uintptr_t s = buf._stream if stream is None else stream
     cdef uintptr_t dst
+    cdef const char *op = "cudaMemcpyAsync"
     out = np.empty(buf.shape, dtype=buf.dtype)
     if buf._nbytes == 0:
         return out
     dst = out.ctypes.data
     with nogil:
-        err = enter_device(rt, buf._device, &prev)
-        if err == cudaSuccess:
+        if enter_device(rt, buf._device, &scope) == 0:
             err = rt.cudaMemcpyAsync(<void *>dst, <const void *>buf.ptr, buf._nbytes,
                                      cudaMemcpyDeviceToHost, <cudaStream_t>s)
-        if err == cudaSuccess:
-            err = rt.cudaStreamSynchronize(<cudaStream_t>s)
-        leave_device(rt, prev)
-    if err != cudaSuccess:
-        raise cuda_error(err, "cudaMemcpyAsync", "device to host")
+            if err == cudaSuccess:
+                op = "cudaStreamSynchronize"
+                err = rt.cudaStreamSynchronize(<cudaStream_t>s)
+        leave_device(rt, &scope)
+    check_scope(&scope, err, op.decode(), "device to host")
     return out
 
 
@@ -1045,8 +1379,9 @@ def transfer_buffer(buffer, *, device_config):
     cdef CPUBuffer src
     cdef CUDABuffer out
     cdef const CudaRuntimeApi *rt
-    cdef cudaError_t err
-    cdef int prev, device
+    cdef cudaError_t err = cudaSuccess
+    cdef DeviceScope scope
+    cdef int device
     cdef uintptr_t stream
     cdef size_t n
     if not isinstance(device_config, CUDAConfig):
@@ -1065,12 +1400,12 @@ def transfer_buffer(buffer, *, device_config):
     stream = device_config.stream
     if n:
         with nogil:
-            err = enter_device(rt, device, &prev)
-            if err == cudaSuccess:
+            if enter_device(rt, device, &scope) == 0:
                 err = rt.cudaMemcpyAsync(<void *>out.ptr, src.data, n, cudaMemcpyHostToDevice,
                                          <cudaStream_t>stream)
-            leave_device(rt, prev)
-        if err != cudaSuccess:
-            raise cuda_error(err, "cudaMemcpyAsync", f"{n} bytes to cuda:{device}")
-        keep_until_done(device, stream, src)
+            leave_device(rt, &scope)
+        if not (scope.code != 0 and scope.entering):
+            # The copy was enqueued (or may have read part of src before failing): keep src.
+            keep_until_done(device, stream, src)
+        check_scope(&scope, err, "cudaMemcpyAsync", f"{n} bytes to cuda:{device}")
     return out

@@ -10,11 +10,13 @@ opened with dlopen the first time, under a lock, once, like libcudart.
 One call:
 
 1. Every source is read (paths honour DemuxConfig.max_file_size) and sniffed:
-   a JPEG that nvjpegGetImageInfo accepts (1 or 3 components, a known chroma
-   subsampling, at most DecodeConfig.max_pixels) goes to the GPU; anything
-   else - other formats, CMYK, unreadable files, bad headers - takes the CPU
-   path (FFmpeg), which decodes it or reports the same error it would report
-   in load_image_batch.
+   a JPEG whose markers say nvJPEG can take it (8-bit Huffman-coded, complete
+   up to its end-of-image marker, not RGB-coded: see _jpeg_gpu_check) and that
+   nvjpegGetImageInfo accepts (1 or 3 components, a known chroma subsampling,
+   at most DecodeConfig.max_pixels) goes to the GPU; anything else - other
+   formats, CMYK, RGB-coded or truncated JPEGs, unreadable files, bad headers -
+   takes the CPU path (FFmpeg), which decodes it or reports the same error it
+   would report in load_image_batch.
 2. Where the GPU has a hardware JPEG decoder (A100, A30, H100, ...), the
    images nvjpegDecodeBatchedSupported accepts are decoded by the
    NVJPEG_BACKEND_HARDWARE handle; the rest by NVJPEG_BACKEND_GPU_HYBRID.
@@ -27,7 +29,13 @@ One call:
    into its row of the output: supersampling when shrinking both ways,
    bicubic otherwise, placed as the CPU path places it (scale_mode "pad": fit inside
    width x height keeping the aspect ratio, centred, black borders; None:
-   stretch). Rows from the CPU path are copied in from page-locked memory.
+   stretch). Rows from the CPU path are copied in from page-locked memory
+   (planar rows are transposed into a page-locked block first).
+
+Every step runs with the device's primary context current on the calling
+thread (enter_device), which is put back as it was afterwards: nvJPEG's
+handles and states may only be used with the device that was current when
+they were made (nvJPEG, "Multi-GPU support").
 
 Everything is enqueued on CUDAConfig.stream; the result is valid in that
 stream's order.
@@ -38,17 +46,20 @@ import functools
 import logging
 import threading
 
+from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t, uint8_t, uintptr_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memchr, memcmp
 
-from spdl.io._buffer cimport CPUBuffer
+from spdl.io._buffer cimport CPUBuffer, HostAllocator
 from spdl.io._cuda cimport (
-    CUDABuffer, CudaRuntimeApi, alloc_cuda_buffer, cuda_error, cudart, enter_device,
-    keep_until_done, leave_device,
+    CUDABuffer, CudaRuntimeApi, DeviceScope, alloc_cuda_buffer, check_scope, cuda_error, cudart,
+    enter_device, keep_until_done, leave_device,
 )
 from spdl.io._error cimport ErrorInfo
 from spdl.io._scale cimport MODE_PAD, MODE_STRETCH, Geometry, ScaleSpec, compute_geometry
 from spdl.io._source cimport Source, make_source, read_source
+from spdl.io._structure cimport jpeg_check_structure
 from spdl.io.includes.cuda_runtime cimport *
 from spdl.io.includes.libavcodec cimport AVPacket, av_packet_alloc, av_packet_free
 from spdl.io.includes.libavutil cimport AV_PIX_FMT_NONE
@@ -240,11 +251,14 @@ cdef class _Decoder:
     cdef nvjpegJpegState_t hy_state
     cdef cudaEvent_t done               # recorded after each use of the states
     cdef uintptr_t last_stream
-    cdef bint used
+    cdef bint used                      # done marks the end of the last use of the states
+    cdef bint broken                    # a CUDA failure left it unknown whether the states are idle
+    cdef bint hw_strict, hy_strict      # made with NVJPEG_FLAGS_BITSTREAM_STRICT
     cdef readonly object lock
     cdef readonly str hardware          # "yes", or why the hardware decoder is not used
 
     cdef void destroy(self) noexcept nogil:
+        # With the device current: the handles belong to it.
         if self.hw_stream != NULL:
             _nv.JpegStreamDestroy(self.hw_stream)
         if self.hw_state != NULL:
@@ -262,19 +276,34 @@ _decoders = {}
 _decoders_lock = threading.Lock()
 
 
+cdef nvjpegStatus_t _create_handle(int backend, nvjpegHandle_t *handle, bint *strict) noexcept nogil:
+    # NVJPEG_FLAGS_BITSTREAM_STRICT: return an error for a bitstream that does
+    # not strictly follow the JPEG specification, instead of decoding it anyway
+    # (nvJPEG, "nvJPEG Flags"); such an image then takes the CPU path. If the
+    # library refuses the flag, the handle is made without it.
+    cdef nvjpegStatus_t st = _nv.CreateEx(backend, NULL, NULL, NVJPEG_FLAGS_BITSTREAM_STRICT, handle)
+    strict[0] = st == NVJPEG_STATUS_SUCCESS
+    if st != NVJPEG_STATUS_SUCCESS:
+        handle[0] = NULL
+        st = _nv.CreateEx(backend, NULL, NULL, NVJPEG_FLAGS_DEFAULT, handle)
+        if st != NVJPEG_STATUS_SUCCESS:
+            handle[0] = NULL
+    return st
+
+
 cdef _Decoder _make_decoder(int device):
     cdef const CudaRuntimeApi *rt = cudart()
     cdef _Decoder d = _Decoder.__new__(_Decoder)
     cdef nvjpegStatus_t st_hw = 0, st_hy = 0
-    cdef cudaError_t err, ev_err = cudaSuccess
+    cdef cudaError_t ev_err = cudaSuccess
     cdef const char *op = "nvjpegCreateEx"
-    cdef int prev
+    cdef DeviceScope scope
     d.device = device
     d.lock = threading.Lock()
     with nogil:
-        err = enter_device(rt, device, &prev)
-        if err == cudaSuccess:
-            st_hw = _nv.CreateEx(NVJPEG_BACKEND_HARDWARE, NULL, NULL, NVJPEG_FLAGS_DEFAULT, &d.hw)
+        # Handles and states belong to the device current when they are made.
+        if enter_device(rt, device, &scope) == 0:
+            st_hw = _create_handle(NVJPEG_BACKEND_HARDWARE, &d.hw, &d.hw_strict)
             if st_hw == NVJPEG_STATUS_SUCCESS:
                 st_hw = _nv.JpegStateCreate(d.hw, &d.hw_state)
                 if st_hw == NVJPEG_STATUS_SUCCESS:
@@ -284,25 +313,22 @@ cdef _Decoder _make_decoder(int device):
                         _nv.JpegStateDestroy(d.hw_state)
                     _nv.Destroy(d.hw)
                     d.hw = d.hw_state = d.hw_stream = NULL
-            else:
-                d.hw = NULL
-            st_hy = _nv.CreateEx(NVJPEG_BACKEND_GPU_HYBRID, NULL, NULL, NVJPEG_FLAGS_DEFAULT, &d.hy)
+            st_hy = _create_handle(NVJPEG_BACKEND_GPU_HYBRID, &d.hy, &d.hy_strict)
             if st_hy == NVJPEG_STATUS_SUCCESS:
                 op = "nvjpegJpegStateCreate"
                 st_hy = _nv.JpegStateCreate(d.hy, &d.hy_state)
                 if st_hy != NVJPEG_STATUS_SUCCESS:
                     _nv.Destroy(d.hy)
                     d.hy = d.hy_state = NULL
-            else:
-                d.hy = NULL
             if st_hy == NVJPEG_STATUS_SUCCESS:
                 ev_err = rt.cudaEventCreateWithFlags(&d.done, cudaEventDisableTiming)
-        leave_device(rt, prev)
-    if err != cudaSuccess:
-        raise cuda_error(err, "cudaSetDevice", f"cuda:{device}")
+                if ev_err != cudaSuccess:
+                    rt.cudaGetLastError()
+            if st_hy != NVJPEG_STATUS_SUCCESS or ev_err != cudaSuccess:
+                d.destroy()
+        leave_device(rt, &scope)
+    check_scope(&scope)
     if st_hy != NVJPEG_STATUS_SUCCESS or ev_err != cudaSuccess:
-        with nogil:
-            d.destroy()
         if ev_err != cudaSuccess:
             raise cuda_error(ev_err, "cudaEventCreateWithFlags")
         raise CUDAError(f"{op.decode()} (NVJPEG_BACKEND_GPU_HYBRID) failed on cuda:{device}: "
@@ -320,11 +346,16 @@ cdef _Decoder _decoder(int device):
 
 
 def decoder_backends(device_index=0):
-    """Which nvJPEG backends decode on a device: {"hardware": "yes" or why not, "hybrid": "yes"}."""
+    """Which nvJPEG backends decode on a device.
+
+    ``{"hardware": "yes" or why not, "hybrid": "yes", "strict": "yes" or "no"}``;
+    strict says whether the handles were made with NVJPEG_FLAGS_BITSTREAM_STRICT.
+    """
     check_device(CUDAConfig(device_index))
     _load_libraries()
     cdef _Decoder d = _decoder(device_index)
-    return {"hardware": d.hardware, "hybrid": "yes"}
+    return {"hardware": d.hardware, "hybrid": "yes",
+            "strict": "yes" if d.hy_strict and (d.hw == NULL or d.hw_strict) else "no"}
 
 
 # ---------------------------------------------------------------------------
@@ -376,17 +407,131 @@ cdef class _Inputs:
         free(self.decoded)
 
 
+cdef enum:
+    JPEG_GPU_OK = 0
+    JPEG_NO_IMAGE = 1           # no frame header or scan, or bytes where a marker must be
+    JPEG_TRUNCATED = 2          # the data ends before the end-of-image marker
+    JPEG_NOT_8BIT_HUFFMAN = 3   # lossless, arithmetic-coded, or not 8 bits per sample
+    JPEG_RGB = 4                # three components coded as RGB, not YCbCr
+
+_JPEG_CHECK = {JPEG_NO_IMAGE: "no image data", JPEG_TRUNCATED: "truncated",
+               JPEG_NOT_8BIT_HUFFMAN: "not 8-bit Huffman", JPEG_RGB: "RGB-coded"}
+
+
+cdef int _jpeg_gpu_check(const unsigned char *d, size_t n) noexcept nogil:
+    """Whether the markers of a JPEG (SOI already seen) say it is one for nvJPEG: a JPEG_* code.
+
+    nvJPEG decodes 8-bit Huffman-coded JPEGs (baseline, extended, progressive)
+    and converts three components from YCbCr. Not for it, so for the CPU path,
+    which decodes them or reports their error as load_image_batch does:
+    - an RGB-coded image: three components with an Adobe APP14 segment whose
+      transform is not 1 (0 means RGB), or with component ids 'R', 'G', 'B'
+      (libjpeg's and FFmpeg's signs of RGB; nvJPEG documents neither);
+    - a truncated one (no EOI after the scans), which nvJPEG might decode into
+      whatever it makes of the missing data where the CPU path reports an error;
+    - anything else than SOF0/1/2 at 8 bits.
+    Walks the segments by their lengths and skips each scan's entropy-coded data
+    to the next marker; linear in n, no pixel decoding.
+    """
+    cdef size_t pos = 2, length
+    cdef int m, sof = 0, precision = 0, ncomp = 0, transform = -1, scans = 0, i
+    cdef unsigned char ids[3]
+    cdef const unsigned char *seg
+    cdef const unsigned char *q
+    cdef bint eoi = False
+    ids[0] = ids[1] = ids[2] = 0
+    while pos + 1 < n:
+        if d[pos] != 0xFF:
+            return JPEG_NO_IMAGE
+        m = d[pos + 1]
+        if m == 0xFF:                           # fill byte
+            pos += 1
+            continue
+        if m == 0xD9:                           # EOI
+            eoi = True
+            break
+        if 0xD0 <= m <= 0xD7 or m == 0x01:      # standalone markers
+            pos += 2
+            continue
+        if m == 0x00 or m == 0xD8:
+            return JPEG_NO_IMAGE
+        if pos + 4 > n:
+            break
+        length = (<size_t>d[pos + 2] << 8) | d[pos + 3]
+        if length < 2:
+            return JPEG_NO_IMAGE
+        if length > n - pos - 2:
+            break
+        seg = d + pos + 4
+        length -= 2
+        if m == 0xEE and length >= 12 and memcmp(seg, b"Adobe", 5) == 0:
+            transform = seg[11]                 # "Adobe", version, flags0, flags1, transform
+        elif 0xC0 <= m <= 0xCF and m != 0xC4 and m != 0xC8 and m != 0xCC:
+            if sof != 0 or length < 6:
+                return JPEG_NO_IMAGE
+            sof = m
+            precision = seg[0]
+            ncomp = seg[5]
+            for i in range(3):
+                if i < ncomp and <size_t>(6 + 3 * i) < length:
+                    ids[i] = seg[6 + 3 * i]
+        pos += 4 + length
+        if m == 0xDA:                           # SOS: skip the entropy-coded data
+            scans += 1
+            while pos + 1 < n:
+                q = <const unsigned char *>memchr(d + pos, 0xFF, n - pos - 1)
+                if q == NULL:
+                    pos = n
+                    break
+                pos = q - d
+                if d[pos + 1] == 0x00 or 0xD0 <= d[pos + 1] <= 0xD7 or d[pos + 1] == 0xFF:
+                    pos += 1                    # stuffed byte, restart marker, fill
+                    continue
+                break
+    if sof == 0 or scans == 0:
+        return JPEG_NO_IMAGE
+    if not eoi:
+        return JPEG_TRUNCATED
+    if (sof != 0xC0 and sof != 0xC1 and sof != 0xC2) or precision != 8:
+        return JPEG_NOT_8BIT_HUFFMAN
+    if ncomp == 3 and ((transform >= 0 and transform != 1)
+                       or (ids[0] == 0x52 and ids[1] == 0x47 and ids[2] == 0x42)):
+        return JPEG_RGB
+    return JPEG_GPU_OK
+
+
+def _jpeg_check(data):
+    """Internal, for tests: why a JPEG would not go to nvJPEG by its markers (a str), or None."""
+    cdef const unsigned char[::1] view = memoryview(data).cast("B")
+    cdef int r
+    if len(view) < 4 or view[0] != 0xFF or view[1] != 0xD8:
+        raise ValueError("not a JPEG (no SOI)")
+    r = _jpeg_gpu_check(&view[0], len(view))
+    return _JPEG_CHECK.get(r)
+
+
 cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogil:
-    """Pick the decoder of each image (G_CPU for anything nvJPEG should not take)."""
+    """Pick the decoder of each image (G_CPU for anything nvJPEG should not take).
+
+    Call with dec's device current (enter_device): the nvJPEG handles used
+    here belong to it.
+    """
     cdef Py_ssize_t i
     cdef const unsigned char *d
     cdef int nc, css, supported
     cdef int ws[4]
     cdef int hs[4]
+    cdef ErrorInfo err
     for i in range(inp.n):
         inp.group[i] = G_CPU
         d = inp.data[i]
         if d == NULL or inp.length[i] < 4 or d[0] != 0xFF or d[1] != 0xD8 or d[2] != 0xFF:
+            continue
+        # What the CPU path would refuse (no scan, too many progressive scans) it also
+        # reports, and what nvJPEG should not decode (see _jpeg_gpu_check) it decodes.
+        if inp.length[i] > <size_t>INT_MAX or jpeg_check_structure(d, <int>inp.length[i], &err) < 0:
+            continue
+        if _jpeg_gpu_check(d, inp.length[i]) != JPEG_GPU_OK:
             continue
         nc = 0
         css = NVJPEG_CSS_UNKNOWN
@@ -401,7 +546,7 @@ cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogi
         inp.height[i] = hs[0]
         inp.group[i] = G_HYBRID
         if dec.hw != NULL:
-            supported = -1
+            supported = -1      # nvjpegDecodeBatchedSupported sets 0 when the handle can decode it
             if (_nv.JpegStreamParse(dec.hw, d, inp.length[i], 0, 0, dec.hw_stream) == NVJPEG_STATUS_SUCCESS
                     and _nv.DecodeBatchedSupported(dec.hw, dec.hw_stream, &supported) == NVJPEG_STATUS_SUCCESS
                     and supported == 0):
@@ -431,8 +576,13 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
     cdef uintptr_t stream = cfg.stream
     cdef uintptr_t base
     cdef nvjpegStatus_t st = NVJPEG_STATUS_SUCCESS
-    cdef cudaError_t err
-    cdef int prev, c
+    cdef cudaError_t err = cudaSuccess, rec
+    cdef const char *op = "cudaEventSynchronize"
+    cdef DeviceScope scope
+    cdef int c
+    if dec.broken:
+        raise CUDAError(f"the nvJPEG decoder of cuda:{dec.device} is unusable: an earlier CUDA "
+                        "failure left its state possibly in use", op="cudaEventRecord")
     idx = [i for i in range(inp.n) if inp.group[i] == g]
     k = len(idx)
     if k == 0:
@@ -465,32 +615,56 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                 dest[j].channel[0] = <unsigned char *>base
                 dest[j].pitch[0] = <size_t>inp.width[i] * 3
         with nogil:
-            err = enter_device(rt, dec.device, &prev)
-            if err == cudaSuccess:
+            if enter_device(rt, dec.device, &scope) == 0:
                 # The state's page-locked staging buffers may still be read by the last
                 # decode's copies, on this stream or another: wait before reusing them
-                # (as NVIDIA's samples and torchvision do).
+                # (as NVIDIA's samples and torchvision do). If that wait fails, whether
+                # they are idle is unknown: nothing is decoded.
                 if dec.used:
-                    rt.cudaEventSynchronize(dec.done)
-                st = _nv.DecodeBatchedInitialize(handle, state, <int>k, 1, out_fmt)
-                if st == NVJPEG_STATUS_SUCCESS:
-                    st = _nv.DecodeBatched(handle, state, data, length, dest, <cudaStream_t>stream)
-                for j in range(k):
-                    status[j] = st
-                if st != NVJPEG_STATUS_SUCCESS and k > 1:
-                    # Find the culprits: each image alone (initializing also resets the state).
+                    err = rt.cudaEventSynchronize(dec.done)
+                    if err != cudaSuccess:
+                        rt.cudaGetLastError()
+                if err == cudaSuccess:
+                    # nvJPEG and NPP carry their own (static) CUDA runtime: their failures
+                    # leave nothing in this runtime's last error.
+                    st = _nv.DecodeBatchedInitialize(handle, state, <int>k, 1, out_fmt)
+                    if st == NVJPEG_STATUS_SUCCESS:
+                        st = _nv.DecodeBatched(handle, state, data, length, dest, <cudaStream_t>stream)
                     for j in range(k):
-                        rt.cudaStreamSynchronize(<cudaStream_t>stream)  # staging reuse, as above
-                        status[j] = _nv.DecodeBatchedInitialize(handle, state, 1, 1, out_fmt)
-                        if status[j] == NVJPEG_STATUS_SUCCESS:
-                            status[j] = _nv.DecodeBatched(handle, state, &data[j], &length[j],
-                                                          &dest[j], <cudaStream_t>stream)
-                rt.cudaEventRecord(dec.done, <cudaStream_t>stream)
-                dec.used = True
-                dec.last_stream = stream
-            leave_device(rt, prev)
-        if err != cudaSuccess:
-            raise cuda_error(err, "cudaSetDevice", f"cuda:{dec.device}")
+                        status[j] = st
+                    if st != NVJPEG_STATUS_SUCCESS and k > 1:
+                        # Find the culprits: each image alone. After a failed batch the
+                        # state must be initialized again, and no batched decode may be
+                        # running when it is (nvJPEG, nvjpegDecodeBatchedInitialize).
+                        for j in range(k):
+                            op = "cudaStreamSynchronize"
+                            err = rt.cudaStreamSynchronize(<cudaStream_t>stream)
+                            if err != cudaSuccess:      # raised below
+                                rt.cudaGetLastError()
+                                break
+                            status[j] = _nv.DecodeBatchedInitialize(handle, state, 1, 1, out_fmt)
+                            if status[j] == NVJPEG_STATUS_SUCCESS:
+                                status[j] = _nv.DecodeBatched(handle, state, &data[j], &length[j],
+                                                              &dest[j], <cudaStream_t>stream)
+                    # Mark where this use of the states ends. If no event can be
+                    # recorded, wait for it here; if even that fails, the states may
+                    # still be in use and this decoder is not used again.
+                    rec = rt.cudaEventRecord(dec.done, <cudaStream_t>stream)
+                    if rec == cudaSuccess:
+                        dec.used = True
+                    else:
+                        rt.cudaGetLastError()
+                        dec.used = False
+                        rec = rt.cudaStreamSynchronize(<cudaStream_t>stream)
+                        if rec != cudaSuccess:
+                            rt.cudaGetLastError()
+                            dec.broken = True
+                            if err == cudaSuccess:
+                                err = rec
+                                op = "cudaStreamSynchronize"
+                    dec.last_stream = stream
+            leave_device(rt, &scope)
+        check_scope(&scope, err, op.decode(), f"nvJPEG on cuda:{dec.device}")
         for j in range(k):
             if status[j] != NVJPEG_STATUS_SUCCESS:
                 i = idx[j]
@@ -622,7 +796,10 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
     cdef Source s
     cdef ErrorInfo einfo
     cdef AVPacket *pkt
-    cdef int ret, prev
+    cdef int ret
+    cdef DeviceScope scope
+    cdef CPUBuffer cpu_buf = None, host
+    cdef HostAllocator pinned
     cdef bint planar = pix_fmt == "rgbp"
     cdef int out_fmt = (NVJPEG_OUTPUT_RGB if planar else
                         NVJPEG_OUTPUT_BGRI if pix_fmt == "bgr24" else NVJPEG_OUTPUT_RGBI)
@@ -659,7 +836,10 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
                 inp.length[i] = pkt.size
         with dec.lock:
             with nogil:
-                _classify(dec, inp, max_pixels)
+                if enter_device(rt, dec.device, &scope) == 0:
+                    _classify(dec, inp, max_pixels)
+                leave_device(rt, &scope)
+            check_scope(&scope)
             for i in range(n):
                 if inp.group[i] != G_CPU:
                     attempted = True
@@ -681,12 +861,11 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
     errors = {}
     cpu_row = {}            # input index -> row of cpu_buf
     cpu_idx = [i for i in range(n) if inp.group[i] == G_CPU]
-    cpu_buf = None
     if cpu_idx:
         desc = get_video_filter_desc(scale_width=width, scale_height=height, scale_mode=scale_mode,
                                      pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
-        job = BatchJob([srcs[i] for i in cpu_idx], demux_config, decode_config, desc,
-                       host_allocator(cfg))
+        pinned = host_allocator(cfg)
+        job = BatchJob([srcs[i] for i in cpu_idx], demux_config, decode_config, desc, pinned)
         job.run_worker()
         cpu_buf = job.finish(False)
         for k, e in cpu_buf.errors.items():
@@ -711,12 +890,19 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
     gpu = [(r, i) for r, i in enumerate(ok) if inp.group[i] != G_CPU]
     _resize_into(out, inp, gpu, width, height, planar, scale_mode == "pad")
     if cpu_row:
-        import numpy as np
-
+        host = cpu_buf      # page-locked: the copies are DMA, asynchronous
         if planar:
-            host = np.ascontiguousarray(np.asarray(cpu_buf).transpose(0, 3, 1, 2))
-        else:
-            host = np.asarray(cpu_buf)
+            # The CPU path gives packed rows: transpose them into page-locked memory too,
+            # so that the copies stay asynchronous (from pageable memory the runtime
+            # stages them and the call may wait).
+            import numpy as np
+
+            nrows, h, w = cpu_buf.shape[0], cpu_buf.shape[1], cpu_buf.shape[2]
+            try:
+                host = CPUBuffer.allocate((nrows, 3, h, w), 1, "rgbp", pinned)
+            except MemoryError:
+                host = CPUBuffer.allocate((nrows, 3, h, w), 1, "rgbp")   # pageable, still correct
+            np.asarray(host)[...] = np.asarray(cpu_buf).transpose(0, 3, 1, 2)
         _upload_rows(out, host, [(r, cpu_row[i]) for r, i in enumerate(ok) if i in cpu_row])
     del scratch     # freed in stream order (or after the device is idle, with cudaFree)
     return out
@@ -731,9 +917,11 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
     cdef Py_ssize_t *img = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
     cdef size_t row_bytes = <size_t>width * height * 3, plane_out = <size_t>width * height, plane_in
     cdef uintptr_t stream = out._stream, dst, src
-    cdef int device = out._device, prev, w, h, interp, c, smem = 0
+    cdef int device = out._device, w, h, interp, c, smem = 0
     cdef unsigned int flags = 0
-    cdef cudaError_t err
+    cdef cudaError_t err = cudaSuccess
+    cdef const char *op = "cudaMemsetAsync"
+    cdef DeviceScope scope
     cdef NppStatus st = NPP_NO_ERROR
     cdef NppStreamContext ctx
     cdef ScaleSpec spec
@@ -758,30 +946,37 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
     spec.sws_flags = 0
     spec.out_fmt = AV_PIX_FMT_NONE
     with nogil:
-        err = enter_device(rt, device, &prev)
-        if err == cudaSuccess and pad:
+        if enter_device(rt, device, &scope) == 0 and pad:
             err = rt.cudaMemsetAsync(<void *>out.ptr, 0, out._nbytes, <cudaStream_t>stream)
-        if err == cudaSuccess and m:
+        if scope.code == 0 and err == cudaSuccess and m:
+            # NppStreamContext: the stream and the device's properties (nppdefs.h).
             ctx.hStream = <cudaStream_t>stream
             ctx.nCudaDeviceId = device
             ctx.nMultiProcessorCount = ctx.nMaxThreadsPerMultiProcessor = ctx.nMaxThreadsPerBlock = 0
             ctx.nCudaDevAttrComputeCapabilityMajor = ctx.nCudaDevAttrComputeCapabilityMinor = 0
-            rt.cudaDeviceGetAttribute(&ctx.nMultiProcessorCount, cudaDevAttrMultiProcessorCount, device)
-            rt.cudaDeviceGetAttribute(&ctx.nMaxThreadsPerMultiProcessor,
-                                      cudaDevAttrMaxThreadsPerMultiProcessor, device)
-            rt.cudaDeviceGetAttribute(&ctx.nMaxThreadsPerBlock, cudaDevAttrMaxThreadsPerBlock, device)
-            rt.cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlock, device)
-            ctx.nSharedMemPerBlock = <size_t>smem
-            rt.cudaDeviceGetAttribute(&ctx.nCudaDevAttrComputeCapabilityMajor,
-                                      cudaDevAttrComputeCapabilityMajor, device)
-            rt.cudaDeviceGetAttribute(&ctx.nCudaDevAttrComputeCapabilityMinor,
-                                      cudaDevAttrComputeCapabilityMinor, device)
-            if rt.cudaStreamGetFlags(<cudaStream_t>stream, &flags) != cudaSuccess:
-                flags = 0
+            op = "cudaDeviceGetAttribute"
+            err = rt.cudaDeviceGetAttribute(&ctx.nMultiProcessorCount, cudaDevAttrMultiProcessorCount, device)
+            if err == cudaSuccess:
+                err = rt.cudaDeviceGetAttribute(&ctx.nMaxThreadsPerMultiProcessor,
+                                                cudaDevAttrMaxThreadsPerMultiProcessor, device)
+            if err == cudaSuccess:
+                err = rt.cudaDeviceGetAttribute(&ctx.nMaxThreadsPerBlock, cudaDevAttrMaxThreadsPerBlock,
+                                                device)
+            if err == cudaSuccess:
+                err = rt.cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlock, device)
+                ctx.nSharedMemPerBlock = <size_t>smem
+            if err == cudaSuccess:
+                err = rt.cudaDeviceGetAttribute(&ctx.nCudaDevAttrComputeCapabilityMajor,
+                                                cudaDevAttrComputeCapabilityMajor, device)
+            if err == cudaSuccess:
+                err = rt.cudaDeviceGetAttribute(&ctx.nCudaDevAttrComputeCapabilityMinor,
+                                                cudaDevAttrComputeCapabilityMinor, device)
+            if err == cudaSuccess:
+                op = "cudaStreamGetFlags"
+                err = rt.cudaStreamGetFlags(<cudaStream_t>stream, &flags)
             ctx.nStreamFlags = flags
             ctx.nReserved0 = 0
-            rt.cudaGetLastError()
-            for j in range(m):
+            for j in range(m if err == cudaSuccess else 0):
                 w = inp.width[img[j]]
                 h = inp.height[img[j]]
                 src = inp.decoded[img[j]]
@@ -814,11 +1009,10 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
                 if st < 0:
                     failed_at = img[j]
                     break
-        leave_device(rt, prev)
+        leave_device(rt, &scope)
     free(row)
     free(img)
-    if err != cudaSuccess:
-        raise cuda_error(err, "cudaMemsetAsync", f"cuda:{device}")
+    check_scope(&scope, err, op.decode(), f"cuda:{device}")
     if failed_at >= 0:
         raise CUDAError(f"nppiResize_8u_{'P3R' if planar else 'C3R'}_Ctx failed with NppStatus {st} "
                         f"for input {failed_at} ({inp.width[failed_at]}x{inp.height[failed_at]})",
@@ -826,16 +1020,16 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
     return 0
 
 
-cdef int _upload_rows(CUDABuffer out, object host, list rows) except -1:
+cdef int _upload_rows(CUDABuffer out, CPUBuffer host, list rows) except -1:
     """Copy rows (out_row, host_row) of the host batch into out, keeping host alive until done."""
     cdef const CudaRuntimeApi *rt = cudart()
     cdef Py_ssize_t m = len(rows), j
     cdef size_t row_bytes = out._nbytes // <size_t>out._shape[0]
-    cdef uintptr_t base = host.ctypes.data
+    cdef uintptr_t base = <uintptr_t>host.data
     cdef uintptr_t stream = out._stream
-    cdef int prev
-    cdef cudaError_t err
-    if not host.flags.c_contiguous or host.nbytes // host.shape[0] != row_bytes:
+    cdef DeviceScope scope
+    cdef cudaError_t err = cudaSuccess
+    if host.row_bytes() != row_bytes:
         raise AssertionError("the host rows do not match the output rows")
     cdef Py_ssize_t *dst_row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
     cdef Py_ssize_t *src_row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
@@ -846,18 +1040,18 @@ cdef int _upload_rows(CUDABuffer out, object host, list rows) except -1:
     for j in range(m):
         dst_row[j], src_row[j] = rows[j]
     with nogil:
-        err = enter_device(rt, out._device, &prev)
-        j = 0
-        while err == cudaSuccess and j < m:
-            err = rt.cudaMemcpyAsync(<void *>(out.ptr + <size_t>dst_row[j] * row_bytes),
-                                     <const void *>(base + <size_t>src_row[j] * row_bytes),
-                                     row_bytes, cudaMemcpyHostToDevice, <cudaStream_t>stream)
-            j += 1
-        leave_device(rt, prev)
+        if enter_device(rt, out._device, &scope) == 0:
+            j = 0
+            while err == cudaSuccess and j < m:
+                err = rt.cudaMemcpyAsync(<void *>(out.ptr + <size_t>dst_row[j] * row_bytes),
+                                         <const void *>(base + <size_t>src_row[j] * row_bytes),
+                                         row_bytes, cudaMemcpyHostToDevice, <cudaStream_t>stream)
+                j += 1
+        leave_device(rt, &scope)
     free(dst_row)
     free(src_row)
-    # Even after a failure, copies already enqueued may still read host.
-    keep_until_done(out._device, stream, host)
-    if err != cudaSuccess:
-        raise cuda_error(err, "cudaMemcpyAsync", f"rows decoded on the CPU to cuda:{out._device}")
+    if not (scope.code != 0 and scope.entering):
+        # Even after a failure, copies already enqueued may still read host.
+        keep_until_done(out._device, stream, host)
+    check_scope(&scope, err, "cudaMemcpyAsync", f"rows decoded on the CPU to cuda:{out._device}")
     return 0

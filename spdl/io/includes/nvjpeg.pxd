@@ -54,6 +54,7 @@ cdef enum:
 cdef enum:
     NVJPEG_MAX_COMPONENT = 4
     NVJPEG_FLAGS_DEFAULT = 0
+    NVJPEG_FLAGS_BITSTREAM_STRICT = 4 # error out on a bitstream that does not follow the spec
 
 # libraryPropertyType (library_types.h)
 cdef enum:
