@@ -77,3 +77,20 @@ def test_kernel_cache_hits_and_evictions_give_the_same_pixels():
     for i, src in enumerate(srcs):
         alone = np_batch(spdl.io.load_image_batch([src], width=120, height=100))[0]
         np.testing.assert_array_equal(batch[i], alone, err_msg=f"image {i}")
+
+
+def test_largest_first_order_keeps_rows_in_input_order():
+    """Workers take bytes sources largest first; rows, indices and errors stay in input order."""
+    srcs = []
+    for i, w in enumerate([40, 400, 90, 700, 10, 250]):
+        b = io.BytesIO()
+        Image.fromarray(synth_rgb(w, w // 2 + 3, seed=i)).save(b, "PNG")
+        srcs.append(b.getvalue())
+    srcs.insert(3, b"\xff\xd8 not a jpeg")
+    buf = spdl.io.load_image_batch(srcs, width=64, height=48, strict=False)
+    assert buf.indices == (0, 1, 2, 4, 5, 6, 7)
+    assert list(buf.errors) == [3]
+    rows = np_batch(buf)
+    for row, k in zip(rows, buf.indices):
+        alone = np_batch(spdl.io.load_image_batch([srcs[k]], width=64, height=48))[0]
+        np.testing.assert_array_equal(row, alone)

@@ -11,7 +11,7 @@ per image, and the batch is assembled when all are done.
 import os
 
 from libc.stdint cimport uint8_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memmove
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
@@ -76,6 +76,7 @@ cdef class BatchJob:
     """One batch being loaded. Internal: built by load_image_batch."""
 
     cdef Item *items
+    cdef Py_ssize_t *order      # the order the workers take the images in
     cdef Py_ssize_t n
     cdef Py_ssize_t next_index
     cdef int cancelled
@@ -94,6 +95,7 @@ cdef class BatchJob:
 
     def __cinit__(self):
         self.items = NULL
+        self.order = NULL
         self.n = 0
 
     def __dealloc__(self):
@@ -101,6 +103,7 @@ cdef class BatchJob:
             for i in range(self.n):
                 av_frame_free(&self.items[i].frame)
             free(self.items)
+        free(self.order)
 
     def __init__(self, srcs, demux_config, decode_config, filter_desc, HostAllocator allocator=None):
         cdef Source s
@@ -113,8 +116,16 @@ cdef class BatchJob:
         self.sources = [make_source(src, f"bytes #{i}") for i, src in enumerate(srcs)]
         self.n = len(self.sources)
         self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
-        if self.items == NULL:
+        self.order = <Py_ssize_t *>malloc((self.n if self.n else 1) * sizeof(Py_ssize_t))
+        if self.items == NULL or self.order == NULL:
             raise MemoryError()
+        # Largest first, so no worker is left with a big image at the end while the
+        # others idle (bytes sources: their size is known; paths keep their order,
+        # a stat per file would cost more than it saves on slow file systems).
+        by_size = sorted(range(self.n), key=lambda k: -(<Source>self.sources[k]).ref.size
+                         if (<Source>self.sources[k]).ref.path == NULL else 0)
+        for i in range(self.n):
+            self.order[i] = by_size[i]
         for i in range(self.n):
             s = self.sources[i]
             self.items[i].src = s.ref
@@ -194,6 +205,7 @@ cdef class BatchJob:
                 i = spdl_fetch_add(&self.next_index)
                 if i >= self.n:
                     break
+                i = self.order[i]
                 item = &self.items[i]
                 if item.status != PENDING:  # failed before it started (an impossible path)
                     continue
