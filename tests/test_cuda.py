@@ -853,6 +853,8 @@ def test_struct_layouts_match_headers(tmp_path):
 FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc / libnppig, for tests on machines
  * without a GPU: "device" memory is malloc'd, copies are memcpy, events are always complete.
  * Built as four shared objects from this one file (-DFAKE_CUDART, -DFAKE_NVJPEG, ...). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -861,9 +863,20 @@ FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc 
 
 #ifdef FAKE_CUDART
 static __thread int current = 0;
-EXPORT long fake_counts[16];   /* see the enum below */
+EXPORT long fake_counts[32];   /* see the enum below */
 enum { C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD,
-       C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D };
+       C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D,
+       C_MALLOCASYNC, C_FREEASYNC, C_EVSYNC };
+EXPORT int fake_fail[32];      /* a call whose counter is set here fails (cudaErrorUnknown) */
+#define FAIL_IF_ASKED(c) do { if (fake_fail[c]) return 999; } while (0)
+EXPORT int fake_pools = 1;     /* cudaDevAttrMemoryPoolsSupported */
+/* 1 from a stream-ordered allocation (cudaMallocAsync, or fake_mark_unsynced from a test's
+ * allocator) until the host next waits for the stream or the device: the fake nvJPEG's
+ * hardware backend counts the decodes it is asked for while this is set. */
+EXPORT int fake_unsynced;
+EXPORT void fake_mark_unsynced(void) { fake_unsynced = 1; }
+EXPORT unsigned fake_event_flags[4096];   /* the flags of each cudaEventCreateWithFlags */
+EXPORT int fake_devcount_error, fake_null_names;
 static struct { char *p; size_t n; } pinned[256];       /* live cudaHostAlloc blocks */
 static int pinned_block(const void *s, size_t n) {
     for (int i = 0; i < 256; i++)
@@ -871,11 +884,15 @@ static int pinned_block(const void *s, size_t n) {
             return 1;
     return 0;
 }
-EXPORT int cudaGetDeviceCount(int *n) { *n = 2; return 0; }
+EXPORT int cudaGetDeviceCount(int *n) { if (fake_devcount_error) return fake_devcount_error; *n = 2; return 0; }
 EXPORT int cudaGetDevice(int *d) { *d = current; return 0; }
 EXPORT int cudaSetDevice(int d) { fake_counts[C_SETDEVICE]++; if (d < 0 || d >= 2) return 101; current = d; return 0; }
 EXPORT int cudaMalloc(void **p, size_t n) { *p = malloc(n); fake_counts[C_MALLOC]++; return *p ? 0 : 2; }
 EXPORT int cudaFree(void *p) { free(p); fake_counts[C_FREE]++; return 0; }
+EXPORT int cudaMallocAsync(void **p, size_t n, void *st) {
+    fake_counts[C_MALLOCASYNC]++; *p = malloc(n); fake_unsynced = 1; return *p ? 0 : 2;
+}
+EXPORT int cudaFreeAsync(void *p, void *st) { free(p); fake_counts[C_FREEASYNC]++; return 0; }
 EXPORT int cudaHostAlloc(void **p, size_t n, unsigned f) {
     *p = malloc(n); fake_counts[C_HOSTALLOC]++;
     for (int i = 0; *p && i < 256; i++) if (!pinned[i].p) { pinned[i].p = *p; pinned[i].n = n; break; }
@@ -886,26 +903,33 @@ EXPORT int cudaFreeHost(void *p) {
     free(p); fake_counts[C_FREEHOST]++; return 0;
 }
 EXPORT int cudaMemcpyAsync(void *d, const void *s, size_t n, int k, void *st) {
+    FAIL_IF_ASKED(C_MEMCPY);
     if (k == 1 && !pinned_block(s, n)) fake_counts[C_PAGEABLE_H2D]++;
     memcpy(d, s, n); fake_counts[C_MEMCPY]++; return 0;
 }
 EXPORT int cudaMemsetAsync(void *d, int v, size_t n, void *st) { memset(d, v, n); fake_counts[C_MEMSET]++; return 0; }
 EXPORT int cudaStreamCreateWithFlags(void **s, unsigned f) { *s = malloc(8); return 0; }
 EXPORT int cudaStreamDestroy(void *s) { free(s); return 0; }
-EXPORT int cudaStreamSynchronize(void *s) { fake_counts[C_STREAMSYNC]++; return 0; }
-EXPORT int cudaDeviceSynchronize(void) { fake_counts[C_DEVSYNC]++; return 0; }
-EXPORT int cudaEventCreateWithFlags(void **e, unsigned f) { *e = malloc(8); fake_counts[C_EVCREATE]++; return 0; }
+EXPORT int cudaStreamSynchronize(void *s) {
+    FAIL_IF_ASKED(C_STREAMSYNC); fake_counts[C_STREAMSYNC]++; fake_unsynced = 0; return 0;
+}
+EXPORT int cudaDeviceSynchronize(void) { fake_counts[C_DEVSYNC]++; fake_unsynced = 0; return 0; }
+EXPORT int cudaEventCreateWithFlags(void **e, unsigned f) {
+    FAIL_IF_ASKED(C_EVCREATE);
+    if (fake_counts[C_EVCREATE] < 4096) fake_event_flags[fake_counts[C_EVCREATE]] = f;
+    *e = malloc(8); fake_counts[C_EVCREATE]++; return 0;
+}
 EXPORT int cudaEventRecord(void *e, void *s) { fake_counts[C_RECORD]++; return 0; }
 EXPORT int cudaEventQuery(void *e) { return 0; }
-EXPORT int cudaEventSynchronize(void *e) { return 0; }
+EXPORT int cudaEventSynchronize(void *e) { FAIL_IF_ASKED(C_EVSYNC); fake_counts[C_EVSYNC]++; return 0; }
 EXPORT int cudaEventDestroy(void *e) { free(e); fake_counts[C_EVDESTROY]++; return 0; }
 EXPORT int cudaStreamWaitEvent(void *s, void *e, unsigned f) { fake_counts[C_WAIT]++; return 0; }
 EXPORT int cudaStreamGetFlags(void *s, unsigned *f) { *f = 0; return 0; }
-EXPORT int cudaDeviceGetAttribute(int *v, int a, int d) { *v = 64; return 0; }
+EXPORT int cudaDeviceGetAttribute(int *v, int a, int d) { *v = a == 115 ? fake_pools : 64; return 0; }
 EXPORT int cudaRuntimeGetVersion(int *v) { *v = 12000; return 0; }
 EXPORT int cudaDriverGetVersion(int *v) { *v = 12000; return 0; }
-EXPORT const char *cudaGetErrorName(int e) { return "cudaErrorFake"; }
-EXPORT const char *cudaGetErrorString(int e) { return "fake error"; }
+EXPORT const char *cudaGetErrorName(int e) { return fake_null_names ? NULL : "cudaErrorFake"; }
+EXPORT const char *cudaGetErrorString(int e) { return fake_null_names ? NULL : "fake error"; }
 EXPORT int cudaGetLastError(void) { return 0; }
 EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = 1 << 30; *t = 1 << 30; return 0; }
 #endif
@@ -936,6 +960,24 @@ EXPORT int fake_current(void) { return !current_ctx ? -1 : !current_ctx->primary
 typedef struct { unsigned char *channel[4]; size_t pitch[4]; } nvjpegImage_t;
 static int fmt_of_batch, batch_size;
 EXPORT long fake_nvjpeg_batched_calls;
+/* With FAKE_NVJPEG_HW set in the environment there is a hardware backend: it takes every
+ * JPEG without a FAKE_NOHW comment, and fails those with a FAKE_HW_FAIL one (which the
+ * hybrid backend decodes). A handle is its backend; a JPEG stream, the data parsed last. */
+EXPORT long fake_hw_calls, fake_hw_images, fake_hy_images, fake_hw_unsynced;
+typedef struct { const unsigned char *d; size_t n; } jstream_t;
+static int *rt_unsynced(void) {         /* the fake runtime's fake_unsynced, loaded beside us */
+    static int *p;
+    Dl_info info;
+    char path[4096];
+    if (!p && dladdr((void *)rt_unsynced, &info) && info.dli_fname && strlen(info.dli_fname) < 4000) {
+        strcpy(path, info.dli_fname);
+        char *slash = strrchr(path, '/');
+        strcpy(slash ? slash + 1 : path, "libcudart.so.12");
+        void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+        if (h) p = (int *)dlsym(h, "fake_unsynced");
+    }
+    return p;
+}
 /* width, height, components from the SOF0/SOF2 segment. */
 static int sof(const unsigned char *d, size_t n, int *w, int *h, int *nc) {
     size_t i = 2;
@@ -950,22 +992,31 @@ static int sof(const unsigned char *d, size_t n, int *w, int *h, int *nc) {
     }
     return -1;
 }
-static int marked(const unsigned char *d, size_t n) {   /* a COM segment saying FAKE_FAIL */
-    for (size_t i = 0; i + 9 <= n; i++) if (!memcmp(d + i, "FAKE_FAIL", 9)) return 1;
+static int tagged(const unsigned char *d, size_t n, const char *tag) {   /* a COM segment saying tag */
+    size_t k = strlen(tag);
+    for (size_t i = 0; i + k <= n; i++) if (!memcmp(d + i, tag, k)) return 1;
     return 0;
 }
+static int marked(const unsigned char *d, size_t n) { return tagged(d, n, "FAKE_FAIL"); }
 EXPORT int nvjpegGetProperty(int t, int *v) { *v = t == 0 ? 12 : 0; return 0; }
 EXPORT int nvjpegCreateEx(int backend, void *a, void *b, unsigned f, void **h) {
-    if (backend == 3) return 7;            /* no hardware decoder: NVJPEG_STATUS_ARCH_MISMATCH */
-    *h = malloc(8); return 0;
+    if (backend == 3 && !getenv("FAKE_NVJPEG_HW"))
+        return 7;                          /* no hardware decoder: NVJPEG_STATUS_ARCH_MISMATCH */
+    int *handle = malloc(sizeof(int));
+    *handle = backend; *h = handle; return 0;
 }
 EXPORT int nvjpegDestroy(void *h) { free(h); return 0; }
 EXPORT int nvjpegJpegStateCreate(void *h, void **s) { *s = malloc(8); return 0; }
 EXPORT int nvjpegJpegStateDestroy(void *s) { free(s); return 0; }
-EXPORT int nvjpegJpegStreamCreate(void *h, void **s) { *s = malloc(8); return 0; }
+EXPORT int nvjpegJpegStreamCreate(void *h, void **s) { *s = calloc(1, sizeof(jstream_t)); return 0; }
 EXPORT int nvjpegJpegStreamDestroy(void *s) { free(s); return 0; }
-EXPORT int nvjpegJpegStreamParse(void *h, const unsigned char *d, size_t n, int a, int b, void *s) { return 0; }
-EXPORT int nvjpegDecodeBatchedSupported(void *h, void *s, int *r) { *r = 1; return 0; }
+EXPORT int nvjpegJpegStreamParse(void *h, const unsigned char *d, size_t n, int a, int b, void *s) {
+    ((jstream_t *)s)->d = d; ((jstream_t *)s)->n = n; return 0;
+}
+EXPORT int nvjpegDecodeBatchedSupported(void *h, void *s, int *r) {
+    jstream_t *js = s;
+    *r = (*(int *)h == 3 && !tagged(js->d, js->n, "FAKE_NOHW")) ? 0 : 1; return 0;
+}
 EXPORT int nvjpegGetImageInfo(void *h, const unsigned char *d, size_t n, int *nc, int *css, int *w, int *hh) {
     if (sof(d, n, w, hh, nc)) return 3;
     *css = *nc == 1 ? 6 : 2;
@@ -978,10 +1029,16 @@ EXPORT int nvjpegDecodeBatchedInitialize(void *h, void *s, int bs, int t, int fm
  * a JPEG with a FAKE_FAIL comment fails the whole call, as a corrupt one fails nvJPEG's. */
 EXPORT int nvjpegDecodeBatched(void *h, void *s, const unsigned char *const *data, const size_t *len,
                                nvjpegImage_t *dst, void *stream) {
-    int w, hh, nc, j, x, y, c;
+    int w, hh, nc, j, x, y, c, hw = *(int *)h == 3;
     fake_nvjpeg_batched_calls++;
+    if (hw) {
+        int *unsynced = rt_unsynced();
+        fake_hw_calls++;
+        if (!unsynced || *unsynced) fake_hw_unsynced++;
+    }
     for (j = 0; j < batch_size; j++)
-        if (marked(data[j], len[j])) return 3;
+        if (marked(data[j], len[j]) || (hw && tagged(data[j], len[j], "FAKE_HW_FAIL"))) return 3;
+    if (hw) fake_hw_images += batch_size; else fake_hy_images += batch_size;
     for (j = 0; j < batch_size; j++) {
         if (sof(data[j], len[j], &w, &hh, &nc)) return 3;
         int v = 30 + (w + hh) % 200;
@@ -1012,8 +1069,15 @@ typedef struct { int x, y, width, height; } NppiRect;
 typedef struct { void *hStream; int nCudaDeviceId, nMultiProcessorCount, nMaxThreadsPerMultiProcessor,
                  nMaxThreadsPerBlock; size_t nSharedMemPerBlock; int major, minor;
                  unsigned nStreamFlags; int nReserved0; } NppStreamContext;
-EXPORT long fake_npp_calls;
+EXPORT long fake_npp_calls, fake_npp_small;
 EXPORT int fake_npp_last_interp;
+/* As NPP: NPP_SIZE_ERROR for a source under 2 pixels; and, for the tests, a 77x33 source
+ * fails as a kernel failure would (NPP_CUDA_KERNEL_EXECUTION_ERROR). */
+static int npp_refuses(NppiSize ss) {
+    if (ss.width < 2 || ss.height < 2) { fake_npp_small++; return -6; }
+    if (ss.width == 77 && ss.height == 33) return -1000;
+    return 0;
+}
 static void nn(const unsigned char *src, int sstep, NppiSize ss, unsigned char *dst, int dstep,
                NppiSize ds, int px) {
     for (int y = 0; y < ds.height; y++)
@@ -1027,6 +1091,8 @@ EXPORT int nppiResize_8u_C3R_Ctx(const unsigned char *src, int sstep, NppiSize s
     if (sr.x || sr.y || sr.width != ss.width || sr.height != ss.height) return -1000;
     if (dr.x || dr.y || dr.width != ds.width || dr.height != ds.height) return -1000;
     if (sstep < 3 * ss.width || dstep < 3 * ds.width) return -14;
+    int refused = npp_refuses(ss);
+    if (refused) return refused;
     fake_npp_calls++; fake_npp_last_interp = interp;
     nn(src, sstep, ss, dst, dstep, ds, 3);
     return 0;
@@ -1035,6 +1101,8 @@ EXPORT int nppiResize_8u_P3R_Ctx(const unsigned char **src, int sstep, NppiSize 
                                  unsigned char **dst, int dstep, NppiSize ds, NppiRect dr, int interp,
                                  NppStreamContext ctx) {
     if (sr.x || sr.y || dr.x || dr.y || sstep < ss.width || dstep < ds.width) return -1000;
+    int refused = npp_refuses(ss);
+    if (refused) return refused;
     fake_npp_calls++; fake_npp_last_interp = interp;
     for (int c = 0; c < 3; c++) nn(src[c], sstep, ss, dst[c], dstep, ds, 1);
     return 0;
@@ -1051,8 +1119,8 @@ _cuda.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
 DRV = os.path.join(FAKE, "drv" if MODE == "driver" else "nodrv", "libcuda.so.1")
 _cuda.driver_candidates = lambda: [DRV]
 rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
-counts = (ctypes.c_long * 16).in_dll(rt, "fake_counts")
-C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D = range(14)
+counts = (ctypes.c_long * 32).in_dll(rt, "fake_counts")
+C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D, C_MALLOCASYNC, C_FREEASYNC, C_EVSYNC = range(17)
 from PIL import Image
 
 def jpeg(w, h, comment=None, gray=False):
@@ -1191,6 +1259,8 @@ out = _nvjpeg.load_image_batch_nvjpeg([b"x"], device_config=cfg, width=8, height
 del out
 gc.collect(); _cuda.synchronize_transfers()
 assert counts[C_MALLOC] - m0 == counts[C_FREE] - c0, (counts[C_MALLOC] - m0, counts[C_FREE] - c0)
+# The scratch of the decoded images came from cudaMallocAsync and went back with cudaFreeAsync.
+assert counts[C_MALLOCASYNC] > 0 and counts[C_MALLOCASYNC] == counts[C_FREEASYNC], (counts[C_MALLOCASYNC], counts[C_FREEASYNC])
 
 # A caller's allocator owns every device allocation, scratch included.
 live = {}
@@ -1234,8 +1304,181 @@ print("FAKE OK")
 """
 
 
-@pytest.mark.parametrize("mode", ["driver", "nodriver"])
-def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path, mode):
+FAKE_RUN_REVIEW = r"""import ctypes, gc, io, os, sys
+import numpy as np
+FAKE = sys.argv[1]
+import spdl.io
+from spdl.io import CUDAConfig, _cuda, _nvjpeg
+_cuda.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
+_cuda.driver_candidates = lambda: [os.path.join(FAKE, "drv", "libcuda.so.1")]
+rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
+nvj = ctypes.CDLL(os.path.join(FAKE, "libnvjpeg.so.12"))
+npp = ctypes.CDLL(os.path.join(FAKE, "libnppig.so.12"))
+counts = (ctypes.c_long * 32).in_dll(rt, "fake_counts")
+fail = (ctypes.c_int * 32).in_dll(rt, "fake_fail")
+flags = (ctypes.c_uint * 4096).in_dll(rt, "fake_event_flags")
+pools = ctypes.c_int.in_dll(rt, "fake_pools")
+C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D, C_MALLOCASYNC, C_FREEASYNC, C_EVSYNC = range(17)
+from PIL import Image
+
+def L(lib, name):
+    return ctypes.c_long.in_dll(lib, name).value
+
+def jpeg(w, h, comment=None):
+    b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(b, "JPEG", quality=90)
+    d = b.getvalue()
+    if comment:   # a COM segment after SOI
+        c = comment.encode(); d = d[:2] + b"\xff\xfe" + (len(c) + 2).to_bytes(2, "big") + c + d[2:]
+    return d
+
+def png(w, h):
+    b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), 77, np.uint8)).save(b, "PNG"); return b.getvalue()
+
+def colour(w, h):   # what the fake nvJPEG decodes a w x h JPEG to
+    v = 30 + (w + h) % 200
+    return [v, v + 1, v + 2]
+
+def host(out, pix_fmt="rgb24"):
+    a = _cuda._to_host(out)
+    return a.transpose(0, 2, 3, 1) if pix_fmt == "rgbp" else a
+
+def load(srcs, c, w=32, h=32, **kw):
+    return _nvjpeg.load_image_batch_nvjpeg(srcs, device_config=c, width=w, height=h, **kw)
+
+def cpu(srcs, w=32, h=32):
+    return np.asarray(spdl.io.load_image_batch(srcs, width=w, height=h))
+
+cfg = CUDAConfig(1)
+
+# One event per nvJPEG state, each with cudaEventBlockingSync | cudaEventDisableTiming.
+assert _nvjpeg.decoder_backends(1)["hardware"] == "yes"
+made = [flags[k] for k in range(counts[C_EVCREATE])]
+assert made == [0x03, 0x03], made
+
+# Images under 2 pixels wide or high (NPP's resize refuses them) take the CPU path.
+small = [jpeg(1, 40), jpeg(40, 1), jpeg(2, 2)]
+for pix_fmt in ("rgb24", "rgbp"):
+    n0 = L(nvj, "fake_hw_images") + L(nvj, "fake_hy_images")
+    out = load(small, cfg, 16, 16, pix_fmt=pix_fmt)
+    assert L(nvj, "fake_hw_images") + L(nvj, "fake_hy_images") - n0 == 1     # the 2x2 only
+    a = host(out, pix_fmt)
+    np.testing.assert_array_equal(a[:2], cpu(small[:2], 16, 16))
+    assert (a[2] == colour(2, 2)).all()
+assert L(npp, "fake_npp_small") == 0
+
+# An image NPP refuses (the fake refuses 77x33) takes the CPU path, into its row.
+odd = jpeg(77, 33)
+for pix_fmt in ("rgb24", "rgbp"):
+    out = load([odd, jpeg(64, 48)], cfg, pix_fmt=pix_fmt)
+    assert out.indices == (0, 1) and out.errors == {}
+    a = host(out, pix_fmt)
+    np.testing.assert_array_equal(a[0], cpu([odd])[0])
+    assert (a[1][4:28] == colour(64, 48)).all() and (a[1][:4] == 0).all()
+# ... and if the CPU path fails on it too, that is its error, as for any input.
+sos = odd.index(b"\xff\xda")
+start, end = sos + 2 + int.from_bytes(odd[sos + 2:sos + 4], "big"), odd.rindex(b"\xff\xd9")
+bad = odd[:start] + b"\xff\x00" * ((end - start) // 2) + odd[end:]     # all-ones: no Huffman code
+assert _nvjpeg._jpeg_check(bad) is None                                 # for nvJPEG by its markers
+assert set(spdl.io.load_image_batch([bad], width=32, height=32, strict=False).errors) == {0}
+for pix_fmt in ("rgb24", "rgbp"):
+    out = load([jpeg(64, 48), bad, jpeg(50, 50)], cfg, pix_fmt=pix_fmt, strict=False)
+    assert out.indices == (0, 2) and set(out.errors) == {1}, (out.indices, out.errors)
+    assert "bytes #1" in str(out.errors[1]), str(out.errors[1])
+    a = host(out, pix_fmt)
+    assert a.shape == (2, 32, 32, 3)
+    assert (a[0][4:28] == colour(64, 48)).all() and (a[1] == colour(50, 50)).all()
+try:
+    load([jpeg(64, 48), bad], cfg)
+    raise AssertionError("strict")
+except spdl.io.BatchLoadError as e:
+    assert set(e.errors) == {1}, e.errors
+
+# Before the hardware decode, the host waits for the stream when the scratch came from a
+# stream-ordered allocator; the scratch of the default allocator comes from cudaMallocAsync
+# and goes back with cudaFreeAsync: no cudaDeviceSynchronize during the call.
+clean = [jpeg(64, 48), jpeg(50, 50, comment="FAKE_NOHW")]      # one for each backend
+KEYS = {"streamsync": C_STREAMSYNC, "devsync": C_DEVSYNC, "malloc": C_MALLOC,
+        "mallocasync": C_MALLOCASYNC, "freeasync": C_FREEASYNC}
+def call(c):
+    before = {k: counts[i] for k, i in KEYS.items()}
+    nv = {k: L(nvj, k) for k in ("fake_hw_images", "fake_hy_images", "fake_hw_unsynced", "fake_hw_calls")}
+    out = load(clean, c)
+    d = {k: counts[i] - before[k] for k, i in KEYS.items()}
+    d.update({k: L(nvj, k) - v for k, v in nv.items()})
+    assert d["fake_hw_images"] == 1 and d["fake_hy_images"] == 1 and d["fake_hw_calls"] == 1, d
+    assert d["fake_hw_unsynced"] == 0, d
+    a = host(out)
+    assert (a[0][4:28] == colour(64, 48)).all() and (a[1] == colour(50, 50)).all()
+    return d
+d = call(cfg)
+assert (d["streamsync"], d["devsync"], d["malloc"], d["mallocasync"], d["freeasync"]) == (1, 0, 1, 2, 2), d
+pools.value = 0                     # no memory pools on the device: cudaMalloc, no wait needed
+d = call(cfg)
+assert (d["streamsync"], d["devsync"], d["malloc"], d["mallocasync"]) == (0, 2, 3, 0), d
+pools.value = 1
+live = {}
+def alloc(n, dev, stream):
+    rt.fake_mark_unsynced()         # what a stream-ordered allocator may hand out
+    b = ctypes.create_string_buffer(n); live[ctypes.addressof(b)] = b; return ctypes.addressof(b)
+def free(p):
+    del live[p]
+acfg = CUDAConfig(1, stream=7, allocator=(alloc, free))
+d = call(acfg)
+assert (d["streamsync"], d["malloc"], d["mallocasync"]) == (1, 0, 0), d
+gc.collect()
+assert live == {}
+
+# An image the hardware backend fails is decoded by the hybrid one, not on the CPU.
+hw0, hy0 = L(nvj, "fake_hw_images"), L(nvj, "fake_hy_images")
+out = load([jpeg(64, 48, comment="FAKE_HW_FAIL"), jpeg(50, 50)], cfg)
+assert (L(nvj, "fake_hw_images") - hw0, L(nvj, "fake_hy_images") - hy0) == (1, 1)
+a = host(out)
+assert (a[0][4:28] == colour(64, 48)).all() and (a[1] == colour(50, 50)).all()
+
+# The call's own CUDA error is the one raised, even when keeping host memory alive fails after it.
+def raises(f, op):
+    try:
+        f()
+    except spdl.io.CUDAError as e:
+        assert e.op == op, (e.op, str(e))
+        if sys.version_info >= (3, 11):
+            assert any("keeping host memory alive" in n for n in e.__notes__), getattr(e, "__notes__", None)
+    else:
+        raise AssertionError("no error")
+rows = spdl.io.load_image_batch([png(30, 20)], width=8, height=8)
+fail[C_EVCREATE] = fail[C_STREAMSYNC] = 1
+fail[C_MEMCPY] = 1
+raises(lambda: spdl.io.transfer_buffer(rows, device_config=cfg), "cudaMemcpyAsync")
+raises(lambda: load([png(30, 20)], cfg, 8, 8), "cudaMemcpyAsync")        # a CPU row copied in
+fail[C_MEMCPY] = 0
+fail[C_EVSYNC] = 1
+raises(lambda: load([jpeg(64, 48)], cfg), "cudaEventSynchronize")       # the nvJPEG state's wait
+for i in range(32):
+    fail[i] = 0
+assert (host(load([jpeg(64, 48)], cfg))[0][4:28] == colour(64, 48)).all()    # and it decodes again
+
+# A failed cudaGetDeviceCount whose error has no name (cudaGetErrorName gives NULL).
+ctypes.c_int.in_dll(rt, "fake_devcount_error").value = 100
+ctypes.c_int.in_dll(rt, "fake_null_names").value = 1
+assert spdl.io.cuda_available() is False
+try:
+    _cuda.check_device(cfg)
+    raise AssertionError("no error")
+except spdl.io.CUDAUnavailableError as e:
+    assert "cudaError_t 100" in str(e), str(e)
+ctypes.c_int.in_dll(rt, "fake_devcount_error").value = 0
+ctypes.c_int.in_dll(rt, "fake_null_names").value = 0
+
+del out
+gc.collect(); _cuda.synchronize_transfers()
+assert counts[C_MALLOCASYNC] == counts[C_FREEASYNC], (counts[C_MALLOCASYNC], counts[C_FREEASYNC])
+made = [flags[k] for k in range(min(counts[C_EVCREATE], 4096))]
+assert made.count(0x03) == 2 and set(made) == {0x02, 0x03}, sorted(set(made))
+print("FAKE REVIEW OK")
+"""
+
+
+def _build_fake_cuda(tmp_path):
     import shutil
 
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -1250,12 +1493,32 @@ def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path, mode):
                           ("FAKE_CUDA_DRIVER", "drv/libcuda.so.1")):
         subprocess.run([cc, "-shared", "-fPIC", "-O1", f"-D{macro}", "-o", str(tmp_path / soname),
                         str(src)], check=True, capture_output=True, timeout=120)
-    (tmp_path / "run.py").write_text(FAKE_RUN)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("FAKE_NVJPEG_HW", None)
+    return env
+
+
+@pytest.mark.parametrize("mode", ["driver", "nodriver"])
+def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path, mode):
+    env = _build_fake_cuda(tmp_path)
+    (tmp_path / "run.py").write_text(FAKE_RUN)
     r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path), mode],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().endswith("FAKE OK")
+
+
+def test_nvjpeg_hardware_backend_and_failures_on_the_fake(tmp_path):
+    """With a (fake) hardware decoder: per-state blocking events, small images and NPP
+    refusals on the CPU path, the host wait before the hardware decode into stream-ordered
+    scratch, hardware failures retried on the hybrid backend, the call's own error surfacing."""
+    env = _build_fake_cuda(tmp_path)
+    env["FAKE_NVJPEG_HW"] = "1"
+    (tmp_path / "run.py").write_text(FAKE_RUN_REVIEW)
+    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().endswith("FAKE REVIEW OK")
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@ cdef struct CudaRuntimeApi:
     cudaSetDevice_t cudaSetDevice
     cudaMalloc_t cudaMalloc
     cudaFree_t cudaFree
+    cudaMallocAsync_t cudaMallocAsync
+    cudaFreeAsync_t cudaFreeAsync
     cudaHostAlloc_t cudaHostAlloc
     cudaFreeHost_t cudaFreeHost
     cudaMemcpyAsync_t cudaMemcpyAsync
@@ -37,6 +39,7 @@ cdef enum FreeKind:
     FREE_NONE = 0       # nothing to free (empty buffer, or memory owned elsewhere)
     FREE_CUDA = 1       # cudaFree, after the device is idle
     FREE_PY = 2         # the Python free(ptr) of CUDAConfig.allocator
+    FREE_ASYNC = 3      # cudaFreeAsync on the buffer's stream (scratch from cudaMallocAsync)
 
 cdef enum:
     CUDA_MAX_NDIM = 4
@@ -56,6 +59,8 @@ cdef class CUDABuffer:
     cdef readonly dict errors
 
     cdef int _ready_on(self, uintptr_t consumer) except -1
+    # Give the memory back now, as the last reference going would (never raises).
+    cdef void release(self) noexcept
 
 # The runtime's function table; loads libcudart on first use (raises CUDAUnavailableError).
 cdef const CudaRuntimeApi *cudart() except NULL
@@ -86,8 +91,25 @@ cdef int check_scope(const DeviceScope *scope, cudaError_t err=*, str op=*, str 
 # The exception for a failed runtime call (clears the runtime's last error).
 cdef object cuda_error(cudaError_t err, str op, str what=*)
 
-# A CUDABuffer of this shape on config's device, allocated by config's allocator.
-cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config)
+# A CUDABuffer of this shape on config's device, allocated by config's allocator. With
+# scratch=True and the default allocator, memory only ever used on config.stream: it comes
+# from cudaMallocAsync on that stream (and goes back with cudaFreeAsync) where the device
+# supports memory pools, else from cudaMalloc. Memory from cudaMallocAsync or from a custom
+# allocator (FREE_ASYNC, FREE_PY) is free only in the stream's order.
+cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config,
+                                  bint scratch=*)
 
 # Keep `keep` alive until the work enqueued so far on `stream` has completed.
 cdef int keep_until_done(int device, uintptr_t stream, object keep) except -1
+
+# keep_until_done for a call that is already failing with exc: never raises; a failure
+# to park `keep` is attached to exc (a note, or a log record before Python 3.11).
+cdef int keep_after_error(int device, uintptr_t stream, object keep, object exc) except -1
+
+# For a block between enter_device and leave_device that enqueued work reading host
+# memory `keep`: raise the block's own failure first (check_scope), and keep `keep`
+# alive until the stream's work so far is done unless entering the device failed
+# (nothing was enqueued then); after a failure too, since work enqueued before it may
+# still read `keep`.
+cdef int check_then_keep(const DeviceScope *scope, cudaError_t err, str op, str what,
+                         int device, uintptr_t stream, object keep) except -1

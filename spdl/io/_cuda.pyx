@@ -35,6 +35,7 @@ real asynchronous DMA.
 
 import atexit
 import importlib.util
+import logging
 import operator
 import os
 import threading
@@ -51,6 +52,8 @@ from spdl.io._config import CUDAConfig
 from spdl.io._errors import AllocationError, SpdlIOError
 from spdl.io.includes.cuda_driver cimport *
 from spdl.io.includes.cuda_runtime cimport *
+
+_log = logging.getLogger("spdl.io")
 
 __all__ = [
     "CUDABuffer",
@@ -238,6 +241,8 @@ cdef int _fill_runtime(_Library lib, CudaRuntimeApi *t) except -1:
     t.cudaSetDevice = <cudaSetDevice_t>lib.sym(b"cudaSetDevice", missing)
     t.cudaMalloc = <cudaMalloc_t>lib.sym(b"cudaMalloc", missing)
     t.cudaFree = <cudaFree_t>lib.sym(b"cudaFree", missing)
+    t.cudaMallocAsync = <cudaMallocAsync_t>lib.sym(b"cudaMallocAsync", missing)
+    t.cudaFreeAsync = <cudaFreeAsync_t>lib.sym(b"cudaFreeAsync", missing)
     t.cudaHostAlloc = <cudaHostAlloc_t>lib.sym(b"cudaHostAlloc", missing)
     t.cudaFreeHost = <cudaFreeHost_t>lib.sym(b"cudaFreeHost", missing)
     t.cudaMemcpyAsync = <cudaMemcpyAsync_t>lib.sym(b"cudaMemcpyAsync", missing)
@@ -391,9 +396,11 @@ cdef str _cu_name(CUresult r):
 def _load_driver():
     """Open libcuda.so.1 for enter_device, once, under _LOAD_LOCK; never raises.
 
-    Nothing is initialized here (cuInit runs at the first enter_device, after
-    cudaGetDeviceCount has initialized CUDA anyway), so merely loading the
-    runtime does not initialize CUDA in a process that may fork.
+    Nothing is initialized here, so merely loading the runtime (runtime_info,
+    driver_api_info) does not initialize CUDA in a process that may fork. CUDA
+    is initialized by the first runtime call that needs the driver: the
+    cudaGetDeviceCount of cuda_available() / check_device(), which every GPU
+    entry point runs first. cuInit here follows at the first enter_device.
     """
     global _drv_loaded, _drv_lib, _drv_failure
     try:
@@ -583,11 +590,15 @@ def _device_count():
     cdef const CudaRuntimeApi *rt = cudart()
     cdef int n = 0, dv = 0
     cdef cudaError_t err
+    cdef const char *cname
+    cdef const char *ctext
     with nogil:
         err = rt.cudaGetDeviceCount(&n)
     if err != cudaSuccess:
-        name = rt.cudaGetErrorName(err).decode()
-        text = rt.cudaGetErrorString(err).decode()
+        cname = rt.cudaGetErrorName(err)
+        ctext = rt.cudaGetErrorString(err)
+        name = cname.decode() if cname != NULL else f"cudaError_t {err}"
+        text = ctext.decode() if ctext != NULL else "?"
         rt.cudaGetLastError()
         if rt.cudaDriverGetVersion(&dv) != cudaSuccess:
             rt.cudaGetLastError()
@@ -608,6 +619,11 @@ def cuda_available():
 
     Never raises. The nvJPEG and NPP libraries are checked when
     load_image_batch_nvjpeg first runs.
+
+    This initializes CUDA in the calling process (cudaGetDeviceCount
+    initializes the runtime and the driver): a process forked afterwards
+    cannot use CUDA. Call it in the worker processes, or start them with
+    the "spawn" or "forkserver" method.
     """
     try:
         return _device_count() > 0
@@ -621,6 +637,7 @@ def check_device(device_config):
     TypeError if device_config is not a CUDAConfig; CUDAUnavailableError when
     the CUDA runtime cannot be loaded (naming the library and the paths
     tried) or there is no such device (the message starts with "no CUDA device").
+    Like cuda_available(), it initializes CUDA in the calling process.
     """
     if not isinstance(device_config, CUDAConfig):
         raise TypeError(f"device_config must be a CUDAConfig, not {type(device_config).__name__}")
@@ -855,6 +872,34 @@ cdef int keep_until_done(int device, uintptr_t stream, object keep) except -1:
     return 0
 
 
+cdef int keep_after_error(int device, uintptr_t stream, object keep, object exc) except -1:
+    # keep_until_done has already made `keep` safe when it raises (parked with its event,
+    # or kept forever): only its error is left to report, without hiding exc's.
+    try:
+        keep_until_done(device, stream, keep)
+    except Exception as e:
+        note = f"and then keeping host memory alive for the GPU failed too: {type(e).__name__}: {e}"
+        if hasattr(exc, "add_note"):
+            exc.add_note(note)
+        else:
+            _log.warning("%s (after: %s)", note, exc)
+    return 0
+
+
+cdef int check_then_keep(const DeviceScope *scope, cudaError_t err, str op, str what,
+                         int device, uintptr_t stream, object keep) except -1:
+    cdef bint enqueued = not (scope.code != 0 and scope.entering)
+    try:
+        check_scope(scope, err, op, what)
+    except BaseException as e:
+        if enqueued:
+            keep_after_error(device, stream, keep, e)
+        raise
+    if enqueued:
+        keep_until_done(device, stream, keep)
+    return 0
+
+
 cdef int _reap(bint wait) except -1:
     """Drop what keep_until_done parked once its event has completed (all of it if wait)."""
     cdef _Pending p
@@ -1030,6 +1075,25 @@ cdef void _cuda_free(int device, uintptr_t ptr) noexcept nogil:
     leave_device(&_rt, &scope)
 
 
+cdef void _cuda_free_async(int device, uintptr_t stream, uintptr_t ptr) noexcept nogil:
+    # Scratch from cudaMallocAsync, used only by work on `stream`: cudaFreeAsync returns it
+    # to the pool once that work has run, without waiting here. If that fails, as
+    # _cuda_free: cudaFree once the device is idle (allowed for memory from cudaMallocAsync
+    # once every access to it has completed).
+    cdef DeviceScope scope
+    if not _rt_ready:
+        return
+    if enter_device(&_rt, device, &scope) == 0:
+        if _rt.cudaFreeAsync(<void *>ptr, <cudaStream_t>stream) != cudaSuccess:
+            _rt.cudaGetLastError()
+            if _rt.cudaDeviceSynchronize() == cudaSuccess:
+                if _rt.cudaFree(<void *>ptr) != cudaSuccess:
+                    _rt.cudaGetLastError()
+            else:
+                _rt.cudaGetLastError()
+    leave_device(&_rt, &scope)
+
+
 cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize) except -1:
     cdef size_t n = itemsize
     if itemsize not in (1, 2):
@@ -1060,7 +1124,9 @@ cdef class CUDABuffer:
 
     The memory is returned to the allocator it came from when the last
     reference goes: ``CUDAConfig.allocator``'s free, or ``cudaFree`` after
-    ``cudaDeviceSynchronize`` by default.
+    ``cudaDeviceSynchronize`` by default. (The nvJPEG path's internal scratch
+    buffers may instead come from ``cudaMallocAsync`` and go back with
+    ``cudaFreeAsync`` on their stream; none of them is ever handed out.)
 
     Attributes:
         shape: ``(N, H, W, C)`` for packed formats, ``(N, C, H, W)`` for planar.
@@ -1090,15 +1156,22 @@ cdef class CUDABuffer:
         self.errors = {}
 
     def __dealloc__(self):
+        self.release()
+
+    cdef void release(self) noexcept:
         cdef uintptr_t p = self.ptr
         cdef int kind = self.free_kind
         self.ptr = 0
+        self._nbytes = 0
         self.free_kind = FREE_NONE
         if p == 0:
             return
         if kind == FREE_CUDA:
             with nogil:  # it waits for the device: let other Python threads run meanwhile
                 _cuda_free(self._device, p)
+        elif kind == FREE_ASYNC:
+            with nogil:
+                _cuda_free_async(self._device, self._stream, p)
         elif kind == FREE_PY:
             cb, self.free_cb = self.free_cb, None
             cb(p)   # an exception here is reported through sys.unraisablehook
@@ -1223,17 +1296,21 @@ cdef class CUDABuffer:
                 f"device_index={self._device}, stream={self._stream:#x})")
 
 
-cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config):
+cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config,
+                                  bint scratch=False):
     cdef CUDABuffer buf = CUDABuffer.__new__(CUDABuffer)
     cdef const CudaRuntimeApi *rt
     cdef void *p = NULL
     cdef cudaError_t err = cudaSuccess
     cdef DeviceScope scope
     cdef int device = config.device_index
+    cdef uintptr_t stream = config.stream
+    cdef int pools = 0
+    cdef bint from_pool = False
     cdef size_t n
     _set_shape(buf, shape, itemsize)
     buf._device = device
-    buf._stream = config.stream
+    buf._stream = stream
     buf.pix_fmt = pix_fmt
     n = buf._nbytes
     if n == 0:
@@ -1242,11 +1319,28 @@ cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object
         rt = cudart()
         with nogil:
             if enter_device(rt, device, &scope) == 0:
-                err = rt.cudaMalloc(&p, n)
+                if scratch:
+                    # Used on this stream only, then freed: the stream-ordered allocator
+                    # spares the cudaDeviceSynchronize that cudaFree needs (see _cuda_free).
+                    # cudaMallocAsync needs a device that supports memory pools (CUDA 11.2+).
+                    if rt.cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported,
+                                                 device) != cudaSuccess:
+                        rt.cudaGetLastError()
+                        pools = 0
+                    if pools:
+                        err = rt.cudaMallocAsync(&p, n, <cudaStream_t>stream)
+                        if err == cudaSuccess and p != NULL:
+                            from_pool = True
+                        else:           # not supported after all, or the pool cannot grow
+                            rt.cudaGetLastError()
+                            p = NULL
+                            err = cudaSuccess
+                if not from_pool:
+                    err = rt.cudaMalloc(&p, n)
             leave_device(rt, &scope)
         if err == cudaSuccess and p != NULL:
             buf.ptr = <uintptr_t>p      # owned from here: freed even if the check below raises
-            buf.free_kind = FREE_CUDA
+            buf.free_kind = FREE_ASYNC if from_pool else FREE_CUDA
         check_scope(&scope, err, "cudaMalloc", f"{n} bytes on cuda:{device} for shape {shape}")
         return buf
     alloc, free_fn = config.allocator
@@ -1404,8 +1498,7 @@ def transfer_buffer(buffer, *, device_config):
                 err = rt.cudaMemcpyAsync(<void *>out.ptr, src.data, n, cudaMemcpyHostToDevice,
                                          <cudaStream_t>stream)
             leave_device(rt, &scope)
-        if not (scope.code != 0 and scope.entering):
-            # The copy was enqueued (or may have read part of src before failing): keep src.
-            keep_until_done(device, stream, src)
-        check_scope(&scope, err, "cudaMemcpyAsync", f"{n} bytes to cuda:{device}")
+        # The copy was enqueued (or may have read part of src before failing): keep src.
+        check_then_keep(&scope, err, "cudaMemcpyAsync", f"{n} bytes to cuda:{device}",
+                        device, stream, src)
     return out

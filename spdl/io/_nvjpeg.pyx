@@ -13,7 +13,8 @@ One call:
    a JPEG whose markers say nvJPEG can take it (8-bit Huffman-coded, complete
    up to its end-of-image marker, not RGB-coded: see _jpeg_gpu_check) and that
    nvjpegGetImageInfo accepts (1 or 3 components, a known chroma subsampling,
-   at most DecodeConfig.max_pixels) goes to the GPU; anything else - other
+   at least 2 pixels wide and high - NPP's resize refuses less - and at most
+   DecodeConfig.max_pixels) goes to the GPU; anything else - other
    formats, CMYK, RGB-coded or truncated JPEGs, unreadable files, bad headers -
    takes the CPU path (FFmpeg), which decodes it or reports the same error it
    would report in load_image_batch.
@@ -23,14 +24,18 @@ One call:
    Each group is one nvjpegDecodeBatched call, at full size, into a scratch
    device buffer, already converted to interleaved RGB/BGR or planar RGB. If
    a group's call fails (one corrupt JPEG fails the whole call), each of its
-   images is tried alone; those that still fail take the CPU path, so each
-   failure is reported for its own input, as load_image_batch reports it.
+   images is tried alone; those that still fail on the hardware backend join
+   the hybrid group (decoded after it), those that fail there take the CPU
+   path, so each failure is reported for its own input, as load_image_batch
+   reports it. Before the hardware call the host waits for the stream when
+   the scratch may be memory queued work still reads (see _decode_group).
 3. Each decoded image is resized by NPP (nppiResize_8u_C3R_Ctx / _P3R_Ctx)
    into its row of the output: supersampling when shrinking both ways,
    bicubic otherwise, placed as the CPU path places it (scale_mode "pad": fit inside
    width x height keeping the aspect ratio, centred, black borders; None:
    stretch). Rows from the CPU path are copied in from page-locked memory
-   (planar rows are transposed into a page-locked block first).
+   (planar rows are transposed into a page-locked block first). An image NPP
+   refuses takes the CPU path into its row.
 
 Every step runs with the device's primary context current on the calling
 thread (enter_device), which is put back as it was afterwards: nvJPEG's
@@ -53,8 +58,8 @@ from libc.string cimport memchr, memcmp
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
 from spdl.io._cuda cimport (
-    CUDABuffer, CudaRuntimeApi, DeviceScope, alloc_cuda_buffer, check_scope, cuda_error, cudart,
-    enter_device, keep_until_done, leave_device,
+    FREE_CUDA, CUDABuffer, CudaRuntimeApi, DeviceScope, alloc_cuda_buffer, check_scope, check_then_keep,
+    cuda_error, cudart, enter_device, keep_after_error, keep_until_done, leave_device,
 )
 from spdl.io._error cimport ErrorInfo
 from spdl.io._scale cimport MODE_PAD, MODE_STRETCH, Geometry, ScaleSpec, compute_geometry
@@ -229,12 +234,14 @@ def nvjpeg_info():
         nv, nppc, nppig = _load_libraries()
     except CUDAUnavailableError as e:
         return {"nvjpeg": None, "npp": None, "error": str(e)}
-    _nv.GetProperty(MAJOR_VERSION, &major)
-    _nv.GetProperty(MINOR_VERSION, &minor)
-    _nv.GetProperty(PATCH_LEVEL, &patch)
+    nvjpeg_version = None
+    if (_nv.GetProperty(MAJOR_VERSION, &major) == NVJPEG_STATUS_SUCCESS
+            and _nv.GetProperty(MINOR_VERSION, &minor) == NVJPEG_STATUS_SUCCESS
+            and _nv.GetProperty(PATCH_LEVEL, &patch) == NVJPEG_STATUS_SUCCESS):
+        nvjpeg_version = f"{major}.{minor}.{patch}"
     v = _npp.GetLibVersion()
     npp_version = f"{v.major}.{v.minor}.{v.build}" if v != NULL else None
-    return {"nvjpeg": nv.path, "nvjpeg_version": f"{major}.{minor}.{patch}",
+    return {"nvjpeg": nv.path, "nvjpeg_version": nvjpeg_version,
             "npp": nppig.path, "npp_version": npp_version, "error": None}
 
 
@@ -249,9 +256,12 @@ cdef class _Decoder:
     cdef nvjpegJpegStream_t hw_stream   # to ask nvjpegDecodeBatchedSupported
     cdef nvjpegHandle_t hy              # NVJPEG_BACKEND_GPU_HYBRID
     cdef nvjpegJpegState_t hy_state
-    cdef cudaEvent_t done               # recorded after each use of the states
-    cdef uintptr_t last_stream
-    cdef bint used                      # done marks the end of the last use of the states
+    # One event per state, recorded after each use of it, so that the hybrid group of a
+    # call does not wait for the hardware group just enqueued before it (or the other
+    # way round). cudaEventBlockingSync: waiting for one blocks the thread instead of
+    # spinning a CPU core.
+    cdef cudaEvent_t hw_done, hy_done
+    cdef bint hw_used, hy_used          # the event marks the end of the last use of its state
     cdef bint broken                    # a CUDA failure left it unknown whether the states are idle
     cdef bint hw_strict, hy_strict      # made with NVJPEG_FLAGS_BITSTREAM_STRICT
     cdef readonly object lock
@@ -291,6 +301,10 @@ cdef nvjpegStatus_t _create_handle(int backend, nvjpegHandle_t *handle, bint *st
     return st
 
 
+# cudaEventBlockingSync | cudaEventDisableTiming (driver_types.h: 0x01, 0x02).
+cdef unsigned int _EVENT_FLAGS = cudaEventBlockingSync | cudaEventDisableTiming
+
+
 cdef _Decoder _make_decoder(int device):
     cdef const CudaRuntimeApi *rt = cudart()
     cdef _Decoder d = _Decoder.__new__(_Decoder)
@@ -321,9 +335,14 @@ cdef _Decoder _make_decoder(int device):
                     _nv.Destroy(d.hy)
                     d.hy = d.hy_state = NULL
             if st_hy == NVJPEG_STATUS_SUCCESS:
-                ev_err = rt.cudaEventCreateWithFlags(&d.done, cudaEventDisableTiming)
+                ev_err = rt.cudaEventCreateWithFlags(&d.hy_done, _EVENT_FLAGS)
+                if ev_err == cudaSuccess and d.hw != NULL:
+                    ev_err = rt.cudaEventCreateWithFlags(&d.hw_done, _EVENT_FLAGS)
                 if ev_err != cudaSuccess:
                     rt.cudaGetLastError()
+                    if d.hy_done != NULL and rt.cudaEventDestroy(d.hy_done) != cudaSuccess:
+                        rt.cudaGetLastError()
+                    d.hy_done = d.hw_done = NULL
             if st_hy != NVJPEG_STATUS_SUCCESS or ev_err != cudaSuccess:
                 d.destroy()
         leave_device(rt, &scope)
@@ -540,7 +559,9 @@ cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogi
             continue
         if (nc != 1 and nc != 3) or css == NVJPEG_CSS_UNKNOWN:
             continue
-        if ws[0] <= 0 or hs[0] <= 0 or <int64_t>ws[0] * hs[0] > max_pixels:
+        # NPP's resize refuses a source narrower or shorter than 2 pixels (NPP_SIZE_ERROR,
+        # nppi_geometry_transforms.h): such an image is decoded and scaled on the CPU.
+        if ws[0] < 2 or hs[0] < 2 or <int64_t>ws[0] * hs[0] > max_pixels:
             continue
         inp.width[i] = ws[0]
         inp.height[i] = hs[0]
@@ -559,9 +580,10 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
 
     Returns the scratch buffer holding them (inp.decoded points into it), or
     None when the group is empty. One call decodes the whole group; if it
-    fails (one corrupt image fails the whole call), each image is tried alone,
-    and those that still fail move to G_CPU (the failures are appended to
-    failures, for diagnostics).
+    fails (one corrupt image fails the whole call), each image is tried alone.
+    Those that still fail move on: from G_HW to G_HYBRID (decode G_HW first),
+    from G_HYBRID to G_CPU; the failures are appended to failures, for
+    diagnostics.
     """
     cdef const CudaRuntimeApi *rt = cudart()
     cdef Py_ssize_t i, j, k
@@ -573,6 +595,9 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
     cdef int *status = NULL
     cdef nvjpegHandle_t handle = dec.hw if g == G_HW else dec.hy
     cdef nvjpegJpegState_t state = dec.hw_state if g == G_HW else dec.hy_state
+    cdef cudaEvent_t done = dec.hw_done if g == G_HW else dec.hy_done
+    cdef bint used = dec.hw_used if g == G_HW else dec.hy_used
+    cdef bint drain
     cdef uintptr_t stream = cfg.stream
     cdef uintptr_t base
     cdef nvjpegStatus_t st = NVJPEG_STATUS_SUCCESS
@@ -592,7 +617,22 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
         offsets.append(total)
         size = <size_t>inp.width[i] * <size_t>inp.height[i] * 3
         total += (size + 255) & ~(<size_t>255)          # keep every image 256-byte aligned
-    scratch = alloc_cuda_buffer((total,), 1, None, cfg)
+    scratch = alloc_cuda_buffer((total,), 1, None, cfg, True)
+    # The hardware backend's nvjpegDecodeBatched writes its destinations when it is
+    # called, not in the order of the stream it is given: work already queued on the
+    # stream may still be running (reported on H100 with nvJPEG 12.3 to 13.2; a
+    # cudaStreamWaitEvent does not order it, only a host wait does: torchcodec PR #1634,
+    # torchvision PR #9606). Memory from a stream-ordered allocator (cudaMallocAsync, a
+    # caching allocator such as PyTorch's) is only free in the stream's order from the
+    # allocation on: it may be a block just freed on this stream that queued kernels
+    # still read, and the allocator may have added waits on other streams' work before
+    # it. So before the hardware decode, the host waits until everything enqueued on
+    # the stream so far, the allocation included, has run. Memory from cudaMalloc needs
+    # no wait: nothing enqueued can still use it. The alternative, always taking the
+    # hardware scratch from cudaMalloc, would bypass the caller's allocator and end each
+    # call with the cudaDeviceSynchronize that freeing it needs (see _cuda_free), a wait
+    # for the whole device rather than for this stream.
+    drain = g == G_HW and scratch.free_kind != FREE_CUDA
     dest = <nvjpegImage_t *>calloc(k, sizeof(nvjpegImage_t))
     data = <const unsigned char **>calloc(k, sizeof(unsigned char *))
     length = <size_t *>calloc(k, sizeof(size_t))
@@ -620,8 +660,13 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                 # decode's copies, on this stream or another: wait before reusing them
                 # (as NVIDIA's samples and torchvision do). If that wait fails, whether
                 # they are idle is unknown: nothing is decoded.
-                if dec.used:
-                    err = rt.cudaEventSynchronize(dec.done)
+                if used:
+                    err = rt.cudaEventSynchronize(done)
+                    if err != cudaSuccess:
+                        rt.cudaGetLastError()
+                if err == cudaSuccess and drain:
+                    op = "cudaStreamSynchronize"
+                    err = rt.cudaStreamSynchronize(<cudaStream_t>stream)
                     if err != cudaSuccess:
                         rt.cudaGetLastError()
                 if err == cudaSuccess:
@@ -636,6 +681,8 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                         # Find the culprits: each image alone. After a failed batch the
                         # state must be initialized again, and no batched decode may be
                         # running when it is (nvJPEG, nvjpegDecodeBatchedInitialize).
+                        # The synchronization also keeps the hardware backend's writes
+                        # after the stream's queued work (see drain).
                         for j in range(k):
                             op = "cudaStreamSynchronize"
                             err = rt.cudaStreamSynchronize(<cudaStream_t>stream)
@@ -646,15 +693,15 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                             if status[j] == NVJPEG_STATUS_SUCCESS:
                                 status[j] = _nv.DecodeBatched(handle, state, &data[j], &length[j],
                                                               &dest[j], <cudaStream_t>stream)
-                    # Mark where this use of the states ends. If no event can be
-                    # recorded, wait for it here; if even that fails, the states may
+                    # Mark where this use of the state ends. If no event can be
+                    # recorded, wait for it here; if even that fails, the state may
                     # still be in use and this decoder is not used again.
-                    rec = rt.cudaEventRecord(dec.done, <cudaStream_t>stream)
+                    rec = rt.cudaEventRecord(done, <cudaStream_t>stream)
                     if rec == cudaSuccess:
-                        dec.used = True
+                        used = True
                     else:
                         rt.cudaGetLastError()
-                        dec.used = False
+                        used = False
                         rec = rt.cudaStreamSynchronize(<cudaStream_t>stream)
                         if rec != cudaSuccess:
                             rt.cudaGetLastError()
@@ -662,16 +709,25 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                             if err == cudaSuccess:
                                 err = rec
                                 op = "cudaStreamSynchronize"
-                    dec.last_stream = stream
             leave_device(rt, &scope)
+        if g == G_HW:
+            dec.hw_used = used
+        else:
+            dec.hy_used = used
         check_scope(&scope, err, op.decode(), f"nvJPEG on cuda:{dec.device}")
         for j in range(k):
             if status[j] != NVJPEG_STATUS_SUCCESS:
                 i = idx[j]
-                failures.append((i, f"nvjpegDecodeBatched ({'hardware' if g == G_HW else 'GPU hybrid'}): "
-                                    f"{_status_name(status[j])}"))
-                inp.group[i] = G_CPU
+                failures.append((i, f"nvjpegDecodeBatched ({'hardware' if g == G_HW else 'GPU hybrid'}) "
+                                    f"failed with {_status_name(status[j])}; "
+                                    f"{'trying the GPU-hybrid backend' if g == G_HW else 'taking the CPU path'}"))
+                # An image the hardware backend fails may still decode with the hybrid
+                # one, which runs next.
+                inp.group[i] = G_HYBRID if g == G_HW else G_CPU
                 inp.decoded[i] = 0
+    except BaseException:
+        scratch.release()       # in the stream's order, after whatever was enqueued
+        raise
     finally:
         free(dest)
         free(data)
@@ -791,15 +847,15 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
                   str pix_fmt, object scale_mode, object demux_config, object decode_config,
                   bint strict):
     cdef const CudaRuntimeApi *rt = cudart()
-    cdef Py_ssize_t n = len(sources), i, r, m
+    cdef Py_ssize_t n = len(sources), i, r
     cdef _Inputs inp = _Inputs(n)
     cdef Source s
     cdef ErrorInfo einfo
     cdef AVPacket *pkt
     cdef int ret
     cdef DeviceScope scope
-    cdef CPUBuffer cpu_buf = None, host
-    cdef HostAllocator pinned
+    cdef CUDABuffer out, buf
+    cdef HostAllocator pinned = None
     cdef bint planar = pix_fmt == "rgbp"
     cdef int out_fmt = (NVJPEG_OUTPUT_RGB if planar else
                         NVJPEG_OUTPUT_BGRI if pix_fmt == "bgr24" else NVJPEG_OUTPUT_RGBI)
@@ -818,103 +874,167 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
     # 1. Read the inputs; sniff and decode the JPEGs on the GPU.
     scratch = []
     failures = []
-    if not ffmpeg_only and n:
-        for i in range(n):
-            s = sources[i]
-            if s.ref.path == NULL:
-                inp.data[i] = s.ref.data
-                inp.length[i] = s.ref.size
-                continue
-            pkt = av_packet_alloc()
-            if pkt == NULL:
-                raise MemoryError()
-            inp.pkts[i] = pkt
-            with nogil:
-                ret = read_source(&s.ref, max_file_size, pkt, &einfo)
-            if ret >= 0:
-                inp.data[i] = pkt.data
-                inp.length[i] = pkt.size
-        with dec.lock:
-            with nogil:
-                if enter_device(rt, dec.device, &scope) == 0:
-                    _classify(dec, inp, max_pixels)
-                leave_device(rt, &scope)
-            check_scope(&scope)
+    try:
+        if not ffmpeg_only and n:
             for i in range(n):
-                if inp.group[i] != G_CPU:
-                    attempted = True
-                    break
-            try:
-                for g in (G_HW, G_HYBRID):
-                    buf = _decode_group(dec, inp, g, out_fmt, planar, cfg, failures)
-                    if buf is not None:
-                        scratch.append(buf)
-            finally:
+                s = sources[i]
+                if s.ref.path == NULL:
+                    inp.data[i] = s.ref.data
+                    inp.length[i] = s.ref.size
+                    continue
+                pkt = av_packet_alloc()
+                if pkt == NULL:
+                    raise MemoryError()
+                inp.pkts[i] = pkt
+                with nogil:
+                    ret = read_source(&s.ref, max_file_size, pkt, &einfo)
+                if ret >= 0:
+                    inp.data[i] = pkt.data
+                    inp.length[i] = pkt.size
+            with dec.lock:
+                with nogil:
+                    if enter_device(rt, dec.device, &scope) == 0:
+                        _classify(dec, inp, max_pixels)
+                    leave_device(rt, &scope)
+                check_scope(&scope)
+                for i in range(n):
+                    if inp.group[i] != G_CPU:
+                        attempted = True
+                        break
+                try:
+                    # The hardware group first: the images it fails move to the hybrid group.
+                    for g in (G_HW, G_HYBRID):
+                        buf = _decode_group(dec, inp, g, out_fmt, planar, cfg, failures)
+                        if buf is not None:
+                            scratch.append(buf)
+                except BaseException as e:
+                    if attempted:
+                        keep_after_error(device, stream, inp, e)
+                    raise
                 if attempted:
                     # nvJPEG may read the encoded bytes until its work on the stream is done.
                     keep_until_done(device, stream, inp)
 
-    for i, why in failures:
-        _log.debug("nvJPEG could not decode input %d (%s); trying the CPU path", i, why)
+        for i, why in failures:
+            _log.debug("nvJPEG could not decode input %d: %s", i, why)
 
-    # 2. The CPU path for everything else.
-    errors = {}
-    cpu_row = {}            # input index -> row of cpu_buf
-    cpu_idx = [i for i in range(n) if inp.group[i] == G_CPU]
-    if cpu_idx:
-        desc = get_video_filter_desc(scale_width=width, scale_height=height, scale_mode=scale_mode,
-                                     pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
-        pinned = host_allocator(cfg)
-        job = BatchJob([srcs[i] for i in cpu_idx], demux_config, decode_config, desc, pinned)
-        job.run_worker()
-        cpu_buf = job.finish(False)
-        for k, e in cpu_buf.errors.items():
-            errors[cpu_idx[k]] = _renumbered(e, k, cpu_idx[k])
-        for r, k in enumerate(cpu_buf.indices):
-            cpu_row[cpu_idx[k]] = r
-    if strict and errors:
-        errors = dict(sorted(errors.items()))
-        raise BatchLoadError(errors, n) from next(iter(errors.values()))
+        # 2. The CPU path for everything else.
+        errors = {}
+        cpu_parts = []          # (host rows, {input index: host row})
+        cpu_idx = [i for i in range(n) if inp.group[i] == G_CPU]
+        desc = None
+        if cpu_idx:
+            desc = get_video_filter_desc(scale_width=width, scale_height=height,
+                                         scale_mode=scale_mode,
+                                         pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
+            pinned = host_allocator(cfg)
+            host, rows, errs = _cpu_decode(srcs, cpu_idx, demux_config, decode_config, desc,
+                                           pinned, planar)
+            errors.update(errs)
+            cpu_parts.append((host, rows))
+        if strict and errors:
+            errors = dict(sorted(errors.items()))
+            raise BatchLoadError(errors, n) from next(iter(errors.values()))
 
-    # 3. The output: resize the GPU-decoded images into their rows, copy the others in.
-    ok = [i for i in range(n) if inp.group[i] != G_CPU or i in cpu_row]
-    if planar:
-        shape = (len(ok), 3, height, width)
-    else:
-        shape = (len(ok), height, width, 3)
-    out = alloc_cuda_buffer(shape, 1, pix_fmt, cfg)
-    out.indices = tuple(ok)
-    out.errors = dict(sorted(errors.items()))
-    if not ok:
-        return out
-    gpu = [(r, i) for r, i in enumerate(ok) if inp.group[i] != G_CPU]
-    _resize_into(out, inp, gpu, width, height, planar, scale_mode == "pad")
-    if cpu_row:
-        host = cpu_buf      # page-locked: the copies are DMA, asynchronous
+        # 3. The output: resize the GPU-decoded images into their rows, copy the others in.
+        ok = [i for i in range(n) if inp.group[i] != G_CPU or any(i in p[1] for p in cpu_parts)]
         if planar:
-            # The CPU path gives packed rows: transpose them into page-locked memory too,
-            # so that the copies stay asynchronous (from pageable memory the runtime
-            # stages them and the call may wait).
-            import numpy as np
+            shape = (len(ok), 3, height, width)
+        else:
+            shape = (len(ok), height, width, 3)
+        out = alloc_cuda_buffer(shape, 1, pix_fmt, cfg)
+        out.indices = tuple(ok)
+        out.errors = dict(sorted(errors.items()))
+        if not ok:
+            return out
+        row_of = {i: r for r, i in enumerate(ok)}
+        gpu = [(r, i) for r, i in enumerate(ok) if inp.group[i] != G_CPU]
+        npp_failed = _resize_into(out, inp, gpu, width, height, planar, scale_mode == "pad")
+        if npp_failed:
+            # NPP refused an image (its parameters are checked before; this is not expected):
+            # that image alone takes the CPU path, into the row kept for it.
+            for i, st in npp_failed:
+                _log.warning("nppiResize_8u_%s_Ctx failed with NppStatus %d for input %d (%dx%d); "
+                             "decoding it on the CPU", "P3R" if planar else "C3R", st, i,
+                             inp.width[i], inp.height[i])
+                inp.group[i] = G_CPU
+            again = [i for i, st in npp_failed]
+            if desc is None:
+                desc = get_video_filter_desc(scale_width=width, scale_height=height,
+                                             scale_mode=scale_mode,
+                                             pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
+                pinned = host_allocator(cfg)
+            host, rows, errs = _cpu_decode(srcs, again, demux_config, decode_config, desc,
+                                           pinned, planar)
+            cpu_parts.append((host, rows))
+            if errs:
+                errors.update(errs)
+                errors = dict(sorted(errors.items()))
+                if strict:
+                    raise BatchLoadError(errors, n) from next(iter(errors.values()))
+        for host, rows in cpu_parts:
+            if rows:
+                _upload_rows(out, host, [(row_of[i], r) for i, r in rows.items()])
+        if len(errors) != len(out.errors):
+            # Inputs that failed on the CPU after NPP refused them: drop their rows.
+            keep = [i for i in ok if i not in errors]
+            out = _keep_rows(out, [row_of[i] for i in keep], cfg)
+            out.indices = tuple(keep)
+            out.errors = errors
+        return out
+    finally:
+        # In the stream's order, after the resizes that read them (cudaFreeAsync, or the
+        # caller's allocator), or after the device is idle (cudaFree); not later, when
+        # the stream may be gone.
+        for buf in scratch:
+            buf.release()
 
-            nrows, h, w = cpu_buf.shape[0], cpu_buf.shape[1], cpu_buf.shape[2]
-            try:
-                host = CPUBuffer.allocate((nrows, 3, h, w), 1, "rgbp", pinned)
-            except MemoryError:
-                host = CPUBuffer.allocate((nrows, 3, h, w), 1, "rgbp")   # pageable, still correct
-            np.asarray(host)[...] = np.asarray(cpu_buf).transpose(0, 3, 1, 2)
-        _upload_rows(out, host, [(r, cpu_row[i]) for r, i in enumerate(ok) if i in cpu_row])
-    del scratch     # freed in stream order (or after the device is idle, with cudaFree)
-    return out
+
+cdef tuple _cpu_decode(list srcs, list idx, object demux_config, object decode_config,
+                       object desc, HostAllocator pinned, bint planar):
+    """The CPU path for inputs idx: (host rows, {input index: host row}, {input index: error}).
+
+    The rows are in page-locked memory (the copies to the device are DMA,
+    asynchronous); planar rows are transposed into a page-locked block too,
+    so that the copies stay asynchronous (from pageable memory the runtime
+    stages them and the call may wait).
+    """
+    cdef CPUBuffer cpu_buf, host
+    cdef Py_ssize_t r
+    job = BatchJob([srcs[i] for i in idx], demux_config, decode_config, desc, pinned)
+    job.run_worker()
+    cpu_buf = job.finish(False)
+    errors = {}
+    for k, e in cpu_buf.errors.items():
+        errors[idx[k]] = _renumbered(e, k, idx[k])
+    rows = {}
+    for r, k in enumerate(cpu_buf.indices):
+        rows[idx[k]] = r
+    host = cpu_buf
+    if planar and rows:
+        import numpy as np
+
+        nrows, h, w = cpu_buf.shape[0], cpu_buf.shape[1], cpu_buf.shape[2]
+        try:
+            host = CPUBuffer.allocate((nrows, 3, h, w), 1, "rgbp", pinned)
+        except MemoryError:
+            host = CPUBuffer.allocate((nrows, 3, h, w), 1, "rgbp")   # pageable, still correct
+        np.asarray(host)[...] = np.asarray(cpu_buf).transpose(0, 3, 1, 2)
+    return host, rows, errors
 
 
-cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int height, bint planar,
-                      bint pad) except -1:
-    """Clear the output (black borders) and resize each GPU-decoded image into its row."""
+cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int height, bint planar,
+                       bint pad):
+    """Clear the output (black borders) and resize each GPU-decoded image into its row.
+
+    Returns [(input index, NppStatus)] of the images NPP refused (their rows
+    are left for the caller to fill); raises CUDAError for a failed CUDA call.
+    """
     cdef const CudaRuntimeApi *rt = cudart()
     cdef Py_ssize_t m = len(rows), j
     cdef Py_ssize_t *row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
     cdef Py_ssize_t *img = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
+    cdef NppStatus *npp_st = <NppStatus *>calloc(m if m else 1, sizeof(NppStatus))
     cdef size_t row_bytes = <size_t>width * height * 3, plane_out = <size_t>width * height, plane_in
     cdef uintptr_t stream = out._stream, dst, src
     cdef int device = out._device, w, h, interp, c, smem = 0
@@ -931,10 +1051,10 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
     cdef unsigned char *dstp[3]
     cdef NppiSize src_size, dst_size
     cdef NppiRect src_roi, dst_roi
-    cdef Py_ssize_t failed_at = -1
-    if row == NULL or img == NULL:
+    if row == NULL or img == NULL or npp_st == NULL:
         free(row)
         free(img)
+        free(npp_st)
         raise MemoryError()
     for j in range(m):
         row[j], img[j] = rows[j]
@@ -944,6 +1064,7 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
     spec.crop_w = -1
     spec.crop_h = -1
     spec.sws_flags = 0
+    spec.cubic = False          # not read by compute_geometry; set so nothing is left undefined
     spec.out_fmt = AV_PIX_FMT_NONE
     with nogil:
         if enter_device(rt, device, &scope) == 0 and pad:
@@ -980,7 +1101,7 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
                 w = inp.width[img[j]]
                 h = inp.height[img[j]]
                 src = inp.decoded[img[j]]
-                compute_geometry(&spec, w, h, &geo, &einfo)   # cannot fail: 1 <= size <= 65535
+                compute_geometry(&spec, w, h, &geo, &einfo)   # cannot fail: 2 <= size <= 65535
                 if geo.sw == w and geo.sh == h:
                     interp = NPPI_INTER_NN                    # same size: an exact copy
                 elif geo.sw < w and geo.sh < h:
@@ -1006,18 +1127,42 @@ cdef int _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int hei
                         <const unsigned char *>src, w * 3, src_size, src_roi,
                         <unsigned char *>(dst + (<size_t>geo.oy * width + geo.ox) * 3), width * 3,
                         dst_size, dst_roi, interp, ctx)
-                if st < 0:
-                    failed_at = img[j]
-                    break
+                npp_st[j] = st      # < 0: an error, > 0: a warning (the image is resized)
         leave_device(rt, &scope)
+    failed = [(img[j], npp_st[j]) for j in range(m) if npp_st[j] < 0]
     free(row)
     free(img)
+    free(npp_st)
     check_scope(&scope, err, op.decode(), f"cuda:{device}")
-    if failed_at >= 0:
-        raise CUDAError(f"nppiResize_8u_{'P3R' if planar else 'C3R'}_Ctx failed with NppStatus {st} "
-                        f"for input {failed_at} ({inp.width[failed_at]}x{inp.height[failed_at]})",
-                        op="nppiResize", code=st)
-    return 0
+    return failed
+
+
+cdef CUDABuffer _keep_rows(CUDABuffer out, list keep, object cfg):
+    """A new buffer holding rows `keep` of out, copied on out's stream (device to device)."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef Py_ssize_t m = len(keep), j
+    cdef size_t row_bytes = out._nbytes // <size_t>out._shape[0]
+    cdef CUDABuffer dst = alloc_cuda_buffer((m,) + out.shape[1:], 1, out.pix_fmt, cfg)
+    cdef Py_ssize_t *src_row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
+    cdef uintptr_t stream = out._stream
+    cdef DeviceScope scope
+    cdef cudaError_t err = cudaSuccess
+    if src_row == NULL:
+        raise MemoryError()
+    for j in range(m):
+        src_row[j] = keep[j]
+    with nogil:
+        if enter_device(rt, out._device, &scope) == 0:
+            j = 0
+            while err == cudaSuccess and j < m:
+                err = rt.cudaMemcpyAsync(<void *>(dst.ptr + <size_t>j * row_bytes),
+                                         <const void *>(out.ptr + <size_t>src_row[j] * row_bytes),
+                                         row_bytes, cudaMemcpyDeviceToDevice, <cudaStream_t>stream)
+                j += 1
+        leave_device(rt, &scope)
+    free(src_row)
+    check_scope(&scope, err, "cudaMemcpyAsync", f"keeping {m} rows on cuda:{out._device}")
+    return dst     # out is freed by its allocator once its last reference goes, in its order
 
 
 cdef int _upload_rows(CUDABuffer out, CPUBuffer host, list rows) except -1:
@@ -1050,8 +1195,8 @@ cdef int _upload_rows(CUDABuffer out, CPUBuffer host, list rows) except -1:
         leave_device(rt, &scope)
     free(dst_row)
     free(src_row)
-    if not (scope.code != 0 and scope.entering):
-        # Even after a failure, copies already enqueued may still read host.
-        keep_until_done(out._device, stream, host)
-    check_scope(&scope, err, "cudaMemcpyAsync", f"rows decoded on the CPU to cuda:{out._device}")
+    # Even after a failure, copies already enqueued may still read host: it is kept
+    # alive either way, and the copy's own error is the one raised.
+    check_then_keep(&scope, err, "cudaMemcpyAsync", f"rows decoded on the CPU to cuda:{out._device}",
+                    out._device, stream, host)
     return 0

@@ -20,15 +20,18 @@ cdef enum:
     cudaErrorNoDevice = 100
     cudaErrorInvalidDevice = 101
     cudaErrorNotReady = 600
+    cudaErrorNotSupported = 801
 
 # enum cudaMemcpyKind
 cdef enum:
     cudaMemcpyHostToDevice = 1
     cudaMemcpyDeviceToHost = 2
+    cudaMemcpyDeviceToDevice = 3
 
 # Flags.
 cdef enum:
     cudaHostAllocPortable = 0x01      # page-locked memory usable by every CUDA context
+    cudaEventBlockingSync = 0x01      # cudaEventSynchronize blocks the thread instead of spinning
     cudaEventDisableTiming = 0x02
     cudaStreamNonBlocking = 0x01
 
@@ -40,12 +43,15 @@ cdef enum:
     cudaDevAttrMaxThreadsPerMultiProcessor = 39
     cudaDevAttrComputeCapabilityMajor = 75
     cudaDevAttrComputeCapabilityMinor = 76
+    cudaDevAttrMemoryPoolsSupported = 115   # cudaMallocAsync / cudaFreeAsync work on the device
 
 ctypedef cudaError_t (*cudaGetDeviceCount_t)(int *count) noexcept nogil
 ctypedef cudaError_t (*cudaGetDevice_t)(int *device) noexcept nogil
 ctypedef cudaError_t (*cudaSetDevice_t)(int device) noexcept nogil
 ctypedef cudaError_t (*cudaMalloc_t)(void **devPtr, size_t size) noexcept nogil
 ctypedef cudaError_t (*cudaFree_t)(void *devPtr) noexcept nogil
+ctypedef cudaError_t (*cudaMallocAsync_t)(void **devPtr, size_t size, cudaStream_t hStream) noexcept nogil
+ctypedef cudaError_t (*cudaFreeAsync_t)(void *devPtr, cudaStream_t hStream) noexcept nogil
 ctypedef cudaError_t (*cudaHostAlloc_t)(void **pHost, size_t size, unsigned int flags) noexcept nogil
 ctypedef cudaError_t (*cudaFreeHost_t)(void *ptr) noexcept nogil
 ctypedef cudaError_t (*cudaMemcpyAsync_t)(void *dst, const void *src, size_t count, int kind,
