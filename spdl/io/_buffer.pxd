@@ -37,4 +37,7 @@ cdef class CPUBuffer:
 # The unversioned DLPack export, shared with CUDABuffer: the deleter drops the
 # reference in manager_ctx and frees the shape array and the struct.
 cdef void dl_deleter(DLManagedTensor *t) noexcept nogil
+# Drops a capsule's reference to its owner from any thread; leaks it while the
+# interpreter finalizes (shared with CUDABuffer's versioned deleter).
+cdef void release_manager(void *obj) noexcept nogil
 cdef void dl_capsule_destructor(object capsule) noexcept

@@ -42,7 +42,7 @@ cdef void _pool_free(void *ptr) noexcept nogil:
     spdl_pool_free(ptr)
 
 
-cdef void _release_manager(void *obj) noexcept nogil:
+cdef void release_manager(void *obj) noexcept nogil:
     # Drop a capsule's reference from any thread, at any time. While the
     # interpreter finalizes, PyGILState_Ensure would end or hang the calling
     # thread (as the C API documents), and once it is finalized there is no
@@ -57,7 +57,7 @@ cdef void _release_manager(void *obj) noexcept nogil:
 
 cdef void dl_deleter(DLManagedTensor *t) noexcept nogil:
     # May run without the GIL (a consumer freeing its tensor on any thread).
-    _release_manager(t.manager_ctx)
+    release_manager(t.manager_ctx)
     free(t.dl_tensor.shape)
     free(t)
 

@@ -47,7 +47,9 @@ from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 from posix.dlfcn cimport RTLD_LOCAL, RTLD_NOW, dlerror, dlopen, dlsym
 
-from spdl.io._buffer cimport CPUBuffer, HostAllocator, dl_capsule_destructor, dl_deleter
+from spdl.io._buffer cimport (
+    CPUBuffer, HostAllocator, dl_capsule_destructor, dl_deleter, release_manager,
+)
 from spdl.io._config import CUDAConfig
 from spdl.io._errors import AllocationError, SpdlIOError
 from spdl.io.includes.cuda_driver cimport *
@@ -65,24 +67,6 @@ __all__ = [
     "transfer_buffer",
 ]
 
-
-cdef extern from "Python.h":
-    ctypedef int PyGILState_STATE
-    PyGILState_STATE PyGILState_Ensure() noexcept nogil
-    void PyGILState_Release(PyGILState_STATE) noexcept nogil
-    int Py_IsInitialized() noexcept nogil
-    void Py_DecRef(PyObject *o) noexcept nogil
-
-cdef extern from *:
-    """
-    /* Python 3.13 made Py_IsFinalizing() public and removed _Py_IsFinalizing(). */
-    #if PY_VERSION_HEX >= 0x030D0000
-    #define spdl_py_is_finalizing() Py_IsFinalizing()
-    #else
-    #define spdl_py_is_finalizing() _Py_IsFinalizing()
-    #endif
-    """
-    int spdl_py_is_finalizing() noexcept nogil
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:
@@ -959,23 +943,9 @@ from spdl.io.includes.dlpack cimport (
 )
 
 
-cdef void _release_manager(void *obj) noexcept nogil:
-    # Drop a capsule's reference from any thread, at any time. While the
-    # interpreter finalizes, PyGILState_Ensure would end or hang the calling
-    # thread (as the C API documents), and once it is finalized there is no
-    # GIL to take: then the reference is leaked, the process is ending anyway.
-    # (The same as _buffer's, for the unversioned capsule.)
-    cdef PyGILState_STATE state
-    if obj == NULL or not Py_IsInitialized() or spdl_py_is_finalizing():
-        return
-    state = PyGILState_Ensure()
-    Py_DecRef(<PyObject *>obj)
-    PyGILState_Release(state)
-
-
 cdef void _dl_deleter_versioned(DLManagedTensorVersioned *t) noexcept nogil:
     # May run without the GIL (a consumer freeing its tensor on any thread).
-    _release_manager(t.manager_ctx)
+    release_manager(t.manager_ctx)
     free(t.dl_tensor.shape)
     free(t)
 

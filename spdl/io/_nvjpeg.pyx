@@ -64,7 +64,7 @@ from spdl.io._cuda cimport (
 from spdl.io._error cimport ErrorInfo
 from spdl.io._scale cimport MODE_PAD, MODE_STRETCH, Geometry, ScaleSpec, compute_geometry
 from spdl.io._source cimport Source, make_source, read_source
-from spdl.io._structure cimport jpeg_check_structure
+from spdl.io._structure cimport jpeg_check_structure, jpeg_skip_entropy
 from spdl.io.includes.cuda_runtime cimport *
 from spdl.io.includes.libavcodec cimport AVPacket, av_packet_alloc, av_packet_free
 from spdl.io.includes.libavutil cimport AV_PIX_FMT_NONE
@@ -456,7 +456,6 @@ cdef int _jpeg_gpu_check(const unsigned char *d, size_t n) noexcept nogil:
     cdef int m, sof = 0, precision = 0, ncomp = 0, transform = -1, scans = 0, i
     cdef unsigned char ids[3]
     cdef const unsigned char *seg
-    cdef const unsigned char *q
     cdef bint eoi = False
     ids[0] = ids[1] = ids[2] = 0
     while pos + 1 < n:
@@ -497,16 +496,7 @@ cdef int _jpeg_gpu_check(const unsigned char *d, size_t n) noexcept nogil:
         pos += 4 + length
         if m == 0xDA:                           # SOS: skip the entropy-coded data
             scans += 1
-            while pos + 1 < n:
-                q = <const unsigned char *>memchr(d + pos, 0xFF, n - pos - 1)
-                if q == NULL:
-                    pos = n
-                    break
-                pos = q - d
-                if d[pos + 1] == 0x00 or 0xD0 <= d[pos + 1] <= 0xD7 or d[pos + 1] == 0xFF:
-                    pos += 1                    # stuffed byte, restart marker, fill
-                    continue
-                break
+            pos = jpeg_skip_entropy(d, n, pos)
     if sof == 0 or scans == 0:
         return JPEG_NO_IMAGE
     if not eoi:

@@ -20,12 +20,27 @@ cdef extern from "<stdio.h>":
 cdef long long MAX_PIXEL_SCANS = 4_000_000_000
 
 
+cdef size_t jpeg_skip_entropy(const unsigned char *d, size_t n, size_t pos) noexcept nogil:
+    """The position of the first marker at or after pos in entropy-coded data (stuffed
+    bytes, restart markers and fill bytes are part of the data), or n."""
+    cdef const unsigned char *q
+    while pos + 1 < n:
+        q = <const unsigned char *>memchr(d + pos, 0xFF, n - pos - 1)
+        if q == NULL:
+            return n
+        pos = <size_t>(q - d)
+        if d[pos + 1] == 0x00 or 0xD0 <= d[pos + 1] <= 0xD7 or d[pos + 1] == 0xFF:
+            pos += 1
+            continue
+        return pos
+    return pos
+
+
 cdef int jpeg_check_structure(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil:
     """Walk the JPEG markers: a frame header and at least one scan must be there, and a
     progressive image may not have more scans than its size justifies."""
     cdef int pos = 2, m, length, scans = 0, w = 0, h = 0
     cdef bint progressive = False, have_sof = False
-    cdef const unsigned char *q
     cdef char msg[160]
     while pos + 4 <= n:
         if d[pos] != 0xFF:
@@ -52,16 +67,7 @@ cdef int jpeg_check_structure(const unsigned char *d, int n, ErrorInfo *err) noe
         pos += 2 + length
         if m == 0xDA:               # a scan: skip its entropy-coded data to the next marker
             scans += 1
-            while pos + 1 < n:
-                q = <const unsigned char *>memchr(d + pos, 0xFF, n - pos - 1)
-                if q == NULL:
-                    pos = n
-                    break
-                pos = q - d
-                if d[pos + 1] == 0x00 or 0xD0 <= d[pos + 1] <= 0xD7 or d[pos + 1] == 0xFF:
-                    pos += 1
-                    continue
-                break
+            pos = <int>jpeg_skip_entropy(d, n, pos)
     if not have_sof or scans == 0:
         return fail(err, ERR_DECODE, "decode", "jpeg_check_structure", 0,
                     "the JPEG has no image data (no frame header or no scan)")
