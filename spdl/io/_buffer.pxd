@@ -41,3 +41,5 @@ cdef void dl_deleter(DLManagedTensor *t) noexcept nogil
 # interpreter finalizes (shared with CUDABuffer's versioned deleter).
 cdef void release_manager(void *obj) noexcept nogil
 cdef void dl_capsule_destructor(object capsule) noexcept
+# A "dltensor" capsule of t that keeps owner alive (t is freed if it cannot be made).
+cdef object dl_capsule(DLManagedTensor *t, object owner)

@@ -69,6 +69,21 @@ cdef void dl_capsule_destructor(object capsule) noexcept:
         t.deleter(t)
 
 
+cdef object dl_capsule(DLManagedTensor *t, object owner):
+    """Wrap t (its shape malloc'ed) in a "dltensor" capsule that keeps owner alive until
+    the consumer's deleter runs; frees t when the capsule cannot be made."""
+    t.manager_ctx = <void *>owner
+    t.deleter = dl_deleter
+    try:
+        cap = PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
+    except BaseException:
+        free(t.dl_tensor.shape)
+        free(t)
+        raise
+    Py_INCREF(owner)    # the capsule's reference, dropped by the deleter
+    return cap
+
+
 cdef void *_pool_alloc(size_t size) noexcept nogil:
     return spdl_pool_alloc(size)
 
@@ -232,16 +247,7 @@ cdef class CPUBuffer:
         t.dl_tensor.dtype.lanes = 1
         t.dl_tensor.strides = NULL
         t.dl_tensor.byte_offset = 0
-        t.manager_ctx = <void *>self
-        t.deleter = dl_deleter
-        try:
-            cap = PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
-        except BaseException:
-            free(t.dl_tensor.shape)
-            free(t)
-            raise
-        Py_INCREF(self)     # the capsule's reference, dropped by the deleter
-        return cap
+        return dl_capsule(t, self)
 
     def __repr__(self):
         return f"CPUBuffer(shape={self.shape}, dtype={self.dtype}, pix_fmt={self.pix_fmt!r})"

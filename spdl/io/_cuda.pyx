@@ -48,7 +48,7 @@ from libc.stdlib cimport calloc, free, malloc
 from posix.dlfcn cimport RTLD_LOCAL, RTLD_NOW, dlerror, dlopen, dlsym
 
 from spdl.io._buffer cimport (
-    CPUBuffer, HostAllocator, dl_capsule_destructor, dl_deleter, release_manager,
+    CPUBuffer, HostAllocator, dl_capsule, release_manager,
 )
 from spdl.io._config import CUDAConfig
 from spdl.io._errors import AllocationError, SpdlIOError
@@ -1015,16 +1015,7 @@ cdef object _export_dlpack(CUDABuffer buf, bint versioned):
     except BaseException:
         free(t)
         raise
-    t.manager_ctx = <void *>buf
-    t.deleter = dl_deleter
-    try:
-        cap = PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
-    except BaseException:
-        free(t.dl_tensor.shape)
-        free(t)
-        raise
-    Py_INCREF(buf)          # the capsule's reference, dropped by the deleter
-    return cap
+    return dl_capsule(t, buf)
 
 
 cdef void _cuda_free(int device, uintptr_t ptr) noexcept nogil:
