@@ -208,22 +208,22 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
 
     Returns 0, -1 with err set, or JPEG_NOT_HANDLED.
     """
-    cdef int iw, ih, subsamp, ret, w, h, pf, ch, pf4, ch_in
+    cdef int iw, ih, subsamp, ret, w, h, pf, ch, pf_rs, ch_in
     cdef bint resize
     cdef Geometry g
     cdef const tjscalingfactor *f
     cdef double ew, eh
     cdef size_t pitch
-    # pf: the decoder's format when the output is a copy; pf4: when it is resampled
-    # (4-byte pixels where only those resample in vectors).
+    # pf: the decoder's format when the output is a copy; pf_rs: when it is resampled
+    # (RGBX/BGRX where the resampler has vector passes only for 4-byte pixels).
     if out_fmt == AV_PIX_FMT_RGB24:
-        pf, pf4, ch = TJPF_RGB, (TJPF_RGB if resample_fast3() else TJPF_RGBX), 3
+        pf, pf_rs, ch = TJPF_RGB, (TJPF_RGB if resample_fast3() else TJPF_RGBX), 3
     elif out_fmt == AV_PIX_FMT_BGR24:
-        pf, pf4, ch = TJPF_BGR, (TJPF_BGR if resample_fast3() else TJPF_BGRX), 3
+        pf, pf_rs, ch = TJPF_BGR, (TJPF_BGR if resample_fast3() else TJPF_BGRX), 3
     elif out_fmt == AV_PIX_FMT_RGBA:
-        pf, pf4, ch = TJPF_RGBA, TJPF_RGBA, 4
+        pf, pf_rs, ch = TJPF_RGBA, TJPF_RGBA, 4
     elif out_fmt == AV_PIX_FMT_GRAY8:
-        pf, pf4, ch = TJPF_GRAY, TJPF_GRAY, 1
+        pf, pf_rs, ch = TJPF_GRAY, TJPF_GRAY, 1
     else:
         return JPEG_NOT_HANDLED
     ret = _header(j, data, size, max_pixels, &iw, &ih, &subsamp, err)
@@ -236,8 +236,8 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     ew = <double>iw * f.num / f.denom if f != NULL else iw
     eh = <double>ih * f.num / f.denom if f != NULL else ih
     resize = not (w == g.sw and h == g.sh and ew == w and eh == h)
-    if resize and pf4 != pf:
-        pf, ch_in = pf4, 4
+    if resize and pf_rs != pf:
+        pf, ch_in = pf_rs, 4
     else:
         ch_in = ch
     pitch = <size_t>w * ch_in

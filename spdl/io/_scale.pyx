@@ -44,8 +44,6 @@ cdef extern from "csrc/resample.h" nogil:
         int taps
         int *start
         short *w
-    int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_total, int out0, int n)
-    void spdl_kernel_free(spdl_kernel *k)
     void spdl_resample_v(const uint8_t *src, ptrdiff_t src_stride, int row_bytes,
                          const spdl_kernel *kv, uint8_t *tmp, int32_t *acc)
     void spdl_resample_packed(const uint8_t *tmp, int tmp_row_bytes, int rows, int cin,
@@ -198,7 +196,7 @@ cdef int resample_into(Scaler *s, const uint8_t *pixels, size_t pitch, int w, in
                        ErrorInfo *err) noexcept nogil:
     """Resize a packed 8-bit image (w x h, ch_in bytes a pixel, filling ew x eh of it) into
     the output at dst as g places it, with the cubic resampler; ch_out is ch_in, or 3 from 4."""
-    cdef int vx0, vx1, vy0, vy1, col0, col1, i, y
+    cdef int vx0, vx1, vy0, vy1, col0, col1, y
     cdef const spdl_kernel *kh
     cdef const spdl_kernel *kv
     cdef size_t span
