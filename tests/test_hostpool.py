@@ -115,3 +115,38 @@ def test_small_and_empty_batches():
     del buf, empty
     gc.collect()
     assert _buffer._pool_info() == (0, 0)  # small blocks go back to the C heap
+
+
+def test_fork_while_another_thread_holds_the_pool_lock():
+    """Data loaders fork their workers: a fork while another thread is inside the pool
+    must leave the child a usable pool (the fork waits for the lock, and both sides
+    release it), not a copy of a lock nobody will ever release."""
+    import os
+    import threading
+    import time
+
+    srcs = _jpegs(8)
+    holder = threading.Thread(target=_buffer._pool_hold, args=(0.3,))
+    holder.start()
+    time.sleep(0.1)  # the lock is held now
+    pid = os.fork()
+    if pid == 0:  # the child: one pooled batch (1.2 MB), then out
+        try:
+            buf = spdl.io.load_image_batch(srcs, width=224, height=224)
+            os._exit(0 if np_batch(buf).shape == (8, 224, 224, 3) else 1)
+        except BaseException:
+            os._exit(2)
+    holder.join()
+    code = None
+    deadline = time.monotonic() + 30
+    while code is None and time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    if code is None:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert code == 0, "the child hung on the pool's lock" if code is None else f"child exit {code}"
+    # and the parent's pool still works
+    assert np_batch(spdl.io.load_image_batch(srcs, width=224, height=224)).shape == (8, 224, 224, 3)

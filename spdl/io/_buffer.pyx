@@ -36,6 +36,7 @@ cdef extern from "csrc/hostpool.h" nogil:
     void spdl_pool_free(void *ptr)
     size_t spdl_pool_trim()
     void spdl_pool_stats(int *blocks, size_t *nbytes)
+    void spdl_pool_hold(unsigned microseconds)
 
 
 cdef void _pool_free(void *ptr) noexcept nogil:
@@ -94,6 +95,12 @@ def _pool_info():
     cdef size_t nbytes
     spdl_pool_stats(&blocks, &nbytes)
     return blocks, nbytes
+
+
+def _pool_hold(double seconds):
+    """Internal, for tests: hold the pool's lock for this long (without the GIL)."""
+    with nogil:
+        spdl_pool_hold(<unsigned>(seconds * 1e6))
 
 
 def _pool_trim():

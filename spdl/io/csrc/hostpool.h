@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define SPDL_POOL_MIN ((size_t)1 << 20)            /* smaller blocks: the C heap */
 #define SPDL_POOL_KEEP 2
@@ -36,6 +37,23 @@ static pthread_mutex_t spdl_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *spdl_pool_kept[SPDL_POOL_KEEP];    /* oldest first */
 static int spdl_pool_n = 0;
 static size_t spdl_pool_bytes = 0;
+
+/* fork() while another thread holds the lock would leave the child's copy locked
+ * forever (data loaders fork their workers): the fork waits for the lock, and
+ * both processes release it after. */
+static void spdl_pool_prefork(void) { pthread_mutex_lock(&spdl_pool_lock); }
+static void spdl_pool_postfork(void) { pthread_mutex_unlock(&spdl_pool_lock); }
+static pthread_once_t spdl_pool_once = PTHREAD_ONCE_INIT;
+static void spdl_pool_init(void)
+{
+    pthread_atfork(spdl_pool_prefork, spdl_pool_postfork, spdl_pool_postfork);
+}
+
+static void spdl_pool_acquire(void)
+{
+    pthread_once(&spdl_pool_once, spdl_pool_init);
+    pthread_mutex_lock(&spdl_pool_lock);
+}
 
 static void *spdl_pool_map(size_t len)
 {
@@ -77,7 +95,7 @@ static void *spdl_pool_alloc(size_t size)
         return (uint8_t *)p + SPDL_POOL_HDR;
     }
     len = (size + SPDL_POOL_HDR + SPDL_POOL_HUGE - 1) & ~(SPDL_POOL_HUGE - 1);
-    pthread_mutex_lock(&spdl_pool_lock);
+    spdl_pool_acquire();
     for (i = 0; i < spdl_pool_n; i++) {     /* the smallest kept block that fits */
         size_t have = ((spdl_pool_hdr *)spdl_pool_kept[i])->len;
         if (have >= len && have - len <= have / 4
@@ -116,7 +134,7 @@ static void spdl_pool_free(void *ptr)
         munmap(h, h->len);
         return;
     }
-    pthread_mutex_lock(&spdl_pool_lock);
+    spdl_pool_acquire();
     /* Make room: release the oldest blocks until this one fits. */
     while (spdl_pool_n > 0
            && (spdl_pool_n == SPDL_POOL_KEEP || spdl_pool_bytes + h->len > SPDL_POOL_KEEP_BYTES)) {
@@ -128,7 +146,7 @@ static void spdl_pool_free(void *ptr)
         spdl_pool_n--;
         pthread_mutex_unlock(&spdl_pool_lock);
         munmap(old, old->len);
-        pthread_mutex_lock(&spdl_pool_lock);
+        spdl_pool_acquire();
     }
     if (spdl_pool_n < SPDL_POOL_KEEP && spdl_pool_bytes + h->len <= SPDL_POOL_KEEP_BYTES) {
         spdl_pool_kept[spdl_pool_n++] = h;
@@ -147,7 +165,7 @@ static size_t spdl_pool_trim(void)
     size_t total = 0;
     for (;;) {
         spdl_pool_hdr *h = NULL;
-        pthread_mutex_lock(&spdl_pool_lock);
+        spdl_pool_acquire();
         if (spdl_pool_n > 0) {
             h = (spdl_pool_hdr *)spdl_pool_kept[--spdl_pool_n];
             spdl_pool_bytes -= h->len;
@@ -160,9 +178,17 @@ static size_t spdl_pool_trim(void)
     }
 }
 
+/* For tests: hold the pool's lock for a while, as an allocating thread would. */
+static void spdl_pool_hold(unsigned microseconds)
+{
+    spdl_pool_acquire();
+    usleep(microseconds);
+    pthread_mutex_unlock(&spdl_pool_lock);
+}
+
 static void spdl_pool_stats(int *blocks, size_t *bytes)
 {
-    pthread_mutex_lock(&spdl_pool_lock);
+    spdl_pool_acquire();
     *blocks = spdl_pool_n;
     *bytes = spdl_pool_bytes;
     pthread_mutex_unlock(&spdl_pool_lock);
