@@ -370,44 +370,24 @@ SPDL_AVX2 static void spdl_resample_v_avx2(const uint8_t *src, ptrdiff_t src_str
 }
 #undef SPDL_V16
 
-/* One output pixel of two rows (one per 128-bit lane) of the AVX2 horizontal pass,
- * before rounding. Taps in fours: a 16-byte load holds the pixels of four taps; a
- * byte shuffle spreads two of them into 16-bit pairs per channel (r0 r1 g0 g1 b0 b1
- * x0 x1) and one pmaddwd weighs both. Inlined with a constant taps where it can be. */
-__attribute__((always_inline)) SPDL_AVX2 static inline __m256i
-spdl_h_pixel_avx2(const uint8_t *r0, const uint8_t *r1, const int16_t *w, int taps, int cin,
-                  __m256i M01, __m256i M23)
-{
-    __m256i acc = _mm256_setzero_si256();
-    int t;
-    for (t = 0; t < taps; t += 4) {
-        __m256i px = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r0 + cin * t))),
-            _mm_loadu_si128((const __m128i *)(r1 + cin * t)), 1);
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, M01),
-                                                      _mm256_set1_epi32(spdl_pair(w + t))));
-        if (t + 2 < taps)
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, M23),
-                                                          _mm256_set1_epi32(spdl_pair(w + t + 2))));
-    }
-    return acc;
-}
-
-/* The same for four rows: rows 0 and 1 in *a, rows 2 and 3 in *b, sharing the weights. */
+/* One output pixel of four rows of the AVX2 horizontal pass, before rounding: rows 0
+ * and 1 in *a, rows 2 and 3 in *b (one per 128-bit lane), sharing the weights. Taps in
+ * fours: a 16-byte load holds the pixels of four taps; a byte shuffle spreads two of
+ * them into 16-bit pairs per channel (r0 r1 g0 g1 b0 b1 x0 x1) and one pmaddwd weighs
+ * both. Inlined with a constant taps where it can be. */
 __attribute__((always_inline)) SPDL_AVX2 static inline void
-spdl_h_pixel4_avx2(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, const uint8_t *r3,
-                   const int16_t *w, int taps, int cin, __m256i M01, __m256i M23, __m256i *a,
-                   __m256i *b)
+spdl_h_pixel4_avx2(const uint8_t *const r[4], const int16_t *w, int taps, int cin,
+                   __m256i M01, __m256i M23, __m256i *a, __m256i *b)
 {
     __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
     int t;
     for (t = 0; t < taps; t += 4) {
         __m256i px0 = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r0 + cin * t))),
-            _mm_loadu_si128((const __m128i *)(r1 + cin * t)), 1);
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r[0] + cin * t))),
+            _mm_loadu_si128((const __m128i *)(r[1] + cin * t)), 1);
         __m256i px1 = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r2 + cin * t))),
-            _mm_loadu_si128((const __m128i *)(r3 + cin * t)), 1);
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r[2] + cin * t))),
+            _mm_loadu_si128((const __m128i *)(r[3] + cin * t)), 1);
         __m256i w01 = _mm256_set1_epi32(spdl_pair(w + t));
         acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_shuffle_epi8(px0, M01), w01));
         acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_shuffle_epi8(px1, M01), w01));
@@ -422,9 +402,10 @@ spdl_h_pixel4_avx2(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2, cons
 }
 
 /* Horizontal pass over packed pixels of cin (3 or 4) bytes, writing out_ch (3 or 4;
- * 3 from 4 drops the fourth byte) bytes a pixel; kh->taps must be even. Two rows at
- * once, one per 128-bit lane, with the same weights. Reads up to 16 bytes past the
- * last pixel a kernel uses: tmp needs that much slack after its last row. */
+ * 3 from 4 drops the fourth byte) bytes a pixel; kh->taps must be even. Four rows at
+ * once with the same weights (past the last row, the last row again, not stored).
+ * Reads up to 16 bytes past the last pixel a kernel uses: tmp needs that much slack
+ * after its last row. */
 SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes, int rows,
                                            int cin, int out_ch, const spdl_kernel *kh, int first,
                                            uint8_t *dst, ptrdiff_t dst_stride)
@@ -439,33 +420,25 @@ SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes
     const __m256i M23 = _mm256_broadcastsi128_si256(m23);
     const __m256i round = _mm256_set1_epi32(1 << (SPDL_Q - 1));
     const int taps = kh->taps, n = kh->n;
-    int y = 0, x;
-    for (; y + 4 <= rows; y += 4) {
-        const uint8_t *r0 = tmp + (size_t)y * tmp_row_bytes;
+    int y, x, k;
+    for (y = 0; y < rows; y += 4) {
+        const int nrow = rows - y < 4 ? rows - y : 4;
+        const uint8_t *row[4];
         uint8_t *o0 = dst + (ptrdiff_t)y * dst_stride;
+        for (k = 0; k < 4; k++)
+            row[k] = tmp + (size_t)(y + (k < nrow ? k : nrow - 1)) * tmp_row_bytes;
         for (x = 0; x < n; x++) {
             const int16_t *w = kh->w + (size_t)x * taps;
-            const uint8_t *p = r0 + (size_t)(kh->start[x] - first) * cin;
+            const size_t off = (size_t)(kh->start[x] - first) * cin;
+            const uint8_t *p[4] = {row[0] + off, row[1] + off, row[2] + off, row[3] + off};
             __m256i a, b;
             __m128i lo, hi;
             int32_t px[4];
-            int k;
             switch (taps) {     /* the common sizes unrolled */
-            case 4:
-                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
-                                   p + 3 * tmp_row_bytes, w, 4, cin, M01, M23, &a, &b);
-                break;
-            case 6:
-                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
-                                   p + 3 * tmp_row_bytes, w, 6, cin, M01, M23, &a, &b);
-                break;
-            case 8:
-                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
-                                   p + 3 * tmp_row_bytes, w, 8, cin, M01, M23, &a, &b);
-                break;
-            default:
-                spdl_h_pixel4_avx2(p, p + tmp_row_bytes, p + 2 * tmp_row_bytes,
-                                   p + 3 * tmp_row_bytes, w, taps, cin, M01, M23, &a, &b);
+            case 4: spdl_h_pixel4_avx2(p, w, 4, cin, M01, M23, &a, &b); break;
+            case 6: spdl_h_pixel4_avx2(p, w, 6, cin, M01, M23, &a, &b); break;
+            case 8: spdl_h_pixel4_avx2(p, w, 8, cin, M01, M23, &a, &b); break;
+            default: spdl_h_pixel4_avx2(p, w, taps, cin, M01, M23, &a, &b);
             }
             a = _mm256_srai_epi32(_mm256_add_epi32(a, round), SPDL_Q);
             b = _mm256_srai_epi32(_mm256_add_epi32(b, round), SPDL_Q);
@@ -478,45 +451,13 @@ SPDL_AVX2 static void spdl_resample_h_avx2(const uint8_t *tmp, int tmp_row_bytes
             px[2] = _mm_extract_epi32(lo, 1);
             px[3] = _mm_extract_epi32(hi, 1);
             /* 4 bytes: with 3 channels the 4th is overwritten by the next pixel */
-            if (out_ch == 4 || x + 1 < n) {
+            if (nrow == 4 && (out_ch == 4 || x + 1 < n)) {
                 for (k = 0; k < 4; k++)
                     memcpy(o0 + (ptrdiff_t)k * dst_stride + out_ch * x, &px[k], 4);
             } else {
-                for (k = 0; k < 4; k++)
-                    memcpy(o0 + (ptrdiff_t)k * dst_stride + out_ch * x, &px[k], 3);
-            }
-        }
-    }
-    for (; y < rows; y += 2) {
-        /* the last row of an odd count goes through both lanes */
-        const int y1 = y + 1 < rows ? y + 1 : y;
-        const uint8_t *r0 = tmp + (size_t)y * tmp_row_bytes;
-        const uint8_t *r1 = tmp + (size_t)y1 * tmp_row_bytes;
-        uint8_t *o0 = dst + (ptrdiff_t)y * dst_stride;
-        uint8_t *o1 = dst + (ptrdiff_t)y1 * dst_stride;
-        for (x = 0; x < n; x++) {
-            const int16_t *w = kh->w + (size_t)x * taps;
-            const size_t off = (size_t)(kh->start[x] - first) * cin;
-            __m256i acc;
-            int32_t p0, p1;
-            switch (taps) {     /* the common sizes unrolled */
-            case 4: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, 4, cin, M01, M23); break;
-            case 6: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, 6, cin, M01, M23); break;
-            case 8: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, 8, cin, M01, M23); break;
-            default: acc = spdl_h_pixel_avx2(r0 + off, r1 + off, w, taps, cin, M01, M23);
-            }
-            acc = _mm256_srai_epi32(_mm256_add_epi32(acc, round), SPDL_Q);
-            acc = _mm256_packs_epi32(acc, acc);
-            acc = _mm256_packus_epi16(acc, acc);
-            p0 = _mm_cvtsi128_si32(_mm256_castsi256_si128(acc));
-            p1 = _mm_cvtsi128_si32(_mm256_extracti128_si256(acc, 1));
-            /* 4 bytes: with 3 channels the 4th is overwritten by the next pixel */
-            if (out_ch == 4 || x + 1 < n) {
-                memcpy(o0 + out_ch * x, &p0, 4);
-                memcpy(o1 + out_ch * x, &p1, 4);
-            } else {
-                memcpy(o0 + out_ch * x, &p0, 3);
-                memcpy(o1 + out_ch * x, &p1, 3);
+                for (k = 0; k < nrow; k++)
+                    memcpy(o0 + (ptrdiff_t)k * dst_stride + out_ch * x, &px[k],
+                           out_ch == 4 || x + 1 < n ? 4 : 3);
             }
         }
     }
