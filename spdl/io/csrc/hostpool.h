@@ -122,7 +122,8 @@ static void *spdl_pool_alloc(size_t size)
 
 static void spdl_pool_free(void *ptr)
 {
-    spdl_pool_hdr *h, *drop = NULL;
+    spdl_pool_hdr *h, *evicted[SPDL_POOL_KEEP];
+    int i, n_evicted = 0;
     if (ptr == NULL)
         return;
     h = (spdl_pool_hdr *)((uint8_t *)ptr - SPDL_POOL_HDR);
@@ -135,28 +136,19 @@ static void spdl_pool_free(void *ptr)
         return;
     }
     spdl_pool_acquire();
-    /* Make room: release the oldest blocks until this one fits. */
-    while (spdl_pool_n > 0
-           && (spdl_pool_n == SPDL_POOL_KEEP || spdl_pool_bytes + h->len > SPDL_POOL_KEEP_BYTES)) {
-        spdl_pool_hdr *old = (spdl_pool_hdr *)spdl_pool_kept[0];
-        int i;
-        spdl_pool_bytes -= old->len;
+    /* Make room: the oldest blocks go until this one fits (unmapped after unlocking). */
+    while (spdl_pool_n == SPDL_POOL_KEEP || spdl_pool_bytes + h->len > SPDL_POOL_KEEP_BYTES) {
+        evicted[n_evicted] = (spdl_pool_hdr *)spdl_pool_kept[0];
+        spdl_pool_bytes -= evicted[n_evicted++]->len;
         for (i = 0; i + 1 < spdl_pool_n; i++)
             spdl_pool_kept[i] = spdl_pool_kept[i + 1];
         spdl_pool_n--;
-        pthread_mutex_unlock(&spdl_pool_lock);
-        munmap(old, old->len);
-        spdl_pool_acquire();
     }
-    if (spdl_pool_n < SPDL_POOL_KEEP && spdl_pool_bytes + h->len <= SPDL_POOL_KEEP_BYTES) {
-        spdl_pool_kept[spdl_pool_n++] = h;
-        spdl_pool_bytes += h->len;
-    } else {
-        drop = h;   /* another thread filled the room meanwhile */
-    }
+    spdl_pool_kept[spdl_pool_n++] = h;
+    spdl_pool_bytes += h->len;
     pthread_mutex_unlock(&spdl_pool_lock);
-    if (drop)
-        munmap(drop, drop->len);
+    for (i = 0; i < n_evicted; i++)
+        munmap(evicted[i], evicted[i]->len);
 }
 
 /* Release every kept block; returns how many bytes were released. */
