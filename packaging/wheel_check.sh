@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Prove the wheels in dist/ where nothing else is: a fresh Debian root (debootstrap minbase with
+# only python3, python3-venv and ca-certificates; no FFmpeg, no compiler, no -dev packages) per
+# Debian release. In each: pip install the wheel and its [test] extra into a venv, load a
+# JPEG/PNG/WebP batch (packaging/wheel_smoke.py), check that every shared object of the installed
+# package resolves (ldd), and run the test suite against the installed wheel from outside any
+# source tree.
+#
+#   bash packaging/wheel_check.sh [--root bookworm|trixie|all] [--quick] [--wheel FILE]
+#     --root    which root (default all): bookworm = Debian 12, Python 3.11; trixie = Debian 13, 3.13
+#     --quick   install, smoke batch and ldd only, no test suite
+#     --wheel   check FILE instead of the matching wheel in dist/ (one root only)
+#
+# Needs root (chroot, mount), debootstrap, zstd and the network (Debian archive, PyPI). Roots are
+# cached as tarballs in ${SPDL_ROOT_CACHE:-/var/cache/spdl-roots}; each check unpacks a fresh copy
+# and removes it on exit. Prints one line per root: PASS/FAIL, tests passed/skipped/failed, seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+source packaging/clean_root.sh
+
+declare -A PY=([bookworm]=3.11 [trixie]=3.13)
+ROOT_PKGS=(python3 python3-venv ca-certificates)
+roots=(bookworm trixie)
+quick=0
+wheel_arg=
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) shift; case "${1:-}" in
+                    all) roots=(bookworm trixie) ;;
+                    bookworm|trixie) roots=("$1") ;;
+                    *) die "--root takes bookworm, trixie or all" ;;
+                esac ;;
+        --quick) quick=1 ;;
+        --wheel) shift; wheel_arg=$(realpath "${1:?--wheel takes a file}") ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) die "unknown argument $1 (see --help)" ;;
+    esac
+    shift
+done
+[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mount): sudo bash $0"
+[ -z "$wheel_arg" ] || [ ${#roots[@]} -eq 1 ] || die "--wheel checks one root: add --root"
+
+# The manylinux wheel in dist/ for Python $1 (3.11), or a clear error saying how to build it.
+pick_wheel() {
+    local tag="cp${1/./}" w
+    w=$(ls -t "$REPO"/dist/*-"$tag"-"$tag"-*manylinux*.whl 2>/dev/null | head -n1 || true)
+    if [ -z "$w" ]; then
+        local how="./run wheel"
+        [ "$1" = "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" ] \
+            || how="PYTHON=python$1 ./run wheel"
+        die "no manylinux wheel for Python $1 in dist/ (want *-$tag-$tag-manylinux*.whl): build it with: $how"
+    fi
+    echo "$w"
+}
+
+# check ROOTNAME: one whole check; prints the summary line; returns non-zero on failure.
+check_root() {
+    local name=$1 py=${PY[$1]} t0=$SECONDS wheel=$wheel_arg
+    [ -n "$wheel" ] || wheel=$(pick_wheel "$py")
+    local whl; whl=$(basename "$wheel")
+    local dist=${whl%%-*}
+    local tarball; tarball=$(root_tarball wheel "$name" "${ROOT_PKGS[@]}")
+    say "$name: checking $whl"
+    root_open "$tarball"
+    local have; have=$(in_root python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    [ "$have" = "$py" ] || die "the $name root has Python $have, expected $py"
+
+    mkdir -p "$ROOT/check/run"
+    cp "$wheel" "$ROOT/check/"
+    cp packaging/wheel_smoke.py "$ROOT/check/"
+    tar -C "$REPO" --exclude=__pycache__ -cf - tests | tar -C "$ROOT/check" -xf -
+    write_pytest_config "$ROOT/check"
+
+    # The [test] extra if the wheel declares one, else the suite's imports by name.
+    local extra=() deps=()
+    if python3 - "$wheel" <<'EOF'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+    sys.exit(0 if "Provides-Extra: test" in z.read(meta).decode() else 1)
+EOF
+    then extra=("/check/$whl[test]")
+    else extra=("/check/$whl"); deps=(pytest pytest-asyncio pillow av)
+    fi
+    say "$name: venv, pip install ${extra[*]} ${deps[*]}"
+    in_root python3 -m venv /opt/venv
+    # Binary wheels only: the root has no compiler, and nothing may quietly build from source.
+    in_root /opt/venv/bin/pip install -q --only-binary :all: "${extra[@]}" "${deps[@]}"
+
+    local status=0 passed=- skipped=- failed=-
+    say "$name: smoke batch"
+    in_root sh -c 'cd /check/run && exec /opt/venv/bin/python /check/wheel_smoke.py' || status=1
+
+    say "$name: ldd of every shared object of $dist"
+    in_root sh -c 'cd /check/run && exec /opt/venv/bin/python - "$1"' sh "$dist" <<'EOF' || status=1
+import importlib.metadata as md, subprocess, sys
+files = [f.locate() for f in md.files(sys.argv[1]) if ".so" in f.name]
+bad = {}
+for f in files:
+    out = subprocess.run(["ldd", str(f)], capture_output=True, text=True).stdout
+    missing = sorted({l.split()[0] for l in out.splitlines() if "not found" in l})
+    if missing:
+        bad[f.name] = missing
+        print(f"  {f.name}: {' '.join(missing)} not found")
+print(f"  {len(files)} shared objects, {len(bad)} with unresolved libraries"
+      + (f": {' '.join(sorted({m for v in bad.values() for m in v}))}" if bad else ""))
+sys.exit(1 if bad or not files else 0)
+EOF
+
+    if [ "$quick" -eq 0 ]; then
+        say "$name: test suite against the installed wheel"
+        in_root sh -c 'cd /check/run && exec /opt/venv/bin/python -m pytest /check/tests \
+            -c /check/pytest.ini --rootdir /check -p no:cacheprovider -q -rs \
+            --junitxml=/check/junit.xml' || status=1
+        if [ -f "$ROOT/check/junit.xml" ]; then
+            read -r passed skipped failed < <(python3 - "$ROOT/check/junit.xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+s = r if r.tag == "testsuite" else r.find("testsuite")
+n, sk = int(s.get("tests")), int(s.get("skipped"))
+bad = int(s.get("failures")) + int(s.get("errors"))
+print(n - sk - bad, sk, bad)
+EOF
+            )
+        fi
+    fi
+    root_close
+    local verdict=PASS
+    [ "$status" -eq 0 ] || verdict=FAIL
+    printf '%-4s %-8s Python %-4s %s  tests: %s passed, %s skipped, %s failed  %d s\n' \
+        "$verdict" "$name" "$py" "$whl" "$passed" "$skipped" "$failed" $((SECONDS - t0)) >>"$SUMMARY"
+    return "$status"
+}
+
+# pytest.ini for the copied tests: the project's [tool.pytest.ini_options] (without testpaths),
+# plus a conftest.py that fails the run unless spdl comes from the venv's site-packages.
+write_pytest_config() {
+    python3 - "$REPO/pyproject.toml" "$1/pytest.ini" <<'EOF'
+import sys, tomllib
+opts = tomllib.load(open(sys.argv[1], "rb"))["tool"]["pytest"]["ini_options"]
+opts.pop("testpaths", None)
+with open(sys.argv[2], "w") as f:
+    f.write("[pytest]\n")
+    for k, v in opts.items():
+        f.write(f"{k} = {' '.join(map(str, v)) if isinstance(v, list) else v}\n")
+EOF
+    cat >"$1/conftest.py" <<'EOF'
+import sysconfig
+from pathlib import Path
+
+import spdl
+
+_WHERE = Path(spdl.__file__).resolve().parent
+_SITE = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+assert _WHERE.parent in _SITE, f"spdl imported from {_WHERE}, not from site-packages"
+
+
+def pytest_report_header(config):
+    return f"spdl {getattr(spdl, '__version__', '(no __version__)')} from {_WHERE}"
+EOF
+}
+
+SUMMARY=$(mktemp)
+rc=0
+for r in "${roots[@]}"; do
+    # Each root in a subshell: its EXIT trap unmounts and removes the root, whatever happens.
+    # (Not in an || list: bash would ignore set -e inside it.)
+    lines=$(wc -l <"$SUMMARY")
+    set +e
+    ( set -e; check_root "$r" )
+    st=$?
+    set -e
+    [ "$st" -eq 0 ] || rc=1
+    [ "$(wc -l <"$SUMMARY")" -gt "$lines" ] \
+        || echo "FAIL $r  stopped early (exit $st): see the messages above" >>"$SUMMARY"
+done
+printf '\n' >&2
+cat "$SUMMARY"
+rm -f "$SUMMARY"
+exit "$rc"
