@@ -2,13 +2,15 @@ from libc.stdint cimport int64_t
 
 from spdl.io.includes.dlpack cimport DLManagedTensor
 
+# Both are called without the GIL (CPUBuffer releases it around them).
 ctypedef void (*free_fn_t)(void *ptr) noexcept nogil
-ctypedef void *(*alloc_fn_t)(size_t size) noexcept nogil
+ctypedef void *(*alloc_fn_t)(void *ctx, size_t size) noexcept nogil
 
 cdef class HostAllocator:
     """Where a CPUBuffer's memory comes from (for example page-locked memory)."""
     cdef alloc_fn_t alloc
     cdef free_fn_t free
+    cdef void *ctx              # passed to alloc (the page-locked allocator's device)
     cdef readonly bint pinned
     cdef readonly str name
 

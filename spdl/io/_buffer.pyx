@@ -85,7 +85,7 @@ cdef object dl_capsule(DLManagedTensor *t, object owner):
     return cap
 
 
-cdef void *_pool_alloc(size_t size) noexcept nogil:
+cdef void *_pool_alloc(void *ctx, size_t size) noexcept nogil:
     return spdl_pool_alloc(size)
 
 
@@ -155,9 +155,11 @@ cdef class CPUBuffer:
         self.pinned = False
 
     def __dealloc__(self):
-        if self.data != NULL and self.free_fn != NULL:
-            self.free_fn(self.data)
+        cdef void *data = self.data
         self.data = NULL
+        if data != NULL and self.free_fn != NULL:
+            with nogil:     # an allocator's free may be slow (cudaFreeHost, munmap)
+                self.free_fn(data)
 
     @staticmethod
     cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=None):
@@ -175,8 +177,10 @@ cdef class CPUBuffer:
         buf.pix_fmt = pix_fmt
         if allocator is None:
             allocator = _DEFAULT
-        # Never hand out NULL, even for an empty batch.
-        buf.data = allocator.alloc(n if n > 0 else 1)
+        # Never hand out NULL, even for an empty batch. Without the GIL: an allocator
+        # may be slow (cudaHostAlloc pins pages).
+        with nogil:
+            buf.data = allocator.alloc(allocator.ctx, n if n > 0 else 1)
         if buf.data == NULL:
             raise MemoryError(f"cannot allocate {n} bytes ({allocator.name}) for a batch of shape {shape}")
         buf.free_fn = allocator.free

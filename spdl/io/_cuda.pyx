@@ -71,13 +71,9 @@ __all__ = [
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:
         pass
-    ctypedef unsigned int pthread_key_t
     int pthread_mutex_init(pthread_mutex_t *mutex, const void *attr)
     int pthread_mutex_lock(pthread_mutex_t *mutex)
     int pthread_mutex_unlock(pthread_mutex_t *mutex)
-    int pthread_key_create(pthread_key_t *key, void (*destructor)(void *))
-    void *pthread_getspecific(pthread_key_t key)
-    int pthread_setspecific(pthread_key_t key, const void *value)
 
 
 # ---------------------------------------------------------------------------
@@ -650,85 +646,109 @@ def _mem_get_info(int device):
 # Page-locked host memory
 
 # cudaHostAlloc maps and pins pages (slow, milliseconds for a batch) and
-# cudaFreeHost may synchronize the device, so freed blocks are kept for reuse:
-# a few, matched by exact size, which is what a stream of same-size batches
-# needs. A block comes back here only when its CPUBuffer dies, and a CPUBuffer
-# that a transfer reads is kept alive until the copy has completed
-# (keep_until_done), so a cached block is never being read by the GPU.
+# cudaFreeHost may synchronize the device, so freed blocks are kept for reuse.
+# Requests are rounded up to a size class (_pinned_class) and a cached block
+# serves any request of its class, so batches of nearby sizes (the nvJPEG
+# path's CPU fallback, whose row count varies per call) reuse blocks instead of
+# missing and evicting. A block comes back here only when its CPUBuffer dies,
+# and a CPUBuffer that a transfer reads is kept alive until the copy has
+# completed (keep_until_done), so a cached block is never being read by the GPU.
 #
-# Host memory from cudaHostAlloc belongs to the context current when it is
-# allocated ("its lifetime associated with" that device, cudaSetDevice), and a
-# thread with no context would get the runtime's default one (device 0's).
-# So a block is allocated in the primary context of the device the calling
-# thread last asked host_allocator for (a thread-local set there: the batch is
-# allocated by the thread that asked), and freed in that same context; its
-# device is kept in the block's header. cudaHostAllocPortable makes it usable
-# by every context, so a cached block serves batches for any device.
+# Page-locked memory belongs to the context current when cudaHostAlloc runs
+# (cudaHostAllocPortable: "considered as pinned memory by all CUDA contexts,
+# not just the one that performed the allocation", cuda_runtime_api.h), and a
+# thread with no context would get the runtime's default one (device 0's). So
+# the device is a property of the allocator object: host_allocator(cfg) returns
+# the HostAllocator of cfg's device, whose ctx is that device, and every
+# cudaHostAlloc and cudaFreeHost runs inside enter_device / leave_device for it
+# (the block's device is kept in its header), on whatever thread allocates or
+# frees; no thread-local state decides it. With cudaHostAllocPortable any
+# device can copy from a block, so a cached block serves batches for any device.
+#
+# Neither call ever runs with the GIL held: CPUBuffer releases the GIL around
+# its allocator's alloc and free (_buffer.pyx), and release_pinned_memory frees
+# the cache in a nogil block.
 
 cdef enum:
     PINNED_HEADER = 64          # the block's size and device live here; keeps the data 64-byte aligned
     PINNED_CACHE_SLOTS = 4
 
+cdef size_t PINNED_PAGE = 4096
+cdef size_t PINNED_STEP = 2 << 20   # 2 MiB
+
 cdef struct PinnedBlock:
     void *base
-    size_t size
+    size_t size                 # the block's size class (bytes after the header)
 
 cdef pthread_mutex_t _pin_mutex
 cdef PinnedBlock _pin_cache[PINNED_CACHE_SLOTS]
 cdef int _pin_count = 0
 pthread_mutex_init(&_pin_mutex, NULL)
-cdef pthread_key_t _pin_device_key     # device index + 1 of the calling thread's batches, or 0
-if pthread_key_create(&_pin_device_key, NULL) != 0:
-    raise MemoryError("pthread_key_create failed")
+
+
+cdef size_t _pinned_class(size_t n) noexcept nogil:
+    """The size class of an n-byte request, or 0 if n is too large to allocate.
+
+    Up to 2 MiB: the next power of two, at least 4 KiB. Above: the next
+    multiple of 2 MiB. So a block is never more than 2 MiB larger than the
+    request, and (above 4 KiB) less than twice its size.
+    """
+    cdef size_t c = PINNED_PAGE
+    if n > <size_t>-1 - PINNED_STEP - PINNED_HEADER:
+        return 0
+    if n > PINNED_STEP:
+        return (n + PINNED_STEP - 1) // PINNED_STEP * PINNED_STEP
+    while c < n:
+        c <<= 1
+    return c
+
+
+def _pinned_size_class(size_t n):
+    """Internal, for tests: the bytes a page-locked block for an n-byte batch holds."""
+    return _pinned_class(n)
 
 
 cdef inline int *_block_device(void *base) noexcept nogil:
     return <int *>(<char *>base + sizeof(size_t))
 
 
-cdef void *_pinned_alloc(size_t size) noexcept nogil:
+cdef void *_pinned_alloc(void *ctx, size_t size) noexcept nogil:
+    # ctx is the allocator's device (host_allocator); called without the GIL.
     global _pin_count
     cdef void *base = NULL
-    cdef int i, device
+    cdef int i, device = <int><intptr_t>ctx
+    cdef size_t cls = _pinned_class(size)
     cdef DeviceScope scope
     cdef cudaError_t err = cudaSuccess
+    if cls == 0:
+        return NULL
     pthread_mutex_lock(&_pin_mutex)
     for i in range(_pin_count):
-        if _pin_cache[i].size == size:
+        if _pin_cache[i].size == cls:
             base = _pin_cache[i].base
             _pin_count -= 1
             _pin_cache[i] = _pin_cache[_pin_count]
             break
     pthread_mutex_unlock(&_pin_mutex)
-    if base == NULL:
-        if size > <size_t>-1 - PINNED_HEADER:
-            return NULL
-        device = <int>(<intptr_t>pthread_getspecific(_pin_device_key)) - 1
-        if device < 0:      # this thread never asked host_allocator: its current context
-            err = _rt.cudaHostAlloc(&base, size + PINNED_HEADER, cudaHostAllocPortable)
-        else:
-            if enter_device(&_rt, device, &scope) == 0:
-                err = _rt.cudaHostAlloc(&base, size + PINNED_HEADER, cudaHostAllocPortable)
-            leave_device(&_rt, &scope)
-            if scope.code != 0 and scope.entering:
-                return NULL
+    if base != NULL:
+        return <char *>base + PINNED_HEADER
+    if enter_device(&_rt, device, &scope) == 0:
+        err = _rt.cudaHostAlloc(&base, cls + PINNED_HEADER, cudaHostAllocPortable)
         if err != cudaSuccess:
             _rt.cudaGetLastError()
-            return NULL
-        (<size_t *>base)[0] = size
-        _block_device(base)[0] = device
+            base = NULL
+    leave_device(&_rt, &scope)
+    if base == NULL:
+        return NULL
+    (<size_t *>base)[0] = cls
+    _block_device(base)[0] = device
     return <char *>base + PINNED_HEADER
 
 
 cdef void _free_block(void *base) noexcept nogil:
-    """cudaFreeHost in the context the block was allocated in."""
-    cdef int device = _block_device(base)[0]
+    """cudaFreeHost in the primary context of the device the block was allocated for."""
     cdef DeviceScope scope
-    if device < 0:
-        if _rt.cudaFreeHost(base) != cudaSuccess:
-            _rt.cudaGetLastError()
-        return
-    if enter_device(&_rt, device, &scope) == 0:
+    if enter_device(&_rt, _block_device(base)[0], &scope) == 0:
         if _rt.cudaFreeHost(base) != cudaSuccess:
             _rt.cudaGetLastError()
     # else the block is leaked: freeing it from another context is not documented to work
@@ -736,6 +756,7 @@ cdef void _free_block(void *base) noexcept nogil:
 
 
 cdef void _pinned_free(void *p) noexcept nogil:
+    # Called without the GIL (CPUBuffer's dealloc releases it).
     global _pin_count
     cdef void *base = <char *>p - PINNED_HEADER
     cdef void *evict = NULL
@@ -775,27 +796,49 @@ def release_pinned_memory():
             _pinned_release_cache()
 
 
-cdef HostAllocator _PINNED = HostAllocator.__new__(HostAllocator)
-_PINNED.alloc = _pinned_alloc
-_PINNED.free = _pinned_free
-_PINNED.pinned = True
-_PINNED.name = "cudaHostAlloc"
+def _pinned_cache_sizes():
+    """Internal, for tests: the size classes of the cached page-locked blocks."""
+    cdef int i, n
+    cdef size_t sizes[PINNED_CACHE_SLOTS]
+    with nogil:
+        pthread_mutex_lock(&_pin_mutex)
+        n = _pin_count
+        for i in range(n):
+            sizes[i] = _pin_cache[i].size
+        pthread_mutex_unlock(&_pin_mutex)
+    return sorted(sizes[i] for i in range(n))
+
+
+_PINNED = {}            # device index -> its HostAllocator
+_PINNED_LOCK = threading.Lock()
 
 
 def host_allocator(device_config):
-    """The HostAllocator of page-locked memory for a batch headed to device_config's GPU.
+    """The HostAllocator of page-locked memory for batches headed to device_config's GPU.
 
     cudaHostAlloc with cudaHostAllocPortable, so any device (and CUDA context)
-    can copy from it. The blocks the calling thread allocates from now on are
-    made in the primary context of device_config's device (whatever context
-    the thread has is restored after each). A few freed blocks are cached for
-    the next batches of the same size (release_pinned_memory empties the
+    can copy from it. Its blocks are allocated and freed in the primary
+    context of device_config's device, on whatever thread does it (the
+    thread's own context is restored after each). Freed blocks are cached, by
+    size class, for the next batches (release_pinned_memory empties the
     cache). Raises like check_device.
     """
+    cdef HostAllocator a
+    cdef int device
     check_device(device_config)
     _reap(False)
-    pthread_setspecific(_pin_device_key, <void *><intptr_t>(device_config.device_index + 1))
-    return _PINNED
+    device = device_config.device_index
+    with _PINNED_LOCK:
+        a = _PINNED.get(device)
+        if a is None:
+            a = HostAllocator.__new__(HostAllocator)
+            a.alloc = _pinned_alloc
+            a.free = _pinned_free
+            a.ctx = <void *><intptr_t>device
+            a.pinned = True
+            a.name = f"cudaHostAlloc (cuda:{device})"
+            _PINNED[device] = a
+    return a
 
 
 # ---------------------------------------------------------------------------
@@ -1018,41 +1061,114 @@ cdef object _export_dlpack(CUDABuffer buf, bint versioned):
     return dl_capsule(t, buf)
 
 
-cdef void _cuda_free(int device, uintptr_t ptr) noexcept nogil:
-    # cudaFree "may" synchronize; consumers on other streams may still be
-    # reading this memory, so wait for the device explicitly first. Runs on
-    # any thread (a deleter's): the thread's context is given back afterwards.
-    # If the device cannot be entered or does not go idle, the memory is
-    # leaked rather than freed in another context or under a reader.
-    cdef DeviceScope scope
-    if not _rt_ready:
-        return
-    if enter_device(&_rt, device, &scope) == 0:
-        if _rt.cudaDeviceSynchronize() == cudaSuccess:
-            if _rt.cudaFree(<void *>ptr) != cudaSuccess:
-                _rt.cudaGetLastError()
-        else:
-            _rt.cudaGetLastError()
-    leave_device(&_rt, &scope)
+# Freeing device memory
+#
+# The last reference to a CUDABuffer may go on any thread (a DLPack deleter's),
+# while work that reads the memory is still queued: on the buffer's stream, and
+# on the streams of consumers. Nothing waits for the whole device unless a
+# consumer's stream is unknown:
+# - Work on the buffer's stream: cudaFreeAsync on that stream "inserts a free
+#   operation into hStream. The allocation must not be accessed after stream
+#   execution reaches the free" (cuda_runtime_api.h), so the free follows it.
+#   For cudaMalloc memory (no memory pools), the host waits for that stream
+#   (cudaStreamSynchronize) and then calls cudaFree.
+# - DLPack consumers that named their stream (__dlpack__(stream=s)): at the free
+#   an event is recorded on s ("captures in event the contents of stream at the
+#   time of this call", cudaEventRecord) and the buffer's stream waits for it
+#   (cudaStreamWaitEvent) before the free: the free follows every piece of work
+#   the consumer enqueued on s before it dropped its reference. s must still be
+#   a valid stream then (the consumer uses its data on it until then).
+# - Consumers that gave no stream we can wait on from here (DLPack stream -1 or 2,
+#   the per-thread stream of some other thread; more than CUDA_MAX_CONSUMERS
+#   streams): the host waits for the whole device first (cudaDeviceSynchronize).
+# - __cuda_array_interface__ consumers: the interface (version 3) requires a
+#   consumer to synchronize on the exported stream and to "ensure that no
+#   computation can take place in the provided stream until its operations in its
+#   own choice of stream have taken place" (or to enqueue its work on that stream,
+#   or not return before its work is done), so work of a conforming consumer is
+#   ahead of the free on the buffer's stream. The interface also requires the
+#   exported stream to outlive the object: CUDAConfig.stream must stay valid until
+#   the last buffer made on it is freed (the legacy default stream always is).
+# If any of this fails (and even the device wait fails), the memory is leaked rather
+# than freed under a reader or in the wrong context.
 
+cdef int _order_after_consumers(const uintptr_t *consumers, int n, bint unknown,
+                                uintptr_t stream) noexcept nogil:
+    """With the buffer's device current: make `stream` wait for the consumers' work.
 
-cdef void _cuda_free_async(int device, uintptr_t stream, uintptr_t ptr) noexcept nogil:
-    # Scratch from cudaMallocAsync, used only by work on `stream`: cudaFreeAsync returns it
-    # to the pool once that work has run, without waiting here. If that fails, as
-    # _cuda_free: cudaFree once the device is idle (allowed for memory from cudaMallocAsync
-    # once every access to it has completed).
-    cdef DeviceScope scope
-    if not _rt_ready:
-        return
-    if enter_device(&_rt, device, &scope) == 0:
-        if _rt.cudaFreeAsync(<void *>ptr, <cudaStream_t>stream) != cudaSuccess:
-            _rt.cudaGetLastError()
-            if _rt.cudaDeviceSynchronize() == cudaSuccess:
-                if _rt.cudaFree(<void *>ptr) != cudaSuccess:
+    Returns 0 when the free may be enqueued on `stream`, -1 when it may not.
+    """
+    cdef int i
+    cdef cudaEvent_t ev
+    cdef cudaError_t err = cudaSuccess
+    if not unknown:
+        for i in range(n):
+            ev = NULL
+            err = _rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
+            if err == cudaSuccess:
+                err = _rt.cudaEventRecord(ev, <cudaStream_t>consumers[i])
+                if err == cudaSuccess:
+                    err = _rt.cudaStreamWaitEvent(<cudaStream_t>stream, ev, 0)
+                # Allowed before it completes: "resources will automatically be released
+                # asynchronously at completion" (cudaEventDestroy).
+                if _rt.cudaEventDestroy(ev) != cudaSuccess:
                     _rt.cudaGetLastError()
-            else:
+            if err != cudaSuccess:
                 _rt.cudaGetLastError()
+                break
+        if err == cudaSuccess:
+            return 0
+    # An unknown consumer, or a consumer stream that could not be waited on: the device.
+    if _rt.cudaDeviceSynchronize() != cudaSuccess:
+        _rt.cudaGetLastError()
+        return -1
+    return 0
+
+
+cdef void _cuda_release(int device, uintptr_t stream, uintptr_t ptr, bint pool,
+                        const uintptr_t *consumers, int n, bint unknown) noexcept nogil:
+    """Free cudaMallocAsync (pool) or cudaMalloc memory after its readers (see above)."""
+    cdef DeviceScope scope
+    cdef bint freed = False
+    if not _rt_ready:
+        return
+    if enter_device(&_rt, device, &scope) == 0:
+        if _order_after_consumers(consumers, n, unknown, stream) == 0:
+            if pool:
+                freed = _rt.cudaFreeAsync(<void *>ptr, <cudaStream_t>stream) == cudaSuccess
+                if not freed:
+                    _rt.cudaGetLastError()
+            if not freed:
+                # cudaMalloc memory, or cudaFreeAsync failed: cudaFree once the stream (which
+                # waits for the consumers) is done. cudaFree does not wait for the accesses to
+                # cudaMallocAsync memory: "callers must ensure that all accesses ... have
+                # completed" (cudaFree).
+                if _rt.cudaStreamSynchronize(<cudaStream_t>stream) == cudaSuccess:
+                    if _rt.cudaFree(<void *>ptr) != cudaSuccess:
+                        _rt.cudaGetLastError()
+                else:
+                    _rt.cudaGetLastError()
     leave_device(&_rt, &scope)
+
+
+cdef int _order_for_python_free(int device, uintptr_t stream, const uintptr_t *consumers, int n,
+                                bint unknown) noexcept nogil:
+    """Before CUDAConfig.allocator's free: the buffer's stream waits for the consumers.
+
+    The caller's allocator frees in the order of the stream it allocated on (PyTorch's
+    caching allocator does), so this orders the free after them. Returns -1 if that
+    could not be done (the memory is then not handed back).
+    """
+    cdef DeviceScope scope
+    cdef int r = -1
+    if n == 0 and not unknown:
+        return 0            # no consumer stream: the allocator's own stream order suffices
+    if not _rt_ready:
+        return 0            # no CUDA work of ours can exist (a buffer over fake pointers)
+    if enter_device(&_rt, device, &scope) == 0:
+        r = _order_after_consumers(consumers, n, unknown, stream)
+    leave_device(&_rt, &scope)
+    return r
 
 
 cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize) except -1:
@@ -1084,10 +1200,15 @@ cdef class CUDABuffer:
     on that stream sees it; exports to another stream wait for it there.
 
     The memory is returned to the allocator it came from when the last
-    reference goes: ``CUDAConfig.allocator``'s free, or ``cudaFree`` after
-    ``cudaDeviceSynchronize`` by default. (The nvJPEG path's internal scratch
-    buffers may instead come from ``cudaMallocAsync`` and go back with
-    ``cudaFreeAsync`` on their stream; none of them is ever handed out.)
+    reference goes, in stream order: after the work enqueued on ``stream``
+    and on the streams that DLPack consumers named (``cudaFreeAsync`` on
+    ``stream``, or ``cudaFree`` once the host has waited for ``stream`` where
+    the device has no memory pools; ``CUDAConfig.allocator``'s free after
+    ``stream`` waits for the consumers). A DLPack consumer that names no
+    stream (``stream=-1``) or the per-thread default stream makes the free
+    wait for the whole device. ``__cuda_array_interface__`` consumers follow
+    the interface's rule: their work on other streams is ordered into
+    ``stream``. ``stream`` must stay valid until the buffer is freed.
 
     Attributes:
         shape: ``(N, H, W, C)`` for packed formats, ``(N, C, H, W)`` for planar.
@@ -1113,6 +1234,8 @@ cdef class CUDABuffer:
         self._stream = 0
         self.free_kind = FREE_NONE
         self.free_cb = None
+        self.nconsumers = 0
+        self.unknown_consumer = False
         self.indices = ()
         self.errors = {}
 
@@ -1122,20 +1245,25 @@ cdef class CUDABuffer:
     cdef void release(self) noexcept:
         cdef uintptr_t p = self.ptr
         cdef int kind = self.free_kind
+        cdef int ordered
         self.ptr = 0
         self._nbytes = 0
         self.free_kind = FREE_NONE
         if p == 0:
             return
-        if kind == FREE_CUDA:
-            with nogil:  # it waits for the device: let other Python threads run meanwhile
-                _cuda_free(self._device, p)
-        elif kind == FREE_ASYNC:
+        # After the work on the buffer's stream and on its consumers' streams (see
+        # "Freeing device memory"); the waits run without the GIL.
+        if kind == FREE_CUDA or kind == FREE_ASYNC:
             with nogil:
-                _cuda_free_async(self._device, self._stream, p)
+                _cuda_release(self._device, self._stream, p, kind == FREE_ASYNC,
+                              self.consumers, self.nconsumers, self.unknown_consumer)
         elif kind == FREE_PY:
             cb, self.free_cb = self.free_cb, None
-            cb(p)   # an exception here is reported through sys.unraisablehook
+            with nogil:
+                ordered = _order_for_python_free(self._device, self._stream, self.consumers,
+                                                 self.nconsumers, self.unknown_consumer)
+            if ordered == 0:
+                cb(p)   # an exception here is reported through sys.unraisablehook
 
     @property
     def shape(self):
@@ -1184,8 +1312,11 @@ cdef class CUDABuffer:
         stream, 2 the per-thread default stream, any other positive int a
         ``cudaStream_t``; -1 asks for no synchronization; 0 is refused. When
         the consumer's stream is not this buffer's, an event is recorded on
-        this buffer's stream and the consumer's stream waits for it. With
-        ``max_version >= (1, 0)`` the capsule is a versioned (DLPack 1.0) one.
+        this buffer's stream and the consumer's stream waits for it; the
+        consumer's stream is remembered, and the memory is freed only after
+        the work the consumer enqueued on it (that stream must still be valid
+        when the last reference goes). With ``max_version >= (1, 0)`` the
+        capsule is a versioned (DLPack 1.0) one.
         """
         cdef uintptr_t consumer
         if dl_device is not None:
@@ -1208,10 +1339,28 @@ cdef class CUDABuffer:
             consumer = <uintptr_t>stream if stream != -1 else 0
         if consumer != 0:
             self._ready_on(consumer)
+        self._add_consumer(-1 if stream == -1 else <intptr_t>consumer)
         versioned = False
         if max_version is not None:
             versioned = int(max_version[0]) >= 1
         return _export_dlpack(self, versioned)
+
+    cdef void _add_consumer(self, intptr_t stream) noexcept:
+        """Remember a DLPack consumer's stream for the free (-1: not given)."""
+        cdef uintptr_t ours = self._stream if self._stream != 0 else 1
+        cdef int i
+        if self._nbytes == 0 or (stream >= 0 and <uintptr_t>stream == ours):
+            return
+        if stream < 0 or stream == 2 or self.nconsumers == CUDA_MAX_CONSUMERS:
+            # No stream, or the per-thread default stream of the consumer's thread,
+            # which another thread cannot name: the free waits for the device.
+            self.unknown_consumer = True
+            return
+        for i in range(self.nconsumers):
+            if self.consumers[i] == <uintptr_t>stream:
+                return
+        self.consumers[self.nconsumers] = <uintptr_t>stream
+        self.nconsumers += 1
 
     cdef int _ready_on(self, uintptr_t consumer) except -1:
         """Make the data ready for work on the consumer stream."""
@@ -1257,8 +1406,7 @@ cdef class CUDABuffer:
                 f"device_index={self._device}, stream={self._stream:#x})")
 
 
-cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config,
-                                  bint scratch=False):
+cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config):
     cdef CUDABuffer buf = CUDABuffer.__new__(CUDABuffer)
     cdef const CudaRuntimeApi *rt
     cdef void *p = NULL
@@ -1280,22 +1428,21 @@ cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object
         rt = cudart()
         with nogil:
             if enter_device(rt, device, &scope) == 0:
-                if scratch:
-                    # Used on this stream only, then freed: the stream-ordered allocator
-                    # spares the cudaDeviceSynchronize that cudaFree needs (see _cuda_free).
-                    # cudaMallocAsync needs a device that supports memory pools (CUDA 11.2+).
-                    if rt.cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported,
-                                                 device) != cudaSuccess:
+                # The stream-ordered allocator, where the device has memory pools
+                # (cudaDevAttrMemoryPoolsSupported): its cudaFreeAsync needs no host wait
+                # (see "Freeing device memory"). Else, or if the pool cannot grow, cudaMalloc.
+                if rt.cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported,
+                                             device) != cudaSuccess:
+                    rt.cudaGetLastError()
+                    pools = 0
+                if pools:
+                    err = rt.cudaMallocAsync(&p, n, <cudaStream_t>stream)
+                    if err == cudaSuccess and p != NULL:
+                        from_pool = True
+                    else:
                         rt.cudaGetLastError()
-                        pools = 0
-                    if pools:
-                        err = rt.cudaMallocAsync(&p, n, <cudaStream_t>stream)
-                        if err == cudaSuccess and p != NULL:
-                            from_pool = True
-                        else:           # not supported after all, or the pool cannot grow
-                            rt.cudaGetLastError()
-                            p = NULL
-                            err = cudaSuccess
+                        p = NULL
+                        err = cudaSuccess
                 if not from_pool:
                     err = rt.cudaMalloc(&p, n)
             leave_device(rt, &scope)

@@ -58,7 +58,7 @@ from libc.string cimport memchr, memcmp
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
 from spdl.io._cuda cimport (
-    FREE_CUDA, CUDABuffer, CudaRuntimeApi, DeviceScope, alloc_cuda_buffer, check_scope, check_then_keep,
+    FREE_CUDA, FREE_NONE, CUDABuffer, CudaRuntimeApi, DeviceScope, alloc_cuda_buffer, check_scope, check_then_keep,
     cuda_error, cudart, enter_device, keep_after_error, keep_until_done, leave_device,
 )
 from spdl.io._error cimport ErrorInfo
@@ -254,6 +254,9 @@ cdef class _Decoder:
     cdef nvjpegHandle_t hw              # NVJPEG_BACKEND_HARDWARE, or NULL
     cdef nvjpegJpegState_t hw_state
     cdef nvjpegJpegStream_t hw_stream   # to ask nvjpegDecodeBatchedSupported
+    # nvjpegJpegStreamParseHeader where the library has it (CUDA 12 and 13 do), else NULL:
+    # nvjpegJpegStreamParse, which also parses the whole entropy-coded data on the host.
+    cdef nvjpegJpegStreamParseHeader_t parse_header
     cdef nvjpegHandle_t hy              # NVJPEG_BACKEND_GPU_HYBRID
     cdef nvjpegJpegState_t hy_state
     # One event per state, recorded after each use of it, so that the hybrid group of a
@@ -314,6 +317,8 @@ cdef _Decoder _make_decoder(int device):
     cdef DeviceScope scope
     d.device = device
     d.lock = threading.Lock()
+    d.parse_header = <nvjpegJpegStreamParseHeader_t><uintptr_t>_libs[0].address(
+        "nvjpegJpegStreamParseHeader", [])
     with nogil:
         # Handles and states belong to the device current when they are made.
         if enter_device(rt, device, &scope) == 0:
@@ -437,8 +442,10 @@ _JPEG_CHECK = {JPEG_NO_IMAGE: "no image data", JPEG_TRUNCATED: "truncated",
                JPEG_NOT_8BIT_HUFFMAN: "not 8-bit Huffman", JPEG_RGB: "RGB-coded"}
 
 
-cdef int _jpeg_gpu_check(const unsigned char *d, size_t n) noexcept nogil:
+cdef int _jpeg_gpu_check(const unsigned char *d, size_t n, int *nscans) noexcept nogil:
     """Whether the markers of a JPEG (SOI already seen) say it is one for nvJPEG: a JPEG_* code.
+
+    The number of scans goes to nscans (if not NULL).
 
     nvJPEG decodes 8-bit Huffman-coded JPEGs (baseline, extended, progressive)
     and converts three components from YCbCr. Not for it, so for the CPU path,
@@ -497,6 +504,8 @@ cdef int _jpeg_gpu_check(const unsigned char *d, size_t n) noexcept nogil:
         if m == 0xDA:                           # SOS: skip the entropy-coded data
             scans += 1
             pos = jpeg_skip_entropy(d, n, pos)
+    if nscans != NULL:
+        nscans[0] = scans
     if sof == 0 or scans == 0:
         return JPEG_NO_IMAGE
     if not eoi:
@@ -515,7 +524,7 @@ def _jpeg_check(data):
     cdef int r
     if len(view) < 4 or view[0] != 0xFF or view[1] != 0xD8:
         raise ValueError("not a JPEG (no SOI)")
-    r = _jpeg_gpu_check(&view[0], len(view))
+    r = _jpeg_gpu_check(&view[0], len(view), NULL)
     return _JPEG_CHECK.get(r)
 
 
@@ -527,7 +536,8 @@ cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogi
     """
     cdef Py_ssize_t i
     cdef const unsigned char *d
-    cdef int nc, css, supported
+    cdef int nc, css, supported, scans = 0
+    cdef nvjpegStatus_t st
     cdef int ws[4]
     cdef int hs[4]
     cdef ErrorInfo err
@@ -540,7 +550,7 @@ cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogi
         # reports, and what nvJPEG should not decode (see _jpeg_gpu_check) it decodes.
         if inp.length[i] > <size_t>INT_MAX or jpeg_check_structure(d, <int>inp.length[i], &err) < 0:
             continue
-        if _jpeg_gpu_check(d, inp.length[i]) != JPEG_GPU_OK:
+        if _jpeg_gpu_check(d, inp.length[i], &scans) != JPEG_GPU_OK:
             continue
         nc = 0
         css = NVJPEG_CSS_UNKNOWN
@@ -556,27 +566,93 @@ cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogi
         inp.width[i] = ws[0]
         inp.height[i] = hs[0]
         inp.group[i] = G_HYBRID
-        if dec.hw != NULL:
+        # The hardware backend "supports baseline JPEG bitstream with single scan" (nvjpeg.h,
+        # NVJPEG_BACKEND_HARDWARE); nvjpegDecodeBatchedSupported says which images it takes.
+        # It needs the headers only: NVIDIA's own hardware-decode sample (CUDALibrarySamples,
+        # nvJPEG/nvJPEG-Decoder/nvjpegDecoder.cpp) asks it after nvjpegJpegStreamParseHeader,
+        # which reads the frame and scan headers, not the entropy-coded data that
+        # nvjpegJpegStreamParse also walks. What a header parse cannot see, the number of
+        # scans, _jpeg_gpu_check has counted: only single-scan images are offered.
+        if dec.hw != NULL and scans == 1:
             supported = -1      # nvjpegDecodeBatchedSupported sets 0 when the handle can decode it
-            if (_nv.JpegStreamParse(dec.hw, d, inp.length[i], 0, 0, dec.hw_stream) == NVJPEG_STATUS_SUCCESS
+            if dec.parse_header != NULL:
+                st = dec.parse_header(dec.hw, d, inp.length[i], dec.hw_stream)
+            else:
+                st = _nv.JpegStreamParse(dec.hw, d, inp.length[i], 0, 0, dec.hw_stream)
+            if (st == NVJPEG_STATUS_SUCCESS
                     and _nv.DecodeBatchedSupported(dec.hw, dec.hw_stream, &supported) == NVJPEG_STATUS_SUCCESS
                     and supported == 0):
                 inp.group[i] = G_HW
 
 
-cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bint planar,
-                              object cfg, list failures):
-    """Decode the images of group g at full size with nvjpegDecodeBatched.
+# The scratch of one round (the decoded full-size images) is at most this many bytes, or
+# a quarter of the device's free memory if less (cudaMemGetInfo); an image larger than
+# that is decoded alone. A group of images larger in total is decoded in several rounds,
+# each resized into the output and its scratch freed before the next.
+cdef size_t SCRATCH_MAX = 256 << 20
+cdef size_t SCRATCH_ALIGN = 256
 
-    Returns the scratch buffer holding them (inp.decoded points into it), or
-    None when the group is empty. One call decodes the whole group; if it
-    fails (one corrupt image fails the whole call), each image is tried alone.
-    Those that still fail move on: from G_HW to G_HYBRID (decode G_HW first),
-    from G_HYBRID to G_CPU; the failures are appended to failures, for
-    diagnostics.
+
+cdef inline size_t _aligned(size_t n) noexcept nogil:
+    return (n + SCRATCH_ALIGN - 1) & ~(SCRATCH_ALIGN - 1)
+
+
+def _plan_rounds(sizes, size_t limit):
+    """Split images of these decoded sizes (bytes), in order, into rounds.
+
+    Returns a list of lists of positions in ``sizes``. Every image is in one
+    round, in order; a round holds consecutive images whose sizes, each rounded
+    up to 256 bytes, add up to at most ``limit``, or a single image larger than
+    ``limit``. So a round's scratch is at most ``max(limit, largest image)``.
+    """
+    rounds = []
+    cur = []
+    cdef size_t total = 0, a
+    for k, n in enumerate(sizes):
+        a = _aligned(n)
+        if cur and total + a > limit:
+            rounds.append(cur)
+            cur = []
+            total = 0
+        cur.append(k)
+        total += a
+    if cur:
+        rounds.append(cur)
+    return rounds
+
+
+cdef size_t _scratch_limit(int device) except 0:
+    """SCRATCH_MAX, or a quarter of the device's free memory if that is less (at least 1)."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef size_t free_b = 0, total_b = 0, limit = SCRATCH_MAX
+    cdef cudaError_t err = cudaSuccess
+    cdef DeviceScope scope
+    with nogil:
+        if enter_device(rt, device, &scope) == 0:
+            err = rt.cudaMemGetInfo(&free_b, &total_b)
+            if err != cudaSuccess:
+                rt.cudaGetLastError()       # not fatal: the fixed bound applies
+            elif free_b // 4 < limit:
+                limit = free_b // 4
+        leave_device(rt, &scope)
+    check_scope(&scope)
+    return limit if limit > 0 else 1
+
+
+cdef CUDABuffer _decode_round(_Decoder dec, _Inputs inp, int g, list idx, int out_fmt, bint planar,
+                              object cfg, list failures):
+    """Decode images idx (all of group g) at full size with one nvjpegDecodeBatched call.
+
+    Returns the scratch buffer holding them (inp.decoded points into it). If
+    the call fails (one corrupt image fails the whole call), each image is
+    tried alone. Those that still fail move on: from G_HW to G_HYBRID (decode
+    G_HW first), from G_HYBRID to G_CPU; the failures are appended to
+    failures, for diagnostics. When it returns, the hardware backend's writes
+    have completed (see below); the GPU-hybrid backend's are ordered on the
+    stream.
     """
     cdef const CudaRuntimeApi *rt = cudart()
-    cdef Py_ssize_t i, j, k
+    cdef Py_ssize_t i, j, k = len(idx)
     cdef size_t total = 0, size, plane
     cdef CUDABuffer scratch
     cdef nvjpegImage_t *dest = NULL
@@ -587,7 +663,8 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
     cdef nvjpegJpegState_t state = dec.hw_state if g == G_HW else dec.hy_state
     cdef cudaEvent_t done = dec.hw_done if g == G_HW else dec.hy_done
     cdef bint used = dec.hw_used if g == G_HW else dec.hy_used
-    cdef bint drain
+    cdef bint hw = g == G_HW
+    cdef bint drain, unfinished = False
     cdef uintptr_t stream = cfg.stream
     cdef uintptr_t base
     cdef nvjpegStatus_t st = NVJPEG_STATUS_SUCCESS
@@ -598,31 +675,36 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
     if dec.broken:
         raise CUDAError(f"the nvJPEG decoder of cuda:{dec.device} is unusable: an earlier CUDA "
                         "failure left its state possibly in use", op="cudaEventRecord")
-    idx = [i for i in range(inp.n) if inp.group[i] == g]
-    k = len(idx)
-    if k == 0:
-        return None
     offsets = []
     for i in idx:
         offsets.append(total)
         size = <size_t>inp.width[i] * <size_t>inp.height[i] * 3
-        total += (size + 255) & ~(<size_t>255)          # keep every image 256-byte aligned
-    scratch = alloc_cuda_buffer((total,), 1, None, cfg, True)
-    # The hardware backend's nvjpegDecodeBatched writes its destinations when it is
-    # called, not in the order of the stream it is given: work already queued on the
-    # stream may still be running (reported on H100 with nvJPEG 12.3 to 13.2; a
-    # cudaStreamWaitEvent does not order it, only a host wait does: torchcodec PR #1634,
-    # torchvision PR #9606). Memory from a stream-ordered allocator (cudaMallocAsync, a
-    # caching allocator such as PyTorch's) is only free in the stream's order from the
-    # allocation on: it may be a block just freed on this stream that queued kernels
-    # still read, and the allocator may have added waits on other streams' work before
-    # it. So before the hardware decode, the host waits until everything enqueued on
-    # the stream so far, the allocation included, has run. Memory from cudaMalloc needs
-    # no wait: nothing enqueued can still use it. The alternative, always taking the
-    # hardware scratch from cudaMalloc, would bypass the caller's allocator and end each
-    # call with the cudaDeviceSynchronize that freeing it needs (see _cuda_free), a wait
-    # for the whole device rather than for this stream.
-    drain = g == G_HW and scratch.free_kind != FREE_CUDA
+        total += _aligned(size)                         # keep every image 256-byte aligned
+    scratch = alloc_cuda_buffer((total,), 1, None, cfg)
+    # The hardware backend does not keep the documented stream order. nvjpeg.h says of
+    # nvjpegDecodeBatched's stream: "CUDA stream where to submit all GPU work", so work
+    # queued on the stream before the call would run first and work queued after it
+    # would see its results. On H100 with nvJPEG 12.3 to 13.2 the hardware backend writes
+    # its destinations when it is called, while work queued before it still runs
+    # (torchcodec PR #1634, torchvision PR #9606); a cudaStreamWaitEvent does not order
+    # it, a host wait does.
+    # 1. Before the call: memory from a stream-ordered allocator (cudaMallocAsync, a
+    #    caching allocator such as PyTorch's) is only free in the stream's order from
+    #    the allocation on: it may be a block just freed on this stream that queued
+    #    kernels still read (the resizes of this call's previous round, for one), and
+    #    the allocator may have added waits on other streams' work before it. So the
+    #    host waits until everything enqueued on the stream so far has run. Memory from
+    #    cudaMalloc needs no wait: nothing enqueued can still use it.
+    # 2. After the call: since the backend does not keep the order at its start, the
+    #    order at its end (NPP reading the scratch, cudaFreeAsync giving it back to the
+    #    pool, the state's event) is not taken from the stream either. The host waits
+    #    for the call's work before anything reads or frees the scratch:
+    #    cudaEventSynchronize on the state's event recorded after the call, which
+    #    "waits until the completion of all work currently captured in event"
+    #    (cuda_runtime_api.h), i.e. all the GPU work the call submitted to the stream,
+    #    which is the most the documentation lets anyone wait for. The event is made
+    #    with cudaEventBlockingSync, so the thread sleeps.
+    drain = hw and scratch.free_kind != FREE_CUDA
     dest = <nvjpegImage_t *>calloc(k, sizeof(nvjpegImage_t))
     data = <const unsigned char **>calloc(k, sizeof(unsigned char *))
     length = <size_t *>calloc(k, sizeof(size_t))
@@ -662,6 +744,7 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                 if err == cudaSuccess:
                     # nvJPEG and NPP carry their own (static) CUDA runtime: their failures
                     # leave nothing in this runtime's last error.
+                    unfinished = hw
                     st = _nv.DecodeBatchedInitialize(handle, state, <int>k, 1, out_fmt)
                     if st == NVJPEG_STATUS_SUCCESS:
                         st = _nv.DecodeBatched(handle, state, data, length, dest, <cudaStream_t>stream)
@@ -683,17 +766,29 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
                             if status[j] == NVJPEG_STATUS_SUCCESS:
                                 status[j] = _nv.DecodeBatched(handle, state, &data[j], &length[j],
                                                               &dest[j], <cudaStream_t>stream)
-                    # Mark where this use of the state ends. If no event can be
-                    # recorded, wait for it here; if even that fails, the state may
-                    # still be in use and this decoder is not used again.
+                    # Mark where this use of the state ends; for the hardware backend, wait
+                    # for it here (2. above). If no event can be recorded, wait for the
+                    # stream instead; if even that fails, the state may still be in use and
+                    # this decoder is not used again.
                     rec = rt.cudaEventRecord(done, <cudaStream_t>stream)
                     if rec == cudaSuccess:
                         used = True
+                        if hw:
+                            rec = rt.cudaEventSynchronize(done)
+                            if rec == cudaSuccess:
+                                unfinished = False
+                            else:
+                                rt.cudaGetLastError()
+                                if err == cudaSuccess:
+                                    err = rec
+                                    op = "cudaEventSynchronize"
                     else:
                         rt.cudaGetLastError()
                         used = False
                         rec = rt.cudaStreamSynchronize(<cudaStream_t>stream)
-                        if rec != cudaSuccess:
+                        if rec == cudaSuccess:
+                            unfinished = False
+                        else:
                             rt.cudaGetLastError()
                             dec.broken = True
                             if err == cudaSuccess:
@@ -704,16 +799,21 @@ cdef CUDABuffer _decode_group(_Decoder dec, _Inputs inp, int g, int out_fmt, bin
             dec.hw_used = used
         else:
             dec.hy_used = used
+        if unfinished:
+            # The hardware backend's writes may still be running: this scratch is never
+            # handed back (leaked rather than reused under a writer), nor is the state.
+            dec.broken = True
+            scratch.free_kind = FREE_NONE
         check_scope(&scope, err, op.decode(), f"nvJPEG on cuda:{dec.device}")
         for j in range(k):
             if status[j] != NVJPEG_STATUS_SUCCESS:
                 i = idx[j]
-                failures.append((i, f"nvjpegDecodeBatched ({'hardware' if g == G_HW else 'GPU hybrid'}) "
+                failures.append((i, f"nvjpegDecodeBatched ({'hardware' if hw else 'GPU hybrid'}) "
                                     f"failed with {_status_name(status[j])}; "
-                                    f"{'trying the GPU-hybrid backend' if g == G_HW else 'taking the CPU path'}"))
+                                    f"{'trying the GPU-hybrid backend' if hw else 'taking the CPU path'}"))
                 # An image the hardware backend fails may still decode with the hybrid
                 # one, which runs next.
-                inp.group[i] = G_HYBRID if g == G_HW else G_CPU
+                inp.group[i] = G_HYBRID if hw else G_CPU
                 inp.decoded[i] = 0
     except BaseException:
         scratch.release()       # in the stream's order, after whatever was enqueued
@@ -837,16 +937,18 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
                   str pix_fmt, object scale_mode, object demux_config, object decode_config,
                   bint strict):
     cdef const CudaRuntimeApi *rt = cudart()
-    cdef Py_ssize_t n = len(sources), i, r
+    cdef Py_ssize_t n = len(sources), i
     cdef _Inputs inp = _Inputs(n)
     cdef Source s
     cdef ErrorInfo einfo
     cdef AVPacket *pkt
-    cdef int ret
+    cdef int ret, g
     cdef DeviceScope scope
     cdef CUDABuffer out, buf
-    cdef HostAllocator pinned = None
+    cdef HostAllocator pinned
+    cdef NppStreamContext ctx
     cdef bint planar = pix_fmt == "rgbp"
+    cdef bint pad = scale_mode == "pad"
     cdef int out_fmt = (NVJPEG_OUTPUT_RGB if planar else
                         NVJPEG_OUTPUT_BGRI if pix_fmt == "bgr24" else NVJPEG_OUTPUT_RGBI)
     cdef int64_t max_file_size = (demux_config.max_file_size if demux_config is not None
@@ -856,128 +958,110 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
     cdef int device = cfg.device_index
     cdef uintptr_t stream = cfg.stream
     cdef bint attempted = False
+    cdef size_t limit
     ffmpeg_only = ((demux_config is not None and demux_config.format is not None) or
                    (decode_config is not None and (decode_config.decoder is not None
                                                    or decode_config.decoder_options)))
     inp.sources = sources
 
-    # 1. Read the inputs; sniff and decode the JPEGs on the GPU.
-    scratch = []
+    # 1. Read the inputs.
+    if not ffmpeg_only:
+        for i in range(n):
+            s = sources[i]
+            if s.ref.path == NULL:
+                inp.data[i] = s.ref.data
+                inp.length[i] = s.ref.size
+                continue
+            pkt = av_packet_alloc()
+            if pkt == NULL:
+                raise MemoryError()
+            inp.pkts[i] = pkt
+            with nogil:
+                ret = read_source(&s.ref, max_file_size, pkt, &einfo)
+            if ret >= 0:
+                inp.data[i] = pkt.data
+                inp.length[i] = pkt.size
+
+    # The output has a row per input, in input order (the rows of inputs that fail
+    # are dropped at the end): each GPU round is resized into it before the next.
+    if planar:
+        out = alloc_cuda_buffer((n, 3, height, width), 1, pix_fmt, cfg)
+    else:
+        out = alloc_cuda_buffer((n, height, width, 3), 1, pix_fmt, cfg)
+    if n:
+        _prepare_output(out, pad, &ctx)
+
+    # 2. Sniff the JPEGs and decode those for nvJPEG on the GPU, in rounds of bounded
+    # scratch (_plan_rounds), each resized by NPP into its rows.
     failures = []
-    try:
-        if not ffmpeg_only and n:
+    npp_failed = []
+    if not ffmpeg_only and n:
+        with dec.lock:
+            with nogil:
+                if enter_device(rt, dec.device, &scope) == 0:
+                    _classify(dec, inp, max_pixels)
+                leave_device(rt, &scope)
+            check_scope(&scope)
             for i in range(n):
-                s = sources[i]
-                if s.ref.path == NULL:
-                    inp.data[i] = s.ref.data
-                    inp.length[i] = s.ref.size
-                    continue
-                pkt = av_packet_alloc()
-                if pkt == NULL:
-                    raise MemoryError()
-                inp.pkts[i] = pkt
-                with nogil:
-                    ret = read_source(&s.ref, max_file_size, pkt, &einfo)
-                if ret >= 0:
-                    inp.data[i] = pkt.data
-                    inp.length[i] = pkt.size
-            with dec.lock:
-                with nogil:
-                    if enter_device(rt, dec.device, &scope) == 0:
-                        _classify(dec, inp, max_pixels)
-                    leave_device(rt, &scope)
-                check_scope(&scope)
-                for i in range(n):
-                    if inp.group[i] != G_CPU:
-                        attempted = True
-                        break
+                if inp.group[i] != G_CPU:
+                    attempted = True
+                    break
+            if attempted:
                 try:
+                    limit = _scratch_limit(device)
                     # The hardware group first: the images it fails move to the hybrid group.
                     for g in (G_HW, G_HYBRID):
-                        buf = _decode_group(dec, inp, g, out_fmt, planar, cfg, failures)
-                        if buf is not None:
-                            scratch.append(buf)
+                        idx = [i for i in range(n) if inp.group[i] == g]
+                        for r in _plan_rounds([<size_t>inp.width[i] * <size_t>inp.height[i] * 3
+                                               for i in idx], limit):
+                            ids = [idx[k] for k in r]
+                            buf = _decode_round(dec, inp, g, ids, out_fmt, planar, cfg, failures)
+                            try:
+                                done = [(i, i) for i in ids if inp.group[i] == g]
+                                npp_failed += _resize_into(out, inp, done, width, height,
+                                                           planar, pad, &ctx)
+                            finally:
+                                # In the stream's order, after the resizes that read it.
+                                buf.release()
                 except BaseException as e:
-                    if attempted:
-                        keep_after_error(device, stream, inp, e)
+                    keep_after_error(device, stream, inp, e)
                     raise
-                if attempted:
-                    # nvJPEG may read the encoded bytes until its work on the stream is done.
-                    keep_until_done(device, stream, inp)
+                # nvJPEG may read the encoded bytes until its work on the stream is done.
+                keep_until_done(device, stream, inp)
 
-        for i, why in failures:
-            _log.debug("nvJPEG could not decode input %d: %s", i, why)
+    for i, why in failures:
+        _log.debug("nvJPEG could not decode input %d: %s", i, why)
+    for i, st in npp_failed:
+        # NPP refused an image (its parameters are checked before; this is not expected):
+        # that image alone takes the CPU path, into its row.
+        _log.warning("nppiResize_8u_%s_Ctx failed with NppStatus %d for input %d (%dx%d); "
+                     "decoding it on the CPU", "P3R" if planar else "C3R", st, i,
+                     inp.width[i], inp.height[i])
+        inp.group[i] = G_CPU
 
-        # 2. The CPU path for everything else.
-        errors = {}
-        cpu_parts = []          # (host rows, {input index: host row})
-        cpu_idx = [i for i in range(n) if inp.group[i] == G_CPU]
-        desc = None
-        if cpu_idx:
-            desc = get_video_filter_desc(scale_width=width, scale_height=height,
-                                         scale_mode=scale_mode,
-                                         pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
-            pinned = host_allocator(cfg)
-            host, rows, errs = _cpu_decode(srcs, cpu_idx, demux_config, decode_config, desc,
-                                           pinned, planar)
-            errors.update(errs)
-            cpu_parts.append((host, rows))
+    # 3. The CPU path for everything else, copied into its rows.
+    errors = {}
+    cpu_idx = [i for i in range(n) if inp.group[i] == G_CPU]
+    if cpu_idx:
+        desc = get_video_filter_desc(scale_width=width, scale_height=height,
+                                     scale_mode=scale_mode,
+                                     pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
+        pinned = host_allocator(cfg)
+        host, rows, errors = _cpu_decode(srcs, cpu_idx, demux_config, decode_config, desc,
+                                         pinned, planar)
+        errors = dict(sorted(errors.items()))
         if strict and errors:
-            errors = dict(sorted(errors.items()))
             raise BatchLoadError(errors, n) from next(iter(errors.values()))
-
-        # 3. The output: resize the GPU-decoded images into their rows, copy the others in.
-        ok = [i for i in range(n) if inp.group[i] != G_CPU or any(i in p[1] for p in cpu_parts)]
-        if planar:
-            shape = (len(ok), 3, height, width)
-        else:
-            shape = (len(ok), height, width, 3)
-        out = alloc_cuda_buffer(shape, 1, pix_fmt, cfg)
-        out.indices = tuple(ok)
-        out.errors = dict(sorted(errors.items()))
-        if not ok:
-            return out
-        row_of = {i: r for r, i in enumerate(ok)}
-        gpu = [(r, i) for r, i in enumerate(ok) if inp.group[i] != G_CPU]
-        npp_failed = _resize_into(out, inp, gpu, width, height, planar, scale_mode == "pad")
-        if npp_failed:
-            # NPP refused an image (its parameters are checked before; this is not expected):
-            # that image alone takes the CPU path, into the row kept for it.
-            for i, st in npp_failed:
-                _log.warning("nppiResize_8u_%s_Ctx failed with NppStatus %d for input %d (%dx%d); "
-                             "decoding it on the CPU", "P3R" if planar else "C3R", st, i,
-                             inp.width[i], inp.height[i])
-                inp.group[i] = G_CPU
-            again = [i for i, st in npp_failed]
-            if desc is None:
-                desc = get_video_filter_desc(scale_width=width, scale_height=height,
-                                             scale_mode=scale_mode,
-                                             pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24")
-                pinned = host_allocator(cfg)
-            host, rows, errs = _cpu_decode(srcs, again, demux_config, decode_config, desc,
-                                           pinned, planar)
-            cpu_parts.append((host, rows))
-            if errs:
-                errors.update(errs)
-                errors = dict(sorted(errors.items()))
-                if strict:
-                    raise BatchLoadError(errors, n) from next(iter(errors.values()))
-        for host, rows in cpu_parts:
-            if rows:
-                _upload_rows(out, host, [(row_of[i], r) for i, r in rows.items()])
-        if len(errors) != len(out.errors):
-            # Inputs that failed on the CPU after NPP refused them: drop their rows.
-            keep = [i for i in ok if i not in errors]
-            out = _keep_rows(out, [row_of[i] for i in keep], cfg)
-            out.indices = tuple(keep)
-            out.errors = errors
-        return out
-    finally:
-        # In the stream's order, after the resizes that read them (cudaFreeAsync, or the
-        # caller's allocator), or after the device is idle (cudaFree); not later, when
-        # the stream may be gone.
-        for buf in scratch:
-            buf.release()
+        if rows:
+            _upload_rows(out, host, list(rows.items()))
+    if errors:
+        keep = [i for i in range(n) if i not in errors]
+        out = _keep_rows(out, keep, cfg)
+        out.indices = tuple(keep)
+    else:
+        out.indices = tuple(range(n))
+    out.errors = errors
+    return out
 
 
 cdef tuple _cpu_decode(list srcs, list idx, object demux_config, object decode_config,
@@ -1013,60 +1097,29 @@ cdef tuple _cpu_decode(list srcs, list idx, object demux_config, object decode_c
     return host, rows, errors
 
 
-cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int height, bint planar,
-                       bint pad):
-    """Clear the output (black borders) and resize each GPU-decoded image into its row.
-
-    Returns [(input index, NppStatus)] of the images NPP refused (their rows
-    are left for the caller to fill); raises CUDAError for a failed CUDA call.
-    """
+cdef int _prepare_output(CUDABuffer out, bint pad, NppStreamContext *ctx) except -1:
+    """Clear the output (black borders, with pad) and fill NPP's context for its stream."""
     cdef const CudaRuntimeApi *rt = cudart()
-    cdef Py_ssize_t m = len(rows), j
-    cdef Py_ssize_t *row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
-    cdef Py_ssize_t *img = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
-    cdef NppStatus *npp_st = <NppStatus *>calloc(m if m else 1, sizeof(NppStatus))
-    cdef size_t row_bytes = <size_t>width * height * 3, plane_out = <size_t>width * height, plane_in
-    cdef uintptr_t stream = out._stream, dst, src
-    cdef int device = out._device, w, h, interp, c, smem = 0
+    cdef uintptr_t stream = out._stream
+    cdef int device = out._device, smem = 0
     cdef unsigned int flags = 0
     cdef cudaError_t err = cudaSuccess
     cdef const char *op = "cudaMemsetAsync"
     cdef DeviceScope scope
-    cdef NppStatus st = NPP_NO_ERROR
-    cdef NppStreamContext ctx
-    cdef ScaleSpec spec
-    cdef Geometry geo
-    cdef ErrorInfo einfo
-    cdef const unsigned char *srcp[3]
-    cdef unsigned char *dstp[3]
-    cdef NppiSize src_size, dst_size
-    cdef NppiRect src_roi, dst_roi
-    if row == NULL or img == NULL or npp_st == NULL:
-        free(row)
-        free(img)
-        free(npp_st)
-        raise MemoryError()
-    for j in range(m):
-        row[j], img[j] = rows[j]
-    spec.scale_w = width
-    spec.scale_h = height
-    spec.mode = MODE_PAD if pad else MODE_STRETCH
-    spec.crop_w = -1
-    spec.crop_h = -1
-    spec.sws_flags = 0
-    spec.cubic = False          # not read by compute_geometry; set so nothing is left undefined
-    spec.out_fmt = AV_PIX_FMT_NONE
     with nogil:
-        if enter_device(rt, device, &scope) == 0 and pad:
-            err = rt.cudaMemsetAsync(<void *>out.ptr, 0, out._nbytes, <cudaStream_t>stream)
-        if scope.code == 0 and err == cudaSuccess and m:
+        if enter_device(rt, device, &scope) == 0:
+            if pad:
+                err = rt.cudaMemsetAsync(<void *>out.ptr, 0, out._nbytes, <cudaStream_t>stream)
             # NppStreamContext: the stream and the device's properties (nppdefs.h).
             ctx.hStream = <cudaStream_t>stream
             ctx.nCudaDeviceId = device
             ctx.nMultiProcessorCount = ctx.nMaxThreadsPerMultiProcessor = ctx.nMaxThreadsPerBlock = 0
             ctx.nCudaDevAttrComputeCapabilityMajor = ctx.nCudaDevAttrComputeCapabilityMinor = 0
-            op = "cudaDeviceGetAttribute"
-            err = rt.cudaDeviceGetAttribute(&ctx.nMultiProcessorCount, cudaDevAttrMultiProcessorCount, device)
+            ctx.nSharedMemPerBlock = 0
+            if err == cudaSuccess:
+                op = "cudaDeviceGetAttribute"
+                err = rt.cudaDeviceGetAttribute(&ctx.nMultiProcessorCount, cudaDevAttrMultiProcessorCount,
+                                                device)
             if err == cudaSuccess:
                 err = rt.cudaDeviceGetAttribute(&ctx.nMaxThreadsPerMultiProcessor,
                                                 cudaDevAttrMaxThreadsPerMultiProcessor, device)
@@ -1087,7 +1140,58 @@ cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int he
                 err = rt.cudaStreamGetFlags(<cudaStream_t>stream, &flags)
             ctx.nStreamFlags = flags
             ctx.nReserved0 = 0
-            for j in range(m if err == cudaSuccess else 0):
+        leave_device(rt, &scope)
+    check_scope(&scope, err, op.decode(), f"cuda:{device}")
+    return 0
+
+
+cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int height, bint planar,
+                       bint pad, const NppStreamContext *ctx):
+    """Resize GPU-decoded images into their rows: rows is [(output row, input index)].
+
+    Returns [(input index, NppStatus)] of the images NPP refused (their rows
+    are left for the caller to fill); raises CUDAError for a failed CUDA call.
+    """
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef Py_ssize_t m = len(rows), j
+    cdef Py_ssize_t *row
+    cdef Py_ssize_t *img
+    cdef NppStatus *npp_st
+    cdef size_t row_bytes = <size_t>width * height * 3, plane_out = <size_t>width * height, plane_in
+    cdef uintptr_t dst, src
+    cdef int device = out._device, w, h, interp, c
+    cdef DeviceScope scope
+    cdef NppStatus st = NPP_NO_ERROR
+    cdef ScaleSpec spec
+    cdef Geometry geo
+    cdef ErrorInfo einfo
+    cdef const unsigned char *srcp[3]
+    cdef unsigned char *dstp[3]
+    cdef NppiSize src_size, dst_size
+    cdef NppiRect src_roi, dst_roi
+    if m == 0:
+        return []
+    row = <Py_ssize_t *>calloc(m, sizeof(Py_ssize_t))
+    img = <Py_ssize_t *>calloc(m, sizeof(Py_ssize_t))
+    npp_st = <NppStatus *>calloc(m, sizeof(NppStatus))
+    if row == NULL or img == NULL or npp_st == NULL:
+        free(row)
+        free(img)
+        free(npp_st)
+        raise MemoryError()
+    for j in range(m):
+        row[j], img[j] = rows[j]
+    spec.scale_w = width
+    spec.scale_h = height
+    spec.mode = MODE_PAD if pad else MODE_STRETCH
+    spec.crop_w = -1
+    spec.crop_h = -1
+    spec.sws_flags = 0
+    spec.cubic = False          # not read by compute_geometry; set so nothing is left undefined
+    spec.out_fmt = AV_PIX_FMT_NONE
+    with nogil:
+        if enter_device(rt, device, &scope) == 0:
+            for j in range(m):
                 w = inp.width[img[j]]
                 h = inp.height[img[j]]
                 src = inp.decoded[img[j]]
@@ -1111,19 +1215,19 @@ cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int he
                         dstp[c] = <unsigned char *>(dst + c * plane_out
                                                     + <size_t>geo.oy * width + geo.ox)
                     st = _npp.Resize_8u_P3R_Ctx(srcp, w, src_size, src_roi, dstp, width,
-                                                dst_size, dst_roi, interp, ctx)
+                                                dst_size, dst_roi, interp, ctx[0])
                 else:
                     st = _npp.Resize_8u_C3R_Ctx(
                         <const unsigned char *>src, w * 3, src_size, src_roi,
                         <unsigned char *>(dst + (<size_t>geo.oy * width + geo.ox) * 3), width * 3,
-                        dst_size, dst_roi, interp, ctx)
+                        dst_size, dst_roi, interp, ctx[0])
                 npp_st[j] = st      # < 0: an error, > 0: a warning (the image is resized)
         leave_device(rt, &scope)
     failed = [(img[j], npp_st[j]) for j in range(m) if npp_st[j] < 0]
     free(row)
     free(img)
     free(npp_st)
-    check_scope(&scope, err, op.decode(), f"cuda:{device}")
+    check_scope(&scope, cudaSuccess, None, f"cuda:{device}")
     return failed
 
 

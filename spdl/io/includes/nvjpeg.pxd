@@ -91,6 +91,10 @@ ctypedef nvjpegStatus_t (*nvjpegJpegStreamDestroy_t)(nvjpegJpegStream_t jpeg_str
 ctypedef nvjpegStatus_t (*nvjpegJpegStreamParse_t)(nvjpegHandle_t handle, const unsigned char *data,
                                                    size_t length, int save_metadata, int save_stream,
                                                    nvjpegJpegStream_t jpeg_stream) noexcept nogil
+# Parses the frame and scan headers only, not the entropy-coded data.
+ctypedef nvjpegStatus_t (*nvjpegJpegStreamParseHeader_t)(nvjpegHandle_t handle, const unsigned char *data,
+                                                         size_t length,
+                                                         nvjpegJpegStream_t jpeg_stream) noexcept nogil
 ctypedef nvjpegStatus_t (*nvjpegDecodeBatchedSupported_t)(nvjpegHandle_t handle,
                                                           nvjpegJpegStream_t jpeg_stream,
                                                           int *is_supported) noexcept nogil

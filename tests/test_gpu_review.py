@@ -1,0 +1,405 @@
+"""The findings of the independent review of the GPU code (issue 8, part 4), checked without a GPU.
+
+Pure functions (the page-locked size classes, the nvJPEG scratch rounds) are
+checked directly. The rest runs against the host-memory fake of libcudart,
+libcuda, libnvjpeg and NPP that tests/test_cuda.py builds, extended here with a
+log of the calls in order (and the pointer and stream of each), the GIL and
+the current context at cudaHostAlloc / cudaFreeHost, nvjpegJpegStreamParseHeader,
+and a settable cudaMemGetInfo. This checks the order spdl.io issues its calls
+in, not what NVIDIA's libraries do with them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+from spdl.io import _cuda, _nvjpeg
+
+from test_cuda import FAKE_CUDA_C, FAKE_RUN_REVIEW, _build_fake_cuda
+
+MiB = 1 << 20
+
+
+# ---------------------------------------------------------------------------
+# Page-locked size classes (finding 4)
+
+@pytest.mark.parametrize("n, cls", [
+    (1, 4096), (4096, 4096), (4097, 8192), (150528, 262144),
+    (5 * 150528, MiB), (6 * 150528, MiB),          # nvJPEG's CPU fallback: 5 or 6 rows of 224x224
+    (2 * MiB, 2 * MiB), (2 * MiB + 1, 4 * MiB), (9 * MiB + 5, 10 * MiB),
+])
+def test_pinned_size_class_examples(n, cls):
+    assert _cuda._pinned_size_class(n) == cls
+
+
+def test_pinned_size_class_bounds():
+    rng = random.Random(8)
+    sizes = [rng.randrange(1, 1 << 34) for _ in range(2000)] + [rng.randrange(1, 1 << 22) for _ in range(2000)]
+    for n in sizes:
+        c = _cuda._pinned_size_class(n)
+        assert c >= n and c % 4096 == 0
+        assert c - n < 2 * MiB, n                       # at most 2 MiB of waste per block
+        if n > 4096:
+            assert c < 2 * n, n                         # and less than the request itself
+    assert _cuda._pinned_size_class((1 << 64) - 1) == 0      # too large: the allocation fails
+
+
+# ---------------------------------------------------------------------------
+# nvJPEG scratch rounds (finding 6)
+
+def _aligned(n):
+    return (n + 255) // 256 * 256
+
+
+def test_plan_rounds_examples():
+    assert _nvjpeg._plan_rounds([], 100) == []
+    assert _nvjpeg._plan_rounds([100, 100, 100], 1000) == [[0, 1, 2]]
+    assert _nvjpeg._plan_rounds([256, 256, 256], 512) == [[0, 1], [2]]
+    assert _nvjpeg._plan_rounds([10, 5000, 10], 1000) == [[0], [1], [2]]    # too large: alone
+    # 64 images of 50 MP: 9.6 GB in one buffer before; now rounds of at most 256 MiB.
+    rounds = _nvjpeg._plan_rounds([50_000_000 * 3] * 64, 256 * MiB)
+    assert len(rounds) == 64 and all(len(r) == 1 for r in rounds)
+    rounds = _nvjpeg._plan_rounds([224 * 224 * 3] * 64, 256 * MiB)
+    assert rounds == [list(range(64))]
+
+
+def test_plan_rounds_properties():
+    rng = random.Random(6)
+    for _ in range(300):
+        sizes = [rng.choice([rng.randrange(1, 5000), rng.randrange(1, 100_000)]) for _ in range(rng.randrange(0, 40))]
+        limit = rng.randrange(1, 60_000)
+        rounds = _nvjpeg._plan_rounds(sizes, limit)
+        assert [k for r in rounds for k in r] == list(range(len(sizes)))    # all, in order
+        for r in rounds:
+            total = sum(_aligned(sizes[k]) for k in r)
+            assert total <= limit or len(r) == 1
+        for a, b in zip(rounds, rounds[1:]):          # greedy: the next image did not fit
+            assert sum(_aligned(sizes[k]) for k in a) + _aligned(sizes[b[0]]) > limit
+
+
+# ---------------------------------------------------------------------------
+# The fake, extended with a call log
+
+_LOG_C = r"""
+typedef void (*fake_logger_t)(const char *, const void *, const void *);
+static fake_logger_t fake_logger;
+EXPORT void fake_set_logger(fake_logger_t f) { fake_logger = f; }
+#define FLOG(name, a, b) do { if (fake_logger) fake_logger(name, (const void *)(a), (const void *)(b)); } while (0)
+"""
+
+_RT_C = r"""
+#include <stdio.h>
+EXPORT char fake_log[1 << 20];
+static size_t fake_log_len;
+EXPORT void fake_log_add(const char *name, const void *a, const void *b) {
+    if (fake_log_len + 80 < sizeof fake_log)
+        fake_log_len += snprintf(fake_log + fake_log_len, 80, "%s:%lx:%lx;", name,
+                                 (unsigned long)(uintptr_t)a, (unsigned long)(uintptr_t)b);
+}
+EXPORT void fake_log_reset(void) { fake_log_len = 0; fake_log[0] = 0; }
+EXPORT size_t fake_free_mem = (size_t)1 << 30;
+EXPORT int fake_host_calls_with_gil;
+static int (*ctx_probe)(void);
+EXPORT void fake_set_ctx_probe(int (*f)(void)) { ctx_probe = f; }
+static void host_call(const char *name, const void *p) {
+    int (*gil)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Check");
+    if (!gil || gil()) fake_host_calls_with_gil++;
+    FLOG(name, p, (intptr_t)(ctx_probe ? ctx_probe() : -9));
+}
+"""
+
+_NVJPEG_C = r"""
+EXPORT long fake_parse_full, fake_parse_header;
+EXPORT int nvjpegJpegStreamParseHeader(void *h, const unsigned char *d, size_t n, void *s) {
+    fake_parse_header++; ((jstream_t *)s)->d = d; ((jstream_t *)s)->n = n; return 0;
+}
+"""
+
+
+def _patch(src, pattern, repl, count=1):
+    out, n = re.subn(pattern, repl, src)
+    assert n == count, f"the fake in test_cuda.py changed: {pattern!r} matched {n} times"
+    return out
+
+
+def _fake_source():
+    s = FAKE_CUDA_C
+    s = _patch(s, r'(#define EXPORT __attribute__\(\(visibility\("default"\)\)\)\n)', lambda m: m.group(1) + _LOG_C)
+    s = _patch(s, r"(#ifdef FAKE_CUDART\n)", lambda m: m.group(1) + _RT_C)
+    for fn, name, a, b in [("cudaFreeAsync", "freeasync", "p", "st"),
+                           ("cudaFree", "free", "p", "0"),
+                           ("cudaStreamSynchronize", "streamsync", "0", "s"),
+                           ("cudaDeviceSynchronize", "devsync", "0", "0"),
+                           ("cudaEventRecord", "evrec", "e", "s"),
+                           ("cudaStreamWaitEvent", "wait", "e", "s"),
+                           ("cudaEventSynchronize", "evsync", "e", "0")]:
+        s = _patch(s, r"(EXPORT int %s\([^)]*\) \{)" % fn,
+                   lambda m, name=name, a=a, b=b: m.group(1) + f' FLOG("{name}", {a}, {b});')
+    s = _patch(s, r"(EXPORT int cudaMallocAsync\([^)]*\) \{[^}]*?)return",
+               lambda m: m.group(1) + 'FLOG("mallocasync", *p, st); return')
+    s = _patch(s, r"(EXPORT int cudaHostAlloc\([^)]*\) \{)", lambda m: m.group(1) + ' host_call("hostalloc", 0);')
+    s = _patch(s, r"(EXPORT int cudaFreeHost\([^)]*\) \{)", lambda m: m.group(1) + ' host_call("freehost", p);')
+    s = _patch(s, r"EXPORT int cudaMemGetInfo\(size_t \*f, size_t \*t\) \{[^}]*\}",
+               lambda m: "EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = fake_free_mem; *t = 1 << 30; return 0; }")
+    s = _patch(s, r"(EXPORT int nvjpegJpegStreamParse\([^)]*\) \{)",
+               lambda m: _NVJPEG_C + m.group(1) + " fake_parse_full++;")
+    s = _patch(s, r"fake_nvjpeg_batched_calls\+\+;",
+               lambda m: m.group(0) + ' FLOG(hw ? "hwdec" : "hydec", dst[0].channel[0], stream);')
+    s = _patch(s, r"fake_npp_calls\+\+;", lambda m: m.group(0) + ' FLOG("npp", ctx.hStream, 0);', count=2)
+    return s
+
+
+# The preamble of test_cuda.py's review script (pointing spdl.io at the fake), then ours.
+_PRELUDE = FAKE_RUN_REVIEW.split("\nfrom PIL import Image\n")[0] + "\nfrom PIL import Image\n"
+
+_SCRIPT = r'''
+import gc, threading
+drv = ctypes.CDLL(os.path.join(FAKE, "drv", "libcuda.so.1"))
+retains = (ctypes.c_long * 2).in_dll(drv, "fake_retains")
+logbuf = ctypes.c_char * (1 << 20)
+LOG = logbuf.in_dll(rt, "fake_log")
+adder = ctypes.cast(rt.fake_log_add, ctypes.c_void_p)
+for lib in (rt, nvj, npp):
+    lib.fake_set_logger(adder)
+rt.fake_set_ctx_probe(ctypes.cast(drv.fake_current, ctypes.c_void_p))
+free_mem = ctypes.c_size_t.in_dll(rt, "fake_free_mem")
+with_gil = ctypes.c_int.in_dll(rt, "fake_host_calls_with_gil")
+
+def log():
+    out = []
+    for e in LOG.value.decode().split(";"):
+        if e:
+            name, a, b = e.split(":")
+            out.append((name, int(a, 16), int(b, 16)))
+    return out
+
+def names(entries):
+    return [e[0] for e in entries]
+
+def reset():
+    gc.collect(); _cuda.synchronize_transfers(); rt.fake_log_reset()
+
+def jpeg(w, h, comment=None, progressive=False):
+    b = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(b, "JPEG", quality=90, progressive=progressive)
+    d = b.getvalue()
+    if comment:
+        c = comment.encode(); d = d[:2] + b"\xff\xfe" + (len(c) + 2).to_bytes(2, "big") + c + d[2:]
+    return d
+
+def png(w, h):
+    b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), 77, np.uint8)).save(b, "PNG"); return b.getvalue()
+
+def colour(w, h):
+    v = 30 + (w + h) % 200
+    return [v, v + 1, v + 2]
+
+def load(srcs, c, w=32, h=32, **kw):
+    return _nvjpeg.load_image_batch_nvjpeg(srcs, device_config=c, width=w, height=h, **kw)
+
+cfg = CUDAConfig(1)
+U = (1 << 64) - 1
+def s(x):                   # a stream as the fake logs it (unsigned)
+    return x & U
+
+# --- Finding 2: page-locked memory is allocated and freed in the allocator's device's
+# context, on a thread that has none and never asked host_allocator, and leaves it without one.
+from spdl.io._batch import BatchJob
+from spdl.io._filter_desc import get_video_filter_desc
+alloc1 = _cuda.host_allocator(cfg)
+assert _cuda.host_allocator(CUDAConfig(1)) is alloc1 and _cuda.host_allocator(CUDAConfig(0)) is not alloc1
+desc = get_video_filter_desc(scale_width=40, scale_height=40, pix_fmt="rgb24")
+seen = {}
+def worker():
+    seen["before"] = drv.fake_current()
+    job = BatchJob([png(30, 20)], None, None, desc, alloc1)
+    job.run_worker()
+    seen["buf"] = job.finish(True)
+    seen["after"] = drv.fake_current()
+reset()
+t = threading.Thread(target=worker); t.start(); t.join()
+assert (seen["before"], seen["after"]) == (-1, -1), seen
+assert seen["buf"].pinned
+hostallocs = [e for e in log() if e[0] == "hostalloc"]
+assert [e[2] for e in hostallocs] == [1], hostallocs          # in cuda:1's context
+def drop():
+    del seen["buf"]; gc.collect()
+    _cuda.release_pinned_memory()                             # cudaFreeHost on this fresh thread
+    seen["after free"] = drv.fake_current()
+t = threading.Thread(target=drop); t.start(); t.join()
+frees = [e for e in log() if e[0] == "freehost"]
+assert [e[2] for e in frees] == [1] and seen["after free"] == -1, (frees, seen)
+assert list(retains)[0] == 0, list(retains)                  # device 0's context never made
+
+# --- Finding 4: size classes: batches of 5 and 6 rows of 224x224 share one block; no
+# cudaHostAlloc / cudaFreeHost ever runs with the GIL held, evictions included.
+srcs6 = [png(30 + i, 20) for i in range(6)]
+reset()
+h0 = counts[C_HOSTALLOC]
+for k in (5, 6, 5, 6):
+    g = spdl.io.load_image_batch(srcs6[:k], width=224, height=224, device_config=cfg)
+    del g; reset()
+assert counts[C_HOSTALLOC] - h0 == 1, counts[C_HOSTALLOC] - h0
+assert _cuda._pinned_cache_sizes() == [1 << 20], _cuda._pinned_cache_sizes()
+f0 = counts[C_FREEHOST]
+for side in (8, 64, 128, 256, 512, 700):        # six more classes: the cache (4 blocks) evicts
+    g = spdl.io.load_image_batch([png(30, 20)], width=side, height=side, device_config=cfg)
+    del g; reset()
+assert counts[C_FREEHOST] - f0 == 3, counts[C_FREEHOST] - f0
+assert len(_cuda._pinned_cache_sizes()) == 4
+_cuda.release_pinned_memory()
+assert counts[C_HOSTALLOC] == counts[C_FREEHOST], (counts[C_HOSTALLOC], counts[C_FREEHOST])
+assert with_gil.value == 0, with_gil.value
+
+# --- Finding 3: the free is stream-ordered; no device-wide wait unless a consumer's stream
+# is unknown.
+cpu = spdl.io.load_image_batch([png(30, 20)], width=16, height=16)
+def freed_by(make, export=None, thread=False):
+    g = make()
+    ptr, ours = g.data_ptr, g.stream
+    caps = export(g) if export else None
+    reset()
+    def go():
+        nonlocal g, caps
+        del g, caps; gc.collect()
+        seen["thread ctx"] = drv.fake_current()
+    if thread:
+        t = threading.Thread(target=go); t.start(); t.join()
+        assert seen["thread ctx"] == -1, seen
+    else:
+        go()
+    return ptr, s(ours if ours else 0), log()
+sid = _cuda._create_stream(1)
+mk = lambda: spdl.io.transfer_buffer(cpu, device_config=CUDAConfig(1, stream=sid))
+ptr, ours, L = freed_by(mk)
+assert L == [("freeasync", ptr, ours)], L
+ptr, ours, L = freed_by(mk, lambda g: g.__cuda_array_interface__)
+assert L == [("freeasync", ptr, ours)], L                      # CAI v3: the consumer orders itself
+ptr, ours, L = freed_by(mk, lambda g: [g.__dlpack__(stream=0x1234), g.__dlpack__(stream=1),
+                                       g.__dlpack__(stream=0x1234, max_version=(1, 0))], thread=True)
+assert names(L) == ["evrec", "wait", "evrec", "wait", "freeasync"], L
+assert (L[0][2], L[1][2], L[2][2], L[3][2]) == (0x1234, ours, 1, ours) and L[4][1:] == (ptr, ours), L
+for unknown in (-1, 2):       # no stream, or another thread's per-thread stream: the device
+    ptr, ours, L = freed_by(mk, lambda g: g.__dlpack__(stream=unknown))
+    assert L == [("devsync", 0, 0), ("freeasync", ptr, ours)], (unknown, L)
+pools.value = 0
+ptr, ours, L = freed_by(mk, lambda g: g.__dlpack__(stream=0x99))
+assert names(L) == ["evrec", "wait", "streamsync", "free"] and L[2][2] == ours and L[3][1] == ptr, L
+ptr, ours, L = freed_by(mk)
+assert names(L) == ["streamsync", "free"], L
+pools.value = 1
+order = []
+def pyalloc(n, dev, stream):
+    b = ctypes.create_string_buffer(n); live[ctypes.addressof(b)] = b; return ctypes.addressof(b)
+def pyfree(p):
+    order.append(names(log())); del live[p]
+live = {}
+ptr, ours, L = freed_by(lambda: spdl.io.transfer_buffer(cpu, device_config=CUDAConfig(1, stream=sid, allocator=(pyalloc, pyfree))),
+                        lambda g: g.__dlpack__(stream=0x77))
+assert order == [["evrec", "wait"]] and live == {}, (order, L)
+
+# --- Finding 1: the host waits for the hardware decode before anything reads or frees its
+# scratch; the GPU-hybrid decode is not waited for.
+clean = [jpeg(64, 48), jpeg(50, 50, comment="FAKE_NOHW")]
+reset()
+out = load(clean, cfg)
+a = _cuda._to_host(out)
+assert (a[0][4:28] == colour(64, 48)).all() and (a[1] == colour(50, 50)).all()
+L = log()
+n = names(L)
+hw = n.index("hwdec"); hy = n.index("hydec")
+hw_scratch = L[hw][1]
+assert n[hw + 1:hw + 3] == ["evrec", "evsync"], n
+first_use = min(k for k in range(hw, len(n)) if n[k] in ("npp", "freeasync"))
+assert first_use > hw + 2, n
+assert ("freeasync", hw_scratch) in [e[:2] for e in L[hw:]]       # given back after the resize
+assert "evsync" not in n[hy:n.index("npp", hy)], n                 # hybrid: stream order
+assert "devsync" not in n
+del out
+
+# --- Finding 5: the hardware check parses headers only; a multi-scan (progressive) JPEG is
+# not offered to the hardware decoder.
+p0 = ctypes.c_long.in_dll(nvj, "fake_parse_header").value
+f0 = ctypes.c_long.in_dll(nvj, "fake_parse_full").value
+hw0 = ctypes.c_long.in_dll(nvj, "fake_hw_images").value
+out = load([jpeg(64, 48), jpeg(64, 48, progressive=True)], cfg)
+assert ctypes.c_long.in_dll(nvj, "fake_parse_header").value - p0 == 1      # the progressive one is skipped
+assert ctypes.c_long.in_dll(nvj, "fake_parse_full").value == f0 == 0
+assert ctypes.c_long.in_dll(nvj, "fake_hw_images").value - hw0 == 1
+assert (_cuda._to_host(out)[1][4:28] == colour(64, 48)).all()
+del out
+
+# --- Finding 6: the scratch is decoded in rounds of bounded size, each resized and freed
+# before the next. A quarter of the free memory is 20,000 bytes here: 64x48 RGB is 9,216.
+free_mem.value = 80000
+imgs = [jpeg(64, 48, comment="FAKE_NOHW"), jpeg(64, 48, comment="FAKE_NOHW"), jpeg(64, 48, comment="FAKE_NOHW"),
+        jpeg(64, 48), jpeg(64, 48), jpeg(64, 48), png(30, 20)]
+for pix_fmt in ("rgb24", "rgbp"):
+    reset()
+    out = load(imgs, cfg, pix_fmt=pix_fmt)
+    a = _cuda._to_host(out)
+    if pix_fmt == "rgbp": a = a.transpose(0, 2, 3, 1)
+    for k in range(6):
+        assert (a[k][4:28] == colour(64, 48)).all() and (a[k][:4] == 0).all(), (pix_fmt, k)
+    np.testing.assert_array_equal(a[6], np.asarray(spdl.io.load_image_batch([png(30, 20)], width=32, height=32))[0])
+    n = names(log())
+    assert n.count("hwdec") == 2 and n.count("hydec") == 2, n
+    # Each round: allocate, (wait,) decode, resize, free; the next round allocates after.
+    decs = [k for k, x in enumerate(n) if x in ("hwdec", "hydec")]
+    for d0, d1 in zip(decs, decs[1:]):
+        assert "freeasync" in n[d0:d1] and "npp" in n[d0:d1], n
+    del out
+free_mem.value = 1 << 30
+
+# --- Errors: a failed wait for the hardware decode raises that error, leaves the scratch
+# with the decoder (never handed back while it may be written), and retires the decoder.
+cfg0 = CUDAConfig(0)
+reset()
+fail[C_EVSYNC] = 1
+try:
+    load([jpeg(64, 48)], cfg0)
+    raise AssertionError("no error")
+except spdl.io.CUDAError as e:
+    assert e.op == "cudaEventSynchronize", e.op
+fail[C_EVSYNC] = 0
+L = log()
+scratch = [e[1] for e in L if e[0] == "hwdec"]
+assert len(scratch) == 1 and ("freeasync", scratch[0]) not in [e[:2] for e in L], L
+try:
+    load([jpeg(64, 48)], cfg0)
+    raise AssertionError("no error")
+except spdl.io.CUDAError as e:
+    assert "unusable" in str(e), str(e)
+_cuda._destroy_stream(1, sid)
+# The GIL probe itself: a call made with the GIL held (PyDLL keeps it) is counted.
+ctypes.PyDLL(rt._name).cudaFreeHost(None)
+assert with_gil.value == 1, with_gil.value
+print("GPU REVIEW OK")
+'''
+
+
+def test_review_findings_on_the_fake(tmp_path):
+    """Findings 1-6 on the fake: call order of the hardware decode and its scratch, the
+    stream-ordered free with DLPack consumer streams, the page-locked allocator's device
+    scope, GIL and size classes, header-only parsing, scratch rounds."""
+    env = _build_fake_cuda(tmp_path)
+    src = _fake_source()
+    (tmp_path / "fake_review.c").write_text(src)
+    cc = next(p for p in ("/usr/bin/cc", "/usr/bin/gcc") if os.path.exists(p))
+    for lib in tmp_path.rglob("*.so*"):
+        macro = {"libcudart": "FAKE_CUDART", "libnvjpeg": "FAKE_NVJPEG", "libnppc": "FAKE_NPPC",
+                 "libnppig": "FAKE_NPPIG", "libcuda": "FAKE_CUDA_DRIVER"}[lib.name.split(".so")[0]]
+        subprocess.run([cc, "-shared", "-fPIC", "-O1", f"-D{macro}", "-o", str(lib),
+                        str(tmp_path / "fake_review.c"), "-ldl"], check=True, capture_output=True, timeout=120)
+    env["FAKE_NVJPEG_HW"] = "1"
+    (tmp_path / "run.py").write_text(_PRELUDE + _SCRIPT)
+    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().endswith("GPU REVIEW OK")
