@@ -60,7 +60,9 @@ root_tarball() {
 }
 
 root_open() {
+    _root_reap_stale
     ROOT=$(mktemp -d "${TMPDIR:-/tmp}/spdl-root.XXXXXX") ROOT_RM=
+    echo "$BASHPID" >"$ROOT.pid"
     _root_traps
     tar --zstd -C "$ROOT" --numeric-owner -xf "$1"
     _root_mount_all
@@ -102,7 +104,21 @@ root_close() {
     else
         rm -rf --one-file-system "$rm"
     fi
+    rm -f "$ROOT.pid"
     ROOT= ROOT_RM=
+}
+
+# Roots left by a check that was killed (SIGKILL, a lost shell): their owner is gone.
+_root_reap_stale() {
+    local pidfile dir
+    for pidfile in "${TMPDIR:-/tmp}"/spdl-root.*.pid; do
+        [ -f "$pidfile" ] || continue
+        kill -0 "$(cat "$pidfile")" 2>/dev/null && continue
+        dir=${pidfile%.pid}
+        say "removing $dir, left by a check that is gone"
+        _root_umount_under "$dir"
+        grep -q " $dir/" /proc/mounts || { rm -rf --one-file-system "$dir"; rm -f "$pidfile"; }
+    done
 }
 
 _root_umount_all() {
