@@ -19,23 +19,29 @@ One call:
    takes the CPU path (FFmpeg), which decodes it or reports the same error it
    would report in load_image_batch.
 2. Where the GPU has a hardware JPEG decoder (A100, A30, H100, ...), the
-   images nvjpegDecodeBatchedSupported accepts are decoded by the
-   NVJPEG_BACKEND_HARDWARE handle; the rest by NVJPEG_BACKEND_GPU_HYBRID.
-   Each group is one nvjpegDecodeBatched call, at full size, into a scratch
-   device buffer, already converted to interleaved RGB/BGR or planar RGB. If
-   a group's call fails (one corrupt JPEG fails the whole call), each of its
-   images is tried alone; those that still fail on the hardware backend join
-   the hybrid group (decoded after it), those that fail there take the CPU
-   path, so each failure is reported for its own input, as load_image_batch
-   reports it. Before the hardware call the host waits for the stream when
-   the scratch may be memory queued work still reads (see _decode_group).
-3. Each decoded image is resized by NPP (nppiResize_8u_C3R_Ctx / _P3R_Ctx)
-   into its row of the output: supersampling when shrinking both ways,
-   bicubic otherwise, placed as the CPU path places it (scale_mode "pad": fit inside
-   width x height keeping the aspect ratio, centred, black borders; None:
-   stretch). Rows from the CPU path are copied in from page-locked memory
-   (planar rows are transposed into a page-locked block first). An image NPP
-   refuses takes the CPU path into its row.
+   single-scan images nvjpegDecodeBatchedSupported accepts (asked after a
+   header-only parse) are decoded by the NVJPEG_BACKEND_HARDWARE handle; the
+   rest by NVJPEG_BACKEND_GPU_HYBRID. Each group is decoded in rounds whose
+   scratch (the full-size images, already converted to interleaved RGB/BGR
+   or planar RGB) stays under a bound (_plan_rounds: 256 MiB, or a quarter of
+   the free device memory); each round is one nvjpegDecodeBatched call. If a
+   call fails (one corrupt JPEG fails the whole call), each of its images is
+   tried alone; those that still fail on the hardware backend join the hybrid
+   group (decoded after it), those that fail there take the CPU path, so each
+   failure is reported for its own input, as load_image_batch reports it. The
+   host waits around each hardware call, which does not keep stream order:
+   before it when the scratch may be memory queued work still reads, and
+   after it before anything reads or frees the scratch (see _decode_round).
+3. Each round's images are resized by NPP (nppiResize_8u_C3R_Ctx / _P3R_Ctx)
+   into their rows of the output, and the round's scratch is freed (in stream
+   order) before the next round: supersampling when shrinking both ways,
+   bicubic otherwise, placed as the CPU path places it (scale_mode "pad": fit
+   inside width x height keeping the aspect ratio, centred, black borders;
+   None: stretch). Rows from the CPU path are copied in from page-locked
+   memory (planar rows are transposed into a page-locked block first). An
+   image NPP refuses takes the CPU path into its row. The output has a row
+   per input; the rows of inputs that failed are dropped at the end (one
+   device-to-device copy, only then).
 
 Every step runs with the device's primary context current on the calling
 thread (enter_device), which is put back as it was afterwards: nvJPEG's
