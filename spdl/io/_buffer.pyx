@@ -111,9 +111,11 @@ def _pool_trim():
 cdef class HostAllocator:
     """A pair of C functions that allocate and free host memory.
 
-    Built by C code (for example the CUDA module, for page-locked memory);
-    the default allocator (csrc/hostpool.h) is 64-byte aligned and keeps the
-    last freed large blocks (at most two, 512 MiB) for the next batches.
+    Built by C code (for example the CUDA module, for page-locked memory: one
+    per device, its ctx naming the device); ``alloc`` receives ``ctx``, and
+    CPUBuffer calls both without the GIL. The default allocator
+    (csrc/hostpool.h) is 64-byte aligned and keeps the last freed large
+    blocks (at most two, 512 MiB) for the next batches.
     """
 
     def __repr__(self):
