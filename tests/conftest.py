@@ -13,11 +13,20 @@ Parametrized helpers:
               (str), or the file's bytes.
 ``stages``    demux -> decode -> convert through the sync or the async_ stage
               functions.
+
+GPU tests and ``SPDL_REQUIRE_GPU``: a test marked ``gpu`` (``tests/_gpu.py``'s
+``gpu`` and ``needs_runtime`` decorators mark it) needs a CUDA device, or the
+CUDA libraries, or a CUDA-enabled PyTorch / CuPy, and skips itself with the
+reason where they are missing. With ``SPDL_REQUIRE_GPU=1`` in the environment
+such a skip is a failure instead, reporting the reason (the hook below), so a
+run on a GPU machine cannot pass by skipping. Skips of unmarked tests (for
+example the tests that need *no* device) stay skips.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -242,4 +251,27 @@ class _AsyncStages(_SyncStages):
 def stages(request):
     return _SyncStages() if request.param == "sync" else _AsyncStages()
 
+
+# ---------------------------------------------------------------------------
+# GPU tests: marked, and with SPDL_REQUIRE_GPU=1 never silently skipped
+# ---------------------------------------------------------------------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "gpu: needs a CUDA device or the CUDA libraries; with SPDL_REQUIRE_GPU=1 "
+                   "a skip of it fails instead")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if (rep.skipped and os.environ.get("SPDL_REQUIRE_GPU", "") not in ("", "0")
+            and item.get_closest_marker("gpu") is not None and not hasattr(rep, "wasxfail")):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        rep.outcome = "failed"
+        rep.longrepr = (f"SPDL_REQUIRE_GPU=1: the GPU test {item.nodeid} would have been skipped "
+                        f"({rep.when}): {reason}")
 

@@ -10,6 +10,7 @@ transfer_buffer, each with an async_ twin.
 from spdl.io._buffer import CPUBuffer
 from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig
 from spdl.io._cuda import CUDABuffer, CUDAError, CUDAUnavailableError, cuda_available
+from spdl.io._cuda_info import cuda_info
 from spdl.io._decode import ImageFrames
 from spdl.io._demux import IMAGE_DEMUXERS, ImagePackets
 from spdl.io._error import set_ffmpeg_log_level
@@ -68,6 +69,7 @@ __all__ = [
     "async_transfer_buffer",
     "convert_frames",
     "cuda_available",
+    "cuda_info",
     "decode_packets",
     "demux_image",
     "get_video_filter_desc",

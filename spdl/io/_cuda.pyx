@@ -3,9 +3,12 @@
 
 Nothing CUDA is needed to build or import this module. libcudart is opened
 with dlopen the first time a GPU entry point runs, under a lock, once; the
-function table is filled by dlsym. The library is looked for in the
-nvidia-cuda-runtime-cu12 wheel, then under $CUDA_HOME / $CUDA_PATH, then by
-soname (a system CUDA), then in /usr/local/cuda.
+function table is filled by dlsym. CUDA 13 and CUDA 12 are both supported,
+one major per process: select_cuda() picks the one the driver runs whose
+libraries are present, looked for in the CUDA 13 wheels (nvidia/cu13/lib),
+the CUDA 12 wheels (nvidia/<component>/lib) in every folder of sys.path,
+then under $CUDA_HOME, $CUDA_PATH and /usr/local/cuda, then by soname (see
+"Finding and opening the libraries" below).
 
 Streams. CUDAConfig.stream is a cudaStream_t as an int; 0 means the legacy
 default stream (the runtime functions are the plain, not the _ptsz, entry
@@ -34,10 +37,12 @@ real asynchronous DMA.
 """
 
 import atexit
-import importlib.util
 import logging
 import operator
 import os
+import platform
+import site
+import sys
 import threading
 
 cimport cython
@@ -99,46 +104,154 @@ class CUDAUnavailableError(CUDAError):
 
     Attributes:
         library: The library that could not be loaded (for example
-            ``"libcudart.so.12"``), or None when the libraries loaded but
-            there is no usable device.
+            ``"libcudart.so.13"``), or None when the libraries loaded but
+            there is no usable device (the message starts with "no CUDA device").
         tried: The paths that were tried, in order.
+        missing: The functions a library that did load lacks, if that is why.
     """
 
-    def __init__(self, message, *, library=None, tried=(), op=None, code=None):
+    def __init__(self, message, *, library=None, tried=(), op=None, code=None, missing=()):
         super().__init__(message, op=op, code=code)
         self.library = library
         self.tried = tuple(tried)
+        self.missing = tuple(missing)
 
 
 # ---------------------------------------------------------------------------
 # Finding and opening the libraries
+#
+# The GPU path needs libcudart (this module), libnvjpeg, libnppc and libnppig
+# (_nvjpeg), all of ONE CUDA major, 13 or 12: nvJPEG and NPP each carry their
+# own copy of the runtime of their major, NVIDIA supports a toolkit's libraries
+# together, and a driver runs only the majors up to its own (a CUDA 12 driver
+# cannot run CUDA 13 code). Each library of a major is looked for, in order:
+#
+#   1. the wheels, in every folder Python imports from (sys.path, then the
+#      site-packages folders): CUDA 13 in <dir>/nvidia/cu13/lib/lib*.so.13
+#      (nvidia-cuda-runtime, nvidia-nvjpeg, nvidia-npp), CUDA 12 in
+#      <dir>/nvidia/<component>/lib/lib*.so.12 (the -cu12 wheels);
+#   2. $CUDA_HOME, $CUDA_PATH, then /usr/local/cuda: lib64, lib, targets/<arch>-linux/lib;
+#   3. the plain soname: the dynamic loader's own search (LD_LIBRARY_PATH, the ld.so cache).
+#
+# The major is chosen once (select_cuda), before any of them is opened, from
+# the driver's CUDA version (cuDriverGetVersion in libcuda.so.1, which needs
+# neither the runtime nor cuInit) and from which files exist: the first major
+# (13, then 12) that the driver runs and whose four libraries are all present;
+# else the first it runs whose runtime is present (the GPU decoder then names
+# what is missing). Without a driver nothing can run, but the libraries are
+# still found and opened, so that cuda_info() reports them and the entry points
+# say "no CUDA device" rather than "library missing".
 
-_LOAD_LOCK = threading.Lock()
+_LOAD_LOCK = threading.RLock()
+
+#: The CUDA majors the GPU path runs on, preferred first.
+CUDA_MAJORS = (13, 12)
+
+# Each library: the CUDA 12 wheel's module (its files are in <module path>/lib), the file name stem.
+_LIBS = {
+    "cudart": ("nvidia.cuda_runtime", "libcudart"),
+    "nvjpeg": ("nvidia.nvjpeg", "libnvjpeg"),
+    "nppc": ("nvidia.npp", "libnppc"),
+    "nppig": ("nvidia.npp", "libnppig"),
+}
+_WHEELS = {
+    13: "nvidia-cuda-runtime, nvidia-nvjpeg, nvidia-npp 13.x",
+    12: "nvidia-cuda-runtime-cu12, nvidia-nvjpeg-cu12, nvidia-npp-cu12",
+}
+_ARCH = {"aarch64": "sbsa"}.get(platform.machine(), platform.machine())
+_SYSTEM_CUDA = ("/usr/local/cuda",)     # where a CUDA toolkit is installed when $CUDA_HOME is not set
+
+
+def soname(str name, int major):
+    """The file name of library ``name`` ("cudart", "nvjpeg", "nppc", "nppig") of CUDA ``major``."""
+    return f"{_LIBS[name][1]}.so.{major}"
+
+
+def pip_hint(int major):
+    """How to install the CUDA ``major`` libraries, for error messages."""
+    return f"`pip install pixelbatch[cuda{major}]` ({_WHEELS[major]})"
+
+
+def _soname_major(str name):
+    tail = name.rpartition(".so.")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def _python_dirs():
+    """Every folder Python imports from, once each, in order: sys.path, then site-packages."""
+    dirs = list(sys.path)
+    for get in ("getsitepackages", "getusersitepackages"):
+        try:
+            more = getattr(site, get)()
+        except Exception:           # an old virtualenv's site module lacks them
+            continue
+        dirs += [more] if isinstance(more, str) else list(more)
+    out = []
+    for d in dirs:
+        if isinstance(d, str) and d:
+            d = os.path.abspath(d)
+            if d not in out and os.path.isdir(d):
+                out.append(d)
+    return out
 
 
 def library_candidates(wheel_module, soname):
-    """Where to look for a CUDA library, in order.
+    """Where to look for a CUDA library file, in order.
 
-    The nvidia-*-cu12 wheel's ``lib`` directory (``wheel_module`` is for
-    example ``"nvidia.cuda_runtime"``), then ``$CUDA_HOME/lib64`` and
-    ``$CUDA_PATH/lib64``, then the plain soname (the dynamic loader's search:
-    LD_LIBRARY_PATH, the ld.so cache), then ``/usr/local/cuda/lib64``.
+    ``soname`` is its file name, for example ``"libcudart.so.13"``;
+    ``wheel_module`` the CUDA 12 wheel's module, for example
+    ``"nvidia.cuda_runtime"``. See the comment above for the order.
     """
+    major = _soname_major(soname)
     out = []
-    try:
-        spec = importlib.util.find_spec(wheel_module)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None:
-        for d in spec.submodule_search_locations or ():
-            out.append(os.path.join(d, "lib", soname))
-    for var in ("CUDA_HOME", "CUDA_PATH"):
-        root = os.environ.get(var)
+    for d in _python_dirs():
+        if not os.path.isdir(os.path.join(d, "nvidia")):
+            continue            # no NVIDIA wheel installed there
+        if major is not None and major >= 13:
+            out.append(os.path.join(d, "nvidia", f"cu{major}", "lib", soname))
+        else:
+            out.append(os.path.join(d, *wheel_module.split("."), "lib", soname))
+    for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), *_SYSTEM_CUDA):
         if root:
-            out.append(os.path.join(root, "lib64", soname))
+            for sub in ("lib64", "lib", os.path.join("targets", f"{_ARCH}-linux", "lib")):
+                out.append(os.path.join(root, sub, soname))
     out.append(soname)
-    out.append(os.path.join("/usr/local/cuda/lib64", soname))
     return list(dict.fromkeys(out))
+
+
+def _candidates(str name, int major):
+    # library_candidates is looked up at call time: tests point it at fake libraries.
+    return library_candidates(_LIBS[name][0], soname(name, major))
+
+
+_ld_cache = None
+
+
+def _present(str path):
+    """Whether path exists: a file, or for a bare soname, a library the dynamic loader would find."""
+    if os.sep in path:
+        return os.path.isfile(path)
+    return _system_has(path)
+
+
+def _system_has(str name):
+    """Whether the dynamic loader's search finds soname name: LD_LIBRARY_PATH, the ld.so cache,
+    the default folders."""
+    global _ld_cache
+    for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep):
+        if d and os.path.isfile(os.path.join(d, name)):
+            return True
+    if _ld_cache is None:
+        try:
+            with open("/etc/ld.so.cache", "rb") as f:
+                _ld_cache = f.read()
+        except OSError:
+            _ld_cache = b""
+    # The cache's string table holds each library's full path, NUL-terminated.
+    if b"/" + os.fsencode(name) + b"\0" in _ld_cache:
+        return True
+    return any(os.path.isfile(os.path.join(d, name))
+               for d in ("/lib64", "/usr/lib64", f"/lib/{_ARCH}-linux-gnu", f"/usr/lib/{_ARCH}-linux-gnu"))
 
 
 cdef class _Library:
@@ -146,6 +259,7 @@ cdef class _Library:
     cdef void *handle
     cdef readonly str path
     cdef readonly str label
+    cdef readonly tuple tried       # the candidates before it that did not load
 
     cdef void *sym(self, const char *name, list missing):
         cdef void *p = dlsym(self.handle, name)
@@ -161,8 +275,8 @@ cdef class _Library:
         if missing:
             raise CUDAUnavailableError(
                 f"{self.path} was loaded but lacks {', '.join(missing)}: it is not the "
-                f"CUDA 12 library {self.label} that spdl.io needs",
-                library=self.label, tried=[self.path])
+                f"library {self.label} that spdl.io needs",
+                library=self.label, tried=[*self.tried, self.path], missing=missing)
 
     def __repr__(self):
         return f"<library {self.label} from {self.path}>"
@@ -171,8 +285,9 @@ cdef class _Library:
 def _open_library(str label, candidates, str hint=""):
     """dlopen the first of candidates that loads.
 
-    Raises CUDAUnavailableError naming ``label`` and every path tried, with
-    the loader's reason for each.
+    A path that does not exist is not tried with dlopen ("not found"); a bare
+    soname goes to the dynamic loader's search. Raises CUDAUnavailableError
+    naming ``label`` and every path tried, with the reason for each.
     """
     cdef void *h
     cdef const char *e
@@ -182,6 +297,11 @@ def _open_library(str label, candidates, str hint=""):
     tried = []
     reasons = []
     for path in candidates:
+        path = os.fsdecode(path)
+        if os.sep in path and not os.path.exists(path):
+            tried.append(path)
+            reasons.append("not found")
+            continue
         b = os.fsencode(path)
         cpath = b
         with nogil:
@@ -190,15 +310,112 @@ def _open_library(str label, candidates, str hint=""):
         if h != NULL:
             lib = _Library.__new__(_Library)
             lib.handle = h
-            lib.path = os.fsdecode(path)
+            lib.path = path
             lib.label = label
+            lib.tried = tuple(tried)
             return lib
-        tried.append(os.fsdecode(path))
+        tried.append(path)
         reasons.append(e.decode("utf-8", "replace") if e != NULL else "unknown error")
     detail = "\n".join(f"  {p}: {r}" for p, r in zip(tried, reasons))
     raise CUDAUnavailableError(
         f"{label} could not be loaded{': ' + hint if hint else ''}. Tried:\n{detail}",
         library=label, tried=tried)
+
+
+def _version_text(int v):
+    """A CUDA version int (1000 * major + 10 * minor) as "13.0"."""
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+_selection = None       # select_cuda()'s dict, made once
+
+
+def select_cuda():
+    """The CUDA major the libraries are loaded for, and why. Made once; never raises.
+
+    Returns a dict: ``major`` (13, 12, or None when no major can be used),
+    ``reason`` (a sentence), ``driver_version`` (the driver's CUDA version
+    as an int such as 13000, or None without a driver), ``found``
+    (``{major: {library: [paths present, in search order]}}``) and, when
+    ``major`` is None, ``error`` / ``library`` / ``tried`` for the
+    CUDAUnavailableError every GPU entry point raises.
+    """
+    global _selection
+    if _selection is None:
+        with _LOAD_LOCK:
+            if _selection is None:
+                _selection = _select()
+    return _selection
+
+
+def _select():
+    _load_driver()
+    dv = _drv_version
+    found = {m: {name: [p for p in _candidates(name, m) if _present(p)] for name in _LIBS}
+             for m in CUDA_MAJORS}
+    if dv > 0:
+        runnable = [m for m in CUDA_MAJORS if dv >= m * 1000]
+        driver = f"the NVIDIA driver runs CUDA {_version_text(dv)}"
+    else:
+        runnable = list(CUDA_MAJORS)
+        driver = "no NVIDIA driver was found"
+
+    def lacks(m):
+        return ", ".join(soname(n, m) for n, paths in found[m].items() if not paths)
+
+    sel = {"major": None, "driver_version": dv or None, "found": found,
+           "error": None, "library": None, "tried": ()}
+    complete = [m for m in runnable if all(found[m].values())]
+    partial = [m for m in runnable if found[m]["cudart"]]
+    if complete:
+        m = sel["major"] = complete[0]
+        sel["reason"] = f"CUDA {m}: its cudart, nvJPEG and NPP are all present; {driver}"
+        if m != runnable[0]:
+            sel["reason"] += f" (CUDA {runnable[0]} lacks {lacks(runnable[0])})"
+    elif partial:
+        m = sel["major"] = partial[0]
+        sel["reason"] = (f"CUDA {m}: {driver}; no major has all of cudart, nvJPEG and NPP, "
+                         f"CUDA {m} lacks {lacks(m)}")
+    else:
+        want = runnable[0] if runnable else CUDA_MAJORS[-1]
+        tried = [p for m in (runnable or CUDA_MAJORS) for p in _candidates("cudart", m)]
+        too_new = [p for m in CUDA_MAJORS if m not in runnable for p in found[m]["cudart"]]
+        if not runnable:
+            why = (f"{driver}, and the GPU path needs CUDA {' or '.join(map(str, CUDA_MAJORS))} "
+                   f"(an R525 or newer driver; R580 or newer for CUDA 13)")
+        elif too_new:
+            why = (f"{driver}, too old for the CUDA runtime found here ({', '.join(too_new)}); "
+                   f"install the CUDA {want} libraries with {pip_hint(want)}, or a newer driver")
+        else:
+            others = " or ".join(pip_hint(m) for m in runnable[1:])
+            why = (f"no CUDA runtime was found ({driver}). The GPU path needs the CUDA runtime, "
+                   f"nvJPEG and NPP of one CUDA major: install them with {pip_hint(want)}"
+                   + (f", or {others}" if others else ""))
+        sel["reason"] = why
+        sel["library"] = soname("cudart", want)
+        sel["tried"] = tuple(tried)
+        detail = "\n".join(f"  {p}: {'present' if _present(p) else 'not found'}" for p in tried)
+        sel["error"] = f"{sel['library']} could not be loaded: {why}. Looked for:\n{detail}"
+    return sel
+
+
+def cuda_major():
+    """The CUDA major (13 or 12) whose libraries spdl.io loads; CUDAUnavailableError if none can be used."""
+    sel = select_cuda()
+    if sel["major"] is None:
+        raise CUDAUnavailableError(sel["error"], library=sel["library"], tried=sel["tried"])
+    return sel["major"]
+
+
+def mixing_note(str name, int major):
+    """Where library ``name`` of the other majors is, if anywhere, for an error about ``major``."""
+    sel = select_cuda()
+    others = [f"{soname(name, m)} is present ({sel['found'][m][name][0]})"
+              for m in CUDA_MAJORS if m != major and sel["found"].get(m, {}).get(name)]
+    if not others:
+        return ""
+    return (f"; {', '.join(others)}, but the libraries of one CUDA major must be used together and "
+            f"this process uses CUDA {major} ({sel['reason']})")
 
 
 # ---------------------------------------------------------------------------
@@ -208,10 +425,7 @@ cdef CudaRuntimeApi _rt
 cdef bint _rt_ready = False
 _rt_failure = None      # (message, library, tried) of the failed load, raised again each time
 _rt_lib = None
-
-_CUDART = "libcudart.so.12"
-_CUDART_HINT = ("the CUDA runtime is needed for the GPU path; install it with "
-                "`pip install spdl[cuda]` (or nvidia-cuda-runtime-cu12), or install CUDA 12")
+_rt_major = None
 
 
 cdef int _fill_runtime(_Library lib, CudaRuntimeApi *t) except -1:
@@ -249,23 +463,29 @@ cdef int _fill_runtime(_Library lib, CudaRuntimeApi *t) except -1:
     return 0
 
 
+def _runtime_hint(int major):
+    return (f"the CUDA runtime is needed for the GPU path; install the CUDA {major} libraries with "
+            f"{pip_hint(major)}, or a CUDA {major} toolkit{mixing_note('cudart', major)}")
+
+
 def _load_runtime():
     """Open libcudart and fill the table, once; later calls return at once or raise the same error."""
-    global _rt_ready, _rt_failure, _rt_lib
+    global _rt_ready, _rt_failure, _rt_lib, _rt_major
     if _rt_ready:
         return _rt_lib
     with _LOAD_LOCK:
         if not _rt_ready:
             if _rt_failure is None:
                 try:
-                    lib = _open_library(_CUDART, library_candidates("nvidia.cuda_runtime", _CUDART),
-                                        _CUDART_HINT)
+                    major = cuda_major()
+                    lib = _open_library(soname("cudart", major), _candidates("cudart", major),
+                                        _runtime_hint(major))
                     _fill_runtime(lib, &_rt)
                 except CUDAUnavailableError as e:
                     _rt_failure = (str(e), e.library, e.tried)
                 else:
-                    _load_driver()      # optional: enter_device falls back without it
                     _rt_lib = lib
+                    _rt_major = major
                     _rt_ready = True
             if _rt_failure is not None:
                 msg, library, tried = _rt_failure
@@ -282,19 +502,42 @@ cdef const CudaRuntimeApi *cudart() except NULL:
 def runtime_info():
     """Where libcudart was loaded from and its version, or the reason it could not be.
 
-    Returns a dict: ``{"library": path or None, "runtime_version": int or
-    None, "driver_version": int or None, "error": str or None}``. Never raises.
+    Returns a dict: ``{"library": path or None, "cuda_major": 13, 12 or None,
+    "runtime_version": int or None, "driver_version": int or None, "error":
+    str or None}``; the versions are CUDA's ints (1000 * major + 10 *
+    minor; the driver's is 0 without a driver). Never raises.
     """
     cdef int rv = 0, dv = 0
     try:
         lib = _load_runtime()
     except CUDAUnavailableError as e:
-        return {"library": None, "runtime_version": None, "driver_version": None, "error": str(e)}
+        return {"library": None, "cuda_major": None, "runtime_version": None, "driver_version": None,
+                "error": str(e)}
     if _rt.cudaRuntimeGetVersion(&rv) != cudaSuccess:
         _rt.cudaGetLastError()
     if _rt.cudaDriverGetVersion(&dv) != cudaSuccess:
         _rt.cudaGetLastError()
-    return {"library": lib.path, "runtime_version": rv, "driver_version": dv, "error": None}
+    return {"library": lib.path, "cuda_major": _rt_major, "runtime_version": rv, "driver_version": dv,
+            "error": None}
+
+
+def runtime_report():
+    """For cuda_info(): libcudart's ``{"soname", "path", "version", "error", "tried"}``. Never raises."""
+    cdef int rv = 0
+    out = {"soname": None, "path": None, "version": None, "error": None, "tried": []}
+    try:
+        major = cuda_major()
+        out["soname"] = soname("cudart", major)
+        lib = _load_runtime()
+    except CUDAUnavailableError as e:
+        out["error"], out["tried"] = str(e), list(e.tried)
+        return out
+    out["path"], out["tried"] = lib.path, list(lib.tried)
+    if _rt.cudaRuntimeGetVersion(&rv) == cudaSuccess:
+        out["version"] = _version_text(rv)
+    else:
+        _rt.cudaGetLastError()
+    return out
 
 
 cdef object cuda_error(cudaError_t err, str op, str what=None):
@@ -343,14 +586,37 @@ cdef CUcontext *_drv_primary = NULL     # each device's primary context once ret
 cdef pthread_mutex_t _drv_mutex
 pthread_mutex_init(&_drv_mutex, NULL)
 _drv_lib = None
-_drv_failure = None     # why libcuda.so.1 could not be opened
+_drv_failure = None     # why libcuda.so.1 could not be opened or used
+_drv_tried = False      # _load_driver ran
+cdef int _drv_version = 0               # cuDriverGetVersion, 0 if unknown
+_drv_version_path = None                # the libcuda.so.1 the version came from
+_drv_version_error = None               # why the version is unknown
+_drv_version_tried = []                 # the candidates that did not load
 
 _CUDA_DRIVER = "libcuda.so.1"
 
 
 def driver_candidates():
-    """Where libcuda.so.1 is looked for: the dynamic loader's search (it comes with the driver)."""
-    return [_CUDA_DRIVER]
+    """Where libcuda.so.1 is looked for. It comes with the NVIDIA driver, never with a wheel:
+    the dynamic loader's search, then the folders containers mount the driver into."""
+    return [_CUDA_DRIVER, "/usr/local/nvidia/lib64/libcuda.so.1", "/usr/lib/wsl/lib/libcuda.so.1"]
+
+
+def _probe_library(str which, str path):
+    """Internal, for tests: open path as "cudart" or "libcuda" and fill a table (not kept).
+
+    Returns the path; raises CUDAUnavailableError (``missing``: the functions it lacks).
+    """
+    cdef CudaRuntimeApi rt
+    cdef CudaDriverApi drv
+    lib = _open_library(which, [path])
+    if which == "cudart":
+        _fill_runtime(lib, &rt)
+    elif which == "libcuda":
+        _fill_driver(lib, &drv)
+    else:
+        raise ValueError(f"which must be 'cudart' or 'libcuda', got {which!r}")
+    return lib.path
 
 
 cdef int _fill_driver(_Library lib, CudaDriverApi *t) except -1:
@@ -374,23 +640,62 @@ cdef str _cu_name(CUresult r):
 
 
 def _load_driver():
-    """Open libcuda.so.1 for enter_device, once, under _LOAD_LOCK; never raises.
+    """Open libcuda.so.1, once, under _LOAD_LOCK; never raises.
 
-    Nothing is initialized here, so merely loading the runtime (runtime_info,
-    driver_api_info) does not initialize CUDA in a process that may fork. CUDA
-    is initialized by the first runtime call that needs the driver: the
-    cudaGetDeviceCount of cuda_available() / check_device(), which every GPU
-    entry point runs first. cuInit here follows at the first enter_device.
+    Reads the driver's CUDA version (cuDriverGetVersion needs no cuInit) for
+    select_cuda(), and fills the table enter_device uses. Nothing is
+    initialized here, so finding and loading the libraries (cuda_info's
+    paths, runtime_info, driver_api_info) does not initialize CUDA in a
+    process that may fork. CUDA is initialized by the first runtime call that
+    needs the driver: the cudaGetDeviceCount of cuda_available() /
+    check_device(), which every GPU entry point runs first. cuInit here
+    follows at the first enter_device.
     """
-    global _drv_loaded, _drv_lib, _drv_failure
+    global _drv_loaded, _drv_lib, _drv_failure, _drv_tried, _drv_version, _drv_version_path
+    global _drv_version_error, _drv_version_tried
+    cdef cuDriverGetVersion_t get_version
+    cdef int v = 0
+    cdef CUresult r
+    if _drv_tried:
+        return
+    _drv_tried = True
     try:
         lib = _open_library(_CUDA_DRIVER, driver_candidates(), "it comes with the NVIDIA driver")
+    except CUDAUnavailableError as e:
+        _drv_failure = _drv_version_error = str(e)
+        _drv_version_tried = list(e.tried)
+        return
+    _drv_version_path = lib.path
+    _drv_version_tried = list(lib.tried)
+    get_version = <cuDriverGetVersion_t>dlsym((<_Library>lib).handle, b"cuDriverGetVersion")
+    if get_version == NULL:
+        _drv_version_error = f"{lib.path} has no cuDriverGetVersion"
+    else:
+        r = get_version(&v)
+        if r == CUDA_SUCCESS and v > 0:
+            _drv_version = v
+        else:
+            _drv_version_error = f"cuDriverGetVersion failed with CUresult {r}"
+    try:
         _fill_driver(lib, &_drv)
     except CUDAUnavailableError as e:
         _drv_failure = str(e)
         return
     _drv_lib = lib
     _drv_loaded = True
+
+
+def driver_info():
+    """libcuda.so.1 and the driver's CUDA version, without initializing CUDA. Never raises.
+
+    Returns ``{"library": path or None, "version": int (13000 for 13.0) or
+    None, "error": why the version is unknown, or None, "tried": the
+    candidates that did not load}``.
+    """
+    with _LOAD_LOCK:
+        _load_driver()
+    return {"library": _drv_version_path, "version": _drv_version or None, "error": _drv_version_error,
+            "tried": list(_drv_version_tried)}
 
 
 cdef bint _driver_ready() noexcept nogil:
@@ -582,10 +887,16 @@ def _device_count():
         rt.cudaGetLastError()
         if rt.cudaDriverGetVersion(&dv) != cudaSuccess:
             rt.cudaGetLastError()
-        driver = f"CUDA driver {dv // 1000}.{dv % 1000 // 10}" if dv else "no CUDA driver found"
+        dv = dv or _drv_version
+        if dv:
+            driver = f"the NVIDIA driver runs CUDA {_version_text(dv)}"
+        elif _drv_version_path is None:
+            driver = "no NVIDIA driver (libcuda.so.1 is not installed)"
+        else:
+            driver = f"no usable NVIDIA driver ({_drv_version_path}: {_drv_version_error})"
         raise CUDAUnavailableError(
-            f"no CUDA device: cudaGetDeviceCount failed with {name} ({text}); the CUDA runtime "
-            f"{_rt_lib.path} loaded, {driver}", op="cudaGetDeviceCount", code=err)
+            f"no CUDA device: cudaGetDeviceCount failed with {name} ({text}); {driver}; the CUDA "
+            f"{_rt_major} runtime {_rt_lib.path} loaded", op="cudaGetDeviceCount", code=err)
     if n <= 0:
         raise CUDAUnavailableError(
             "no CUDA device: the CUDA runtime sees no GPU "

@@ -4,8 +4,11 @@
     buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=CUDAConfig(0),
                                           width=224, height=224)
 
-libnvjpeg (nvidia-nvjpeg-cu12) and libnppig / libnppc (nvidia-npp-cu12) are
-opened with dlopen the first time, under a lock, once, like libcudart.
+libnvjpeg and libnppc / libnppig are opened with dlopen the first time,
+under a lock, once, like libcudart and of the same CUDA major
+(_cuda.cuda_major(): 13 from the nvidia-nvjpeg / nvidia-npp wheels, 12 from
+the -cu12 ones, or a CUDA toolkit; see _cuda's "Finding and opening the
+libraries").
 
 One call:
 
@@ -128,11 +131,17 @@ cdef struct NppApi:
     nppiResize_8u_C3R_Ctx_t Resize_8u_C3R_Ctx
     nppiResize_8u_P3R_Ctx_t Resize_8u_P3R_Ctx
 
-_NVJPEG = "libnvjpeg.so.12"
-_NPPC = "libnppc.so.12"
-_NPPIG = "libnppig.so.12"
-_NVJPEG_HINT = "nvJPEG is needed for GPU decoding; install it with `pip install spdl[cuda]` (or nvidia-nvjpeg-cu12)"
-_NPP_HINT = "NPP is needed to resize on the GPU; install it with `pip install spdl[cuda]` (or nvidia-npp-cu12)"
+_HINTS = {
+    "nvjpeg": "nvJPEG is needed for GPU decoding",
+    "nppc": "NPP is needed to resize on the GPU",
+    "nppig": "NPP is needed to resize on the GPU",
+}
+
+
+def _hint(str which, int major):
+    return (f"{_HINTS[which]}; install the CUDA {major} libraries with {_cudapy.pip_hint(major)}"
+            f"{_cudapy.mixing_note(which, major)}")
+
 
 cdef NvjpegApi _nv
 cdef NppApi _npp
@@ -181,32 +190,29 @@ cdef int _fill_nppig(lib, NppApi *t) except -1:
     return 0
 
 
-def _probe_library(str which, candidates=None):
+def _probe_library(str which, candidates=None, major=None):
     """Internal, for tests: open one of the libraries (not cached) and check its symbols.
 
-    which is "nvjpeg", "nppc" or "nppig"; candidates defaults to the usual
-    search. Returns the path it loaded; raises CUDAUnavailableError naming
-    the library otherwise.
+    which is "nvjpeg", "nppc" or "nppig"; major defaults to _cuda.cuda_major(),
+    candidates to the usual search. Returns the path it loaded; raises
+    CUDAUnavailableError naming the library otherwise.
     """
     cdef NvjpegApi nv
     cdef NppApi npp
+    if which not in _HINTS:
+        raise ValueError(f"which must be 'nvjpeg', 'nppc' or 'nppig', got {which!r}")
+    lib = _open(which, major or _cudapy.cuda_major(), candidates)
     if which == "nvjpeg":
-        lib = _open_library(_NVJPEG, candidates or _cudapy.library_candidates("nvidia.nvjpeg", _NVJPEG),
-                            _NVJPEG_HINT)
         _fill_nvjpeg(lib, &nv)
     elif which == "nppc":
-        lib = _open_library(_NPPC, candidates or _cudapy.library_candidates("nvidia.npp", _NPPC), _NPP_HINT)
         _fill_nppc(lib, &npp)
-    elif which == "nppig":
-        lib = _open_library(_NPPIG, candidates or _cudapy.library_candidates("nvidia.npp", _NPPIG), _NPP_HINT)
-        _fill_nppig(lib, &npp)
     else:
-        raise ValueError(f"which must be 'nvjpeg', 'nppc' or 'nppig', got {which!r}")
+        _fill_nppig(lib, &npp)
     return lib.path
 
 
 def _load_libraries():
-    """Open libnvjpeg, libnppc and libnppig and fill the tables, once."""
+    """Open libnvjpeg, libnppc and libnppig of the runtime's CUDA major and fill the tables, once."""
     global _ready, _failure, _libs
     if _ready:
         return _libs
@@ -214,12 +220,13 @@ def _load_libraries():
         if not _ready:
             if _failure is None:
                 try:
-                    nv = _open_library(_NVJPEG, _cudapy.library_candidates("nvidia.nvjpeg", _NVJPEG), _NVJPEG_HINT)
+                    major = _cudapy.cuda_major()
+                    nv = _open("nvjpeg", major)
                     _fill_nvjpeg(nv, &_nv)
                     # libnppig needs libnppc: open it first so that its absence is named.
-                    nppc = _open_library(_NPPC, _cudapy.library_candidates("nvidia.npp", _NPPC), _NPP_HINT)
+                    nppc = _open("nppc", major)
                     _fill_nppc(nppc, &_npp)
-                    nppig = _open_library(_NPPIG, _cudapy.library_candidates("nvidia.npp", _NPPIG), _NPP_HINT)
+                    nppig = _open("nppig", major)
                     _fill_nppig(nppig, &_npp)
                 except CUDAUnavailableError as e:
                     _failure = (str(e), e.library, e.tried)
@@ -232,23 +239,68 @@ def _load_libraries():
     return _libs
 
 
+def _open(str which, int major, candidates=None):
+    name = _cudapy.soname(which, major)
+    if candidates is None:
+        candidates = _cudapy.library_candidates(_cudapy._LIBS[which][0], name)
+    return _open_library(name, candidates, _hint(which, major))
+
+
+cdef str _nvjpeg_version(NvjpegApi *t):
+    cdef int major = 0, minor = 0, patch = 0
+    if (t.GetProperty(MAJOR_VERSION, &major) == NVJPEG_STATUS_SUCCESS
+            and t.GetProperty(MINOR_VERSION, &minor) == NVJPEG_STATUS_SUCCESS
+            and t.GetProperty(PATCH_LEVEL, &patch) == NVJPEG_STATUS_SUCCESS):
+        return f"{major}.{minor}.{patch}"
+    return None
+
+
+cdef str _npp_version(NppApi *t):
+    cdef const NppLibraryVersion *v = t.GetLibVersion()
+    return f"{v.major}.{v.minor}.{v.build}" if v != NULL else None
+
+
 def nvjpeg_info():
     """The nvJPEG and NPP libraries in use and their versions, or why they cannot load. Never raises."""
-    cdef int major = 0, minor = 0, patch = 0
-    cdef const NppLibraryVersion *v
     try:
         nv, nppc, nppig = _load_libraries()
     except CUDAUnavailableError as e:
         return {"nvjpeg": None, "npp": None, "error": str(e)}
-    nvjpeg_version = None
-    if (_nv.GetProperty(MAJOR_VERSION, &major) == NVJPEG_STATUS_SUCCESS
-            and _nv.GetProperty(MINOR_VERSION, &minor) == NVJPEG_STATUS_SUCCESS
-            and _nv.GetProperty(PATCH_LEVEL, &patch) == NVJPEG_STATUS_SUCCESS):
-        nvjpeg_version = f"{major}.{minor}.{patch}"
-    v = _npp.GetLibVersion()
-    npp_version = f"{v.major}.{v.minor}.{v.build}" if v != NULL else None
-    return {"nvjpeg": nv.path, "nvjpeg_version": nvjpeg_version,
-            "npp": nppig.path, "npp_version": npp_version, "error": None}
+    return {"nvjpeg": nv.path, "nvjpeg_version": _nvjpeg_version(&_nv),
+            "npp": nppig.path, "npp_version": _npp_version(&_npp), "error": None}
+
+
+def library_report(str which):
+    """For cuda_info(): library which ("nvjpeg", "nppc" or "nppig") of the chosen CUDA major.
+
+    Opens it on its own (dlopen of an open library returns it again), so each
+    library is reported even when another one is missing. Returns ``{"soname",
+    "path", "version", "error", "tried"}``; never raises. NPP's version
+    (nppGetLibVersion, in libnppc) is that of the whole NPP release: it is
+    given for libnppig too.
+    """
+    cdef NvjpegApi nv
+    cdef NppApi npp
+    out = {"soname": None, "path": None, "version": None, "error": None, "tried": []}
+    try:
+        major = _cudapy.cuda_major()
+        out["soname"] = _cudapy.soname(which, major)
+        lib = _open(which, major)
+        out["path"], out["tried"] = lib.path, list(lib.tried)
+        if which == "nvjpeg":
+            _fill_nvjpeg(lib, &nv)
+            out["version"] = _nvjpeg_version(&nv)
+        else:
+            if which == "nppig":
+                _fill_nppig(lib, &npp)
+                lib = _open("nppc", major)
+            _fill_nppc(lib, &npp)
+            out["version"] = _npp_version(&npp)
+    except CUDAUnavailableError as e:
+        out["error"], out["tried"] = str(e), list(e.tried)
+    except Exception as e:      # never raises: report what went wrong
+        out["error"] = f"{type(e).__name__}: {e}"
+    return out
 
 
 # ---------------------------------------------------------------------------

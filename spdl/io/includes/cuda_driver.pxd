@@ -1,5 +1,6 @@
-# The part of the CUDA 12 driver API (cuda.h) that spdl.io calls: only to
-# save and restore the calling thread's current context around its work.
+# The part of the CUDA driver API (cuda.h; the same in CUDA 12 and 13) that spdl.io
+# calls: to save and restore the calling thread's current context around its
+# work, and to read the driver's CUDA version before choosing the libraries.
 #
 # libcuda.so.1 comes with the NVIDIA driver (never with a wheel) and is opened
 # with dlopen at run time (see spdl/io/_cuda.pyx); if it cannot be, spdl.io
@@ -24,3 +25,4 @@ ctypedef CUresult (*cuDevicePrimaryCtxRetain_t)(CUcontext *pctx, CUdevice dev) n
 ctypedef CUresult (*cuCtxGetCurrent_t)(CUcontext *pctx) noexcept nogil
 ctypedef CUresult (*cuCtxSetCurrent_t)(CUcontext ctx) noexcept nogil
 ctypedef CUresult (*cuGetErrorName_t)(CUresult error, const char **pStr) noexcept nogil
+ctypedef CUresult (*cuDriverGetVersion_t)(int *driverVersion) noexcept nogil   # needs no cuInit
