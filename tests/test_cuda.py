@@ -859,10 +859,19 @@ _PXD_HEADERS = {
 }
 
 
+def _our_pxd(pxd):
+    """Our declarations: beside the imported spdl, else in the checkout these tests are in
+    (a wheel ships no .pxd)."""
+    for base in (SPDL_ROOT, ROOT):
+        if (base / "spdl" / "io" / "includes" / pxd).is_file():
+            return base / "spdl" / "io" / "includes" / pxd
+    pytest.skip(f"no {pxd} here: the installed wheel ships none and no checkout holds these tests")
+
+
 @pytest.mark.parametrize("pxd", sorted(_PXD_HEADERS))
 def test_constants_match_headers(pxd):
     """Our constants match every set of CUDA headers here (CUDA 13 and CUDA 12 wheels, a toolkit)."""
-    ours = _pxd_enums(SPDL_ROOT / "spdl" / "io" / "includes" / pxd)
+    ours = _pxd_enums(_our_pxd(pxd))
     ours.pop("NVJPEG_MAX_COMPONENT", None)
     assert ours, pxd
     checked = []
