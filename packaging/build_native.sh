@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Build the native libraries spdl.io's extension links, from Debian's sources, pinned,
+# into one prefix that setup.py (SPDL_NATIVE=bundle) and `./run wheel` build against.
+#
+#   bash packaging/build_native.sh                 build (or reuse) the bundle; prints its prefix
+#   bash packaging/build_native.sh --print-prefix  print the prefix if it is built, else exit 1
+#
+# What is built (sources only from the Debian archive, via `apt-get source`):
+#   zlib           static, PIC, linked into FFmpeg's libraries (PNG, TIFF and EXR inflate)
+#   libjpeg-turbo  libturbojpeg.so (the JPEG path of spdl.io)
+#   FFmpeg         libavutil, libavcodec, libavformat, libavfilter, libswscale: shared, PIC,
+#                  LGPL, configured from --disable-everything with only the image demuxers,
+#                  parsers and decoders spdl.io accepts and a small set of image filters
+# The result lives in ${SPDL_NATIVE_CACHE:-/var/cache/spdl-native}/<key>, where <key> hashes
+# this script (its pins and flags), the compiler and the C library; a second run, or a run
+# from another clone on the same machine, finds it and returns at once.
+#
+# Needs: a Debian system (12 or newer) and root or sudo the first time (apt-get adds deb-src
+# entries when missing and installs the build tools). SPDL_NATIVE_JOBS sets make's -j (2).
+set -euo pipefail
+
+# ---- pins ---------------------------------------------------------------------------------
+# FFmpeg: Debian 12's, so that its pixels are the system build's (see packaging/README.md).
+FFMPEG_PIN="ffmpeg=7:5.1.9-0+deb12u1"
+# libjpeg-turbo: measured against Debian 12's 2.1.5 (packaging/README.md); the faster one.
+JPEG_PIN="libjpeg-turbo=1:3.1.3-4"
+# Debian 12's (the system's); +deb12u1 patches only minizip, which is not built, and its files
+# are missing from the security pool this was written against.
+ZLIB_PIN="zlib=1:1.2.13.dfsg-1"
+# The suites these pins come from; added as deb-src entries when apt does not know a pin.
+SRC_SUITES="bookworm bookworm-updates sid"
+SRC_SECURITY_SUITES="bookworm-security"
+
+# ---- what FFmpeg contains ---------------------------------------------------------------
+# The image demuxers of spdl.io's IMAGE_DEMUXERS (spdl/io/_demux.pyx) that FFmpeg 5.1 can
+# decode without external libraries (jpegxl_pipe needs libjxl: left out).
+DEMUXERS="apng gif image_bmp_pipe image_cri_pipe image_dds_pipe image_dpx_pipe
+  image_exr_pipe image_gem_pipe image_gif_pipe image_j2k_pipe image_jpeg_pipe
+  image_jpegls_pipe image_pam_pipe image_pbm_pipe image_pcx_pipe image_pfm_pipe
+  image_pgm_pipe image_pgmyuv_pipe image_pgx_pipe image_phm_pipe image_photocd_pipe
+  image_pictor_pipe image_png_pipe image_ppm_pipe image_psd_pipe image_qdraw_pipe
+  image_qoi_pipe image_sgi_pipe image_sunrast_pipe image_tiff_pipe image_vbn_pipe
+  image_webp_pipe image_xbm_pipe image_xpm_pipe image_xwd_pipe"
+# The parsers those demuxers use.
+PARSERS="bmp cri dpx gif jpeg2000 mjpeg png pnm qoi webp xbm"
+# One decoder for each format above (webp pulls vp8, tiff and jpegls pull mjpeg).
+DECODERS="apng bmp cri dds dpx exr gem gif jpeg2000 jpegls mjpeg pam pbm pcx pfm pgm
+  pgmyuv pgx phm photocd pictor png ppm psd qdraw qoi sgi sunrast tiff vbn webp xbm xpm
+  xwd"
+# get_video_filter_desc's filters (scale, pad, crop, format) and LGPL image filters for a
+# caller's filter_desc. GPL ones (eq, boxblur) are not in an LGPL build. The graph ends
+# (buffer, buffersink) are always built.
+FILTERS="format null copy scale pad crop hflip vflip transpose rotate
+  setsar setdar negate lut lutrgb lutyuv gblur avgblur unsharp hue colorchannelmixer
+  convolution edgedetect drawbox colorspace"
+
+APT_TOOLS="build-essential dpkg-dev nasm cmake pkg-config xz-utils ca-certificates"
+# Debian's cmake (a newer one on PATH, pip's 4.x, refuses libjpeg-turbo 2.x's CMakeLists).
+CMAKE=/usr/bin/cmake
+
+say() { printf '[build_native] %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+SCRIPT="$(readlink -f "${BASH_SOURCE[0]}")"
+CACHE="${SPDL_NATIVE_CACHE:-/var/cache/spdl-native}"
+JOBS="${SPDL_NATIVE_JOBS:-2}"
+
+cache_key() {
+    {
+        cat "$SCRIPT"
+        uname -m
+        (cc --version 2>/dev/null || echo no-cc) | sed -n 1p
+        (ldd --version 2>/dev/null || echo no-ldd) | sed -n 1p
+    } | sha256sum | cut -c1-16
+}
+KEY="$(cache_key)"
+PREFIX="$CACHE/$KEY"
+
+if [ "${1:-}" = "--print-prefix" ]; then
+    [ -f "$PREFIX/.complete" ] || exit 1
+    echo "$PREFIX"
+    exit 0
+fi
+[ $# -eq 0 ] || die "usage: $0 [--print-prefix]"
+
+if [ -f "$PREFIX/.complete" ]; then
+    say "cached: $PREFIX"
+    echo "$PREFIX"
+    exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+APT=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q)
+
+mkdir -p "$CACHE" 2>/dev/null || { $SUDO mkdir -p "$CACHE" && $SUDO chown "$(id -u):$(id -g)" "$CACHE"; }
+# One build of a key at a time (CI and a developer's run on the same machine).
+exec 9>"$CACHE/$KEY.lock"
+flock 9
+if [ -f "$PREFIX/.complete" ]; then
+    say "cached (built by another run): $PREFIX"
+    echo "$PREFIX"
+    exit 0
+fi
+START=$SECONDS
+
+# ---- tools and sources --------------------------------------------------------------------
+missing_tools=()
+for p in $APT_TOOLS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing_tools+=("$p")
+done
+if [ ${#missing_tools[@]} -gt 0 ]; then
+    say "installing build tools: ${missing_tools[*]}"
+    "${APT[@]}" update -qq
+    "${APT[@]}" install -y -qq --no-install-recommends "${missing_tools[@]}" >/dev/null
+fi
+
+pin_known() {  # pin_known name=version: apt has this source version
+    local name="${1%%=*}" version="${1#*=}"
+    local versions
+    versions="$(apt-cache showsrc --only-source "$name" 2>/dev/null || true)"
+    grep -qxF "Version: $version" <<<"$versions"
+}
+missing_pins=()
+for pin in "$FFMPEG_PIN" "$JPEG_PIN" "$ZLIB_PIN"; do
+    pin_known "$pin" || missing_pins+=("$pin")
+done
+if [ ${#missing_pins[@]} -gt 0 ]; then
+    list=/etc/apt/sources.list.d/spdl-native-src.sources
+    say "apt knows no source for ${missing_pins[*]}: adding deb-src entries ($list)"
+    printf '%s\n' \
+        "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: $SRC_SUITES" \
+        "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" "" \
+        "Types: deb-src" "URIs: http://deb.debian.org/debian-security" \
+        "Suites: $SRC_SECURITY_SUITES" "Components: main" \
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" \
+        | $SUDO tee "$list" >/dev/null
+    "${APT[@]}" update -qq
+    for pin in "${missing_pins[@]}"; do
+        pin_known "$pin" || die "the Debian archive has no source $pin (the pin may have left it: update the pin in $SCRIPT)"
+    done
+fi
+
+# fetch name=version: unpack Debian's source (with Debian's patches) under $CACHE/src; prints
+# the unpacked directory. Downloads once per version, whatever the key.
+fetch() {
+    local name="${1%%=*}" version="${1#*=}"
+    local dir="$CACHE/src/$name/${version#*:}"
+    if [ ! -f "$dir/.unpacked" ]; then
+        say "apt-get source $1"
+        rm -rf "$dir" && mkdir -p "$dir"
+        (cd "$dir" && apt-get source -qq --only-source "$1" >/dev/null 2>"$dir/apt.log") \
+            || { cat "$dir/apt.log" >&2; die "apt-get source $1 failed"; }
+        touch "$dir/.unpacked"
+    fi
+    find "$dir" -mindepth 1 -maxdepth 1 -type d | sed -n 1p
+}
+FFMPEG_SRC="$(fetch "$FFMPEG_PIN")"
+JPEG_SRC="$(fetch "$JPEG_PIN")"
+ZLIB_SRC="$(fetch "$ZLIB_PIN")"
+
+BUILD="$CACHE/$KEY.build"
+rm -rf "$BUILD" "$PREFIX"
+mkdir -p "$BUILD" "$PREFIX/licenses"
+LOG="$BUILD/log"
+run_logged() {  # run_logged stage cmd...: quiet unless it fails
+    if ! "${@:2}" >>"$LOG.$1" 2>&1; then
+        tail -40 "$LOG.$1" >&2
+        die "$1 failed (full log: $LOG.$1)"
+    fi
+}
+
+# ---- zlib ---------------------------------------------------------------------------------
+say "zlib: $(basename "$ZLIB_SRC") (static, PIC)"
+cp -a "$ZLIB_SRC" "$BUILD/zlib"
+(cd "$BUILD/zlib" && run_logged zlib env CFLAGS="-O3 -fPIC" ./configure --static --prefix="$BUILD/zlib-prefix" \
+    && run_logged zlib make -j"$JOBS" libz.a && run_logged zlib make install)
+
+# ---- libjpeg-turbo ------------------------------------------------------------------------
+say "libjpeg-turbo: $(basename "$JPEG_SRC") (shared)"
+mkdir -p "$BUILD/jpeg"
+(cd "$BUILD/jpeg" && run_logged jpeg "$CMAKE" "$JPEG_SRC" -G"Unix Makefiles" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
+    -DENABLE_STATIC=OFF -DENABLE_SHARED=ON -DWITH_TURBOJPEG=ON -DWITH_JAVA=OFF \
+    -DREQUIRE_SIMD=ON \
+    && run_logged jpeg make -j"$JOBS" && run_logged jpeg make install)
+
+# ---- FFmpeg -------------------------------------------------------------------------------
+say "FFmpeg: $(basename "$FFMPEG_SRC") (minimal, shared, LGPL)"
+enable_list() { local kind="$1"; shift; for n in $*; do printf -- '--enable-%s=%s ' "$kind" "$n"; done; }
+mkdir -p "$BUILD/ffmpeg"
+# shellcheck disable=SC2046
+(cd "$BUILD/ffmpeg" && run_logged ffmpeg "$FFMPEG_SRC/configure" \
+    --prefix="$PREFIX" --libdir="$PREFIX/lib" \
+    --extra-version="spdl-$KEY" --toolchain=hardened \
+    --enable-shared --disable-static --enable-pic \
+    --disable-autodetect --disable-everything \
+    --disable-programs --disable-doc --disable-network --disable-debug \
+    --disable-avdevice --disable-swresample --disable-postproc \
+    --enable-avcodec --enable-avformat --enable-avfilter --enable-swscale \
+    --enable-zlib \
+    --extra-cflags="-I$BUILD/zlib-prefix/include" --extra-ldflags="-L$BUILD/zlib-prefix/lib" \
+    $(enable_list demuxer "$DEMUXERS") $(enable_list parser "$PARSERS") \
+    $(enable_list decoder "$DECODERS") $(enable_list filter "$FILTERS"))
+
+# configure drops what it cannot build (a missing dependency, a GPL filter) without
+# failing: every component asked for must be in the configuration.
+check_enabled() {
+    local kind="$1" upper; shift
+    for n in $*; do
+        upper="$(echo "${n}_$kind" | tr '[:lower:]' '[:upper:]')"
+        grep -qx "#define CONFIG_$upper 1" "$BUILD/ffmpeg/config_components.h" \
+            || die "FFmpeg's configure left out the $kind $n"
+    done
+}
+check_enabled demuxer "$DEMUXERS"
+check_enabled parser "$PARSERS"
+check_enabled decoder "$DECODERS"
+check_enabled filter "$FILTERS"
+grep -qx "#define CONFIG_ZLIB 1" "$BUILD/ffmpeg/config.h" || die "FFmpeg's configure left out zlib"
+grep -qx "#define HAVE_X86ASM 1" "$BUILD/ffmpeg/config.h" || [ "$(uname -m)" != x86_64 ] \
+    || die "FFmpeg's configure found no nasm: its SIMD code would be left out"
+grep -q "^#define CONFIG_GPL 1" "$BUILD/ffmpeg/config.h" && die "FFmpeg configured as GPL"
+(cd "$BUILD/ffmpeg" && run_logged ffmpeg make -j"$JOBS" && run_logged ffmpeg make install)
+
+# What ships is stripped (auditwheel copies these; strip before it patches them).
+rm -f "$PREFIX"/lib/libjpeg.so*  # libjpeg's API: not used (spdl.io calls libturbojpeg)
+rm -f "$PREFIX/lib/pkgconfig/libjpeg.pc"
+for so in "$PREFIX"/lib/*.so.*; do
+    [ -L "$so" ] || strip --strip-unneeded "$so"
+done
+
+# Nothing outside the prefix and glibc: the libraries must not have picked up a system one.
+for so in "$PREFIX"/lib/*.so.*; do
+    [ -L "$so" ] && continue
+    outside="$(LD_LIBRARY_PATH="$PREFIX/lib" ldd "$so" | awk '$3 ~ /^\// {print $3}' \
+        | grep -v "^$PREFIX/" | grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux-x86-64)\.so' || true)"
+    [ -z "$outside" ] || die "$(basename "$so") links outside the bundle: $outside"
+done
+
+# ---- licenses (in the wheel: pixelbatch.libs' licenses) ---------------------------------
+mkdir -p "$PREFIX/licenses/ffmpeg" "$PREFIX/licenses/libjpeg-turbo" "$PREFIX/licenses/zlib"
+cp "$FFMPEG_SRC/COPYING.LGPLv2.1" "$FFMPEG_SRC/LICENSE.md" "$PREFIX/licenses/ffmpeg/"
+cp "$FFMPEG_SRC/debian/copyright" "$PREFIX/licenses/ffmpeg/debian-copyright"
+cp "$JPEG_SRC/LICENSE.md" "$JPEG_SRC/README.ijg" "$PREFIX/licenses/libjpeg-turbo/"
+cp "$JPEG_SRC/debian/copyright" "$PREFIX/licenses/libjpeg-turbo/debian-copyright"
+cp "$ZLIB_SRC/debian/copyright" "$PREFIX/licenses/zlib/debian-copyright"
+cp "$ZLIB_SRC/LICENSE" "$PREFIX/licenses/zlib/"
+
+{
+    echo "key: $KEY"
+    echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(uname -m)"
+    echo "compiler: $(cc --version | sed -n 1p)"
+    echo "sources: $FFMPEG_PIN $JPEG_PIN $ZLIB_PIN (Debian archive, apt-get source)"
+    echo "ffmpeg demuxers: $(echo $DEMUXERS)"
+    echo "ffmpeg parsers: $(echo $PARSERS)"
+    echo "ffmpeg decoders: $(echo $DECODERS)"
+    echo "ffmpeg filters: $(echo $FILTERS)"
+} >"$PREFIX/BUILDINFO"
+touch "$PREFIX/.complete"
+rm -rf "$BUILD"
+say "built in $((SECONDS - START)) s: $PREFIX"
+echo "$PREFIX"
