@@ -1,1 +1,5 @@
-"""spdl: fast batched image loading."""
+"""spdl: fast batched image loading (the distribution is named pixelbatch)."""
+
+from spdl._version import __version__
+
+__all__ = ["__version__"]

@@ -7,6 +7,8 @@ The stages are public too: demux_image -> decode_packets -> convert_frames ->
 transfer_buffer, each with an async_ twin.
 """
 
+from spdl._conflicts import warn_if_meta_spdl as _warn_if_meta_spdl
+from spdl._version import __version__
 from spdl.io._buffer import CPUBuffer
 from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig
 from spdl.io._cuda import CUDABuffer, CUDAError, CUDAUnavailableError, cuda_available
@@ -80,3 +82,5 @@ __all__ = [
     "to_torch",
     "transfer_buffer",
 ]
+
+_warn_if_meta_spdl()
