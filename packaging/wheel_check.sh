@@ -60,6 +60,11 @@ check_root() {
     local name=$1 py=${PY[$1]} t0=$SECONDS wheel=$wheel_arg
     [ -n "$wheel" ] || wheel=$(pick_wheel "$py")
     local whl; whl=$(basename "$wheel")
+    local newer; newer=$(find spdl setup.py pyproject.toml -newer "$wheel" -type f \
+        \( -name '*.py' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.h' -o -name '*.toml' \) \
+        -print -quit)
+    [ -z "$newer" ] || say "WARNING: $newer is newer than $whl: the copied tests may not match" \
+        "the wheel; rebuild it (./run wheel) if they fail for that"
     local dist=${whl%%-*}
     local tarball; tarball=$(root_tarball wheel "$name" "${ROOT_PKGS[@]}")
     say "$name: checking $whl"
@@ -112,15 +117,19 @@ EOF
     if [ "$quick" -eq 0 ]; then
         say "$name: test suite against the installed wheel"
         in_root sh -c 'cd /check/run && exec /opt/venv/bin/python -m pytest /check/tests \
-            -c /check/pytest.ini --rootdir /check -p no:cacheprovider -q -rs \
+            -c /check/pytest.ini --rootdir /check -p no:cacheprovider -q -rfE \
             --junitxml=/check/junit.xml' || status=1
         if [ -f "$ROOT/check/junit.xml" ]; then
             read -r passed skipped failed < <(python3 - "$ROOT/check/junit.xml" <<'EOF'
-import sys, xml.etree.ElementTree as ET
+import collections, sys, xml.etree.ElementTree as ET
 r = ET.parse(sys.argv[1]).getroot()
 s = r if r.tag == "testsuite" else r.find("testsuite")
 n, sk = int(s.get("tests")), int(s.get("skipped"))
 bad = int(s.get("failures")) + int(s.get("errors"))
+# The skips, one line per reason (the first line of it), on stderr.
+why = collections.Counter((e.get("message") or "").splitlines()[0][:120] for e in s.iter("skipped"))
+for reason, k in sorted(why.items(), key=lambda x: -x[1]):
+    print(f"  skipped {k:3d}: {reason}", file=sys.stderr)
 print(n - sk - bad, sk, bad)
 EOF
             )
