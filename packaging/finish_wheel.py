@@ -1,0 +1,93 @@
+"""Finish a repaired wheel: add the bundled libraries' licenses, then check what it holds.
+
+    python packaging/finish_wheel.py WHEEL PREFIX OUTDIR
+
+PREFIX is packaging/build_native.sh's prefix; its licenses/ (FFmpeg, libjpeg-turbo, zlib,
+copied from their Debian source trees) go into the wheel's
+<name>.dist-info/licenses/bundled/. The result, written into OUTDIR, must hold no build
+leftovers (.c, .pyx, .pxd, .h), only stripped ELF files, and weigh under 20 MB; its path is
+printed last.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+MAX_BYTES = 20 * 1000 * 1000
+LEFTOVERS = (".c", ".pyx", ".pxd", ".h", ".o")
+
+
+def add_licenses(wheel: pathlib.Path, prefix: pathlib.Path, outdir: pathlib.Path) -> pathlib.Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "wheel", "unpack", "-d", tmp, str(wheel)],
+                       check=True, capture_output=True)
+        (root,) = pathlib.Path(tmp).iterdir()
+        (info,) = root.glob("*.dist-info")
+        shutil.copytree(prefix / "licenses", info / "licenses" / "bundled")
+        shutil.copy(prefix / "BUILDINFO", info / "licenses" / "bundled" / "BUILDINFO")
+        out = pathlib.Path(tmp) / "out"
+        out.mkdir()
+        subprocess.run([sys.executable, "-m", "wheel", "pack", "-d", str(out), str(root)],
+                       check=True, capture_output=True)
+        (packed,) = out.glob("*.whl")
+        outdir.mkdir(parents=True, exist_ok=True)
+        dest = outdir / packed.name
+        shutil.move(packed, dest)
+    return dest
+
+
+def unstripped(data: bytes) -> bool:
+    """An ELF file that still has a symbol table (.symtab) or debug sections."""
+    import io
+
+    from elftools.elf.elffile import ELFFile  # pyelftools, auditwheel's dependency
+
+    elf = ELFFile(io.BytesIO(data))
+    return any(s.name == ".symtab" or s.name.startswith(".debug") for s in elf.iter_sections())
+
+
+def check(wheel: pathlib.Path) -> list[str]:
+    problems = []
+    size = wheel.stat().st_size
+    if size >= MAX_BYTES:
+        problems.append(f"{size / 1e6:.1f} MB, over the 20 MB limit")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        for n in names:
+            if n.endswith(LEFTOVERS):
+                problems.append(f"build leftover: {n}")
+            if ".so" in pathlib.PurePath(n).name:
+                if unstripped(z.read(n)):
+                    problems.append(f"not stripped: {n}")
+        libs = sorted(n for n in names if ".libs/" in n)
+        mods = sorted(n for n in names if n.endswith(".so") and ".libs/" not in n)
+        lic = sorted(n for n in names if "/licenses/bundled/" in n)
+    for want in ("ffmpeg/COPYING.LGPLv2.1", "libjpeg-turbo/LICENSE.md", "zlib/LICENSE"):
+        if not any(n.endswith("/licenses/bundled/" + want) for n in lic):
+            problems.append(f"missing license file {want}")
+    print(f"{wheel.name}: {size / 1e6:.2f} MB, {len(mods)} extension modules, "
+          f"{len(libs)} bundled libraries: {', '.join(pathlib.PurePath(n).name for n in libs)}",
+          file=sys.stderr)
+    return problems
+
+
+def main() -> int:
+    wheel, prefix, outdir = map(pathlib.Path, sys.argv[1:4])
+    dest = add_licenses(wheel, prefix, outdir)
+    problems = check(dest)
+    for p in problems:
+        print(f"finish_wheel: {p}", file=sys.stderr)
+    if problems:
+        dest.unlink()
+        return 1
+    print(dest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
