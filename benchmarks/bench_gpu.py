@@ -3,12 +3,14 @@
 
     python benchmarks/bench_gpu.py [--set-dir DIR | --synthetic N] [--batch-size 64]
                                    [--width 224 --height 224] [--rounds 3] [--device 0]
+                                   [--json OUT.json]
 
 Methods (every one decodes the same encoded bytes, already in memory):
 
 ``cpu``
-    ``async_load_image_batch`` on the CPU (FFmpeg / libjpeg-turbo, all cores):
-    the batch ends in host memory. The baseline.
+    ``async_load_image_batch`` on the CPU (FFmpeg / libjpeg-turbo, one worker
+    thread per CPU this process may run on): the batch ends in host memory.
+    The baseline.
 ``cpu_to_gpu``
     ``async_load_image_batch(device_config=...)``: decoded on the CPU into
     page-locked memory, copied with cudaMemcpyAsync; timed until the copy has
@@ -24,7 +26,9 @@ Methods (every one decodes the same encoded bytes, already in memory):
     ``torch.cuda.synchronize()``. Only when PyTorch with CUDA is installed.
 
 Each method is warmed up on two batches, then timed over ``--rounds``
-passes of the set. Prints one line ``RESULT {json}`` per method and a table.
+passes of the set. Prints one line ``RESULT {json}`` per method and a table;
+``--json`` also writes ``{"env", "images", "source", "cpu_threads",
+"results"}`` to a file (benchmarks/gpu_check.sh reads it).
 
 The image set: ``--set-dir`` (default ``$SPDL_BENCH_ROOT/imagenet`` or
 ``~/.cache/spdl-bench/imagenet``, made by ``benchmarks/data.py``), or
@@ -89,20 +93,25 @@ def main() -> int:
     ap.add_argument("--height", type=int, default=224)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results to this file")
     args = ap.parse_args()
 
     import spdl.io
     from spdl.io import CUDAConfig, _cuda
+    from spdl.io._batch import default_workers
+
+    def write_json(**fields):
+        if args.json is not None:
+            args.json.write_text(json.dumps(fields, indent=1))
 
     if not spdl.io.cuda_available():
-        info = _cuda.runtime_info()
-        reason = (info["error"] or "").splitlines()[0] if info["error"] else None
-        if reason is None:
-            try:
-                _cuda.check_device(CUDAConfig(args.device))
-            except spdl.io.CUDAUnavailableError as e:
-                reason = str(e)
+        reason = None
+        try:
+            _cuda.check_device(CUDAConfig(args.device))
+        except spdl.io.CUDAUnavailableError as e:
+            reason = str(e).splitlines()[0]
         print(f"SKIP {reason or 'no CUDA device'}")
+        write_json(skipped=reason or "no CUDA device", results=[])
         return 0
 
     if args.synthetic:
@@ -162,15 +171,15 @@ def main() -> int:
     if have_torch:
         methods.update({"cpu_to_gpu_torch": run_cpu_to_gpu_torch, "nvjpeg_torch": run_nvjpeg_torch})
 
-    env = {"runtime": _cuda.runtime_info()}
+    env = {"cuda_info": spdl.io.cuda_info()}
     try:
         from spdl.io import _nvjpeg
 
-        env["nvjpeg"] = _nvjpeg.nvjpeg_info()
         env["backends"] = _nvjpeg.decoder_backends(dev)
     except spdl.io.CUDAError as e:
         env["nvjpeg_error"] = str(e)
-    print(json.dumps({"env": env, "images": len(datas), "source": source}), file=sys.stderr)
+    cpu_threads = default_workers()
+    print(json.dumps({"images": len(datas), "source": source, "cpu_threads": cpu_threads}), file=sys.stderr)
 
     async def measure(fn):
         for b in batches[:2]:
@@ -196,6 +205,7 @@ def main() -> int:
         print("RESULT " + json.dumps(result), flush=True)
         rows.append(result)
 
+    write_json(env=env, images=len(datas), source=source, cpu_threads=cpu_threads, results=rows)
     print(f"\n{'method':<20}{'images/s':>12}")
     for r in rows:
         print(f"{r['method']:<20}{r.get('images_per_s', r.get('error', '')):>12}")

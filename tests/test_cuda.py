@@ -52,12 +52,12 @@ def _header_sets():
 
     dirs = [Path(d) for d in [*sys.path, *site.getsitepackages()] if d and Path(d).is_dir()]
     sets = {}
-    for d in dict.fromkeys(dirs):
+    for d in dict.fromkeys(dirs):       # one major's wheels may be spread over several folders
         if (d / "nvidia" / "cu13" / "include").is_dir():
-            sets.setdefault("wheels-cu13", [d / "nvidia" / "cu13" / "include"])
+            sets.setdefault("wheels-cu13", []).append(d / "nvidia" / "cu13" / "include")
         cu12 = [d / "nvidia" / m / "include" for m in ("cuda_runtime", "nvjpeg", "npp")]
-        if any(i.is_dir() for i in cu12):
-            sets.setdefault("wheels-cu12", [i for i in cu12 if i.is_dir()])
+        sets.setdefault("wheels-cu12", []).extend(i for i in cu12 if i.is_dir())
+    sets = {k: v for k, v in sets.items() if v}
     for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
         if root and (Path(root) / "include" / "cuda_runtime_api.h").is_file():
             sets.setdefault(f"toolkit-{root}", [Path(root) / "include"])

@@ -8,8 +8,8 @@ looks up (the names are read from the built modules), report a version of
 their major, and a stub libcuda.so.1 reports the driver's CUDA version. A
 fresh process imports spdl.io with those folders on sys.path and says what
 select_cuda() chose, what cuda_info() reports and what the GPU entry points
-raise. This machine's own CUDA (/usr/local/cuda, the ld.so cache, bare
-sonames) is kept out of each case. The real wheels are tested in
+raise. This machine's own CUDA (its Python's wheels, /usr/local/cuda, the
+ld.so cache, bare sonames) is kept out of each case. The real wheels are tested in
 tests/test_cuda_wheels.py.
 """
 
@@ -125,10 +125,11 @@ def _toolkit(root: Path, stubs, major, sub="lib64", names=ALL):
 
 _PROBE = textwrap.dedent("""
     import json, os, sys
-    sys.path[1:1] = json.loads(os.environ["STUB_SITES"])
     from spdl.io import _cuda, _nvjpeg
     import spdl.io
-    # This machine's own CUDA is not part of the case: no /usr/local/cuda, no bare sonames.
+    # Only the case's folders are searched: not this Python's own (a GPU machine has the real
+    # wheels there), not /usr/local/cuda, not the bare sonames.
+    _cuda._python_dirs = lambda: json.loads(os.environ["STUB_SITES"])
     _cuda._SYSTEM_CUDA = ()
     _search = _cuda.library_candidates
     _cuda.library_candidates = lambda module, soname: [p for p in _search(module, soname) if os.sep in p]

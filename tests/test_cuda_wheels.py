@@ -33,9 +33,14 @@ CACHE = Path(os.environ.get("SPDL_CUDA_WHEELS_CACHE", "/var/cache/spdl-cudawheel
 PYTAG = "%d%d" % sys.version_info[:2]
 
 _PROBE = textwrap.dedent("""
-    import asyncio, json, sys
+    import asyncio, json, os, sys
     import spdl.io
     from spdl.io import CUDAConfig, _cuda, _nvjpeg
+
+    # The virtualenv's wheels, not this machine's own CUDA (/usr/local/cuda, the ld.so cache).
+    _cuda._SYSTEM_CUDA = ()
+    _search = _cuda.library_candidates
+    _cuda.library_candidates = lambda module, soname: [p for p in _search(module, soname) if os.sep in p]
 
     jpeg = open(sys.argv[1], "rb").read()
     cfg = CUDAConfig(0)
