@@ -6,10 +6,11 @@
 # package resolves (ldd), and run the test suite against the installed wheel from outside any
 # source tree.
 #
-#   bash packaging/wheel_check.sh [--root bookworm|trixie|all] [--quick] [--wheel FILE]
+#   bash packaging/wheel_check.sh [--root bookworm|trixie|all] [--quick] [--wheel FILE] [-- ARGS]
 #     --root    which root (default all): bookworm = Debian 12, Python 3.11; trixie = Debian 13, 3.13
 #     --quick   install, smoke batch and ldd only, no test suite
 #     --wheel   check FILE instead of the matching wheel in dist/ (one root only)
+#     -- ARGS   more pytest arguments (-k EXPR, a test file under tests/ as /check/tests/FILE)
 #
 # Needs root (chroot, mount), debootstrap, zstd and the network (Debian archive, PyPI). Roots are
 # cached as tarballs in ${SPDL_ROOT_CACHE:-/var/cache/spdl-roots}; each check unpacks a fresh copy
@@ -24,6 +25,7 @@ ROOT_PKGS=(python3 python3-venv ca-certificates)
 roots=(bookworm trixie)
 quick=0
 wheel_arg=
+pytest_args=()
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
                 esac ;;
         --quick) quick=1 ;;
         --wheel) shift; wheel_arg=$(realpath "${1:?--wheel takes a file}") ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --) shift; pytest_args=("$@"); break ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
     shift
@@ -118,7 +121,7 @@ EOF
         say "$name: test suite against the installed wheel"
         in_root sh -c 'cd /check/run && exec /opt/venv/bin/python -m pytest /check/tests \
             -c /check/pytest.ini --rootdir /check -p no:cacheprovider -q -rfE \
-            --junitxml=/check/junit.xml' || status=1
+            --junitxml=/check/junit.xml "$@"' sh "${pytest_args[@]}" || status=1
         if [ -f "$ROOT/check/junit.xml" ]; then
             read -r passed skipped failed < <(python3 - "$ROOT/check/junit.xml" <<'EOF'
 import collections, sys, xml.etree.ElementTree as ET
