@@ -141,8 +141,10 @@ EOF
     root_close
     local verdict=PASS
     [ "$status" -eq 0 ] || verdict=FAIL
-    printf '%-4s %-8s Python %-4s %s  tests: %s passed, %s skipped, %s failed  %d s\n' \
-        "$verdict" "$name" "$py" "$whl" "$passed" "$skipped" "$failed" $((SECONDS - t0)) >>"$SUMMARY"
+    local tests="tests: $passed passed, $skipped skipped, $failed failed"
+    [ "$quick" -eq 0 ] || tests="tests: not run (--quick)"
+    printf '%-4s %-8s Python %-4s %s  %s  %d s\n' \
+        "$verdict" "$name" "$py" "$whl" "$tests" $((SECONDS - t0)) >>"$SUMMARY"
     return "$status"
 }
 
