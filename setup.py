@@ -124,20 +124,26 @@ class BuildExt(build_ext):
     def run(self):
         desc, cflags, libs, rpath = native_flags()
         say(f"native libraries: {desc}")
-        # Modules built against other libraries are not up to date, whatever their times say.
+        # A module built against other libraries is not up to date: the flags go into a file
+        # every module depends on, rewritten (so newer than every module) when they change.
         stamp = os.path.join(self.build_temp, "spdl-native.txt")
         flags = "\n".join([desc, *cflags, *libs, *rpath])
-        if not os.path.exists(stamp) or open(stamp).read() != flags:
-            self.force = True
-        os.makedirs(self.build_temp, exist_ok=True)
-        with open(stamp, "w") as f:
-            f.write(flags)
+        try:
+            with open(stamp) as f:
+                same = f.read() == flags
+        except OSError:
+            same = False
+        if not same:
+            os.makedirs(self.build_temp, exist_ok=True)
+            with open(stamp, "w") as f:
+                f.write(flags)
         for ext in self.extensions:
             ext.include_dirs = [f[2:] for f in cflags if f.startswith("-I")]
             ext.extra_compile_args = [f for f in cflags if not f.startswith("-I")] + ["-O3"]
             ext.library_dirs = [f[2:] for f in libs if f.startswith("-L")]
             ext.libraries = [f[2:] for f in libs if f.startswith("-l")]
             ext.runtime_library_dirs = list(rpath)
+            ext.depends = [*ext.depends, stamp]
         from Cython.Build import cythonize
 
         say(f"cythonizing {len(self.extensions)} module(s)")
