@@ -73,6 +73,39 @@ EXPORT int cuDriverGetVersion(int *v) {
     const char *s = getenv("STUB_DRIVER_VERSION"); *v = s ? atoi(s) : 0; return 0;
 }
 """,
+    # NVML: one GPU per entry of $STUB_NVML_CC ("9.0,7.0"), named "Stub GPU <i>".
+    "nvml": """
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static int cc[16][2];
+static unsigned int count;
+static int live;
+EXPORT int nvmlInit_v2(void) {
+    const char *s = getenv("STUB_NVML_CC");
+    count = 0;
+    while (s && *s && count < 16) {
+        if (sscanf(s, "%d.%d", &cc[count][0], &cc[count][1]) != 2) break;
+        count++;
+        s = strchr(s, ',');
+        if (s) s++;
+    }
+    live++;
+    return 0;
+}
+EXPORT int nvmlShutdown(void) { live--; return 0; }
+EXPORT int nvmlDeviceGetCount_v2(unsigned int *n) { *n = count; return live > 0 ? 0 : 1; }
+EXPORT int nvmlDeviceGetHandleByIndex_v2(unsigned int i, void **dev) {
+    if (i >= count) return 2;
+    *dev = (void *)(size_t)(i + 1); return 0;
+}
+EXPORT int nvmlDeviceGetCudaComputeCapability(void *dev, int *major, int *minor) {
+    size_t i = (size_t)dev - 1; *major = cc[i][0]; *minor = cc[i][1]; return 0;
+}
+EXPORT int nvmlDeviceGetName(void *dev, char *name, unsigned int n) {
+    snprintf(name, n, "Stub GPU %d", (int)((size_t)dev - 1)); return 0;
+}
+""",
 }
 
 
@@ -86,7 +119,7 @@ def stubs(tmp_path_factory):
     libs = {}
     for kind, special in _SPECIAL.items():
         defined = set(re.findall(r"\b(\w+)\(", special))
-        for major in ((13, 12) if kind != "libcuda" else (1,)):
+        for major in ((13, 12) if kind not in ("libcuda", "nvml") else (1,)):
             # Every other function spdl.io looks up returns an error; which ones they are, the
             # loader says (CUDAUnavailableError.missing) until the table fills.
             generic = []
@@ -97,11 +130,12 @@ def stubs(tmp_path_factory):
                 so = out / f"{kind}{major}-{len(generic)}.so"
                 subprocess.run([cc, "-shared", "-fPIC", "-o", str(so), str(src)], check=True,
                                capture_output=True, timeout=120)
-                missing = [n for n in _check(kind, so, major) if n not in defined]
+                missing = [n for n in _check(kind, so, major) if n not in defined] if kind != "nvml" else []
                 if not missing:
                     break
                 generic += missing
-            assert not _check(kind, so, major), kind
+            if kind != "nvml":
+                assert not _check(kind, so, major), kind
             libs[kind, major] = so
     return libs
 
@@ -134,6 +168,7 @@ _PROBE = textwrap.dedent("""
     _search = _cuda.library_candidates
     _cuda.library_candidates = lambda module, soname: [p for p in _search(module, soname) if os.sep in p]
     _cuda.driver_candidates = lambda: [os.environ["STUB_DRIVER"]]
+    _cuda.nvml_candidates = lambda: [os.environ["STUB_NVML"]]
 
     def error(call):
         try:
@@ -157,8 +192,9 @@ _PROBE = textwrap.dedent("""
 """)
 
 
-def _probe(tmp_path, sites, *, driver=None, env=None):
-    """Run the probe with sites first on sys.path and the stub driver reporting driver (None: no driver)."""
+def _probe(tmp_path, sites, *, driver=None, env=None, gpus=None):
+    """Run the probe with sites first on sys.path and the stub driver reporting driver (None: no driver);
+    gpus: the compute capabilities NVML reports, "9.0,7.0" (None: no NVML)."""
     e = dict(os.environ)
     for var in ("CUDA_HOME", "CUDA_PATH", "LD_LIBRARY_PATH"):
         e.pop(var, None)
@@ -169,6 +205,10 @@ def _probe(tmp_path, sites, *, driver=None, env=None):
     if driver is not None:
         e["STUB_DRIVER"] = str(tmp_path / "stub_driver.so")
         e["STUB_DRIVER_VERSION"] = str(driver)
+    e["STUB_NVML"] = str(tmp_path / "no_driver" / "libnvidia-ml.so.1")
+    if gpus is not None:
+        e["STUB_NVML"] = str(tmp_path / "stub_nvml.so")
+        e["STUB_NVML_CC"] = gpus
     r = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=e,
                        timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -179,6 +219,7 @@ def _probe(tmp_path, sites, *, driver=None, env=None):
 @pytest.fixture
 def driver(tmp_path, stubs):
     shutil.copy(stubs["libcuda", 1], tmp_path / "stub_driver.so")
+    shutil.copy(stubs["nvml", 1], tmp_path / "stub_nvml.so")
 
 
 def _paths(out):
@@ -327,3 +368,71 @@ def test_nothing_found_names_every_path_and_the_pip_command(tmp_path, stubs):
         assert f"{p}: not found" in msg
         assert p in e["tried"]
     assert out["info"]["cudart"]["path"] is None and out["info"]["cudart"]["error"] == msg
+
+
+def test_gpus_new_enough_for_cuda13_take_it_and_cuda_info_lists_them(tmp_path, stubs, driver):
+    site = _wheel_site(_wheel_site(tmp_path / "site", stubs, 13), stubs, 12)
+    out = _probe(tmp_path, [site], driver=13000, gpus="9.0,7.5")
+    assert out["major"] == 13 and "not CUDA" not in out["reason"]
+    assert out["info"]["devices"] == [
+        {"index": 0, "name": "Stub GPU 0", "compute_capability": "9.0"},
+        {"index": 1, "name": "Stub GPU 1", "compute_capability": "7.5"}]
+    assert out["info"]["nvml"] == {"path": str(tmp_path / "stub_nvml.so"), "error": None}
+
+
+def test_no_nvml_no_capability_rule(tmp_path, stubs, driver):
+    site = _wheel_site(_wheel_site(tmp_path / "site", stubs, 13), stubs, 12)
+    out = _probe(tmp_path, [site], driver=13000)
+    assert out["major"] == 13
+    assert out["info"]["devices"] == [] and "libnvidia-ml.so.1" in out["info"]["nvml"]["error"]
+
+
+def test_a_gpu_older_than_cuda13_supports_gets_cuda12(tmp_path, stubs, driver):
+    """A Volta GPU beside a Hopper one, an R580 driver (CUDA 13.0), both sets installed."""
+    site = _wheel_site(_wheel_site(tmp_path / "site", stubs, 13), stubs, 12)
+    out = _probe(tmp_path, [site], driver=13000, gpus="9.0,7.0")
+    assert out["major"] == 12
+    assert ("not CUDA 13: GPU 1 (Stub GPU 1) has compute capability 7.0, older than CUDA 13 "
+            "supports (7.5 or newer)") in out["reason"]
+    assert all(p.endswith(".so.12") for p in _paths(out).values())
+    assert out["info"]["devices"][1]["compute_capability"] == "7.0"
+    assert out["runtime_error"] is None and out["nvjpeg_error"] is None
+
+
+def test_a_gpu_older_than_cuda13_with_only_cuda13_says_install_cuda12(tmp_path, stubs, driver):
+    site = _wheel_site(tmp_path / "site", stubs, 13)
+    out = _probe(tmp_path, [site], driver=13000, gpus="6.0")
+    assert out["major"] is None
+    for key in ("runtime_error", "check_device", "nvjpeg_error"):
+        msg = out[key]["message"]
+        assert "GPU 0 (Stub GPU 0) has compute capability 6.0, older than CUDA 13 supports" in msg, key
+        assert f"{site}/nvidia/cu13/lib/libcudart.so.13" in msg and "pip install pixelbatch[cuda12]" in msg
+        assert out[key]["library"] == "libcudart.so.12"
+
+
+@pytest.mark.parametrize("broken", ["cudart", "nvjpeg", "nppig"])
+def test_a_cuda13_set_that_does_not_open_gives_way_to_cuda12(tmp_path, stubs, driver, broken):
+    """A present but unloadable file (a truncated or wrong-architecture wheel) is not chosen."""
+    site = _wheel_site(_wheel_site(tmp_path / "site", stubs, 13), stubs, 12)
+    bad = site / "nvidia" / "cu13" / "lib" / f"{STEM[broken]}.so.13"
+    bad.write_bytes(b"\x7fELF not really a library")
+    out = _probe(tmp_path, [site], driver=13000)
+    assert out["major"] == 12
+    assert f"not CUDA 13: its libraries are present but {STEM[broken]}.so.13 does not open ({bad}: " \
+        in out["reason"]
+    assert all(p.endswith(".so.12") for p in _paths(out).values())
+    assert out["info"]["reason"] == out["reason"]
+    assert out["runtime_error"] is None and out["nvjpeg_error"] is None
+    assert out["nvjpeg_call"]["message"].startswith("no CUDA device")
+
+
+def test_no_set_opens_names_the_dlopen_error(tmp_path, stubs, driver):
+    site = _wheel_site(tmp_path / "site", stubs, 13)
+    bad = site / "nvidia" / "cu13" / "lib" / "libcudart.so.13"
+    bad.write_bytes(b"garbage")
+    out = _probe(tmp_path, [site], driver=13000)
+    assert out["major"] == 13          # nothing else: the runtime's own error says why
+    assert "libcudart.so.13 does not open" in out["reason"]
+    e = out["runtime_error"]
+    assert e["library"] == "libcudart.so.13" and f"{bad}: " in e["message"]
+    assert f"{bad}: not found" not in e["message"]

@@ -59,6 +59,7 @@ from spdl.io._config import CUDAConfig
 from spdl.io._errors import AllocationError, SpdlIOError
 from spdl.io.includes.cuda_driver cimport *
 from spdl.io.includes.cuda_runtime cimport *
+from spdl.io.includes.nvml cimport *
 
 _log = logging.getLogger("spdl.io")
 
@@ -133,12 +134,14 @@ class CUDAUnavailableError(CUDAError):
 #   2. $CUDA_HOME, $CUDA_PATH, then /usr/local/cuda: lib64, lib, targets/<arch>-linux/lib;
 #   3. the plain soname: the dynamic loader's own search (LD_LIBRARY_PATH, the ld.so cache).
 #
-# The major is chosen once (select_cuda), before any of them is opened, from
-# the driver's CUDA version (cuDriverGetVersion in libcuda.so.1, which needs
-# neither the runtime nor cuInit) and from which files exist: the first major
-# (13, then 12) that the driver runs and whose four libraries are all present;
-# else the first it runs whose runtime is present (the GPU decoder then names
-# what is missing). Without a driver nothing can run, but the libraries are
+# The major is chosen once (select_cuda), from the driver's CUDA version
+# (cuDriverGetVersion in libcuda.so.1, which needs neither the runtime nor
+# cuInit), the GPUs' compute capabilities (NVML, libnvidia-ml.so.1, which does
+# not initialize CUDA either: CUDA 13 needs 7.5 or newer, MIN_CAPABILITY) and
+# the files: the first major (13, then 12) that the driver and every GPU run
+# and whose four libraries are all present and open (dlopen; a set that is
+# present but does not open gives way to the next); else the first such major
+# whose runtime is present (the GPU decoder then names what is missing). Without a driver nothing can run, but the libraries are
 # still found and opened, so that cuda_info() reports them and the entry points
 # say "no CUDA device" rather than "library missing".
 
@@ -338,7 +341,9 @@ def select_cuda():
     as an int such as 13000, or None without a driver), ``found``
     (``{major: {library: [paths present, in search order]}}``) and, when
     ``major`` is None, ``error`` / ``library`` / ``tried`` for the
-    CUDAUnavailableError every GPU entry point raises.
+    CUDAUnavailableError every GPU entry point raises. ``gpus`` is
+    _read_gpus()'s answer (each GPU's compute capability, from NVML), and
+    ``unopened`` ``{major: why}`` for the complete sets that did not open.
     """
     global _selection
     if _selection is None:
@@ -346,6 +351,100 @@ def select_cuda():
             if _selection is None:
                 _selection = _select()
     return _selection
+
+
+#: The oldest GPU each CUDA major's nvJPEG and NPP run on (compute capability): CUDA 13
+#: dropped Maxwell, Pascal and Volta (its libnppig.so.13 holds sm_75 and newer kernels only).
+MIN_CAPABILITY = {13: (7, 5), 12: (5, 0)}
+
+_NVML = "libnvidia-ml.so.1"
+
+
+def nvml_candidates():
+    """Where libnvidia-ml.so.1 is looked for: like libcuda.so.1, it comes with the driver."""
+    return [_NVML, "/usr/local/nvidia/lib64/libnvidia-ml.so.1", "/usr/lib/wsl/lib/libnvidia-ml.so.1"]
+
+
+def _read_gpus():
+    """Each GPU's name and compute capability from NVML, without initializing CUDA. Never raises.
+
+    Returns ``{"devices": [{"index", "name", "compute_capability": "7.0"}],
+    "library": path or None, "error": why not, or None}``. NVML lists every
+    GPU of the machine in its own order, whatever CUDA_VISIBLE_DEVICES says.
+    """
+    cdef nvmlInit_v2_t init
+    cdef nvmlShutdown_t shutdown
+    cdef nvmlDeviceGetCount_v2_t get_count
+    cdef nvmlDeviceGetHandleByIndex_v2_t get_handle
+    cdef nvmlDeviceGetCudaComputeCapability_t get_cc
+    cdef nvmlDeviceGetName_t get_name
+    cdef nvmlDevice_t dev
+    cdef nvmlReturn_t r
+    cdef unsigned int n = 0, i
+    cdef int cc_major = 0, cc_minor = 0
+    cdef char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE]
+    out = {"devices": [], "library": None, "error": None}
+    try:
+        lib = _open_library(_NVML, nvml_candidates(), "it comes with the NVIDIA driver")
+    except CUDAUnavailableError as e:
+        out["error"] = str(e)
+        return out
+    out["library"] = lib.path
+    missing = []
+    init = <nvmlInit_v2_t>(<_Library>lib).sym(b"nvmlInit_v2", missing)
+    shutdown = <nvmlShutdown_t>(<_Library>lib).sym(b"nvmlShutdown", missing)
+    get_count = <nvmlDeviceGetCount_v2_t>(<_Library>lib).sym(b"nvmlDeviceGetCount_v2", missing)
+    get_handle = <nvmlDeviceGetHandleByIndex_v2_t>(<_Library>lib).sym(b"nvmlDeviceGetHandleByIndex_v2",
+                                                                     missing)
+    get_cc = <nvmlDeviceGetCudaComputeCapability_t>(<_Library>lib).sym(
+        b"nvmlDeviceGetCudaComputeCapability", missing)
+    get_name = <nvmlDeviceGetName_t>dlsym((<_Library>lib).handle, b"nvmlDeviceGetName")  # optional
+    if missing:
+        out["error"] = f"{lib.path} lacks {', '.join(missing)}"
+        return out
+    r = init()
+    if r != NVML_SUCCESS:
+        out["error"] = f"nvmlInit_v2 failed with nvmlReturn_t {r}"
+        return out
+    try:
+        r = get_count(&n)
+        if r != NVML_SUCCESS:
+            out["error"] = f"nvmlDeviceGetCount_v2 failed with nvmlReturn_t {r}"
+            return out
+        for i in range(n):
+            d = {"index": i, "name": None, "compute_capability": None}
+            out["devices"].append(d)
+            r = get_handle(i, &dev)
+            if r == NVML_SUCCESS:
+                if get_name != NULL and get_name(dev, name, sizeof(name)) == NVML_SUCCESS:
+                    name[sizeof(name) - 1] = 0
+                    d["name"] = name.decode("utf-8", "replace")
+                r = get_cc(dev, &cc_major, &cc_minor)
+            if r == NVML_SUCCESS:
+                d["compute_capability"] = f"{cc_major}.{cc_minor}"
+            else:
+                out["error"] = f"GPU {i}: the compute capability is unknown (nvmlReturn_t {r})"
+    finally:
+        shutdown()
+    return out
+
+
+def _capability(str text):
+    major, _, minor = text.partition(".")
+    return int(major), int(minor)
+
+
+def _open_set(int major):
+    """dlopen each library of major (the first candidate of each that loads); None if all open,
+    else what failed, one line. The libraries stay open: the loaders open them again (dlopen of an
+    open library returns it again)."""
+    for name in _LIBS:
+        try:
+            _open_library(soname(name, major), _candidates(name, major))
+        except CUDAUnavailableError as e:
+            failed = [line.strip() for line in str(e).splitlines()[1:] if not line.endswith(": not found")]
+            return f"{soname(name, major)} does not open ({'; '.join(failed) or 'not found'})"
+    return None
 
 
 def _select():
@@ -359,30 +458,62 @@ def _select():
     else:
         runnable = list(CUDA_MAJORS)
         driver = "no NVIDIA driver was found"
+    # A GPU older than a major supports: that major's nvJPEG and NPP have no kernels for it.
+    gpus = _read_gpus()
+    known = [d for d in gpus["devices"] if d["compute_capability"]]
+    oldest = min(known, key=lambda d: _capability(d["compute_capability"])) if known else None
+    too_old = {}            # major -> why the GPUs here cannot run it
+    if oldest is not None:
+        for m in list(runnable):
+            need = MIN_CAPABILITY[m]
+            if _capability(oldest["compute_capability"]) < need:
+                runnable.remove(m)
+                too_old[m] = (f"GPU {oldest['index']} ({oldest['name'] or 'unnamed'}) has compute "
+                              f"capability {oldest['compute_capability']}, older than CUDA {m} "
+                              f"supports ({need[0]}.{need[1]} or newer)")
 
     def lacks(m):
         return ", ".join(soname(n, m) for n, paths in found[m].items() if not paths)
 
     sel = {"major": None, "driver_version": dv or None, "found": found,
-           "error": None, "library": None, "tried": ()}
-    complete = [m for m in runnable if all(found[m].values())]
+           "error": None, "library": None, "tried": (), "gpus": gpus, "unopened": {}}
+    notes = [f"not CUDA {m}: {why}" for m, why in too_old.items() if any(found[m].values())]
+    # A complete set that does not load (a wrong-architecture or truncated wheel, a glibc
+    # too old for it) gives way to the next complete one.
+    complete = []
+    for m in runnable:
+        if all(found[m].values()):
+            failed = _open_set(m)
+            if failed is None:
+                complete.append(m)
+            else:
+                sel["unopened"][m] = failed
+                notes.append(f"not CUDA {m}: its libraries are present but {failed}")
     partial = [m for m in runnable if found[m]["cudart"]]
     if complete:
         m = sel["major"] = complete[0]
         sel["reason"] = f"CUDA {m}: its cudart, nvJPEG and NPP are all present; {driver}"
-        if m != runnable[0]:
+        if m != runnable[0] and runnable[0] not in sel["unopened"]:
             sel["reason"] += f" (CUDA {runnable[0]} lacks {lacks(runnable[0])})"
     elif partial:
         m = sel["major"] = partial[0]
-        sel["reason"] = (f"CUDA {m}: {driver}; no major has all of cudart, nvJPEG and NPP, "
-                         f"CUDA {m} lacks {lacks(m)}")
+        sel["reason"] = (f"CUDA {m}: {driver}; no major has all of cudart, nvJPEG and NPP"
+                         + (f", CUDA {m} lacks {lacks(m)}" if lacks(m) else ""))
     else:
         want = runnable[0] if runnable else CUDA_MAJORS[-1]
         tried = [p for m in (runnable or CUDA_MAJORS) for p in _candidates("cudart", m)]
-        too_new = [p for m in CUDA_MAJORS if m not in runnable for p in found[m]["cudart"]]
-        if not runnable:
+        too_new = [p for m in CUDA_MAJORS if m not in runnable and m not in too_old
+                   for p in found[m]["cudart"]]
+        gpu_old = [p for m in too_old for p in found[m]["cudart"]]
+        if not runnable and too_old:
+            why = (f"{'; '.join(too_old.values())}, and no CUDA major the driver and the GPU run "
+                   f"is usable")
+        elif not runnable:
             why = (f"{driver}, and the GPU path needs CUDA {' or '.join(map(str, CUDA_MAJORS))} "
                    f"(an R525 or newer driver; R580 or newer for CUDA 13)")
+        elif gpu_old:
+            why = (f"{too_old[max(too_old)]} (found {', '.join(gpu_old)}); install the CUDA {want} "
+                   f"libraries with {pip_hint(want)}")
         elif too_new:
             why = (f"{driver}, too old for the CUDA runtime found here ({', '.join(too_new)}); "
                    f"install the CUDA {want} libraries with {pip_hint(want)}, or a newer driver")
@@ -396,6 +527,8 @@ def _select():
         sel["tried"] = tuple(tried)
         detail = "\n".join(f"  {p}: {'present' if _present(p) else 'not found'}" for p in tried)
         sel["error"] = f"{sel['library']} could not be loaded: {why}. Looked for:\n{detail}"
+    if notes and sel["major"] is not None:
+        sel["reason"] += "; " + "; ".join(notes)
     return sel
 
 

@@ -30,6 +30,12 @@ def cuda_info() -> dict:
     * ``"device_count"``: how many CUDA devices the runtime sees (0 with
       none; None when the runtime is not loaded), and ``"device_error"``:
       why there is none, or None.
+    * ``"devices"``: each GPU NVML lists (every GPU of the machine, in
+      NVML's order, whatever ``CUDA_VISIBLE_DEVICES`` says), as ``{"index",
+      "name", "compute_capability": "7.0"}``, read without initializing
+      CUDA; ``"nvml"``: ``{"path", "error"}`` of libnvidia-ml.so.1. A GPU
+      older than CUDA 13 supports (compute capability below 7.5) makes
+      spdl.io choose CUDA 12.
     * ``"driver_api"``: whether spdl.io saves and restores each thread's
       context with the driver API (``{"library", "error"}``).
 
@@ -38,11 +44,13 @@ def cuda_info() -> dict:
     """
     from spdl.io import _cuda, _nvjpeg
 
-    info: dict = {"cuda_major": None, "reason": None}
+    info: dict = {"cuda_major": None, "reason": None, "devices": [], "nvml": None}
     try:
         sel = _cuda.select_cuda()
         info["cuda_major"] = sel["major"]
         info["reason"] = sel["reason"]
+        info["devices"] = sel["gpus"]["devices"]
+        info["nvml"] = {"path": sel["gpus"]["library"], "error": sel["gpus"]["error"]}
     except Exception as e:  # never raises: report what went wrong
         info["reason"] = f"{type(e).__name__}: {e}"
     try:
