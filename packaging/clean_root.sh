@@ -1,5 +1,5 @@
 # Clean Debian root filesystems for packaging/wheel_check.sh and packaging/source_check.sh.
-# Sourced, not run. Needs root, debootstrap, tar and zstd on the host.
+# Sourced, not run. Needs root and apt on the host (debootstrap and zstd are installed if missing).
 #
 #   root_tarball NAME SUITE PKG...   print the cached tarball of a minbase SUITE root with PKG...,
 #                                    making it first if the cache has none (debootstrap, minutes)
@@ -29,8 +29,9 @@ root_tarball() {
     local key; key=$(printf '%s|%s|%s|%s' "$ROOT_RECIPE" "$suite" "$*" "$DEBIAN_MIRROR" \
         | sha256sum | cut -c1-12)
     local tarball="$ROOT_CACHE/$name-$suite-$key.tar.zst"
+    _root_tool zstd zstd
     if [ ! -f "$tarball" ]; then
-        command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install debootstrap"
+        _root_tool debootstrap debootstrap
         mkdir -p "$ROOT_CACHE"
         local build t0=$SECONDS
         build=$(mktemp -d "$ROOT_CACHE/.build-$name.XXXXXX")
@@ -128,6 +129,15 @@ _root_umount_all() {
     done
     ROOT_MOUNTS=()
     _root_umount_under "$ROOT"
+}
+
+# _root_tool CMD PKG: install PKG with apt when CMD is missing (the checks run as root).
+_root_tool() {
+    command -v "$1" >/dev/null && return 0
+    command -v apt-get >/dev/null || die "$1 is missing: install $2"
+    say "installing $2 with apt"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null \
+        || die "apt-get install $2 failed"
 }
 
 _root_traps() {
