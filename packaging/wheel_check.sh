@@ -61,7 +61,7 @@ pick_wheel() {
 # check ROOTNAME: one whole check; prints the summary line; returns non-zero on failure.
 check_root() {
     local name=$1 py=${PY[$1]} t0=$SECONDS wheel=$wheel_arg
-    [ -n "$wheel" ] || wheel=$(pick_wheel "$py")
+    if [ -z "$wheel" ]; then wheel=$(pick_wheel "$py"); fi   # (in an || list, set -e would not stop)
     local whl; whl=$(basename "$wheel")
     local newer; newer=$(find spdl setup.py pyproject.toml -newer "$wheel" -type f \
         \( -name '*.py' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.h' -o -name '*.toml' \) \
