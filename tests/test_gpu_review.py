@@ -337,6 +337,9 @@ del out
 
 # --- Finding 6: the scratch is decoded in rounds of bounded size, each resized and freed
 # before the next. A quarter of the free memory is 20,000 bytes here: 64x48 RGB is 9,216.
+# (The floor under the limit, 64 MiB, is lowered to 16,000 bytes for this.)
+old_bounds = _nvjpeg._set_scratch_bounds(16000, 256 << 20)
+assert old_bounds == (64 << 20, 256 << 20), old_bounds
 free_mem.value = 80000
 imgs = [jpeg(64, 48, comment="FAKE_NOHW"), jpeg(64, 48, comment="FAKE_NOHW"), jpeg(64, 48, comment="FAKE_NOHW"),
         jpeg(64, 48), jpeg(64, 48), jpeg(64, 48), png(30, 20)]
@@ -355,7 +358,62 @@ for pix_fmt in ("rgb24", "rgbp"):
     for d0, d1 in zip(decs, decs[1:]):
         assert "freeasync" in n[d0:d1] and "npp" in n[d0:d1], n
     del out
+# Review finding 5: the floor. A quarter of the free memory (2,000 bytes) is below the floor
+# (20,000 here): rounds of two images, not one.
+_nvjpeg._set_scratch_bounds(20000, 256 << 20)
+free_mem.value = 8000
+reset()
+out = load(imgs, cfg)
+n = names(log())
+assert n.count("hwdec") == 2 and n.count("hydec") == 2, n
+del out
+# With the caller's allocator the free memory is not asked (its cache is not counted in it):
+# the floor and the ceiling alone decide, here one round per backend.
+_nvjpeg._set_scratch_bounds(16000, 1 << 20)
+live = {}
+reset()
+out = load(imgs, CUDAConfig(1, allocator=(lambda n, d, st: pyalloc(n, d, st), lambda p: live.pop(p))))
+n = names(log())
+assert n.count("hwdec") == 1 and n.count("hydec") == 1, n
+del out
+gc.collect()
+_nvjpeg._set_scratch_bounds(*old_bounds)
 free_mem.value = 1 << 30
+
+# Review finding 3: a failed hardware round is searched by halves. One image among 16 that
+# the hardware backend fails costs 1 + 2 * log2(16) = 9 hardware calls (not 1 + 16), each
+# after a stream sync; the other 15 are decoded by it, the failed one by the hybrid backend.
+many = [jpeg(40 + k, 30) for k in range(16)]
+many[11] = jpeg(40 + 11, 30, comment="FAKE_HW_FAIL")
+for strict in (True, False):
+    reset()
+    hw0 = ctypes.c_long.in_dll(nvj, "fake_hw_images").value
+    out = load(many, cfg, strict=strict)
+    n = names(log())
+    assert n.count("hwdec") == 9 and n.count("hydec") == 1, n
+    calls = [k for k, x in enumerate(n) if x == "hwdec"]
+    for c0, c1 in zip(calls, calls[1:]):
+        assert "streamsync" in n[c0:c1], n
+    assert ctypes.c_long.in_dll(nvj, "fake_hw_images").value - hw0 == 15
+    a = _cuda._to_host(out)
+    for k in range(16):
+        w = 40 + k
+        rows = (32 * 30) // w
+        top = (32 - rows) // 2
+        assert (a[k][top + 1] == colour(w, 30)).all(), k
+    assert out.indices == tuple(range(16)) and out.errors == {}
+    del out
+# Two failing images, at both ends: both found, the rest decoded by the hardware backend.
+many[0] = jpeg(40, 30, comment="FAKE_HW_FAIL")
+many[15] = jpeg(55, 30, comment="FAKE_HW_FAIL")
+many[11] = jpeg(51, 30)
+reset()
+hw0 = ctypes.c_long.in_dll(nvj, "fake_hw_images").value
+out = load(many, cfg)
+assert ctypes.c_long.in_dll(nvj, "fake_hw_images").value - hw0 == 14
+assert names(log()).count("hydec") == 1
+assert out.indices == tuple(range(16))
+del out
 
 # --- Errors: a failed wait for the hardware decode raises that error, leaves the scratch
 # with the decoder (never handed back while it may be written), and retires the decoder.

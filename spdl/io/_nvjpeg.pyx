@@ -643,12 +643,35 @@ cdef void _classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogi
                 inp.group[i] = G_HW
 
 
-# The scratch of one round (the decoded full-size images) is at most this many bytes, or
-# a quarter of the device's free memory if less (cudaMemGetInfo); an image larger than
-# that is decoded alone. A group of images larger in total is decoded in several rounds,
+# The scratch of one round (the decoded full-size images) is at most SCRATCH_MAX bytes,
+# or a quarter of the device's free memory if less (cudaMemGetInfo), but never less than
+# SCRATCH_MIN: with PyTorch in the process its caching allocator holds most of the memory,
+# "free" is small, and rounds of one image would lose the batched decode (one call, one
+# host wait per image; the hybrid backend decodes on the GPU only in batches of more than
+# 50). With CUDAConfig.allocator set, the scratch comes from that allocator's cache, which
+# cudaMemGetInfo does not count: the free-memory term is skipped. An image larger than the
+# limit is decoded alone. A group of images larger in total is decoded in several rounds,
 # each resized into the output and its scratch freed before the next.
 cdef size_t SCRATCH_MAX = 256 << 20
+cdef size_t SCRATCH_MIN = 64 << 20
 cdef size_t SCRATCH_ALIGN = 256
+
+
+def _set_scratch_bounds(size_t floor, size_t ceiling):
+    """Internal, for tests: set SCRATCH_MIN and SCRATCH_MAX; returns the old pair."""
+    global SCRATCH_MIN, SCRATCH_MAX
+    old = (SCRATCH_MIN, SCRATCH_MAX)
+    SCRATCH_MIN, SCRATCH_MAX = floor, ceiling
+    return old
+
+
+cdef size_t _round_limit(size_t free_b, bint known) noexcept nogil:
+    cdef size_t limit = SCRATCH_MAX
+    if known and free_b // 4 < limit:
+        limit = free_b // 4
+    if limit < SCRATCH_MIN:
+        limit = SCRATCH_MIN
+    return limit if limit > 0 else 1
 
 
 cdef inline size_t _aligned(size_t n) noexcept nogil:
@@ -679,22 +702,26 @@ def _plan_rounds(sizes, size_t limit):
     return rounds
 
 
-cdef size_t _scratch_limit(int device) except 0:
-    """SCRATCH_MAX, or a quarter of the device's free memory if that is less (at least 1)."""
+cdef size_t _scratch_limit(int device, bint own_allocator) except 0:
+    """The round limit: SCRATCH_MAX, or a quarter of the device's free memory if that is less
+    (not with the caller's allocator), at least SCRATCH_MIN (see above)."""
     cdef const CudaRuntimeApi *rt = cudart()
-    cdef size_t free_b = 0, total_b = 0, limit = SCRATCH_MAX
+    cdef size_t free_b = 0, total_b = 0
+    cdef bint known = False
     cdef cudaError_t err = cudaSuccess
     cdef DeviceScope scope
+    if own_allocator:
+        return _round_limit(0, False)
     with nogil:
         if enter_device(rt, device, &scope) == 0:
             err = rt.cudaMemGetInfo(&free_b, &total_b)
             if err != cudaSuccess:
                 rt.cudaGetLastError()       # not fatal: the fixed bound applies
-            elif free_b // 4 < limit:
-                limit = free_b // 4
+            else:
+                known = True
         leave_device(rt, &scope)
     check_scope(&scope)
-    return limit if limit > 0 else 1
+    return _round_limit(free_b, known)
 
 
 cdef CUDABuffer _decode_round(_Decoder dec, _Inputs inp, int g, list idx, int out_fmt, bint planar,
@@ -702,8 +729,8 @@ cdef CUDABuffer _decode_round(_Decoder dec, _Inputs inp, int g, list idx, int ou
     """Decode images idx (all of group g) at full size with one nvjpegDecodeBatched call.
 
     Returns the scratch buffer holding them (inp.decoded points into it). If
-    the call fails (one corrupt image fails the whole call), each image is
-    tried alone. Those that still fail move on: from G_HW to G_HYBRID (decode
+    the call fails (one corrupt image fails the whole call), the culprits are
+    found by halves (each failed range decoded again as two batches). Those that still fail move on: from G_HW to G_HYBRID (decode
     G_HW first), from G_HYBRID to G_CPU; the failures are appended to
     failures, for diagnostics. When it returns, the hardware backend's writes
     have completed (see below); the GPU-hybrid backend's are ordered on the
@@ -717,6 +744,10 @@ cdef CUDABuffer _decode_round(_Decoder dec, _Inputs inp, int g, list idx, int ou
     cdef const unsigned char **data = NULL
     cdef size_t *length = NULL
     cdef int *status = NULL
+    cdef Py_ssize_t *pending = NULL     # the failed ranges still to split: (lo, hi) pairs
+    cdef Py_ssize_t top, lo, hi, mid, a, b, half
+    cdef int one
+    cdef bint stop
     cdef nvjpegHandle_t handle = dec.hw if g == G_HW else dec.hy
     cdef nvjpegJpegState_t state = dec.hw_state if g == G_HW else dec.hy_state
     cdef cudaEvent_t done = dec.hw_done if g == G_HW else dec.hy_done
@@ -767,8 +798,9 @@ cdef CUDABuffer _decode_round(_Decoder dec, _Inputs inp, int g, list idx, int ou
     data = <const unsigned char **>calloc(k, sizeof(unsigned char *))
     length = <size_t *>calloc(k, sizeof(size_t))
     status = <int *>calloc(k, sizeof(int))
+    pending = <Py_ssize_t *>calloc(2 * k, sizeof(Py_ssize_t))   # the ranges are disjoint: at most k
     try:
-        if dest == NULL or data == NULL or length == NULL or status == NULL:
+        if dest == NULL or data == NULL or length == NULL or status == NULL or pending == NULL:
             raise MemoryError()
         for j in range(k):
             i = idx[j]
@@ -809,21 +841,46 @@ cdef CUDABuffer _decode_round(_Decoder dec, _Inputs inp, int g, list idx, int ou
                     for j in range(k):
                         status[j] = st
                     if st != NVJPEG_STATUS_SUCCESS and k > 1:
-                        # Find the culprits: each image alone. After a failed batch the
-                        # state must be initialized again, and no batched decode may be
-                        # running when it is (nvJPEG, nvjpegDecodeBatchedInitialize).
-                        # The synchronization also keeps the hardware backend's writes
-                        # after the stream's queued work (see drain).
-                        for j in range(k):
-                            op = "cudaStreamSynchronize"
-                            err = rt.cudaStreamSynchronize(<cudaStream_t>stream)
-                            if err != cudaSuccess:      # raised below
-                                rt.cudaGetLastError()
-                                break
-                            status[j] = _nv.DecodeBatchedInitialize(handle, state, 1, 1, out_fmt)
-                            if status[j] == NVJPEG_STATUS_SUCCESS:
-                                status[j] = _nv.DecodeBatched(handle, state, &data[j], &length[j],
-                                                              &dest[j], <cudaStream_t>stream)
+                        # Find the culprits by halves: a failed range is split and each
+                        # half decoded again as one batch, so one corrupt image among k
+                        # costs about 2 * log2(k) more calls, not k. An image keeps the
+                        # call's status until a batch holding it succeeds, or it fails
+                        # alone (its own status). Before each call: after a failed batch
+                        # the state must be initialized again, and no batched decode may be
+                        # running when it is (nvJPEG, nvjpegDecodeBatchedInitialize); the
+                        # synchronization also keeps the hardware backend's writes after
+                        # the stream's queued work (see drain).
+                        pending[0] = 0
+                        pending[1] = k
+                        top = 1
+                        stop = False
+                        while top > 0 and not stop:
+                            top -= 1
+                            lo = pending[2 * top]
+                            hi = pending[2 * top + 1]
+                            mid = lo + (hi - lo) // 2
+                            for half in range(2):
+                                a = lo if half == 0 else mid
+                                b = mid if half == 0 else hi
+                                op = "cudaStreamSynchronize"
+                                err = rt.cudaStreamSynchronize(<cudaStream_t>stream)
+                                if err != cudaSuccess:      # raised below
+                                    rt.cudaGetLastError()
+                                    stop = True
+                                    break
+                                one = _nv.DecodeBatchedInitialize(handle, state, <int>(b - a), 1, out_fmt)
+                                if one == NVJPEG_STATUS_SUCCESS:
+                                    one = _nv.DecodeBatched(handle, state, &data[a], &length[a],
+                                                            &dest[a], <cudaStream_t>stream)
+                                if one == NVJPEG_STATUS_SUCCESS:
+                                    for j in range(a, b):
+                                        status[j] = NVJPEG_STATUS_SUCCESS
+                                elif b - a == 1:
+                                    status[a] = one
+                                else:
+                                    pending[2 * top] = a
+                                    pending[2 * top + 1] = b
+                                    top += 1
                     # Mark where this use of the state ends; for the hardware backend, wait
                     # for it here (2. above). If no event can be recorded, wait for the
                     # stream instead; if even that fails, the state may still be in use and
@@ -881,6 +938,7 @@ cdef CUDABuffer _decode_round(_Decoder dec, _Inputs inp, int g, list idx, int ou
         free(data)
         free(length)
         free(status)
+        free(pending)
     return scratch
 
 
@@ -1066,12 +1124,17 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
                     break
             if attempted:
                 try:
-                    limit = _scratch_limit(device)
+                    limit = _scratch_limit(device, cfg.allocator is not None)
                     # The hardware group first: the images it fails move to the hybrid group.
                     for g in (G_HW, G_HYBRID):
                         idx = [i for i in range(n) if inp.group[i] == g]
-                        for r in _plan_rounds([<size_t>inp.width[i] * <size_t>inp.height[i] * 3
-                                               for i in idx], limit):
+                        rounds = _plan_rounds([<size_t>inp.width[i] * <size_t>inp.height[i] * 3
+                                               for i in idx], limit)
+                        if idx:
+                            _log.debug("nvJPEG (%s): %d image(s) in %d round(s) of at most %d bytes",
+                                       "hardware" if g == G_HW else "GPU hybrid", len(idx),
+                                       len(rounds), limit)
+                        for r in rounds:
                             ids = [idx[k] for k in r]
                             buf = _decode_round(dec, inp, g, ids, out_fmt, planar, cfg, failures)
                             try:
