@@ -145,6 +145,7 @@ def _fake_source():
                lambda m: m.group(1) + 'FLOG("mallocasync", *p, st); return')
     s = _patch(s, r"(EXPORT int cudaHostAlloc\([^)]*\) \{)", lambda m: m.group(1) + ' host_call("hostalloc", 0);')
     s = _patch(s, r"(EXPORT int cudaFreeHost\([^)]*\) \{)", lambda m: m.group(1) + ' host_call("freehost", p);')
+    s = _patch(s, r"(EXPORT int cudaHostAlloc\([^)]*\) \{)", lambda m: m.group(1) + " FAIL_IF_ASKED(C_HOSTALLOC);")
     s = _patch(s, r"EXPORT int cudaMemGetInfo\(size_t \*f, size_t \*t\) \{[^}]*\}",
                lambda m: "EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = fake_free_mem; *t = 1 << 30; return 0; }")
     s = _patch(s, r"(EXPORT int nvjpegJpegStreamParse\([^)]*\) \{)",
@@ -256,6 +257,45 @@ assert len(_cuda._pinned_cache_sizes()) == 4
 _cuda.release_pinned_memory()
 assert counts[C_HOSTALLOC] == counts[C_FREEHOST], (counts[C_HOSTALLOC], counts[C_FREEHOST])
 assert with_gil.value == 0, with_gil.value
+
+# Review finding 6: a request takes the smallest cached block of its class or larger, up to
+# twice the class; the cache keeps at most PINNED_CACHE_BYTES, oldest let go first, and a
+# block larger than that is not kept.
+def batch(side):
+    g = spdl.io.load_image_batch([png(30, 20)], width=side, height=side, device_config=cfg)
+    del g; reset()
+MiB = 1 << 20
+h0, f0 = counts[C_HOSTALLOC], counts[C_FREEHOST]
+batch(1000)                                   # 3,000,000 bytes: the 4 MiB class
+assert _cuda._pinned_cache_sizes() == [4 * MiB]
+batch(800)                                    # 1,920,000: the 2 MiB class, served by the 4 MiB block
+assert counts[C_HOSTALLOC] - h0 == 1 and _cuda._pinned_cache_sizes() == [4 * MiB]
+batch(500)                                    # 750,000: 1 MiB; 4 MiB is more than twice that
+assert counts[C_HOSTALLOC] - h0 == 2 and _cuda._pinned_cache_sizes() == [MiB, 4 * MiB]
+batch(550)                                    # 907,500: 1 MiB again, the best fit (not the 4 MiB)
+assert counts[C_HOSTALLOC] - h0 == 2 and _cuda._pinned_cache_sizes() == [MiB, 4 * MiB]
+old_cap = _cuda._set_pinned_cache_bytes(5 * MiB + 1)
+assert old_cap == 1 << 30
+batch(200)                                    # 120,000: 128 KiB; 5.125 MiB > cap: the oldest (4 MiB) goes
+assert counts[C_FREEHOST] - f0 == 1, counts[C_FREEHOST] - f0
+assert _cuda._pinned_cache_sizes() == [MiB // 8, MiB]
+batch(1500)                                   # 6,750,000: 8 MiB, more than the cap: freed at once
+assert counts[C_FREEHOST] - f0 == 2 and _cuda._pinned_cache_sizes() == [MiB // 8, MiB]
+_cuda._set_pinned_cache_bytes(old_cap)
+_cuda.release_pinned_memory()
+assert counts[C_HOSTALLOC] == counts[C_FREEHOST]
+
+# Review finding 9: a failed cudaHostAlloc reaches the error message with its cause.
+fail[C_HOSTALLOC] = 1
+try:
+    batch(64)
+    raise AssertionError("no error")
+except MemoryError as e:
+    assert "cannot allocate 12288 bytes (cudaHostAlloc (cuda:1))" in str(e), str(e)
+    assert str(e).endswith(": cudaHostAlloc failed: cudaErrorFake"), str(e)
+fail[C_HOSTALLOC] = 0
+batch(64)                                     # and the next one works
+_cuda.release_pinned_memory()
 
 # --- Finding 3: the free is stream-ordered; no device-wide wait unless a consumer's stream
 # is unknown.

@@ -5,12 +5,15 @@ from spdl.io.includes.dlpack cimport DLManagedTensor
 # Both are called without the GIL (CPUBuffer releases it around them).
 ctypedef void (*free_fn_t)(void *ptr) noexcept nogil
 ctypedef void *(*alloc_fn_t)(void *ctx, size_t size) noexcept nogil
+# Why the calling thread's last alloc returned NULL ("cudaHostAlloc failed: ..."), or NULL.
+ctypedef const char *(*why_fn_t)() noexcept nogil
 
 cdef class HostAllocator:
     """Where a CPUBuffer's memory comes from (for example page-locked memory)."""
     cdef alloc_fn_t alloc
     cdef free_fn_t free
     cdef void *ctx              # passed to alloc (the page-locked allocator's device)
+    cdef why_fn_t why           # optional: the cause of a failed alloc, for the error message
     cdef readonly bint pinned
     cdef readonly str name
 

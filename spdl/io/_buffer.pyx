@@ -167,6 +167,7 @@ cdef class CPUBuffer:
     cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=None):
         cdef CPUBuffer buf = CPUBuffer.__new__(CPUBuffer)
         cdef size_t n = itemsize
+        cdef const char *why = NULL
         if len(shape) > MAX_NDIM:
             raise ValueError(f"at most {MAX_NDIM} dimensions")
         buf.ndim = len(shape)
@@ -183,8 +184,11 @@ cdef class CPUBuffer:
         # may be slow (cudaHostAlloc pins pages).
         with nogil:
             buf.data = allocator.alloc(allocator.ctx, n if n > 0 else 1)
+            if buf.data == NULL and allocator.why != NULL:
+                why = allocator.why()
         if buf.data == NULL:
-            raise MemoryError(f"cannot allocate {n} bytes ({allocator.name}) for a batch of shape {shape}")
+            raise MemoryError(f"cannot allocate {n} bytes ({allocator.name}) for a batch of shape {shape}"
+                              + (f": {why.decode('utf-8', 'replace')}" if why != NULL else ""))
         buf.free_fn = allocator.free
         buf.pinned = allocator.pinned
         buf.indices = tuple(range(shape[0])) if shape else ()

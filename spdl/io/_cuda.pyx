@@ -1090,11 +1090,13 @@ def _mem_get_info(int device):
 # Page-locked host memory
 
 # cudaHostAlloc maps and pins pages (slow, milliseconds for a batch) and
-# cudaFreeHost may synchronize the device, so freed blocks are kept for reuse.
-# Requests are rounded up to a size class (_pinned_class) and a cached block
-# serves any request of its class, so batches of nearby sizes (the nvJPEG
-# path's CPU fallback, whose row count varies per call) reuse blocks instead of
-# missing and evicting. A block comes back here only when its CPUBuffer dies,
+# cudaFreeHost may synchronize the device, so freed blocks are kept for reuse:
+# at most PINNED_CACHE_SLOTS blocks and PINNED_CACHE_BYTES (1 GiB) in all, the
+# oldest let go first; a block larger than that alone is freed at once.
+# Requests are rounded up to a size class (_pinned_class) and served by the
+# smallest cached block of their class or larger, up to twice the class
+# (best fit), so batches of nearby sizes (the nvJPEG path's CPU fallback, whose
+# row count varies per call) reuse blocks instead of missing and evicting. A block comes back here only when its CPUBuffer dies,
 # and a CPUBuffer that a transfer reads is kept alive until the copy has
 # completed (keep_until_done), so a cached block is never being read by the GPU.
 #
@@ -1117,6 +1119,8 @@ cdef enum:
     PINNED_HEADER = 64          # the block's size and device live here; keeps the data 64-byte aligned
     PINNED_CACHE_SLOTS = 4
 
+cdef size_t PINNED_CACHE_BYTES = 1 << 30    # the most the cache keeps, in bytes (size classes)
+
 cdef size_t PINNED_PAGE = 4096
 cdef size_t PINNED_STEP = 2 << 20   # 2 MiB
 
@@ -1127,7 +1131,37 @@ cdef struct PinnedBlock:
 cdef pthread_mutex_t _pin_mutex
 cdef PinnedBlock _pin_cache[PINNED_CACHE_SLOTS]
 cdef int _pin_count = 0
+cdef size_t _pin_bytes = 0      # the sizes of the cached blocks, added up
 pthread_mutex_init(&_pin_mutex, NULL)
+
+# Why the calling thread's last page-locked allocation failed, for CPUBuffer's MemoryError.
+cdef extern from *:
+    """
+    static __thread char spdl_pinned_why[256];
+    """
+    char spdl_pinned_why[256]
+
+cdef extern from "<stdio.h>" nogil:
+    int snprintf(char *s, size_t n, const char *fmt, ...)
+
+
+cdef const char *_pinned_why() noexcept nogil:
+    return spdl_pinned_why if spdl_pinned_why[0] != 0 else NULL
+
+
+cdef void _pinned_failed(const char *op, const char *what, int code, const char *name) noexcept nogil:
+    if name != NULL:
+        snprintf(spdl_pinned_why, sizeof(spdl_pinned_why), "%s failed%s: %s", op, what, name)
+    else:
+        snprintf(spdl_pinned_why, sizeof(spdl_pinned_why), "%s failed%s: error %d", op, what, code)
+
+
+def _set_pinned_cache_bytes(size_t n):
+    """Internal, for tests: set PINNED_CACHE_BYTES; returns the old value."""
+    global PINNED_CACHE_BYTES
+    old = PINNED_CACHE_BYTES
+    PINNED_CACHE_BYTES = n
+    return old
 
 
 cdef size_t _pinned_class(size_t n) noexcept nogil:
@@ -1158,29 +1192,45 @@ cdef inline int *_block_device(void *base) noexcept nogil:
 
 cdef void *_pinned_alloc(void *ctx, size_t size) noexcept nogil:
     # ctx is the allocator's device (host_allocator); called without the GIL.
-    global _pin_count
+    global _pin_count, _pin_bytes
     cdef void *base = NULL
-    cdef int i, device = <int><intptr_t>ctx
+    cdef int i, best = -1, device = <int><intptr_t>ctx
     cdef size_t cls = _pinned_class(size)
     cdef DeviceScope scope
     cdef cudaError_t err = cudaSuccess
+    cdef const char *name = NULL
+    spdl_pinned_why[0] = 0
     if cls == 0:
+        snprintf(spdl_pinned_why, sizeof(spdl_pinned_why), "too large for a page-locked block")
         return NULL
     pthread_mutex_lock(&_pin_mutex)
-    for i in range(_pin_count):
-        if _pin_cache[i].size == cls:
-            base = _pin_cache[i].base
-            _pin_count -= 1
-            _pin_cache[i] = _pin_cache[_pin_count]
-            break
+    for i in range(_pin_count):         # the smallest block of the class or larger, up to 2x
+        if (_pin_cache[i].size >= cls and _pin_cache[i].size // 2 <= cls
+                and (best < 0 or _pin_cache[i].size < _pin_cache[best].size)):
+            best = i
+    if best >= 0:
+        base = _pin_cache[best].base
+        _pin_bytes -= _pin_cache[best].size
+        for i in range(best + 1, _pin_count):   # keep the others oldest first
+            _pin_cache[i - 1] = _pin_cache[i]
+        _pin_count -= 1
     pthread_mutex_unlock(&_pin_mutex)
     if base != NULL:
         return <char *>base + PINNED_HEADER
     if enter_device(&_rt, device, &scope) == 0:
         err = _rt.cudaHostAlloc(&base, cls + PINNED_HEADER, cudaHostAllocPortable)
         if err != cudaSuccess:
+            name = _rt.cudaGetErrorName(err)
+            _pinned_failed("cudaHostAlloc", "", err, name)
             _rt.cudaGetLastError()
             base = NULL
+    else:
+        if scope.driver and _drv_loaded and _drv.cuGetErrorName(scope.code, &name) != CUDA_SUCCESS:
+            name = NULL
+        elif not scope.driver:
+            name = _rt.cudaGetErrorName(<cudaError_t>scope.code)
+            _rt.cudaGetLastError()
+        _pinned_failed(scope.op, " (making the allocator's device current)", scope.code, name)
     leave_device(&_rt, &scope)
     if base == NULL:
         return NULL
@@ -1201,26 +1251,34 @@ cdef void _free_block(void *base) noexcept nogil:
 
 cdef void _pinned_free(void *p) noexcept nogil:
     # Called without the GIL (CPUBuffer's dealloc releases it).
-    global _pin_count
+    global _pin_count, _pin_bytes
     cdef void *base = <char *>p - PINNED_HEADER
-    cdef void *evict = NULL
-    cdef int i
+    cdef size_t size = (<size_t *>base)[0]
+    cdef void *evict[PINNED_CACHE_SLOTS]
+    cdef int i, n = 0
+    if size > PINNED_CACHE_BYTES:               # larger than the whole cache: not kept
+        _free_block(base)
+        return
     pthread_mutex_lock(&_pin_mutex)
-    if _pin_count == PINNED_CACHE_SLOTS:        # full: let the oldest go
-        evict = _pin_cache[0].base
+    # Full, by count or by bytes: let the oldest go.
+    while _pin_count > 0 and (_pin_count == PINNED_CACHE_SLOTS or _pin_bytes + size > PINNED_CACHE_BYTES):
+        evict[n] = _pin_cache[0].base
+        n += 1
+        _pin_bytes -= _pin_cache[0].size
         for i in range(1, _pin_count):
             _pin_cache[i - 1] = _pin_cache[i]
         _pin_count -= 1
     _pin_cache[_pin_count].base = base
-    _pin_cache[_pin_count].size = (<size_t *>base)[0]
+    _pin_cache[_pin_count].size = size
     _pin_count += 1
+    _pin_bytes += size
     pthread_mutex_unlock(&_pin_mutex)
-    if evict != NULL:
-        _free_block(evict)
+    for i in range(n):
+        _free_block(evict[i])
 
 
 cdef void _pinned_release_cache() noexcept nogil:
-    global _pin_count
+    global _pin_count, _pin_bytes
     cdef int i, n
     cdef PinnedBlock blocks[PINNED_CACHE_SLOTS]
     pthread_mutex_lock(&_pin_mutex)
@@ -1228,6 +1286,7 @@ cdef void _pinned_release_cache() noexcept nogil:
     for i in range(n):
         blocks[i] = _pin_cache[i]
     _pin_count = 0
+    _pin_bytes = 0
     pthread_mutex_unlock(&_pin_mutex)
     for i in range(n):
         _free_block(blocks[i].base)
@@ -1278,6 +1337,7 @@ def host_allocator(device_config):
             a = HostAllocator.__new__(HostAllocator)
             a.alloc = _pinned_alloc
             a.free = _pinned_free
+            a.why = _pinned_why
             a.ctx = <void *><intptr_t>device
             a.pinned = True
             a.name = f"cudaHostAlloc (cuda:{device})"
