@@ -12,7 +12,7 @@
 #                  LGPL, configured from --disable-everything with only the image demuxers,
 #                  parsers and decoders spdl.io accepts and a small set of image filters
 # The result lives in ${SPDL_NATIVE_CACHE:-/var/cache/spdl-native}/<key>, where <key> hashes
-# this script (its pins and flags), the compiler and the C library; a second run, or a run
+# this script (its pins and flags), the OS release and the C library; a second run, or a run
 # from another clone on the same machine, finds it and returns at once.
 #
 # Needs: a Debian system (12 or newer) and root or sudo the first time (apt-get adds deb-src
@@ -66,10 +66,12 @@ CACHE="${SPDL_NATIVE_CACHE:-/var/cache/spdl-native}"
 JOBS="${SPDL_NATIVE_JOBS:-2}"
 
 cache_key() {
+    # The system's release stands for its compiler (which may not be installed yet: the
+    # key must be the same before and after this script installs the build tools).
     {
         cat "$SCRIPT"
         uname -m
-        (cc --version 2>/dev/null || echo no-cc) | sed -n 1p
+        (. /etc/os-release && echo "$ID $VERSION_ID")
         (ldd --version 2>/dev/null || echo no-ldd) | sed -n 1p
     } | sha256sum | cut -c1-16
 }
@@ -91,7 +93,13 @@ fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-APT=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q)
+apt_get() {  # apt_get ARGS...: apt-get, its output kept in $CACHE/apt.log and shown when it fails
+    if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@" \
+            >"$CACHE/apt.log" 2>&1; then
+        tail -20 "$CACHE/apt.log" >&2
+        die "apt-get $1 failed (log: $CACHE/apt.log)"
+    fi
+}
 
 mkdir -p "$CACHE" 2>/dev/null || { $SUDO mkdir -p "$CACHE" && $SUDO chown "$(id -u):$(id -g)" "$CACHE"; }
 # One build of a key at a time (CI and a developer's run on the same machine).
@@ -111,8 +119,8 @@ for p in $APT_TOOLS; do
 done
 if [ ${#missing_tools[@]} -gt 0 ]; then
     say "installing build tools: ${missing_tools[*]}"
-    "${APT[@]}" update -qq
-    "${APT[@]}" install -y -qq --no-install-recommends "${missing_tools[@]}" >/dev/null
+    apt_get update
+    apt_get install -y --no-install-recommends "${missing_tools[@]}"
 fi
 
 pin_known() {  # pin_known name=version: apt has this source version
@@ -135,7 +143,7 @@ if [ ${#missing_pins[@]} -gt 0 ]; then
         "Suites: $SRC_SECURITY_SUITES" "Components: main" \
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" \
         | $SUDO tee "$list" >/dev/null
-    "${APT[@]}" update -qq
+    apt_get update
     for pin in "${missing_pins[@]}"; do
         pin_known "$pin" || die "the Debian archive has no source $pin (the pin may have left it: update the pin in $SCRIPT)"
     done
