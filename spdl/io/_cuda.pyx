@@ -1190,9 +1190,20 @@ cdef inline int *_block_device(void *base) noexcept nogil:
     return <int *>(<char *>base + sizeof(size_t))
 
 
+cdef void *_pin_take(int i) noexcept nogil:
+    """Under _pin_mutex: remove cache entry i, keeping the others oldest first; its base."""
+    global _pin_count, _pin_bytes
+    cdef void *base = _pin_cache[i].base
+    cdef int j
+    _pin_bytes -= _pin_cache[i].size
+    for j in range(i + 1, _pin_count):
+        _pin_cache[j - 1] = _pin_cache[j]
+    _pin_count -= 1
+    return base
+
+
 cdef void *_pinned_alloc(void *ctx, size_t size) noexcept nogil:
     # ctx is the allocator's device (host_allocator); called without the GIL.
-    global _pin_count, _pin_bytes
     cdef void *base = NULL
     cdef int i, best = -1, device = <int><intptr_t>ctx
     cdef size_t cls = _pinned_class(size)
@@ -1209,11 +1220,7 @@ cdef void *_pinned_alloc(void *ctx, size_t size) noexcept nogil:
                 and (best < 0 or _pin_cache[i].size < _pin_cache[best].size)):
             best = i
     if best >= 0:
-        base = _pin_cache[best].base
-        _pin_bytes -= _pin_cache[best].size
-        for i in range(best + 1, _pin_count):   # keep the others oldest first
-            _pin_cache[i - 1] = _pin_cache[i]
-        _pin_count -= 1
+        base = _pin_take(best)
     pthread_mutex_unlock(&_pin_mutex)
     if base != NULL:
         return <char *>base + PINNED_HEADER
@@ -1262,12 +1269,8 @@ cdef void _pinned_free(void *p) noexcept nogil:
     pthread_mutex_lock(&_pin_mutex)
     # Full, by count or by bytes: let the oldest go.
     while _pin_count > 0 and (_pin_count == PINNED_CACHE_SLOTS or _pin_bytes + size > PINNED_CACHE_BYTES):
-        evict[n] = _pin_cache[0].base
+        evict[n] = _pin_take(0)
         n += 1
-        _pin_bytes -= _pin_cache[0].size
-        for i in range(1, _pin_count):
-            _pin_cache[i - 1] = _pin_cache[i]
-        _pin_count -= 1
     _pin_cache[_pin_count].base = base
     _pin_cache[_pin_count].size = size
     _pin_count += 1
@@ -1596,6 +1599,27 @@ cdef object _export_dlpack(CUDABuffer buf, bint versioned):
 # If any of this fails (and even the device wait fails), the memory is leaked rather
 # than freed under a reader or in the wrong context.
 
+cdef cudaError_t _stream_wait(const CudaRuntimeApi *rt, uintptr_t waiter, uintptr_t waited,
+                              const char **op) noexcept nogil:
+    """With the device current: make stream `waiter` wait for the work enqueued on `waited`
+    so far, through an event. On failure *op names the call that failed."""
+    cdef cudaEvent_t ev = NULL
+    op[0] = "cudaEventCreateWithFlags"
+    cdef cudaError_t err = rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
+    if err != cudaSuccess:
+        return err
+    op[0] = "cudaEventRecord"
+    err = rt.cudaEventRecord(ev, <cudaStream_t>waited)
+    if err == cudaSuccess:
+        op[0] = "cudaStreamWaitEvent"
+        err = rt.cudaStreamWaitEvent(<cudaStream_t>waiter, ev, 0)
+    # Allowed before the wait completes: "resources will automatically be released
+    # asynchronously at completion" (cudaEventDestroy).
+    if rt.cudaEventDestroy(ev) != cudaSuccess:
+        rt.cudaGetLastError()
+    return err
+
+
 cdef int _order_after_consumers(const uintptr_t *consumers, int n, bint unknown,
                                 uintptr_t stream) noexcept nogil:
     """With the buffer's device current: make `stream` wait for the consumers' work.
@@ -1603,20 +1627,11 @@ cdef int _order_after_consumers(const uintptr_t *consumers, int n, bint unknown,
     Returns 0 when the free may be enqueued on `stream`, -1 when it may not.
     """
     cdef int i
-    cdef cudaEvent_t ev
     cdef cudaError_t err = cudaSuccess
+    cdef const char *op
     if not unknown:
         for i in range(n):
-            ev = NULL
-            err = _rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
-            if err == cudaSuccess:
-                err = _rt.cudaEventRecord(ev, <cudaStream_t>consumers[i])
-                if err == cudaSuccess:
-                    err = _rt.cudaStreamWaitEvent(<cudaStream_t>stream, ev, 0)
-                # Allowed before it completes: "resources will automatically be released
-                # asynchronously at completion" (cudaEventDestroy).
-                if _rt.cudaEventDestroy(ev) != cudaSuccess:
-                    _rt.cudaGetLastError()
+            err = _stream_wait(&_rt, stream, consumers[i], &op)
             if err != cudaSuccess:
                 _rt.cudaGetLastError()
                 break
@@ -1870,7 +1885,6 @@ cdef class CUDABuffer:
         """Make the data ready for work on the consumer stream."""
         cdef uintptr_t ours = self._stream if self._stream != 0 else 1
         cdef const CudaRuntimeApi *rt
-        cdef cudaEvent_t ev = NULL
         cdef cudaError_t err = cudaSuccess
         cdef const char *op = "cudaEventCreateWithFlags"
         cdef DeviceScope scope
@@ -1879,16 +1893,7 @@ cdef class CUDABuffer:
         rt = cudart()
         with nogil:
             if enter_device(rt, self._device, &scope) == 0:
-                err = rt.cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)
-                if err == cudaSuccess:
-                    op = "cudaEventRecord"
-                    err = rt.cudaEventRecord(ev, <cudaStream_t>self._stream)
-                    if err == cudaSuccess:
-                        op = "cudaStreamWaitEvent"
-                        err = rt.cudaStreamWaitEvent(<cudaStream_t>consumer, ev, 0)
-                    # Destroying it now is allowed: its resources are released once the wait is satisfied.
-                    if rt.cudaEventDestroy(ev) != cudaSuccess:
-                        rt.cudaGetLastError()
+                err = _stream_wait(rt, consumer, self._stream, &op)
             leave_device(rt, &scope)
         check_scope(&scope, err, op.decode(), f"making the data ready on stream {consumer:#x}")
         return 0
