@@ -90,7 +90,7 @@ def hashes(inputs: pathlib.Path) -> None:
     import numpy as np
     import spdl.io
 
-    print(f"# spdl.io {spdl.io.__version__} from {pathlib.Path(spdl.io.__file__).parent}")
+    print(f"# spdl.io {getattr(spdl.io, '__version__', '(no __version__)')} from {pathlib.Path(spdl.io.__file__).parent}")
     for path in sorted(inputs.iterdir()):
         fmts = ("gray16",) if path.name.startswith("png16") else ("rgb24", "bgr24", "gray")
         jobs = []
