@@ -1138,7 +1138,7 @@ cdef object _load(_Decoder dec, list srcs, list sources, object cfg, int width, 
                             ids = [idx[k] for k in r]
                             buf = _decode_round(dec, inp, g, ids, out_fmt, planar, cfg, failures)
                             try:
-                                done = [(i, i) for i in ids if inp.group[i] == g]
+                                done = [i for i in ids if inp.group[i] == g]
                                 npp_failed += _resize_into(out, inp, done, width, height,
                                                            planar, pad, &ctx)
                             finally:
@@ -1266,16 +1266,16 @@ cdef int _prepare_output(CUDABuffer out, bint pad, NppStreamContext *ctx) except
     return 0
 
 
-cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int height, bint planar,
-                       bint pad, const NppStreamContext *ctx):
-    """Resize GPU-decoded images into their rows: rows is [(output row, input index)].
+cdef list _resize_into(CUDABuffer out, _Inputs inp, list images, int width, int height,
+                       bint planar, bint pad, const NppStreamContext *ctx):
+    """Resize the GPU-decoded input images (indices) into their rows (the output has a row
+    per input).
 
     Returns [(input index, NppStatus)] of the images NPP refused (their rows
     are left for the caller to fill); raises CUDAError for a failed CUDA call.
     """
     cdef const CudaRuntimeApi *rt = cudart()
-    cdef Py_ssize_t m = len(rows), j
-    cdef Py_ssize_t *row
+    cdef Py_ssize_t m = len(images), j
     cdef Py_ssize_t *img
     cdef NppStatus *npp_st
     cdef size_t row_bytes = <size_t>width * height * 3, plane_out = <size_t>width * height, plane_in
@@ -1292,16 +1292,14 @@ cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int he
     cdef NppiRect src_roi, dst_roi
     if m == 0:
         return []
-    row = <Py_ssize_t *>calloc(m, sizeof(Py_ssize_t))
     img = <Py_ssize_t *>calloc(m, sizeof(Py_ssize_t))
     npp_st = <NppStatus *>calloc(m, sizeof(NppStatus))
-    if row == NULL or img == NULL or npp_st == NULL:
-        free(row)
+    if img == NULL or npp_st == NULL:
         free(img)
         free(npp_st)
         raise MemoryError()
     for j in range(m):
-        row[j], img[j] = rows[j]
+        img[j] = images[j]
     spec.scale_w = width
     spec.scale_h = height
     spec.mode = MODE_PAD if pad else MODE_STRETCH
@@ -1328,7 +1326,7 @@ cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int he
                 dst_size.width, dst_size.height = geo.sw, geo.sh
                 dst_roi.x, dst_roi.y, dst_roi.width, dst_roi.height = 0, 0, geo.sw, geo.sh
                 # The destination image is the scaled image's window in the row.
-                dst = out.ptr + <size_t>row[j] * row_bytes
+                dst = out.ptr + <size_t>img[j] * row_bytes
                 if planar:
                     plane_in = <size_t>w * h
                     for c in range(3):
@@ -1345,7 +1343,6 @@ cdef list _resize_into(CUDABuffer out, _Inputs inp, list rows, int width, int he
                 npp_st[j] = st      # < 0: an error, > 0: a warning (the image is resized)
         leave_device(rt, &scope)
     failed = [(img[j], npp_st[j]) for j in range(m) if npp_st[j] < 0]
-    free(row)
     free(img)
     free(npp_st)
     check_scope(&scope, cudaSuccess, None, f"cuda:{device}")
