@@ -429,3 +429,65 @@ def test_stage_argument_types(images):
         spdl.io.demux_image(str(images["jpeg_420"]), demux_config={})
     with pytest.raises(TypeError):
         spdl.io.decode_packets(spdl.io.demux_image(str(images["jpeg_420"])), decode_config={})
+
+
+# ---------------------------------------------------------------------------
+# The exception classes and the batch-finishing rule every loader shares
+# ---------------------------------------------------------------------------
+
+
+def test_batch_load_error_message_is_bounded():
+    from spdl.io._errors import MAX_LISTED_FAILURES
+    n = 20_000
+    errors = {i: DecodeError(f"bytes #{i}: corrupt " + "x" * 2000, source=f"bytes #{i}") for i in range(n)}
+    err = BatchLoadError(errors, n)
+    msg = str(err)
+    assert msg.startswith(f"{n} of {n} images failed to load:")
+    assert "bytes #0:" in msg and f"bytes #{MAX_LISTED_FAILURES - 1}:" in msg
+    assert f"bytes #{MAX_LISTED_FAILURES}:" not in msg
+    assert f"... and {n - MAX_LISTED_FAILURES} more" in msg
+    assert len(msg) < 8000
+    assert len(err.errors) == n and err.total == n
+
+
+def test_batch_load_error_lists_by_index():
+    errors = {5: DecodeError("five"), 2: DecodeError("two")}
+    msg = str(BatchLoadError(errors, 9))
+    assert msg.index("[2] two") < msg.index("[5] five")
+    assert "more" not in msg
+
+
+def test_raise_for_failures():
+    from spdl.io._errors import raise_for_failures
+    raise_for_failures({}, 3)
+    raise_for_failures({1: DecodeError("x")}, 3, strict=False)
+    errs = {2: DecodeError("two"), 1: DecodeError("one")}
+    with pytest.raises(BatchLoadError) as e:
+        raise_for_failures(errs, 3)
+    assert e.value.__cause__ is errs[1]
+    cfg = ConfigError("options not consumed")
+    for strict in (True, False):
+        with pytest.raises(ConfigError) as e:
+            raise_for_failures({0: DecodeError("x"), 1: cfg}, 3, strict=strict)
+        assert e.value is cfg
+
+
+def test_batch_layout_errors_are_spdl_and_value_errors():
+    for cls in (spdl.io.BatchShapeError, spdl.io.UnbatchableFormatError):
+        assert issubclass(cls, SpdlIOError) and issubclass(cls, ValueError)
+
+
+def test_cuda_errors_live_with_the_others():
+    from spdl.io import _errors
+    assert issubclass(_errors.CUDAError, SpdlIOError) and issubclass(_errors.CUDAError, RuntimeError)
+    e = _errors.CUDAUnavailableError("no CUDA device", library="libcudart.so.13", tried=["a"])
+    assert e.stage == "cuda" and e.tried == ("a",) and e.missing == () and e.op is None
+
+
+def test_check_bool():
+    from spdl.io._errors import check_bool
+    assert check_bool("strict", True) is True
+    assert check_bool("strict", np.bool_(False)) is False
+    for bad in (1, 0, "yes", None, np.int64(1)):
+        with pytest.raises(TypeError, match="strict must be a bool"):
+            check_bool("strict", bad)

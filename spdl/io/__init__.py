@@ -19,12 +19,14 @@ from spdl.io._error import set_ffmpeg_log_level
 from spdl.io._errors import (
     AllocationError,
     BatchLoadError,
+    BatchShapeError,
     ConfigError,
     DecodeError,
     FilterError,
     ImageTooLargeError,
     SourceError,
     SpdlIOError,
+    UnbatchableFormatError,
     UnsupportedFormatError,
 )
 from spdl.io._filter_desc import get_video_filter_desc
@@ -46,6 +48,7 @@ from spdl.io._nvjpeg import async_load_image_batch_nvjpeg, load_image_batch_nvjp
 __all__ = [
     "AllocationError",
     "BatchLoadError",
+    "BatchShapeError",
     "CPUBuffer",
     "CUDABuffer",
     "CUDAConfig",
@@ -62,6 +65,7 @@ __all__ = [
     "ImageTooLargeError",
     "SourceError",
     "SpdlIOError",
+    "UnbatchableFormatError",
     "UnsupportedFormatError",
     "async_convert_frames",
     "async_decode_packets",
