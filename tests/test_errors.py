@@ -491,3 +491,86 @@ def test_check_bool():
     for bad in (1, 0, "yes", None, np.int64(1)):
         with pytest.raises(TypeError, match="strict must be a bool"):
             check_bool("strict", bad)
+
+
+# ---------------------------------------------------------------------------
+# Sources and integers: subclasses count as what they subclass
+# ---------------------------------------------------------------------------
+
+
+class _StrSub(str):
+    pass
+
+
+class _BytesSub(bytes):
+    pass
+
+
+class _FsPath:
+    def __init__(self, p):
+        self.p = p
+
+    def __fspath__(self):
+        return self.p
+
+
+def _source_kinds(path):
+    data = pathlib.Path(path).read_bytes()
+    return {
+        "str": str(path), "numpy.str_": np.str_(str(path)), "str subclass": _StrSub(str(path)),
+        "Path": pathlib.Path(path), "PathLike": _FsPath(str(path)),
+        "PathLike of bytes": _FsPath(str(path).encode()), "bytes": data,
+        "bytes subclass": _BytesSub(data), "bytearray": bytearray(data),
+        "memoryview": memoryview(data), "numpy uint8": np.frombuffer(data, np.uint8),
+    }
+
+
+def test_every_source_kind_demuxes(images):
+    want = spdl.io.demux_image(str(images["jpeg_420"])).nbytes
+    for kind, src in _source_kinds(images["jpeg_420"]).items():
+        p = spdl.io.demux_image(src)
+        assert p.nbytes == want, kind
+        assert type(p.source) is str, kind
+
+
+def test_every_source_kind_loads(images, load):
+    kinds = _source_kinds(images["jpeg_420"])
+    want = np_batch(load([str(images["jpeg_420"])], width=16, height=16))
+    out = np_batch(load(list(kinds.values()), width=16, height=16))
+    assert out.shape[0] == len(kinds)
+    for row, kind in enumerate(kinds):
+        assert (out[row] == want[0]).all(), kind
+
+
+def test_make_sources_names_the_bad_index(images):
+    from spdl.io._source import make_sources
+    good = str(images["jpeg_420"])
+    assert len(make_sources([good, b"x", np.str_(good)])) == 3
+    with pytest.raises(TypeError, match=r"srcs\[3\] is a float; expected a path"):
+        make_sources([good, good, good, 1.5])
+    with pytest.raises(TypeError, match=r"srcs\[7\] is a NoneType"):
+        make_sources([None], indices=[7])
+    for single in (good, b"abc", pathlib.Path(good)):
+        with pytest.raises(TypeError, match="srcs must be a list of sources"):
+            make_sources(single)
+    with pytest.raises(TypeError, match="srcs must be a list"):
+        make_sources(3)
+
+
+def test_numpy_integers_are_ints():
+    c = spdl.io.DecodeConfig(max_pixels=np.int64(1000))
+    assert c.max_pixels == 1000 and type(c.max_pixels) is int
+    d = spdl.io.DemuxConfig(buffer_size=np.uint32(4096), max_file_size=np.int32(10_000))
+    assert (d.buffer_size, d.max_file_size) == (4096, 10_000) and type(d.buffer_size) is int
+
+    class IntSub(int):
+        pass
+
+    assert spdl.io.DecodeConfig(max_pixels=IntSub(7)).max_pixels == 7
+    g = spdl.io.CUDAConfig(np.int16(1), stream=np.uint64(0))
+    assert (g.device_index, g.stream) == (1, 0) and type(g.device_index) is int
+    for bad in (True, np.bool_(True), 1.0, "5", np.float32(5)):
+        with pytest.raises(ValueError, match="max_pixels must be a positive int"):
+            spdl.io.DecodeConfig(max_pixels=bad)
+    with pytest.raises(ValueError, match="device_index must be a non-negative int"):
+        spdl.io.CUDAConfig(np.int64(-1))

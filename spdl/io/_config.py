@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Mapping
 
 __all__ = ["DemuxConfig", "DecodeConfig", "CUDAConfig"]
@@ -26,9 +27,31 @@ def _check_options(name: str, options: Mapping[str, object] | None) -> dict[str,
     return out
 
 
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+def _as_int(value: object) -> int | None:
+    """value as a builtin int if it is an integer (int subclasses, numpy.integer), else None.
+
+    bool is not an integer here, nor is anything that merely converts (float, str).
+    """
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _positive(name: str, value: object) -> int:
+    v = _as_int(value)
+    if v is None or v <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return v
+
+
+def _non_negative(name: str, value: object, what: str = "int") -> int:
+    v = _as_int(value)
+    if v is None or v < 0:
+        raise ValueError(f"{name} must be a non-negative {what}, got {value!r}")
+    return v
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +77,8 @@ class DemuxConfig:
         if self.format is not None and not isinstance(self.format, str):
             raise TypeError(f"format must be a str or None, not {type(self.format).__name__}")
         object.__setattr__(self, "format_options", _check_options("format_options", self.format_options))
-        _check_positive("buffer_size", self.buffer_size)
-        _check_positive("max_file_size", self.max_file_size)
+        object.__setattr__(self, "buffer_size", _positive("buffer_size", self.buffer_size))
+        object.__setattr__(self, "max_file_size", _positive("max_file_size", self.max_file_size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +103,7 @@ class DecodeConfig:
         if self.decoder is not None and not isinstance(self.decoder, str):
             raise TypeError(f"decoder must be a str or None, not {type(self.decoder).__name__}")
         object.__setattr__(self, "decoder_options", _check_options("decoder_options", self.decoder_options))
-        _check_positive("max_pixels", self.max_pixels)
+        object.__setattr__(self, "max_pixels", _positive("max_pixels", self.max_pixels))
 
 
 Allocator = tuple[Callable[[int, int, int], int], Callable[[int], None]]
@@ -103,10 +126,8 @@ class CUDAConfig:
     allocator: Allocator | None = None
 
     def __post_init__(self):
-        if isinstance(self.device_index, bool) or not isinstance(self.device_index, int) or self.device_index < 0:
-            raise ValueError(f"device_index must be a non-negative int, got {self.device_index!r}")
-        if isinstance(self.stream, bool) or not isinstance(self.stream, int) or self.stream < 0:
-            raise ValueError(f"stream must be a non-negative int (a cudaStream_t), got {self.stream!r}")
+        object.__setattr__(self, "device_index", _non_negative("device_index", self.device_index))
+        object.__setattr__(self, "stream", _non_negative("stream", self.stream, "int (a cudaStream_t)"))
         if self.stream == 2:
             # cudaStreamPerThread names a different stream in every thread: the work would
             # run on an executor thread's stream, unordered with the consumer's.

@@ -42,17 +42,25 @@ cdef class Source:
             self.has_view = False
 
 
+#: What a source may be, for the messages that reject one.
+SOURCE_TYPES = "a path (str, os.PathLike) or a bytes-like object (bytes, bytearray, memoryview)"
+
+
 cdef Source make_source(object src, str bytes_name):
-    """Wrap a path (str, os.PathLike) or a bytes-like object for nogil reading."""
+    """Wrap a path (str, os.PathLike) or a bytes-like object for nogil reading.
+
+    Subclasses count as what they subclass: numpy.str_ is a path, a bytes
+    subclass or a numpy uint8 array is data. Raises TypeError for anything else.
+    """
     cdef Source s = Source.__new__(Source)
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
         if isinstance(path, bytes):
-            s.path_bytes = path
+            s.path_bytes = bytes(path)
             s.name = os.fsdecode(path)
         else:
             s.path_bytes = os.fsencode(path)
-            s.name = path
+            s.name = str(path)  # the builtin, also for numpy.str_ and other subclasses
         if b"\0" in s.path_bytes:  # no file can have this name: an error for this input only
             s.invalid = "the path contains a NUL byte"
             s.path_bytes = b""
@@ -63,14 +71,39 @@ cdef Source make_source(object src, str bytes_name):
     try:  # bytes, bytearray, memoryview, a contiguous numpy array ...
         PyObject_GetBuffer(src, &s.view, PyBUF_SIMPLE)
     except (TypeError, BufferError):
-        raise TypeError(f"a source must be a path (str, os.PathLike) or a contiguous "
-                        f"bytes-like object, not {type(src).__name__}") from None
+        raise TypeError(f"a source must be {SOURCE_TYPES}, not {type(src).__name__}") from None
     s.has_view = True
     s.ref.path = NULL
     s.ref.data = <const uint8_t *>s.view.buf
     s.ref.size = s.view.len
     s.name = bytes_name
     return s
+
+
+def make_sources(srcs, indices=None):
+    """The Source of each item of srcs, for a batch; bytes items are named "bytes #i".
+
+    indices, if given, are the items' indices in the caller's list (the names
+    and the messages use them). Raises TypeError naming the index of the first
+    item that is not a source, and for a srcs that is one source rather than a
+    list of them.
+    """
+    if isinstance(srcs, (str, bytes, bytearray, memoryview, os.PathLike)):
+        raise TypeError(f"srcs must be a list of sources, not a single {type(srcs).__name__}; "
+                        "wrap it in a list")
+    try:
+        items = list(srcs)
+    except TypeError:
+        raise TypeError(f"srcs must be a list of sources, not {type(srcs).__name__}") from None
+    if indices is None:
+        indices = range(len(items))
+    out = []
+    for i, src in zip(indices, items):
+        try:
+            out.append(make_source(src, f"bytes #{i}"))
+        except TypeError:
+            raise TypeError(f"srcs[{i}] is a {type(src).__name__}; expected {SOURCE_TYPES}") from None
+    return out
 
 
 cdef int _read_file(const char *path, int64_t max_file_size, AVPacket *pkt,
