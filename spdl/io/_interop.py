@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import torch  # type: ignore[import-not-found, unused-ignore]  # optional (the torch extra)
+
+    from spdl.io._buffer import CPUBuffer
+    from spdl.io._cuda import CUDABuffer
+
 __all__ = ["to_numpy", "to_torch"]
 
 
-def to_numpy(buffer):
+def to_numpy(buffer: CPUBuffer) -> npt.NDArray[np.uint8 | np.uint16]:
     """A numpy array viewing a CPUBuffer's memory, without a copy.
 
     The array keeps the buffer alive. A CUDABuffer is refused: copy it to the
@@ -18,13 +28,13 @@ def to_numpy(buffer):
     return np.asarray(buffer)
 
 
-def to_torch(buffer):
+def to_torch(buffer: CPUBuffer | CUDABuffer) -> torch.Tensor:
     """A torch.Tensor viewing a CPUBuffer's or CUDABuffer's memory, without a copy.
 
     Raises ImportError if PyTorch is not installed.
     """
     try:
-        import torch
+        import torch  # type: ignore[import-not-found, unused-ignore]
     except ImportError as e:
         raise ImportError("to_torch needs PyTorch: pip install torch") from e
     return torch.from_dlpack(buffer)

@@ -1,0 +1,61 @@
+# The typed face of _buffer.pyx (host memory batches).
+
+from typing import Literal, TypedDict
+
+from typing_extensions import CapsuleType, NotRequired
+
+from spdl.io._errors import SpdlIOError
+
+class ArrayInterface(TypedDict):
+    """``__array_interface__``, version 3 (numpy's array interface protocol)."""
+
+    version: Literal[3]
+    shape: tuple[int, ...]
+    typestr: str
+    data: tuple[int, bool]
+    strides: None
+    descr: NotRequired[list[tuple[str, str]]]
+
+class HostAllocator:
+    """Where a CPUBuffer's memory comes from; built by C code only."""
+
+    @property
+    def pinned(self) -> bool: ...
+    @property
+    def name(self) -> str: ...
+
+class CPUBuffer:
+    """A batch of images in host memory; made by the loaders and convert_frames only."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> Literal["uint8", "uint16"]: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def data_ptr(self) -> int: ...
+    @property
+    def pix_fmt(self) -> str: ...
+    @property
+    def pinned(self) -> bool: ...
+    @property
+    def indices(self) -> tuple[int, ...]: ...
+    @property
+    def errors(self) -> dict[int, SpdlIOError]: ...
+    @property
+    def __array_interface__(self) -> ArrayInterface: ...
+    def __dlpack_device__(self) -> tuple[int, int]: ...
+    def __dlpack__(
+        self,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> CapsuleType: ...
+
+def _pool_info() -> tuple[int, int]: ...
+def _pool_hold(seconds: float) -> None: ...
+def _pool_trim() -> int: ...
