@@ -78,7 +78,8 @@ check_root() {
     mkdir -p "$ROOT/check/run"
     cp "$wheel" "$ROOT/check/"
     cp packaging/wheel_smoke.py "$ROOT/check/"
-    tar -C "$REPO" --exclude=__pycache__ -cf - tests | tar -C "$ROOT/check" -xf -
+    # the tests, and the typed example tests/test_typing.py checks against the installed wheel
+    tar -C "$REPO" --exclude=__pycache__ -cf - tests examples/typed_example.py | tar -C "$ROOT/check" -xf -
     write_pytest_config "$ROOT/check"
 
     # The [test] extra if the wheel declares one, else the suite's imports by name.
