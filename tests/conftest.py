@@ -229,9 +229,8 @@ class _SyncStages:
     def convert(self, frames):
         return spdl.io.convert_frames(frames)
 
-    def load_one(self, src, *, demux_config=None, decode_config=None, filter_desc=None):
-        return self.decode(self.demux(src, demux_config=demux_config),
-                           decode_config=decode_config, filter_desc=filter_desc)
+    def load_one(self, src, *, demux_config=None, **decode_options):
+        return self.decode(self.demux(src, demux_config=demux_config), **decode_options)
 
 
 class _AsyncStages(_SyncStages):

@@ -20,22 +20,20 @@ MIXED = ["jpeg_420", "jpeg_640x480", "png_rgba", "png_palette", "png_gray", "png
 
 DESCS = {
     "pad": dict(width=96, height=80),
-    "crop": dict(width=96, height=80, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=96, scale_height=80, scale_mode="crop")),
-    "stretch": dict(width=96, height=80, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=96, scale_height=80, scale_mode=None)),
+    "crop": dict(width=96, height=80, scale_mode="crop"),
+    "stretch": dict(width=96, height=80, scale_mode="stretch"),
     "yuv444p": dict(width=96, height=80, pix_fmt="yuv444p"),
     "gray16": dict(width=96, height=80, pix_fmt="gray16"),
-    "custom_graph": dict(width=None, height=None,
+    "custom_graph": dict(width=None, height=None, pix_fmt=None,
                          filter_desc="scale=w=64:h=48,hflip,format=pix_fmts=bgr24"),
+    "graph_then_plan": dict(width=40, height=40, pix_fmt="rgbp", filter_desc="vflip"),
+    "rgbp": dict(width=96, height=80, pix_fmt="rgbp"),
 }
 
 
-def _stage_desc(kw):
-    if "filter_desc" in kw:
-        return kw["filter_desc"]
-    return spdl.io.get_video_filter_desc(scale_width=kw["width"], scale_height=kw["height"],
-                                         pix_fmt=kw.get("pix_fmt", "rgb24"))
+def _stage_options(kw):
+    """The loader's keyword arguments as decode_packets takes them (its pix_fmt default is None)."""
+    return {"pix_fmt": "rgb24", **kw}
 
 
 @pytest.mark.parametrize("kind", sorted(DESCS))
@@ -45,8 +43,8 @@ def test_batch_equals_per_image_stages(images, load, stages, kind):
     srcs = [str(images[n]) for n in MIXED]
     batch = np_batch(load(srcs, **kw))
     assert batch.shape[0] == len(srcs)
-    desc = _stage_desc(kw)
-    frames = [stages.load_one(s, filter_desc=desc) for s in srcs]
+    opts = _stage_options(kw)
+    frames = [stages.load_one(s, **opts) for s in srcs]
     for i, f in enumerate(frames):
         one = np_batch(stages.convert([f]))
         np.testing.assert_array_equal(batch[i], one[0], err_msg=f"row {i} ({MIXED[i]}), {kind}")
@@ -97,8 +95,7 @@ def _numbered_images(n):
 def test_row_order_many_images(load):
     """Rows follow input order whatever worker loads them (sizes differ, so the work too)."""
     n = 120
-    out = np_batch(load(_numbered_images(n), width=8, height=8, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=8, scale_height=8, scale_mode=None)))
+    out = np_batch(load(_numbered_images(n), width=8, height=8, scale_mode="stretch"))
     assert out.shape == (n, 8, 8, 3)
     expected = np.array([(i, 255 - i, (7 * i) % 256) for i in range(n)], np.uint8)
     np.testing.assert_array_equal(out[:, 4, 4, :], expected)
@@ -249,8 +246,7 @@ def test_pad_content_equals_plain_scale(tmp_path, load, fmt, iw, ih, W, H):
     sw, sh = ffmpeg_fit(iw, ih, W, H, "pad")
     x0, y0 = (W - sw) // 2, (H - sh) // 2
     padded = np_batch(load([str(path)], width=W, height=H))[0]
-    plain = np_batch(load([str(path)], width=sw, height=sh, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=sw, scale_height=sh, scale_mode=None)))[0]
+    plain = np_batch(load([str(path)], width=sw, height=sh, scale_mode="stretch"))[0]
     np.testing.assert_array_equal(padded[y0:y0 + sh, x0:x0 + sw], plain)
 
 
@@ -261,8 +257,7 @@ def test_crop_geometry(tmp_path, load, as_src, fmt, iw, ih, W, H):
     """crop fills the box (no black) and keeps the centre: R ramps along x, so each output
     column's R tells which source column it came from."""
     path, _ = bright_png(tmp_path, iw, ih, fmt)
-    out = np_batch(load([as_src(path)], width=W, height=H, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=W, scale_height=H, scale_mode="crop")))[0]
+    out = np_batch(load([as_src(path)], width=W, height=H, scale_mode="crop"))[0]
     assert out.shape == (H, W, 3)
     assert out[..., 1].min() > 60  # no padding anywhere
     sw, sh = ffmpeg_fit(iw, ih, W, H, "crop")
@@ -288,10 +283,8 @@ def test_crop_equals_centre_of_full_scale(tmp_path, load, iw, ih, W, H):
                     if iw * ih < 100 else bright_png(tmp_path, iw, ih)[1]).save(path)
     sw, sh = ffmpeg_fit(iw, ih, W, H, "crop")
     ox, oy = ffmpeg_crop_offset(sw, W), ffmpeg_crop_offset(sh, H)
-    full = np_batch(load([str(path)], width=sw, height=sh, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=sw, scale_height=sh, scale_mode=None)))[0]
-    crop = np_batch(load([str(path)], width=W, height=H, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=W, scale_height=H, scale_mode="crop")))[0]
+    full = np_batch(load([str(path)], width=sw, height=sh, scale_mode="stretch"))[0]
+    crop = np_batch(load([str(path)], width=W, height=H, scale_mode="crop"))[0]
     mean, p999, mx = diff_stats(crop, full[oy:oy + H, ox:ox + W])
     assert mx <= 2, f"crop != centre of the full scale: mean={mean:.2f} p99.9={p999} max={mx}"
 
@@ -314,10 +307,8 @@ def test_crop_offset_rounding(load, iw, ih, expected):
     W = H = 100
     sw, sh = ffmpeg_fit(iw, ih, W, H, "crop")
     assert (ffmpeg_crop_offset(sw, W), ffmpeg_crop_offset(sh, H)) == expected
-    full = np_batch(load([bio.getvalue()], width=sw, height=sh, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=sw, scale_height=sh, scale_mode=None)))[0].astype(int)
-    out = np_batch(load([bio.getvalue()], width=W, height=H, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=W, scale_height=H, scale_mode="crop")))[0].astype(int)
+    full = np_batch(load([bio.getvalue()], width=sw, height=sh, scale_mode="stretch"))[0].astype(int)
+    out = np_batch(load([bio.getvalue()], width=W, height=H, scale_mode="crop"))[0].astype(int)
     found = min((np.abs(full[oy:oy + H, ox:ox + W] - out).mean(), ox, oy)
                 for ox in range(sw - W + 1) for oy in range(sh - H + 1))
     assert found[1:] == expected and found[0] < 0.5, f"crop window at {found[1:]}, FFmpeg puts it at {expected}"
@@ -329,8 +320,8 @@ def test_crop_small_image_reproducer():
     a = np.repeat(np.array([0, 64, 128, 192, 255], np.uint8)[:, None], 3, axis=1)
     bio = io.BytesIO()
     Image.fromarray(a).save(bio, "PNG")
-    desc = spdl.io.get_video_filter_desc(scale_width=97, scale_height=61, scale_mode="crop", pix_fmt="gray")
-    col = np_batch(spdl.io.load_image_batch([bio.getvalue()], width=97, height=61, filter_desc=desc))[0, :, 48, 0]
+    col = np_batch(spdl.io.load_image_batch([bio.getvalue()], width=97, height=61, scale_mode="crop",
+                                            pix_fmt="gray"))[0, :, 48, 0]
     assert int(col[-1]) - int(col[0]) > 60, f"expected a vertical ramp, got {col.tolist()}"
 
 
@@ -340,8 +331,7 @@ def test_stretch_geometry(tmp_path, load, fmt, iw, ih, W, H):
     if fmt == "jpeg" and iw < 8:
         pytest.skip("a 3-pixel ramp does not survive 4:2:0 JPEG; the PNG case covers the geometry")
     path, _ = bright_png(tmp_path, iw, ih, fmt)
-    out = np_batch(load([str(path)], width=W, height=H, filter_desc=spdl.io.get_video_filter_desc(
-        scale_width=W, scale_height=H, scale_mode=None)))[0]
+    out = np_batch(load([str(path)], width=W, height=H, scale_mode="stretch"))[0]
     assert out.shape == (H, W, 3)
     assert out[..., 1].min() > 60
     # R ramps over the full output width: first column ~0, last ~255
@@ -386,23 +376,17 @@ GEOM_SIZES = [(224, 224), (97, 61)]
 JPEG_PATHS_TOL = dict(mean=1.5, p999=80)
 
 
-def _graph_variant(desc):
-    """The same description forced through libavfilter (a no-op filter before the format)."""
-    parts = desc.split(",")
-    assert parts[-1].startswith("format=")
-    return ",".join(parts[:-1] + ["null", parts[-1]])
-
-
 @pytest.mark.parametrize("name", GEOM_SOURCES)
 @pytest.mark.parametrize("mode", ["pad", "crop", None])
 @pytest.mark.parametrize("W,H", GEOM_SIZES)
 def test_native_vs_libavfilter_same_description(images, name, mode, W, H):
-    """The very description get_video_filter_desc made, run through libavfilter (",null"
-    only forces the graph), gives nearly the same pixels: mean < 1.5, p99.9 < 16."""
+    """The loader's own resize and the description get_video_filter_desc makes for it, run
+    through libavfilter, give nearly the same pixels: mean < 1.5, p99.9 < 16."""
     desc = spdl.io.get_video_filter_desc(scale_width=W, scale_height=H, scale_mode=mode)
-    native = np_batch(spdl.io.load_image_batch([str(images[name])], width=W, height=H, filter_desc=desc))
-    graph = np_batch(spdl.io.load_image_batch([str(images[name])], width=W, height=H,
-                                              filter_desc=_graph_variant(desc)))
+    native = np_batch(spdl.io.load_image_batch([str(images[name])], width=W, height=H,
+                                               scale_mode=mode))
+    graph = np_batch(spdl.io.load_image_batch([str(images[name])], width=None, height=None,
+                                              pix_fmt=None, filter_desc=desc))
     mean, p999, mx = diff_stats(native, graph)
     tol = JPEG_PATHS_TOL if name.startswith("jpeg") else dict(mean=1.5, p999=16)
     assert mean < tol["mean"] and p999 < tol["p999"], (
@@ -416,9 +400,9 @@ def test_native_vs_libavfilter_pix_fmts_pad(images, pix_fmt):
     pad filter fills gray/gray16 with limited-range 16/4112, the native path with 0)."""
     src = str(images["png_400x200"])
     desc = spdl.io.get_video_filter_desc(scale_width=224, scale_height=224, pix_fmt=pix_fmt)
-    native = np_batch(spdl.io.load_image_batch([src], width=224, height=224, filter_desc=desc))[0]
-    graph = np_batch(spdl.io.load_image_batch([src], width=224, height=224,
-                                              filter_desc=_graph_variant(desc)))[0]
+    native = np_batch(spdl.io.load_image_batch([src], width=224, height=224, pix_fmt=pix_fmt))[0]
+    graph = np_batch(spdl.io.load_image_batch([src], width=None, height=None, pix_fmt=None,
+                                              filter_desc=desc))[0]
     assert native.shape == graph.shape and native.dtype == graph.dtype
     if pix_fmt == "yuv444p":
         native, graph = native[:, 56:168], graph[:, 56:168]

@@ -139,7 +139,8 @@ def test_non_strict_returns_good_rows_in_order(images, load, as_src):
 def test_non_strict_custom_graph(images, load):
     """Non-strict with a libavfilter description (frames kept, assembled at the end)."""
     srcs = [b"junk", str(images["jpeg_420"]), str(images["missing"]), str(images["png_rgb_301x199"])]
-    buf = load(srcs, width=None, height=None, filter_desc="scale=w=20:h=10,format=pix_fmts=gray", strict=False)
+    buf = load(srcs, width=None, height=None, pix_fmt=None,
+               filter_desc="scale=w=20:h=10,format=pix_fmts=gray", strict=False)
     assert buf.indices == (1, 3)
     assert sorted(buf.errors) == [0, 2]
     assert buf.shape == (2, 10, 20, 1)

@@ -99,8 +99,7 @@ def _one_round(inp, i):
         except spdl.io.BatchLoadError:
             pass
         spdl.io.load_image_batch([inp["webp"]], width=50, height=30,
-                                 filter_desc=spdl.io.get_video_filter_desc(
-                                     scale_width=50, scale_height=30, scale_mode="crop", pix_fmt="gray16"))
+                                 scale_mode="crop", pix_fmt="gray16")
 
 
 def test_rss_stable_over_2000_loads(inputs):

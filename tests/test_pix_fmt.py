@@ -25,7 +25,7 @@ def chart_png():
 
 def native(load, src, pix_fmt):
     """Load at native size, converting only the pixel format."""
-    return load([src], width=None, height=None, filter_desc=spdl.io.get_video_filter_desc(pix_fmt=pix_fmt))
+    return load([src], width=None, height=None, pix_fmt=pix_fmt)
 
 
 SHAPES = {  # pix_fmt -> (layout, channels, dtype, FFmpeg name)

@@ -3,10 +3,10 @@
 Lossless formats must be bit-exact at native size. Lossy formats are compared
 with stated, measured tolerances (see the table below).
 
-"Native size, format conversion only" is ``filter_desc=get_video_filter_desc(
-pix_fmt="rgb24")`` (== ``"format=pix_fmts=rgb24"``), which spdl runs on its own
-swscale path; each test also runs the same conversion through libavfilter
-(``"null,format=pix_fmts=rgb24"``) where it applies.
+"Native size, format conversion only" is ``width=None, height=None,
+pix_fmt="rgb24"``, which spdl runs on its own path; each test also runs the same
+conversion through libavfilter (``filter_desc="null,format=pix_fmts=rgb24"``)
+where it applies.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def test_format_only_description():
     assert RGB_ONLY == "format=pix_fmts=rgb24"
 
 
-def load_native(load, src, desc=RGB_ONLY):
-    buf = load([src], width=None, height=None, filter_desc=desc)
+def load_native(load, src, desc=None, pix_fmt="rgb24"):
+    buf = load([src], width=None, height=None, pix_fmt=pix_fmt, filter_desc=desc)
     assert buf.shape[0] == 1
     return np_batch(buf)[0]
 
@@ -43,7 +43,7 @@ LOSSLESS = [
 
 
 @pytest.mark.parametrize("name", sorted(set(LOSSLESS)))
-@pytest.mark.parametrize("desc", [RGB_ONLY, RGB_ONLY_GRAPH], ids=["native", "libavfilter"])
+@pytest.mark.parametrize("desc", [None, RGB_ONLY_GRAPH], ids=["native", "libavfilter"])
 def test_lossless_bit_exact(images, load, as_src, name, desc):
     ref = pil_rgb(images[name])  # RGBA -> RGB drops alpha, P and L expand: as FFmpeg does
     out = load_native(load, as_src(images[name]), desc)
@@ -73,7 +73,7 @@ def test_gif_first_frame(images, load, as_src):
 
 
 def test_rgba_png_alpha_kept_with_rgba(images, load, as_src):
-    out = load_native(load, as_src(images["png_rgba"]), spdl.io.get_video_filter_desc(pix_fmt="rgba"))
+    out = load_native(load, as_src(images["png_rgba"]), pix_fmt="rgba")
     np.testing.assert_array_equal(out, images.arrays["png_rgba"])
 
 
@@ -178,7 +178,7 @@ def check_tolerance(out, ref, tol, what=""):
     ("jpeg_progressive", TOL_EDGES_SUB),
     ("webp_lossy", TOL_EDGES_SUB | dict(mean=2.0)),
 ] + [(f"jpeg444_{w}x{h}", TOL_444) for w, h in SIZES])
-@pytest.mark.parametrize("desc", [RGB_ONLY, RGB_ONLY_GRAPH], ids=["native", "libavfilter"])
+@pytest.mark.parametrize("desc", [None, RGB_ONLY_GRAPH], ids=["native", "libavfilter"])
 def test_lossy_vs_pillow(images, load, as_src, name, tol, desc):
     ref = pil_rgb(images[name])
     out = load_native(load, as_src(images[name]), desc)
@@ -216,7 +216,7 @@ def test_jpeg_tiny(tmp_path, w, h, subsampling):
     a = synth_rgb(w, h, seed=w * 10 + h)
     path = tmp_path / "t.jpg"
     Image.fromarray(a).save(path, quality=90, subsampling=subsampling)
-    out = np_batch(spdl.io.load_image_batch([str(path)], width=None, height=None, filter_desc=RGB_ONLY))[0]
+    out = np_batch(spdl.io.load_image_batch([str(path)], width=None, height=None, pix_fmt="rgb24"))[0]
     ref = pil_rgb(path)
     if subsampling == 0:
         check_tolerance(out, ref, TOL_444, f"{w}x{h} 4:4:4")
@@ -310,13 +310,11 @@ def test_solid_colour_stays_solid(tmp_path, kind, w, h, target):
     no colour shifts in the last row/column of odd-sized images."""
     path, colour, tol = _solid_source(tmp_path, kind, w, h)
     kw = {
-        "native": dict(width=None, height=None, filter_desc=RGB_ONLY),
+        "native": dict(width=None, height=None, pix_fmt="rgb24"),
         "pad8": dict(width=8, height=8),
         "pad224": dict(width=224, height=224),
-        "stretch97x61": dict(width=97, height=61, filter_desc=spdl.io.get_video_filter_desc(
-            scale_width=97, scale_height=61, scale_mode=None)),
-        "crop64": dict(width=64, height=64, filter_desc=spdl.io.get_video_filter_desc(
-            scale_width=64, scale_height=64, scale_mode="crop")),
+        "stretch97x61": dict(width=97, height=61, scale_mode="stretch"),
+        "crop64": dict(width=64, height=64, scale_mode="crop"),
         "width50": dict(width=50, height=None),
     }[target]
     if target != "native":

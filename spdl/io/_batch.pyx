@@ -1,11 +1,12 @@
 # cython: language_level=3
 """The batch loader: every image demuxed, decoded and scaled by a pool of workers.
 
-A BatchJob holds the sources and, when the output size and format are known
-up front (the default filter), the batch itself: each worker takes the next
-image index from an atomic counter and, in one nogil block, reads, decodes and
-scales it straight into its row. Any other filter description keeps one frame
-per image, and the batch is assembled when all are done.
+A BatchJob holds the sources, the compiled LoadPlan and, when the plan fixes
+the output size and format, the batch itself: each worker takes the next image
+index from an atomic counter and, in one nogil block, reads, decodes, filters
+(the plan's filter_desc, if any) and scales it straight into its row. A plan
+that leaves the size or format to the images keeps one frame per image, and
+the batch is assembled when all are done.
 """
 
 import os
@@ -15,9 +16,11 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memmove
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
-from spdl.io._convert cimport Layout, batch_shape, copy_frame, frame_layout, slot_planes
+from spdl.io._convert cimport (
+    Layout, batch_pix_fmt_name, batch_shape, copy_frame, frame_layout, slot_planes,
+)
 from spdl.io._decode cimport (
-    DecodeOptions, Decoder, decode_image, decode_scaled, decode_options, decoder_free, decoder_init,
+    DecodeOptions, Decoder, decode_options, decode_planned, decoder_free, decoder_init,
 )
 from spdl.io._demux cimport (
     DemuxOptions, Demuxed, demux_clear, demux_init, demux_options, demux_reset, demux_source,
@@ -26,15 +29,10 @@ from spdl.io._error cimport (
     ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, ErrorInfo, fail, log_clear, make_error,
 )
 from spdl.io._errors import BatchLoadError, ConfigError
-from spdl.io._filter_desc import check_filter_desc, parse_simple_filter
-from spdl.io._scale cimport (
-    Geometry, ScaleSpec, Scaler, SimpleFilterSpec, compute_geometry, filter_graph_frame, scale_frame,
-    scale_to_frame, scaler_free, scaler_init, simple_filter_spec,
-)
+from spdl.io._scale cimport CompiledPlan, ScaleSpec, Scaler, compile_plan_spec, scaler_free, scaler_init
 from spdl.io._source cimport Source, SourceRef, make_source
 from spdl.io.includes.libavutil cimport (
-    AV_PIX_FMT_NONE, AVFrame, AVPixelFormat, av_frame_alloc, av_frame_free, av_frame_move_ref,
-    av_frame_unref, av_get_pix_fmt_name,
+    AV_PIX_FMT_NONE, AVFrame, AVPixelFormat, av_frame_alloc, av_frame_free, av_frame_unref,
 )
 
 cdef extern from *:
@@ -84,8 +82,7 @@ cdef class BatchJob:
     cdef list sources
     cdef DemuxOptions demux
     cdef DecodeOptions decode
-    cdef SimpleFilterSpec spec
-    cdef bytes graph_desc
+    cdef CompiledPlan plan
     cdef bint direct            # rows are written straight into buf
     cdef CPUBuffer buf
     cdef Layout lay
@@ -105,14 +102,15 @@ cdef class BatchJob:
             free(self.items)
         free(self.order)
 
-    def __init__(self, srcs, demux_config, decode_config, filter_desc, HostAllocator allocator=None):
+    def __init__(self, srcs, plan, HostAllocator allocator=None):
         cdef Source s
         cdef Py_ssize_t i
         if isinstance(srcs, (str, bytes, bytearray, memoryview)) or not hasattr(srcs, "__len__"):
             raise TypeError("srcs must be a list of paths or bytes-like objects")
         self.allocator = allocator
-        self.demux = demux_options(demux_config)
-        self.decode = decode_options(decode_config)
+        self.plan = compile_plan_spec(plan)
+        self.demux = demux_options(plan.demux_config)
+        self.decode = decode_options(plan.decode_config)
         self.sources = [make_source(src, f"bytes #{i}") for i, src in enumerate(srcs)]
         self.n = len(self.sources)
         self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
@@ -133,35 +131,18 @@ cdef class BatchJob:
                 fail(&self.items[i].err, ERR_SOURCE, "demux", "open", 0, s.invalid.encode())
                 self.items[i].status = FAILED
         self.direct = False
-        self.spec = None
-        self.graph_desc = None
-        simple = parse_simple_filter(filter_desc)
-        if simple is not None:
-            self.spec = simple_filter_spec(simple)
-            self._plan_direct()
-        elif isinstance(filter_desc, str):
-            check_filter_desc(filter_desc)
-            self.graph_desc = filter_desc.encode()
-        else:
-            raise TypeError(f"filter_desc must be a str or None, not {type(filter_desc).__name__}")
+        self._allocate_direct()
 
-    cdef _plan_direct(self):
-        """Allocate the batch up front when every image will have one size and format."""
-        cdef int w = -1, h = -1
-        sp = &self.spec.spec
-        if sp.out_fmt == AV_PIX_FMT_NONE or frame_layout(sp.out_fmt, &self.lay) < 0:
+    cdef _allocate_direct(self):
+        """Allocate the batch up front when the plan gives every image one size and format."""
+        sp = &self.plan.spec
+        if (sp.out_fmt == AV_PIX_FMT_NONE or sp.scale_w < 0 or sp.scale_h < 0
+                or frame_layout(sp.out_fmt, &self.lay) < 0):
             return
-        if sp.scale_w > 0 and sp.scale_h > 0:
-            w, h = sp.scale_w, sp.scale_h
-        if sp.crop_w > 0:
-            w = sp.crop_w
-        if sp.crop_h > 0:
-            h = sp.crop_h
-        if w < 0 or h < 0:
-            return
-        self.out_w, self.out_h, self.out_fmt = w, h, sp.out_fmt
-        self.buf = CPUBuffer.allocate(batch_shape(self.n, &self.lay, w, h), self.lay.itemsize,
-                                      av_get_pix_fmt_name(sp.out_fmt).decode(), self.allocator)
+        self.out_w, self.out_h, self.out_fmt = sp.scale_w, sp.scale_h, sp.out_fmt
+        self.buf = CPUBuffer.allocate(batch_shape(self.n, &self.lay, self.out_w, self.out_h),
+                                      self.lay.itemsize, batch_pix_fmt_name(sp.out_fmt),
+                                      self.allocator)
         self.direct = True
 
     def __len__(self):
@@ -185,15 +166,12 @@ cdef class BatchJob:
         cdef Item *item
         cdef Py_ssize_t i
         cdef int ret
-        cdef Geometry g
         cdef uint8_t *dst[4]
         cdef int linesize[4]
-        cdef const char *desc = NULL
-        cdef CPUBuffer buf
-        cdef bint has_spec = self.spec is not None
-        cdef const ScaleSpec *sp = &self.spec.spec if has_spec else NULL
-        if self.graph_desc is not None:
-            desc = self.graph_desc
+        cdef const char *graph = NULL
+        cdef const ScaleSpec *sp = &self.plan.spec
+        if self.plan.graph is not None:
+            graph = self.plan.graph
         if decoded == NULL or demux_init(&d) < 0:
             av_frame_free(&decoded)
             raise MemoryError()
@@ -213,21 +191,15 @@ cdef class BatchJob:
                 ret = demux_source(&item.src, &self.demux.opts, &d, &item.err)
                 if ret >= 0 and self.direct:
                     slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
-                    ret = decode_scaled(&d, &self.decode.opts, &dec, &scaler, sp, decoded, NULL,
-                                        dst, linesize, &item.err)
+                    ret = decode_planned(&d, &self.decode.opts, &dec, &scaler, sp, graph, decoded,
+                                         NULL, dst, linesize, &item.err)
                 elif ret >= 0:
                     item.frame = av_frame_alloc()
                     if item.frame == NULL:
                         ret = fail(&item.err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
-                    elif has_spec:
-                        ret = decode_scaled(&d, &self.decode.opts, &dec, &scaler, sp, decoded,
-                                            item.frame, NULL, NULL, &item.err)
                     else:
-                        ret = decode_image(&d, &self.decode.opts, &dec, NULL, decoded, &item.err)
-                        if ret >= 0 and desc != NULL:
-                            ret = filter_graph_frame(desc, decoded, item.frame, &item.err)
-                        elif ret >= 0:
-                            av_frame_move_ref(item.frame, decoded)
+                        ret = decode_planned(&d, &self.decode.opts, &dec, &scaler, sp, graph,
+                                             decoded, item.frame, NULL, NULL, &item.err)
                 item.status = DONE if ret >= 0 else FAILED
                 demux_reset(&d)
                 av_frame_unref(decoded)
@@ -287,22 +259,22 @@ cdef class BatchJob:
             sizes.setdefault((f.width, f.height, f.format), []).append(i)
         if len(sizes) > 1:
             desc = "; ".join(
-                f"{w}x{h} {av_get_pix_fmt_name(fmt).decode()} at inputs {idx[:5]}"
+                f"{w}x{h} {batch_pix_fmt_name(<AVPixelFormat>fmt)} at inputs {idx[:5]}"
                 f"{'...' if len(idx) > 5 else ''}" for (w, h, fmt), idx in sizes.items())
             raise ValueError(f"the images differ in size or pixel format after filtering: {desc}; "
-                             "give width and height, or a filter_desc that makes one size")
+                             "give width and height (and pix_fmt) to make one size")
         if sizes:
             (w, h, fmt), = sizes
         else:  # nothing loaded: an empty batch of the requested format, if known
-            fmt = self.spec.spec.out_fmt if self.spec is not None else AV_PIX_FMT_NONE
+            fmt = self.plan.spec.out_fmt
         if fmt == AV_PIX_FMT_NONE:
             lay.planar, lay.channels, lay.itemsize = False, 3, 1
             name = "rgb24"
         else:
-            name = av_get_pix_fmt_name(<AVPixelFormat>fmt).decode()
+            name = batch_pix_fmt_name(<AVPixelFormat>fmt)
             if frame_layout(<AVPixelFormat>fmt, &lay) < 0:
                 raise ValueError(f"pixel format {name!r} does not batch; ask for one of rgb24, "
-                                 "bgr24, rgba, gray, gray16, yuv444p")
+                                 "bgr24, rgba, gray, gray16, yuv444p, rgbp")
         cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(len(good), &lay, w, h), lay.itemsize,
                                                 name, self.allocator)
         for row, i in enumerate(good):

@@ -7,8 +7,10 @@ cdef struct Layout:
     bint planar        # rows are (C, H, W); else (H, W, C)
     int channels
     int itemsize       # bytes per sample: 1 or 2
+    int plane_channel[4]  # planar: the batch channel each of the frame's planes fills
 
 cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil
+cdef str batch_pix_fmt_name(AVPixelFormat fmt)
 cdef object batch_shape(int n, const Layout *lay, int w, int h)
 cdef void slot_planes(CPUBuffer buf, Py_ssize_t i, const Layout *lay, int w, int h,
                       uint8_t **dst, int *linesize) noexcept nogil

@@ -4,7 +4,9 @@
 Which pixel formats batch, and the row shape of each:
   packed formats whose samples are all one size (rgb24, bgr24, rgba, gray,
   gray16le, ...): (H, W, C), uint8 or uint16;
-  planar formats without chroma subsampling (yuv444p, gbrp, ...): (C, H, W).
+  planar formats without chroma subsampling (yuv444p, gbrp, ...): (C, H, W),
+  channels in the order of the format's components (gbrp batches as R, G, B
+  planes and is named "rgbp").
 Subsampled (yuv420p ...), paletted, bit-packed, big-endian and float formats
 do not batch: ask for a pix_fmt.
 """
@@ -15,7 +17,7 @@ from spdl.io._buffer cimport CPUBuffer
 from spdl.io._decode cimport ImageFrames
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_FLAG_BE, AV_PIX_FMT_FLAG_BITSTREAM, AV_PIX_FMT_FLAG_FLOAT,
-    AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL, AV_PIX_FMT_FLAG_PLANAR, AVFrame, AVPixelFormat,
+    AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL, AV_PIX_FMT_FLAG_PLANAR, AV_PIX_FMT_GBRP, AVFrame, AVPixelFormat,
     AVPixFmtDescriptor, av_get_pix_fmt_name, av_image_copy_plane, av_pix_fmt_desc_get,
 )
 
@@ -42,8 +44,9 @@ cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil:
         if d.log2_chroma_w or d.log2_chroma_h:
             return -1
         for c in range(d.nb_components):
-            if d.comp[c].step != size:
+            if d.comp[c].step != size or d.comp[c].offset != 0:
                 return -1
+            out.plane_channel[d.comp[c].plane] = c
         out.planar = True
     else:
         for c in range(d.nb_components):
@@ -51,6 +54,14 @@ cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil:
                 return -1
         out.planar = False
     return 0
+
+
+cdef str batch_pix_fmt_name(AVPixelFormat fmt):
+    """The name a batch of fmt reports: FFmpeg's, except gbrp, which batches as R, G, B."""
+    if fmt == AV_PIX_FMT_GBRP:
+        return "rgbp"
+    cdef const char *name = av_get_pix_fmt_name(fmt)
+    return name.decode() if name != NULL else None
 
 
 cdef object batch_shape(int n, const Layout *lay, int w, int h):
@@ -70,7 +81,7 @@ cdef void slot_planes(CPUBuffer buf, Py_ssize_t i, const Layout *lay, int w, int
         linesize[p] = 0
     if lay.planar:
         for p in range(lay.channels):
-            dst[p] = base + p * plane
+            dst[p] = base + lay.plane_channel[p] * plane
             linesize[p] = w * lay.itemsize
     else:
         dst[0] = base
@@ -79,12 +90,11 @@ cdef void slot_planes(CPUBuffer buf, Py_ssize_t i, const Layout *lay, int w, int
 
 cdef void copy_frame(const AVFrame *f, const Layout *lay, uint8_t **dst,
                      const int *linesize) noexcept nogil:
-    cdef const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(<AVPixelFormat>f.format)
-    cdef int c, p
+    """Copy frame f into the planes at dst (in the frame's plane order, as slot_planes gives)."""
+    cdef int p
     if lay.planar:
-        for c in range(lay.channels):
-            p = d.comp[c].plane
-            av_image_copy_plane(dst[c], linesize[c], f.data[p], f.linesize[p],
+        for p in range(lay.channels):
+            av_image_copy_plane(dst[p], linesize[p], f.data[p], f.linesize[p],
                                 f.width * lay.itemsize, f.height)
     else:
         av_image_copy_plane(dst[0], linesize[0], f.data[0], f.linesize[0],
@@ -129,8 +139,9 @@ def convert_frames(frames):
     w, h, fmt = f.frame.width, f.frame.height, f.frame.format
     if frame_layout(<AVPixelFormat>fmt, &lay) < 0:
         raise ValueError(f"convert_frames: pixel format {f.pix_fmt!r} does not batch; "
-                         "ask for one of rgb24, bgr24, rgba, gray, gray16, yuv444p")
-    cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(n, &lay, w, h), lay.itemsize, f.pix_fmt)
+                         "ask for one of rgb24, bgr24, rgba, gray, gray16, yuv444p, rgbp")
+    cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(n, &lay, w, h), lay.itemsize,
+                                            batch_pix_fmt_name(<AVPixelFormat>fmt))
     for i in range(n):
         f = frames[i]
         with nogil:

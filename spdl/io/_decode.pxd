@@ -34,6 +34,6 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
 cdef class ImageFrames:
     cdef AVFrame *frame
     cdef readonly str source
-cdef int decode_scaled(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
-                       const ScaleSpec *spec, AVFrame *decoded, AVFrame *out, uint8_t **dst,
-                       const int *linesize, ErrorInfo *err) noexcept nogil
+cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+                        const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
+                        uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil

@@ -1,23 +1,22 @@
 # cython: language_level=3
-"""decode_packets: an image's packet into a decoded (and optionally filtered) frame."""
+"""decode_packets: an image's packet into a decoded frame, filtered and resized as a plan says."""
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 from spdl.io._config import DecodeConfig
+from spdl.io._plan import compile_plan
 from spdl.io._demux cimport ImagePackets
 from spdl.io._error cimport (
     ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail, log_clear,
     log_first_error, log_saw, raise_error,
 )
-from spdl.io._filter_desc import check_filter_desc, parse_simple_filter
 from spdl.io._structure cimport gif_check_first_frame, jpeg_check_structure
 from spdl.io._jpeg cimport (
     JPEG_NOT_HANDLED, jpeg_decode, jpeg_decode_into, jpeg_free, jpeg_init, jpeg_packed_format,
 )
 from spdl.io._scale cimport (
-    Geometry, ScaleSpec, Scaler, SimpleFilterSpec, compute_geometry, extent_of,
-    filter_graph_frame, scale_frame, scale_to_frame, scaler_free, scaler_init,
-    simple_filter_spec,
+    CompiledPlan, Extent, Geometry, ScaleSpec, Scaler, compile_plan_spec, compute_geometry,
+    extent_of, filter_graph_frame, scale_frame, scale_to_frame, scaler_free, scaler_init,
 )
 from spdl.io.includes.libavcodec cimport (
     AV_CODEC_ID_APNG, AV_CODEC_ID_GEM, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_PHOTOCD,
@@ -28,10 +27,11 @@ from spdl.io.includes.libavcodec cimport (
     avcodec_send_packet,
 )
 from spdl.io.includes.libavutil cimport (
-    AVDictionary, AVDictionaryEntry, AV_DICT_IGNORE_SUFFIX, AVERROR, AVERROR_EOF, AVFrame,
-    AVPixelFormat,
+    AVDictionary, AVDictionaryEntry, AV_DICT_IGNORE_SUFFIX, AV_PIX_FMT_GBRP, AV_PIX_FMT_NONE,
+    AV_PIX_FMT_RGB24, AVERROR,
+    AVERROR_EOF, AVFrame, AVPixelFormat,
     av_dict_copy, av_dict_free, av_dict_get, av_dict_set, av_frame_alloc, av_frame_free,
-    av_frame_move_ref, av_frame_unref, av_get_pix_fmt_name,
+    av_frame_get_buffer, av_frame_move_ref, av_frame_unref, av_get_pix_fmt_name,
 )
 
 cdef extern from "<errno.h>":
@@ -229,20 +229,91 @@ def _use_jpeg_resampler(bint on):
     _jpeg_resampler = on
 
 
-cdef int decode_scaled(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
-                       const ScaleSpec *spec, AVFrame *decoded, AVFrame *out, uint8_t **dst,
-                       const int *linesize, ErrorInfo *err) noexcept nogil:
-    """Decode d and resize it as spec says, into out (allocated here) or, when out is NULL,
-    into the spec's fixed-size output at dst. decoded is scratch, unreferenced on return.
-
-    A JPEG headed for a packed 8-bit format with the bicubic filter takes the
-    libjpeg-turbo path and our resampler; everything else decodes to a frame
-    that swscale converts.
-    """
+cdef int _resize(Scaler *scaler, const ScaleSpec *spec, AVFrame *src, const Extent *ext,
+                 AVFrame *out, uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil:
+    """Resize and convert src as spec says, into out (allocated here) or, when out is
+    NULL, into the spec's fixed-size output at dst. A spec that changes nothing moves src."""
     cdef Geometry g
+    cdef Extent own
+    if ext == NULL:
+        extent_of(src, &own)
+        ext = &own
+    if out != NULL:
+        if (spec.scale_w < 0 and spec.scale_h < 0 and ext.w == src.width and ext.h == src.height
+                and (spec.out_fmt == AV_PIX_FMT_NONE or spec.out_fmt == src.format)):
+            av_frame_move_ref(out, src)
+            return 0
+        return scale_to_frame(scaler, spec, src, ext, out, err)
+    if compute_geometry(spec, ext.orig_w, ext.orig_h, &g, err) < 0:
+        return -1
+    return scale_frame(scaler, spec, src, ext, &g, spec.out_fmt, dst, linesize, err)
+
+
+cdef int _planar_rgb(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+                     const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
+                     uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil:
+    """decode_planned for planar RGB (gbrp): the packed rgb24 path, then split into planes,
+    so that a planar batch holds exactly the pixels of a packed one."""
+    cdef ScaleSpec packed = spec[0]
+    cdef AVFrame *rgb = av_frame_alloc()
+    cdef uint8_t *planes[3]
+    cdef int pitch[3]
+    cdef int ret, x, y, c
+    cdef const uint8_t *row
+    if rgb == NULL:
+        return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
+    packed.out_fmt = AV_PIX_FMT_RGB24
+    ret = decode_planned(d, o, dec, scaler, &packed, graph, decoded, rgb, NULL, NULL, err)
+    if ret >= 0 and out != NULL:
+        out.width, out.height, out.format = rgb.width, rgb.height, AV_PIX_FMT_GBRP
+        ret = av_frame_get_buffer(out, 0)
+        if ret < 0:
+            ret = fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+        dst, linesize = out.data, out.linesize
+    if ret >= 0:
+        # gbrp's planes are G, B, R
+        planes[0], planes[1], planes[2] = dst[2], dst[0], dst[1]
+        pitch[0], pitch[1], pitch[2] = linesize[2], linesize[0], linesize[1]
+        for y in range(rgb.height):
+            row = rgb.data[0] + <size_t>y * rgb.linesize[0]
+            for c in range(3):
+                for x in range(rgb.width):
+                    planes[c][<size_t>y * pitch[c] + x] = row[3 * x + c]
+    av_frame_free(&rgb)
+    return ret
+
+
+cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+                        const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
+                        uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil:
+    """Decode d, run it through the libavfilter graph (if not NULL), then resize and
+    convert it as spec says: into out (allocated here), or, when out is NULL, into the
+    spec's fixed-size output at dst. decoded is scratch, unreferenced on return.
+
+    Without a graph, a JPEG headed for a packed 8-bit format with the bicubic filter
+    takes the libjpeg-turbo path and our resampler, reduced in the DCT as far as the
+    output size allows; everything else decodes to a frame that swscale converts.
+    """
+    cdef AVFrame *filtered
     cdef int ret
-    if (_jpeg_resampler and spec.cubic and d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL
-            and jpeg_packed_format(spec.out_fmt)):
+    if spec.out_fmt == AV_PIX_FMT_GBRP:
+        return _planar_rgb(d, o, dec, scaler, spec, graph, decoded, out, dst, linesize, err)
+    if graph != NULL:
+        ret = decode_image(d, o, dec, NULL, decoded, err)
+        if ret < 0:
+            return ret
+        filtered = av_frame_alloc()
+        if filtered == NULL:
+            ret = fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
+        else:
+            ret = filter_graph_frame(graph, decoded, filtered, err)
+        av_frame_unref(decoded)
+        if ret >= 0:
+            ret = _resize(scaler, spec, filtered, NULL, out, dst, linesize, err)
+        av_frame_free(&filtered)
+        return ret
+    if (_jpeg_resampler and spec.cubic and d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL
+            and o.options == NULL and jpeg_packed_format(spec.out_fmt)):
         if jpeg_check_structure(d.pkt.data, d.pkt.size, err) < 0:
             return -1
         ret = jpeg_decode_into(&dec.jpeg, scaler, d.pkt.data, d.pkt.size, spec, o.max_pixels,
@@ -251,13 +322,8 @@ cdef int decode_scaled(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scal
             return ret
         log_clear()
     ret = decode_image(d, o, dec, spec, decoded, err)
-    if ret >= 0 and out != NULL:
-        ret = scale_to_frame(scaler, spec, decoded, &dec.extent, out, err)
-    elif ret >= 0:
-        ret = compute_geometry(spec, dec.extent.orig_w, dec.extent.orig_h, &g, err)
-        if ret >= 0:
-            ret = scale_frame(scaler, spec, decoded, &dec.extent, &g, spec.out_fmt, dst, linesize,
-                              err)
+    if ret >= 0:
+        ret = _resize(scaler, spec, decoded, &dec.extent, out, dst, linesize, err)
     av_frame_unref(decoded)
     return ret
 
@@ -295,63 +361,47 @@ cdef class ImageFrames:
                 f"pix_fmt={self.pix_fmt!r})")
 
 
-def decode_packets(packets, *, decode_config=None, filter_desc=None):
-    """Decode the image in packets, then apply filter_desc.
+def decode_packets(packets, *, decode_config=None, filter_desc=None, width=None, height=None,
+                   pix_fmt=None, scale_mode="pad", scale_algo="bicubic"):
+    """Decode the image in packets, then filter, resize and convert it.
 
     Args:
         packets: ImagePackets from :func:`demux_image`.
         decode_config: A :class:`DecodeConfig`, or None for the defaults.
-        filter_desc: An FFmpeg filter description, for example one made by
-            :func:`get_video_filter_desc`, or None to keep the decoded frame.
+        filter_desc: An FFmpeg filter description run by libavfilter on the
+            decoded image, or None.
+        width, height, pix_fmt, scale_mode, scale_algo: As in
+            :func:`load_image_batch`, applied after filter_desc; the defaults
+            keep the image's size and pixel format.
 
     Returns:
         ImageFrames.
     """
     if not isinstance(packets, ImagePackets):
         raise TypeError(f"packets must be ImagePackets, not {type(packets).__name__}")
+    plan = compile_plan(width=width, height=height, pix_fmt=pix_fmt, scale_mode=scale_mode,
+                        scale_algo=scale_algo, decode_config=decode_config, filter_desc=filter_desc)
     cdef ImagePackets p = <ImagePackets>packets
-    cdef DecodeOptions o = decode_options(decode_config)
+    cdef CompiledPlan c = compile_plan_spec(plan)
+    cdef DecodeOptions o = decode_options(plan.decode_config)
     cdef ImageFrames out = ImageFrames.__new__(ImageFrames)
     cdef Decoder dec
     cdef Scaler scaler
     cdef AVFrame *decoded = av_frame_alloc()
     cdef ErrorInfo err
     cdef int ret
-    cdef SimpleFilterSpec spec = None
-    cdef bytes desc = None
+    cdef const char *graph = NULL
     if decoded == NULL:
         raise MemoryError()
-    if filter_desc is not None:
-        simple = parse_simple_filter(filter_desc)
-        if simple is not None:
-            spec = simple_filter_spec(simple)
-        elif isinstance(filter_desc, str):
-            check_filter_desc(filter_desc)
-            desc = filter_desc.encode()
-        else:
-            av_frame_free(&decoded)
-            raise TypeError(f"filter_desc must be a str or None, not {type(filter_desc).__name__}")
-    cdef bint use_spec = spec is not None
-    cdef bint use_graph = desc is not None
-    cdef const char *c_desc = NULL
-    if use_graph:
-        c_desc = desc
+    if c.graph is not None:
+        graph = c.graph
     out.source = p.source
     decoder_init(&dec)
     scaler_init(&scaler)
     with nogil:
         log_clear()
-        if use_spec:
-            ret = decode_scaled(&p.d, &o.opts, &dec, &scaler, &spec.spec, decoded, out.frame,
-                                NULL, NULL, &err)
-        else:
-            ret = decode_image(&p.d, &o.opts, &dec, NULL, decoded, &err)
-        if ret < 0 or use_spec:
-            pass
-        elif use_graph:
-            ret = filter_graph_frame(c_desc, decoded, out.frame, &err)
-        elif ret >= 0:
-            av_frame_move_ref(out.frame, decoded)
+        ret = decode_planned(&p.d, &o.opts, &dec, &scaler, &c.spec, graph, decoded, out.frame,
+                             NULL, NULL, &err)
         decoder_free(&dec)
         scaler_free(&scaler)
         av_frame_free(&decoded)

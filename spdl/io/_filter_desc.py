@@ -1,53 +1,23 @@
-"""FFmpeg filter descriptions: building them, and recognising the simple ones.
+"""FFmpeg filter descriptions: building them, and refusing unsafe ones.
 
-The loaders apply a filter description to every decoded image. A description
-made by :func:`get_video_filter_desc` (scale, pad or crop, pixel format) is
-recognised by :func:`parse_simple_filter` and run by a cached swscale context
-that writes straight into the batch; anything else is run by a libavfilter
-graph, built per image.
+A filter description is handed to libavfilter as written; nothing here parses
+one back. The loaders' own resize and conversion come from keyword arguments
+(see spdl.io._plan); :func:`get_video_filter_desc` writes the same request as
+FFmpeg text, for the stage API (decode_packets) and for users of FFmpeg.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
+
+from spdl.io._plan import FFMPEG_PIX_FMTS, PIX_FMTS, SCALE_ALGOS
 
 __all__ = [
     "get_video_filter_desc",
-    "SimpleFilter",
-    "parse_simple_filter",
     "check_filter_desc",
-    "SCALE_ALGOS",
-    "PIX_FMTS",
 ]
 
-#: Scaling algorithms accepted by get_video_filter_desc (swscale's names).
-SCALE_ALGOS = ("fast_bilinear", "bilinear", "bicubic", "neighbor", "area", "lanczos")
-#: Output pixel formats and the FFmpeg name each maps to.
-PIX_FMTS = {
-    "rgb24": "rgb24",
-    "bgr24": "bgr24",
-    "rgba": "rgba",
-    "gray": "gray",
-    "gray8": "gray",
-    "gray16": "gray16le",
-    "gray16le": "gray16le",
-    "yuv444p": "yuv444p",
-}
-_SCALE_MODES = ("pad", "crop", None)
-
-
-@dataclasses.dataclass(frozen=True)
-class SimpleFilter:
-    """What a description made by get_video_filter_desc asks for."""
-
-    scale_width: int | None = None
-    scale_height: int | None = None
-    scale_algo: str = "bicubic"
-    scale_mode: str | None = "pad"
-    crop_width: int | None = None
-    crop_height: int | None = None
-    pix_fmt: str | None = "rgb24"
+_SCALE_MODES = ("pad", "crop", "stretch", None)
 
 
 def _check_dim(name: str, v: int | None) -> None:
@@ -60,7 +30,7 @@ def normalize_pix_fmt(pix_fmt: str | None) -> str | None:
     if pix_fmt is None:
         return None
     try:
-        return PIX_FMTS[pix_fmt]
+        return FFMPEG_PIX_FMTS[PIX_FMTS[pix_fmt]]
     except (KeyError, TypeError):
         raise ValueError(f"pix_fmt must be one of {sorted(PIX_FMTS)} or None, got {pix_fmt!r}") from None
 
@@ -104,7 +74,7 @@ def get_video_filter_desc(
     if scale_algo not in SCALE_ALGOS:
         raise ValueError(f"scale_algo must be one of {SCALE_ALGOS}, got {scale_algo!r}")
     if scale_mode not in _SCALE_MODES:
-        raise ValueError(f"scale_mode must be 'pad', 'crop' or None, got {scale_mode!r}")
+        raise ValueError(f"scale_mode must be 'pad', 'crop', 'stretch' or None, got {scale_mode!r}")
     ff_pix_fmt = normalize_pix_fmt(pix_fmt)
 
     parts = []
@@ -130,66 +100,6 @@ def get_video_filter_desc(
     if ff_pix_fmt is not None:
         parts.append(f"format=pix_fmts={ff_pix_fmt}")
     return ",".join(parts) if parts else None
-
-
-_INT = r"([1-9][0-9]*)"
-_ALGO = "(" + "|".join(SCALE_ALGOS) + ")"
-_FMT = "(" + "|".join(sorted(set(PIX_FMTS.values()))) + ")"
-_SCALE_RE = re.compile(rf"scale=width=({_INT[1:-1]}|-1):height=({_INT[1:-1]}|-1):flags={_ALGO}"
-                       r"(?::force_original_aspect_ratio=(decrease|increase))?")
-_PAD_RE = re.compile(rf"pad=width={_INT}:height={_INT}:x=-1:y=-1:color=black")
-_CROP_RE = re.compile(rf"crop=w=({_INT[1:-1]}|iw):h=({_INT[1:-1]}|ih)")
-_FORMAT_RE = re.compile(rf"format=pix_fmts={_FMT}")
-
-
-def parse_simple_filter(desc: str | None) -> SimpleFilter | None:
-    """Recognise a description made by get_video_filter_desc without a user filter.
-
-    Returns the SimpleFilter it stands for, or None when the description is
-    anything else (the caller then runs it through libavfilter).
-    """
-    if desc is None:
-        return SimpleFilter(scale_mode=None, pix_fmt=None)
-    if not isinstance(desc, str):
-        return None
-    parts = desc.split(",")
-    kw: dict = {"scale_mode": None, "pix_fmt": None}
-    i = 0
-    if i < len(parts) and (m := _SCALE_RE.fullmatch(parts[i])):
-        w, h, algo, aspect = m.groups()
-        w, h = int(w), int(h)
-        if w == -1 and h == -1:
-            return None
-        kw["scale_width"] = None if w == -1 else w
-        kw["scale_height"] = None if h == -1 else h
-        kw["scale_algo"] = algo
-        i += 1
-        if aspect is not None:
-            if w == -1 or h == -1 or i >= len(parts):
-                return None
-            if aspect == "decrease":
-                m2 = _PAD_RE.fullmatch(parts[i])
-                if not m2 or (int(m2[1]), int(m2[2])) != (w, h):
-                    return None
-                kw["scale_mode"] = "pad"
-            else:
-                m2 = _CROP_RE.fullmatch(parts[i])
-                if not m2 or (m2[1], m2[2]) != (str(w), str(h)):
-                    return None
-                kw["scale_mode"] = "crop"
-            i += 1
-    if i < len(parts) and (m := _CROP_RE.fullmatch(parts[i])):
-        kw["crop_width"] = None if m[1] == "iw" else int(m[1])
-        kw["crop_height"] = None if m[2] == "ih" else int(m[2])
-        if kw["crop_width"] is None and kw["crop_height"] is None:
-            return None
-        i += 1
-    if i < len(parts) and (m := _FORMAT_RE.fullmatch(parts[i])):
-        kw["pix_fmt"] = m[1]
-        i += 1
-    if i != len(parts):
-        return None
-    return SimpleFilter(**kw)
 
 
 #: Filters that read or write files, open devices or sockets, or load plugins or

@@ -10,11 +10,10 @@ cdef enum ScaleMode:
     MODE_CROP = 2
 
 cdef struct ScaleSpec:
+    # The C form of a LoadPlan (spdl.io._plan): what every image becomes.
     int scale_w           # -1: follow the aspect ratio (or no scaling when both are -1)
     int scale_h
     int mode              # a ScaleMode
-    int crop_w            # -1: keep
-    int crop_h
     int sws_flags
     bint cubic            # bicubic: the JPEG path's own resampler may serve it
     AVPixelFormat out_fmt # AV_PIX_FMT_NONE: keep the decoded format
@@ -44,11 +43,12 @@ cdef struct Scaler:
     size_t acc_cap
     void *kernels         # the resampler's recent kernels (an spdl_kcache)
 
-cdef class SimpleFilterSpec:
+cdef class CompiledPlan:
     cdef ScaleSpec spec
-    cdef readonly object simple  # the SimpleFilter it was built from
+    cdef bytes graph             # the plan's filter_desc, encoded, or None
+    cdef readonly object plan    # the LoadPlan it was built from
 
-cdef SimpleFilterSpec simple_filter_spec(object simple)
+cdef CompiledPlan compile_plan_spec(object plan)
 cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
                           ErrorInfo *err) noexcept nogil
 cdef void scaler_init(Scaler *s) noexcept nogil

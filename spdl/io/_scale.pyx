@@ -13,7 +13,6 @@ from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._error cimport ERR_FILTER, ERR_NOMEM, ErrorInfo, fail
-from spdl.io._filter_desc import normalize_pix_fmt
 from spdl.io.includes.libavfilter cimport (
     AV_BUFFERSRC_FLAG_KEEP_REF, AVFilterContext, AVFilterGraph, AVFilterInOut,
     av_buffersink_get_frame, av_buffersrc_add_frame_flags, avfilter_get_by_name,
@@ -72,30 +71,28 @@ _SWS_ALGOS = {
 }
 
 
-cdef class SimpleFilterSpec:
+cdef class CompiledPlan:
     pass
 
 
-cdef SimpleFilterSpec simple_filter_spec(object simple):
-    """The C form of a SimpleFilter (see spdl.io._filter_desc)."""
-    cdef SimpleFilterSpec s = SimpleFilterSpec.__new__(SimpleFilterSpec)
-    s.simple = simple
-    s.spec.scale_w = simple.scale_width if simple.scale_width is not None else -1
-    s.spec.scale_h = simple.scale_height if simple.scale_height is not None else -1
-    s.spec.mode = {"pad": MODE_PAD, "crop": MODE_CROP, None: MODE_STRETCH}[simple.scale_mode]
-    s.spec.crop_w = simple.crop_width if simple.crop_width is not None else -1
-    s.spec.crop_h = simple.crop_height if simple.crop_height is not None else -1
+cdef CompiledPlan compile_plan_spec(object plan):
+    """The C form of a LoadPlan (see spdl.io._plan): one struct, built once per batch."""
+    cdef CompiledPlan c = CompiledPlan.__new__(CompiledPlan)
+    c.plan = plan
+    c.spec.scale_w = plan.width if plan.width is not None else -1
+    c.spec.scale_h = plan.height if plan.height is not None else -1
+    c.spec.mode = {"pad": MODE_PAD, "crop": MODE_CROP, "stretch": MODE_STRETCH}[plan.scale_mode]
     # Full chroma interpolation (SWS_FULL_CHR_H_INT) would double the cost for no
     # visible gain at these sizes; accurate rounding is nearly free.
-    s.spec.sws_flags = _SWS_ALGOS[simple.scale_algo] | SWS_ACCURATE_RND
-    s.spec.cubic = simple.scale_algo == "bicubic"
-    if simple.pix_fmt is None:
-        s.spec.out_fmt = AV_PIX_FMT_NONE
-    else:
-        s.spec.out_fmt = av_get_pix_fmt(normalize_pix_fmt(simple.pix_fmt).encode())
-        if s.spec.out_fmt == AV_PIX_FMT_NONE:
-            raise ValueError(f"pixel format {simple.pix_fmt!r} is not known to this FFmpeg build")
-    return s
+    c.spec.sws_flags = _SWS_ALGOS[plan.scale_algo] | SWS_ACCURATE_RND
+    c.spec.cubic = plan.scale_algo == "bicubic"
+    c.spec.out_fmt = AV_PIX_FMT_NONE
+    if plan.pix_fmt is not None:
+        c.spec.out_fmt = av_get_pix_fmt(plan.ffmpeg_pix_fmt.encode())
+        if c.spec.out_fmt == AV_PIX_FMT_NONE:
+            raise ValueError(f"pixel format {plan.pix_fmt!r} is not known to this FFmpeg build")
+    c.graph = plan.filter_desc.encode() if plan.filter_desc is not None else None
+    return c
 
 
 cdef inline int64_t _rescale(int64_t a, int64_t b, int64_t c) noexcept nogil:
@@ -142,16 +139,6 @@ cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
         # FFmpeg's pad and crop filters do
         g.ox = (g.out_w - g.sw) // 2 if g.sw <= g.out_w else -_crop_offset(g.sw, g.out_w)
         g.oy = (g.out_h - g.sh) // 2 if g.sh <= g.out_h else -_crop_offset(g.sh, g.out_h)
-    if spec.crop_w > 0 or spec.crop_h > 0:
-        w = spec.crop_w if spec.crop_w > 0 else g.out_w
-        h = spec.crop_h if spec.crop_h > 0 else g.out_h
-        if w > g.out_w or h > g.out_h:
-            snprintf(msg, sizeof(msg), "crop %lldx%lld is larger than the %dx%d image",
-                     <long long>w, <long long>h, g.out_w, g.out_h)
-            return fail(err, ERR_FILTER, "filter", "crop", 0, msg)
-        g.ox -= _crop_offset(g.out_w, <int>w)
-        g.oy -= _crop_offset(g.out_h, <int>h)
-        g.out_w, g.out_h = <int>w, <int>h
     return 0
 
 

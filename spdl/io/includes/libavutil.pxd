@@ -65,6 +65,7 @@ cdef extern from "libavutil/pixfmt.h" nogil:
         AV_PIX_FMT_GRAY8
         AV_PIX_FMT_GRAY16
         AV_PIX_FMT_YUV444P
+        AV_PIX_FMT_GBRP
         AV_PIX_FMT_YUVJ420P
         AV_PIX_FMT_YUVJ422P
         AV_PIX_FMT_YUVJ444P
