@@ -23,8 +23,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NATIVE_LIBS = ["libavformat", "libavcodec", "libavfilter", "libswscale", "libavutil",
-               "libturbojpeg"]
+# pkg-config names of the native libraries every module links: FFmpeg's, then libjpeg-turbo's.
+FFMPEG_LIBS = ["libavformat", "libavcodec", "libavfilter", "libswscale", "libavutil"]
+JPEG_LIBS = ["libturbojpeg"]
+NATIVE_LIBS = FFMPEG_LIBS + JPEG_LIBS
 APT_PACKAGES = ("pkg-config libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev "
                 "libavutil-dev libturbojpeg0-dev")
 BUILD_NATIVE = os.path.join(HERE, "packaging", "build_native.sh")
@@ -64,8 +66,8 @@ def bundle_prefix():
 
 def no_native_libraries(why):
     fail(
-        "the extension needs FFmpeg (libavformat, libavcodec, libavfilter, libswscale, "
-        "libavutil) and libturbojpeg, and found neither the system's nor a bundle. Either "
+        f"the extension needs FFmpeg ({', '.join(FFMPEG_LIBS)}) and {', '.join(JPEG_LIBS)}, "
+        "and found neither the system's nor a bundle. Either "
         f"install the system's development files (Debian/Ubuntu: apt-get install {APT_PACKAGES}; "
         "FFmpeg 5.1 to 7.x) and build again, or build the pinned bundle from Debian's sources "
         "with `bash packaging/build_native.sh` (a few minutes, cached) and build with "
