@@ -17,7 +17,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 import spdl.io
 from spdl.io import (
@@ -38,7 +37,8 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import assert_type
 
-Pixels = npt.NDArray[np.uint8 | np.uint16]
+#: What to_numpy returns: a uint8 or uint16 array of any shape.
+Pixels = np.ndarray[tuple[int, ...], np.dtype[np.uint8 | np.uint16]]
 
 
 def png(width: int, height: int, seed: int) -> bytes:

@@ -87,6 +87,38 @@ def test_mypy_rejects_the_deliberate_mistakes(tmp_path: Path) -> None:
     assert errors - marked == set(), f"mypy rejected correct lines {sorted(errors - marked)}:\n{out}"
 
 
+# The special members a class's typed face must give too (the buffer protocols).
+PROTOCOL_MEMBERS = ("__array_interface__", "__cuda_array_interface__", "__dlpack__", "__dlpack_device__")
+
+
+def test_public_api_has_no_any(tmp_path: Path) -> None:
+    """Every name spdl.io exports, and every public member of its classes, has a type
+    without Any (an async function's Coroutine[Any, Any, T] aside: that is Python's own);
+    a member the stubs lack is an error too."""
+    import inspect
+
+    import spdl.io
+
+    names = []
+    for name in spdl.io.__all__:
+        names.append(name)
+        obj = getattr(spdl.io, name)
+        if inspect.isclass(obj) and obj.__module__.startswith("spdl."):
+            names += [f"{name}.{a}" for a in sorted(vars(obj))
+                      if not a.startswith("_") or a in PROTOCOL_MEMBERS]
+    if importlib.util.find_spec("torch") is None:
+        names.remove("to_torch")  # torch.Tensor is Any to a checker without torch
+    snippet = tmp_path / "public.py"
+    snippet.write_text("import spdl.io\n" + "".join(f"reveal_type(spdl.io.{n})\n" for n in names))
+    r = _mypy(tmp_path, snippet)
+    out = r.stdout + r.stderr
+    revealed = dict(re.findall(r"public\.py:(\d+): note: Revealed type is \"(.*)\"$", out, re.M))
+    assert r.returncode == 0 and len(revealed) == len(names), f"mypy:\n{out}"
+    with_any = [f"{names[int(line) - 2]}: {t}" for line, t in revealed.items()
+                if "Any" in re.sub(r"Coroutine\[Any, Any, ", "Coroutine[", t)]
+    assert not with_any, "Any in the public API:\n" + "\n".join(with_any)
+
+
 def test_typed_example_runs() -> None:
     """The example is a working program, not only a typing fixture."""
     r = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300)

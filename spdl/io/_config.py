@@ -73,7 +73,7 @@ class DemuxConfig:
     buffer_size: int = 65536
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.format is not None and not isinstance(self.format, str):
             raise TypeError(f"format must be a str or None, not {type(self.format).__name__}")
         object.__setattr__(self, "format_options", _check_options("format_options", self.format_options))
@@ -99,7 +99,7 @@ class DecodeConfig:
     decoder_options: Mapping[str, str] | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.decoder is not None and not isinstance(self.decoder, str):
             raise TypeError(f"decoder must be a str or None, not {type(self.decoder).__name__}")
         object.__setattr__(self, "decoder_options", _check_options("decoder_options", self.decoder_options))
@@ -125,7 +125,7 @@ class CUDAConfig:
     stream: int = 0
     allocator: Allocator | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "device_index", _non_negative("device_index", self.device_index))
         object.__setattr__(self, "stream", _non_negative("stream", self.stream, "int (a cudaStream_t)"))
         if self.stream == 2:

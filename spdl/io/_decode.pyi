@@ -1,7 +1,9 @@
-# The typed face of _decode.pyx (stage 2: packets to a decoded, optionally filtered image).
+# The typed face of _decode.pyx (stage 2: packets to a decoded, filtered, resized image).
 
-from spdl.io._config import DecodeConfig
+from typing_extensions import Unpack
+
 from spdl.io._demux import ImagePackets
+from spdl.io._types import FrameOptions
 
 class ImageFrames:
     """One decoded image; made by decode_packets only."""
@@ -16,6 +18,4 @@ class ImageFrames:
     @property
     def pix_fmt(self) -> str | None: ...
 
-def decode_packets(
-    packets: ImagePackets, *, decode_config: DecodeConfig | None = None, filter_desc: str | None = None
-) -> ImageFrames: ...
+def decode_packets(packets: ImagePackets, **options: Unpack[FrameOptions]) -> ImageFrames: ...

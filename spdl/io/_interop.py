@@ -6,16 +6,15 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
-    import numpy.typing as npt
     import torch  # type: ignore[import-not-found, unused-ignore]  # optional (the torch extra)
 
     from spdl.io._buffer import CPUBuffer
-    from spdl.io._cuda import CUDABuffer
+    from spdl.io._cuda_buffer import CUDABuffer
 
 __all__ = ["to_numpy", "to_torch"]
 
 
-def to_numpy(buffer: CPUBuffer) -> npt.NDArray[np.uint8 | np.uint16]:
+def to_numpy(buffer: CPUBuffer) -> np.ndarray[tuple[int, ...], np.dtype[np.uint8 | np.uint16]]:
     """A numpy array viewing a CPUBuffer's memory, without a copy.
 
     The array keeps the buffer alive. A CUDABuffer is refused: copy it to the

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, overload
 
 from spdl.io._batch import BatchJob, default_workers
 from spdl.io._buffer import CPUBuffer
@@ -19,6 +21,16 @@ from spdl.io._convert import convert_frames
 from spdl.io._decode import ImageFrames, decode_packets
 from spdl.io._demux import ImagePackets, demux_image
 from spdl.io._plan import LoadPlan, compile_plan
+from spdl.io._types import FrameOptions, LoadOptions, Source, Sources
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from spdl.io._cuda_buffer import CUDABuffer
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_F = TypeVar("_F", bound=Callable[..., object])
 
 __all__ = [
     "demux_image",
@@ -34,7 +46,7 @@ __all__ = [
 ]
 
 
-def transfer_buffer(buffer: CPUBuffer, *, device_config: CUDAConfig):
+def transfer_buffer(buffer: CPUBuffer, *, device_config: CUDAConfig) -> CUDABuffer:
     """Copy a CPU batch to a CUDA device; see spdl.io._transfer."""
     from spdl.io._transfer import transfer_buffer as _transfer
 
@@ -75,17 +87,18 @@ LOAD_DOC = """
 """
 
 
-def plan_loader(func):
+def plan_loader(func: _F) -> _F:
     """Give a batch loader the loaders' one signature (srcs, then compile_plan's keyword
-    arguments) and their one argument list, after its own summary."""
+    arguments) and their one argument list, after its own summary. (Type checkers read
+    the same arguments from LoadOptions, which mypy checks against compile_plan.)"""
     params = inspect.signature(compile_plan).parameters.values()
     srcs = inspect.Parameter("srcs", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    func.__signature__ = inspect.Signature([srcs, *params])
+    setattr(func, "__signature__", inspect.Signature([srcs, *params]))
     func.__doc__ = inspect.cleandoc(func.__doc__ or "") + "\n" + inspect.cleandoc(LOAD_DOC)
     return func
 
 
-def _batch_job(srcs, plan: LoadPlan) -> BatchJob:
+def _batch_job(srcs: Sources, plan: LoadPlan) -> BatchJob:
     allocator = None
     if plan.device_config is not None:
         # A batch headed for the GPU is decoded straight into page-locked memory.
@@ -97,14 +110,14 @@ def _batch_job(srcs, plan: LoadPlan) -> BatchJob:
     return BatchJob(srcs, plan, allocator)
 
 
-def run_plan(srcs, plan: LoadPlan) -> CPUBuffer:
+def run_plan(srcs: Sources, plan: LoadPlan) -> CPUBuffer:
     """Load srcs on the CPU as plan says, in the calling thread; the batch stays on the host."""
     job = _batch_job(srcs, plan)
     job.run_worker()
     return job.finish(plan.strict)
 
 
-async def async_run_plan(srcs, plan: LoadPlan) -> CPUBuffer:
+async def async_run_plan(srcs: Sources, plan: LoadPlan) -> CPUBuffer:
     """Load srcs on the CPU as plan says, on workers of the running loop's executor."""
     job = _batch_job(srcs, plan)
     loop = asyncio.get_running_loop()
@@ -121,54 +134,68 @@ async def async_run_plan(srcs, plan: LoadPlan) -> CPUBuffer:
     return job.finish(plan.strict)
 
 
+@overload
+def load_image_batch(srcs: Sources, *, device_config: None = None,
+                     **options: Unpack[LoadOptions]) -> CPUBuffer: ...
+@overload
+def load_image_batch(srcs: Sources, *, device_config: CUDAConfig,
+                     **options: Unpack[LoadOptions]) -> CUDABuffer: ...
 @plan_loader
-def load_image_batch(srcs, **options):
+def load_image_batch(srcs: Sources, *, device_config: CUDAConfig | None = None,
+                     **options: Unpack[LoadOptions]) -> CPUBuffer | CUDABuffer:
     """Load images (paths or bytes) into one batch, in the calling thread.
 
     The images are processed one after another with the GIL released; use
     :func:`async_load_image_batch` to spread them over threads.
     """
-    plan = compile_plan(**options)
+    plan = compile_plan(device_config=device_config, **options)
     buf = run_plan(srcs, plan)
     if plan.device_config is not None:
         return transfer_buffer(buf, device_config=plan.device_config)
     return buf
 
 
+@overload
+async def async_load_image_batch(srcs: Sources, *, device_config: None = None,
+                                 **options: Unpack[LoadOptions]) -> CPUBuffer: ...
+@overload
+async def async_load_image_batch(srcs: Sources, *, device_config: CUDAConfig,
+                                 **options: Unpack[LoadOptions]) -> CUDABuffer: ...
 @plan_loader
-async def async_load_image_batch(srcs, **options):
+async def async_load_image_batch(srcs: Sources, *, device_config: CUDAConfig | None = None,
+                                 **options: Unpack[LoadOptions]) -> CPUBuffer | CUDABuffer:
     """Load images (paths or bytes) into one batch, concurrently.
 
     The images are demuxed, decoded and resized on the running loop's
     executor, each written straight into its row of the batch.
     """
-    plan = compile_plan(**options)
+    plan = compile_plan(device_config=device_config, **options)
     buf = await async_run_plan(srcs, plan)
     if plan.device_config is not None:
         return await async_transfer_buffer(buf, device_config=plan.device_config)
     return buf
 
 
-async def _run(func, *args, **kwargs):
+async def _run(func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
 
 
-async def async_demux_image(src, *, demux_config: DemuxConfig | None = None) -> ImagePackets:
+async def async_demux_image(src: Source, *, demux_config: DemuxConfig | None = None) -> ImagePackets:
     """:func:`demux_image` on the running loop's executor."""
     return await _run(demux_image, src, demux_config=demux_config)
 
 
-async def async_decode_packets(packets: ImagePackets, **options) -> ImageFrames:
+async def async_decode_packets(packets: ImagePackets, **options: Unpack[FrameOptions]) -> ImageFrames:
     """:func:`decode_packets` (same keyword arguments) on the running loop's executor."""
     return await _run(decode_packets, packets, **options)
 
 
-async def async_convert_frames(frames) -> CPUBuffer:
+async def async_convert_frames(frames: Iterable[ImageFrames]) -> CPUBuffer:
     """:func:`convert_frames` on the running loop's executor."""
     return await _run(convert_frames, frames)
 
 
-async def async_transfer_buffer(buffer: CPUBuffer, *, device_config: CUDAConfig):
+async def async_transfer_buffer(buffer: CPUBuffer, *, device_config: CUDAConfig) -> CUDABuffer:
     """:func:`transfer_buffer` on the running loop's executor."""
     return await _run(transfer_buffer, buffer, device_config=device_config)
