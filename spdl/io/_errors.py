@@ -7,7 +7,7 @@ working for callers who do not know this library.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "SpdlIOError",
@@ -114,7 +114,7 @@ class BatchLoadError(SpdlIOError, ValueError):
         self.total = total
 
 
-def raise_for_failures(errors: Mapping[int, BaseException], total: int, *, strict: bool = True) -> None:
+def raise_for_failures(errors: Mapping[int, SpdlIOError], total: int, *, strict: bool = True) -> None:
     """Finish a batch: the rule every loader applies to its failed inputs.
 
     A ConfigError is raised as it is whatever ``strict`` says (it is the
@@ -142,7 +142,7 @@ class CUDAError(SpdlIOError, RuntimeError):
             ``NppStatus``), or None.
     """
 
-    def __init__(self, message, *, op=None, code=None):
+    def __init__(self, message: str, *, op: str | None = None, code: int | None = None) -> None:
         super().__init__(message, stage="cuda")
         self.op = op
         self.code = code
@@ -159,7 +159,8 @@ class CUDAUnavailableError(CUDAError):
         missing: The functions a library that did load lacks, if that is why.
     """
 
-    def __init__(self, message, *, library=None, tried=(), op=None, code=None, missing=()):
+    def __init__(self, message: str, *, library: str | None = None, tried: Iterable[str] = (),
+                 op: str | None = None, code: int | None = None, missing: Iterable[str] = ()) -> None:
         super().__init__(message, op=op, code=code)
         self.library = library
         self.tried = tuple(tried)
