@@ -48,7 +48,8 @@ def _ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def _mypy(tmp_path: Path, *files: Path) -> subprocess.CompletedProcess[str]:
+def _mypy_env() -> dict[str, str]:
+    """The environment for mypy and stubtest; skips, or fails with CI set, without mypy."""
     if importlib.util.find_spec("mypy") is None:
         if _ci():
             pytest.fail("CI is set but mypy is not installed: pip install -e '.[test]'")
@@ -60,7 +61,11 @@ def _mypy(tmp_path: Path, *files: Path) -> subprocess.CompletedProcess[str]:
     # as installed-package path (PYTHONPATH), so spdl is read through py.typed and the stubs,
     # as a user's mypy reads it, and spdl's own internals are not what is checked here.
     where = str(Path(list(spec.submodule_search_locations)[0]).parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [where, os.environ.get("PYTHONPATH")])))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [where, os.environ.get("PYTHONPATH")])))
+
+
+def _mypy(tmp_path: Path, *files: Path) -> subprocess.CompletedProcess[str]:
+    env = _mypy_env()
     cache = Path(tempfile.gettempdir()) / f"spdl-mypy-cache-{sys.version_info[0]}{sys.version_info[1]}"
     cmd = [sys.executable, "-m", "mypy", "--strict", "--python-executable", sys.executable,
            "--cache-dir", str(cache), "--no-color-output", "--show-error-codes",
@@ -117,6 +122,22 @@ def test_public_api_has_no_any(tmp_path: Path) -> None:
     with_any = [f"{names[int(line) - 2]}: {t}" for line, t in revealed.items()
                 if "Any" in re.sub(r"Coroutine\[Any, Any, ", "Coroutine[", t)]
     assert not with_any, "Any in the public API:\n" + "\n".join(with_any)
+
+
+def test_stubs_match_the_modules(tmp_path: Path) -> None:
+    """mypy's stubtest: every .pyi of spdl.io against its module as built (a member added to
+    a Cython class, or a changed signature, must reach the stub)."""
+    import spdl.io
+
+    folder = Path(spdl.io.__file__).parent
+    modules = sorted(f"spdl.io.{p.stem}" for p in folder.glob("*.pyi"))
+    assert modules, f"no stubs in {folder}"
+    env = _mypy_env()
+    allow = Path(__file__).with_name("stubtest_allowlist.txt")
+    r = subprocess.run([sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", os.devnull,
+                        "--ignore-unused-allowlist", "--allowlist", str(allow), *modules],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"stubtest {' '.join(modules)}:\n{r.stdout}{r.stderr}"
 
 
 def test_typed_example_runs() -> None:
