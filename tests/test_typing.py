@@ -134,8 +134,14 @@ def test_stubs_match_the_modules(tmp_path: Path) -> None:
     assert modules, f"no stubs in {folder}"
     env = _mypy_env()
     allow = Path(__file__).with_name("stubtest_allowlist.txt")
-    r = subprocess.run([sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", os.devnull,
-                        "--ignore-unused-allowlist", "--allowlist", str(allow), *modules],
+    cmd = [sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", os.devnull,
+           "--ignore-unused-allowlist", "--allowlist", str(allow)]
+    # A cdef class is a disjoint base (PEP 800); the stubs do not say so, as a mypy older
+    # than the check (the test extra's lower bound) does not know @disjoint_base.
+    helptext = subprocess.run([*cmd[:3], "--help"], capture_output=True, text=True).stdout
+    if "--ignore-disjoint-bases" in helptext:
+        cmd.append("--ignore-disjoint-bases")
+    r = subprocess.run([*cmd, *modules],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"stubtest {' '.join(modules)}:\n{r.stdout}{r.stderr}"
 

@@ -1,11 +1,12 @@
 # The typed face of _buffer.pyx (host memory batches).
 
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, type_check_only
 
 from typing_extensions import CapsuleType, NotRequired
 
 from spdl.io._errors import SpdlIOError
 
+@type_check_only
 class ArrayInterface(TypedDict):
     """``__array_interface__``, version 3 (numpy's array interface protocol)."""
 
