@@ -97,7 +97,8 @@ def main() -> int:
     args = ap.parse_args()
 
     import spdl.io
-    from spdl.io import CUDAConfig, _cuda
+    from spdl.io import CUDAConfig
+    from spdl.io import _cuda_device, _nvjpeg_decode
     from spdl.io._batch import default_workers
 
     def write_json(**fields):
@@ -107,7 +108,7 @@ def main() -> int:
     if not spdl.io.cuda_available():
         reason = None
         try:
-            _cuda.check_device(CUDAConfig(args.device))
+            _cuda_device.check_device(CUDAConfig(args.device))
         except spdl.io.CUDAUnavailableError as e:
             reason = str(e).splitlines()[0]
         print(f"SKIP {reason or 'no CUDA device'}")
@@ -173,9 +174,9 @@ def main() -> int:
 
     env = {"cuda_info": spdl.io.cuda_info()}
     try:
-        from spdl.io import _nvjpeg
+        from spdl.io import _nvjpeg_decode
 
-        env["backends"] = _nvjpeg.decoder_backends(dev)
+        env["backends"] = _nvjpeg_decode.decoder_backends(dev)
     except spdl.io.CUDAError as e:
         env["nvjpeg_error"] = str(e)
     cpu_threads = default_workers()

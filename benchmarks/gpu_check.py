@@ -115,7 +115,8 @@ def _stats(got: np.ndarray, ref: np.ndarray) -> dict:
 
 def check_pixels(dry_run: bool) -> dict:
     import spdl.io
-    from spdl.io import CUDAConfig, _cuda
+    from spdl.io import CUDAConfig
+    from spdl.io import _nvjpeg_decode, _testing
     from spdl.io._filter_desc import get_video_filter_desc
 
     inputs = pixel_inputs()
@@ -130,7 +131,7 @@ def check_pixels(dry_run: bool) -> dict:
     for case in plan:
         w, h = map(int, case["size"].split("x"))
         pix_fmt, mode = case["pix_fmt"], case["scale_mode"]
-        gpu = _cuda._to_host(spdl.io.load_image_batch_nvjpeg(
+        gpu = _testing.to_host(spdl.io.load_image_batch_nvjpeg(
             srcs, device_config=cfg, width=w, height=h, pix_fmt=pix_fmt, scale_mode=mode))
         cpu_fmt = "bgr24" if pix_fmt == "bgr24" else "rgb24"
         fd = get_video_filter_desc(scale_width=w, scale_height=h, scale_mode=mode, pix_fmt=cpu_fmt)
@@ -142,7 +143,7 @@ def check_pixels(dry_run: bool) -> dict:
         out["cases"].append(row)
     # CPU decode, GPU copy: the same bytes as the CPU path, exactly.
     for (w, h) in SIZES:
-        gpu = _cuda._to_host(spdl.io.load_image_batch(srcs, width=w, height=h, device_config=cfg))
+        gpu = _testing.to_host(spdl.io.load_image_batch(srcs, width=w, height=h, device_config=cfg))
         cpu = np.asarray(spdl.io.load_image_batch(srcs, width=w, height=h))
         out["cases"].append({"pix_fmt": "rgb24", "scale_mode": "pad", "size": f"{w}x{h}",
                              "method": "cpu_to_gpu", **_stats(gpu, cpu)})
@@ -160,10 +161,10 @@ def info() -> dict:
     out = {"python": sys.version.split()[0], "platform": platform.platform(),
            "spdl_io": spdl.io.__file__, "cuda_info": spdl.io.cuda_info()}
     try:
-        from spdl.io import _nvjpeg
+        from spdl.io import _nvjpeg_decode
 
         if out["cuda_info"]["device_count"]:
-            out["decoder_backends"] = _nvjpeg.decoder_backends(0)
+            out["decoder_backends"] = _nvjpeg_decode.decoder_backends(0)
     except Exception as e:  # report, go on
         out["decoder_backends"] = f"{type(e).__name__}: {e}"
     for mod in ("numpy", "PIL", "pytest", "pytest_asyncio", "torch", "cupy"):

@@ -17,12 +17,12 @@ from __future__ import annotations
 import pytest
 
 import spdl.io
-from spdl.io import _cuda, _nvjpeg
+from spdl.io import _cuda_device, _cuda_runtime, _nvjpeg_lib
 
 
 def _why_no_device():
     try:
-        _cuda._device_count()
+        _cuda_device.device_count()
     except spdl.io.CUDAUnavailableError as e:
         return str(e)
     return None
@@ -31,11 +31,11 @@ def _why_no_device():
 #: Why there is no usable CUDA device here (the GPU entry points' own error), or None.
 NO_DEVICE = _why_no_device()
 HAVE_GPU = NO_DEVICE is None
-RUNTIME = _cuda.runtime_info()
+RUNTIME = _cuda_runtime.runtime_info()
 
 
 def _why_no_nvjpeg():
-    info = _nvjpeg.nvjpeg_info()
+    info = _nvjpeg_lib.nvjpeg_info()
     return info["error"]
 
 

@@ -45,6 +45,14 @@ def test_array_interface(buf, buf16):
     ai16 = buf16.__array_interface__
     assert ai16["typestr"] == "<u2"
     assert ai16["shape"] == (1, 32, 48, 1)
+    # The optional descr (numpy's format), agreeing with typestr.
+    assert ai["descr"] == [("", "|u1")] and ai16["descr"] == [("", "<u2")]
+    assert np.asarray(buf16).dtype == np.uint16       # numpy reads typestr; descr agrees
+
+
+def test_dlpack_tensor_shape_and_strides(buf):
+    t = np.from_dlpack(buf)
+    assert t.shape == buf.shape and t.strides == (32 * 48 * 3, 48 * 3, 3, 1)
 
 
 def test_aligned(buf, buf16):

@@ -32,7 +32,7 @@ import pytest
 
 import spdl.io
 from spdl.io import CUDAConfig
-from spdl.io import _cuda, _nvjpeg
+from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
 
 from _gpu import HAVE_GPU, RUNTIME, gpu, needs_nvjpeg, needs_runtime
 
@@ -94,12 +94,13 @@ def test_cuda_config_accepts():
 
 @pytest.mark.parametrize("kwargs, exc, match", [
     ({"device_config": 0}, TypeError, "CUDAConfig"),
+    ({"device_config": None}, TypeError, "device_config"),
     ({"width": 0}, ValueError, "width"),
-    ({"height": None}, ValueError, "height"),
     ({"width": 70000}, ValueError, "width"),
-    ({"pix_fmt": "yuv444p"}, ValueError, "pix_fmt"),
-    ({"pix_fmt": "gray"}, ValueError, "pix_fmt"),
-    ({"scale_mode": "crop"}, ValueError, "scale_mode"),
+    ({"pix_fmt": "yuv420"}, ValueError, "pix_fmt"),
+    ({"scale_mode": "fit"}, ValueError, "scale_mode"),
+    ({"scale_algo": "cubic"}, ValueError, "scale_algo"),
+    ({"strict": 1}, TypeError, "strict"),
 ])
 def test_nvjpeg_arguments_checked_before_cuda(kwargs, exc, match):
     args = {"device_config": CUDAConfig(0), "width": 32, "height": 32}
@@ -117,14 +118,43 @@ def test_nvjpeg_srcs_must_be_a_list():
 async def test_async_nvjpeg_arguments_checked():
     with pytest.raises(ValueError, match="pix_fmt"):
         await spdl.io.async_load_image_batch_nvjpeg([b"x"], device_config=CUDAConfig(0),
-                                                    width=8, height=8, pix_fmt="rgba")
+                                                    width=8, height=8, pix_fmt="rgb")
+
+
+def test_nvjpeg_takes_the_cpu_loaders_arguments():
+    import inspect
+
+    assert (inspect.signature(spdl.io.load_image_batch_nvjpeg)
+            == inspect.signature(spdl.io.async_load_image_batch_nvjpeg)
+            == inspect.signature(spdl.io.load_image_batch))
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({}, None),
+    ({"pix_fmt": "bgr24", "scale_mode": "stretch", "scale_algo": "lanczos"}, None),
+    ({"pix_fmt": "rgbp", "scale_mode": None, "scale_algo": "neighbor"}, None),
+    ({"height": None}, "width and height"),
+    ({"pix_fmt": "gray"}, "pix_fmt 'gray'"),
+    ({"pix_fmt": None}, "pix_fmt None"),
+    ({"scale_mode": "crop"}, "scale_mode 'crop'"),
+    ({"scale_algo": "area"}, "scale_algo 'area'"),
+    ({"filter_desc": "hflip"}, "filter_desc"),
+    ({"demux_config": spdl.io.DemuxConfig(format="jpeg_pipe")}, "DemuxConfig.format"),
+    ({"decode_config": spdl.io.DecodeConfig(decoder="mjpeg")}, "DecodeConfig.decoder"),
+])
+def test_nvjpeg_cpu_path_for_what_the_gpu_cannot_do(kwargs, why):
+    from spdl.io._plan import compile_plan
+
+    args = {"device_config": CUDAConfig(0), "width": 32, "height": 32, **kwargs}
+    reason = _nvjpeg_batch.cpu_reason(compile_plan(**args))
+    assert reason == why if why is None else why in reason
 
 
 def test_transfer_buffer_argument_types():
     with pytest.raises(TypeError, match="CUDAConfig"):
         spdl.io.transfer_buffer(object(), device_config=0)
     with pytest.raises(TypeError, match="CPUBuffer"):
-        _cuda.transfer_buffer(np.zeros(3, np.uint8), device_config=CUDAConfig(0))
+        _transfer.transfer_buffer(np.zeros(3, np.uint8), device_config=CUDAConfig(0))
 
 
 def test_load_image_batch_device_config_type():
@@ -144,10 +174,10 @@ def test_library_candidates_order(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "path", [str(site_a), str(tmp_path / "no_nvidia"), str(site_b)])
     monkeypatch.setenv("CUDA_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CUDA_PATH", str(tmp_path / "path"))
-    arch = _cuda._ARCH
+    arch = _cuda_lib._ARCH
     sub = ["lib64", "lib", f"targets/{arch}-linux/lib"]
-    c13 = _cuda.library_candidates("nvidia.cuda_runtime", "libcudart.so.13")
-    c12 = _cuda.library_candidates("nvidia.cuda_runtime", "libcudart.so.12")
+    c13 = _cuda_lib.library_candidates("nvidia.cuda_runtime", "libcudart.so.13")
+    c12 = _cuda_lib.library_candidates("nvidia.cuda_runtime", "libcudart.so.12")
     for soname, c, wheel in (("libcudart.so.13", c13, "nvidia/cu13/lib"),
                              ("libcudart.so.12", c12, "nvidia/cuda_runtime/lib")):
         want = [f"{site_a}/{wheel}/{soname}", f"{site_b}/{wheel}/{soname}"]
@@ -156,14 +186,14 @@ def test_library_candidates_order(monkeypatch, tmp_path):
         want.append(soname)
         assert c[:2] == want[:2]                # the wheels first, in sys.path order
         assert [x for x in c if x in want] == want
-    assert _cuda.library_candidates("nvidia.npp", "libnppig.so.12")[0] == f"{site_a}/nvidia/npp/lib/libnppig.so.12"
-    assert _cuda.library_candidates("nvidia.npp", "libnppig.so.13")[0] == f"{site_a}/nvidia/cu13/lib/libnppig.so.13"
+    assert _cuda_lib.library_candidates("nvidia.npp", "libnppig.so.12")[0] == f"{site_a}/nvidia/npp/lib/libnppig.so.12"
+    assert _cuda_lib.library_candidates("nvidia.npp", "libnppig.so.13")[0] == f"{site_a}/nvidia/cu13/lib/libnppig.so.13"
 
 
 def test_library_candidates_without_wheel():
-    c = _cuda.library_candidates("nvidia.no_such_library_xyz", "libxyz.so.1")
+    c = _cuda_lib.library_candidates("nvidia.no_such_library_xyz", "libxyz.so.1")
     assert c[-1] == "libxyz.so.1"
-    c = _cuda.library_candidates("no_such_top_level_pkg_xyz.lib", "libxyz.so.1")
+    c = _cuda_lib.library_candidates("no_such_top_level_pkg_xyz.lib", "libxyz.so.1")
     assert c[-1] == "libxyz.so.1"
 
 
@@ -171,7 +201,7 @@ def test_open_library_names_library_and_every_path_tried():
     tried = ["/nonexistent/a/libcudart.so.12", "/nonexistent/b/libcudart.so.12",
              "libspdl_no_such_cudart.so.12"]
     with pytest.raises(spdl.io.CUDAUnavailableError) as ei:
-        _cuda._open_library("libcudart.so.12", tried, "install the CUDA runtime")
+        _cuda_lib._open_library("libcudart.so.12", tried, "install the CUDA runtime")
     e = ei.value
     assert isinstance(e, RuntimeError) and isinstance(e, spdl.io.CUDAError)
     assert isinstance(e, spdl.io.SpdlIOError)
@@ -189,7 +219,7 @@ def test_open_library_names_library_and_every_path_tried():
 def test_nvjpeg_npp_loader_names_library(which, stem, major):
     soname = f"{stem}.so.{major}"
     with pytest.raises(spdl.io.CUDAUnavailableError) as ei:
-        _nvjpeg._probe_library(which, [f"/nonexistent/{soname}"], major=major)
+        _testing.probe_nvjpeg_library(which, [f"/nonexistent/{soname}"], major=major)
     assert ei.value.library == soname
     msg = str(ei.value)
     assert soname in msg and f"/nonexistent/{soname}: not found" in msg
@@ -200,28 +230,29 @@ def test_loader_rejects_a_library_without_the_symbols():
     # libc loads fine but has no cudaGetDeviceCount: the table cannot be filled. The major is
     # given: without it the probe asks the CUDA runtime, which a machine may not have.
     with pytest.raises(spdl.io.CUDAUnavailableError, match="lacks .*nvjpegCreateEx"):
-        _nvjpeg._probe_library("nvjpeg", ["libc.so.6"], major=13)
+        _testing.probe_nvjpeg_library("nvjpeg", ["libc.so.6"], major=13)
 
 
 @needs_nvjpeg
 @pytest.mark.parametrize("which", ["nvjpeg", "nppc", "nppig"])
 def test_libraries_have_every_symbol(which):
     """nvJPEG and NPP of the runtime's major load and export every function spdl.io calls."""
-    path = _nvjpeg._probe_library(which)
-    assert path.endswith(f".so.{_cuda.cuda_major()}")
+    path = _testing.probe_nvjpeg_library(which)
+    assert path.endswith(f".so.{_cuda_lib.cuda_major()}")
 
 
 _SUBPROCESS_MISSING_RUNTIME = textwrap.dedent("""
     import asyncio, sys
     import spdl.io
-    from spdl.io import CUDAConfig, _cuda
+    from spdl.io import CUDAConfig
+    from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
     # Make the real loader look only where nothing is.
-    _cuda.library_candidates = lambda module, soname: ["/nonexistent/" + soname]
+    _cuda_lib.library_candidates = lambda module, soname: ["/nonexistent/" + soname]
     assert spdl.io.cuda_available() is False
     cfg = CUDAConfig(0)
     calls = {
-        "check_device": lambda: _cuda.check_device(cfg),
-        "host_allocator": lambda: _cuda.host_allocator(cfg),
+        "check_device": lambda: _cuda_device.check_device(cfg),
+        "host_allocator": lambda: _pinned.host_allocator(cfg),
         "transfer_buffer": lambda: spdl.io.transfer_buffer(spdl.io.CPUBuffer.__new__(spdl.io.CPUBuffer), device_config=cfg),
         "load_image_batch": lambda: spdl.io.load_image_batch([b"x"], width=8, height=8, device_config=cfg),
         "async_load_image_batch": lambda: asyncio.run(spdl.io.async_load_image_batch(
@@ -259,8 +290,9 @@ def test_every_entry_point_names_the_missing_runtime():
 def test_cuda_available_is_a_bool_and_never_raises():
     assert spdl.io.cuda_available() in (True, False)
     assert spdl.io.cuda_available() == HAVE_GPU
-    info = _cuda.runtime_info()
-    assert set(info) == {"library", "cuda_major", "runtime_version", "driver_version", "error"}
+    info = _cuda_runtime.runtime_info()
+    assert set(info) == {"library", "soname", "cuda_major", "runtime_version", "version", "driver_version",
+                         "error", "tried"}
 
 
 def test_cuda_info_never_raises_and_is_plain_data():
@@ -290,7 +322,7 @@ def test_loader_is_loaded_once_under_concurrency():
 
     def load():
         try:
-            results.append(_cuda._load_runtime())
+            results.append(_cuda_runtime._load_runtime())
         except spdl.io.CUDAUnavailableError as e:
             results.append(("error", str(e)))
 
@@ -313,8 +345,8 @@ def test_no_device_every_entry_point_says_no_cuda_device(tmp_path):
     cfg = CUDAConfig(0)
     buf = spdl.io.load_image_batch([_jpeg_bytes(16, 12)], width=8, height=8)   # a real CPUBuffer
     calls = [
-        lambda: _cuda.check_device(cfg),
-        lambda: _cuda.host_allocator(cfg),
+        lambda: _cuda_device.check_device(cfg),
+        lambda: _pinned.host_allocator(cfg),
         lambda: spdl.io.transfer_buffer(buf, device_config=cfg),
         lambda: asyncio.run(spdl.io.async_transfer_buffer(buf, device_config=cfg)),
         lambda: spdl.io.load_image_batch([b"x"], width=8, height=8, device_config=cfg),
@@ -334,7 +366,7 @@ def test_no_device_every_entry_point_says_no_cuda_device(tmp_path):
 
 @needs_runtime
 def test_runtime_info_reports_the_runtime():
-    info = _cuda.runtime_info()
+    info = _cuda_runtime.runtime_info()
     major = info["cuda_major"]
     assert major in (13, 12) and info["library"].endswith(f"libcudart.so.{major}")
     assert major * 1000 <= info["runtime_version"] < (major + 1) * 1000
@@ -342,28 +374,28 @@ def test_runtime_info_reports_the_runtime():
 
 
 def test_nvjpeg_info_never_raises():
-    info = _nvjpeg.nvjpeg_info()
+    info = _nvjpeg_lib.nvjpeg_info()
     assert "error" in info
     if info["error"] is None:
-        major = _cuda.cuda_major()
+        major = _cuda_lib.cuda_major()
         assert info["nvjpeg_version"].startswith(f"{major}.")
         assert info["nvjpeg"].endswith(f".so.{major}") and info["npp"].endswith(f".so.{major}")
 
 
 def test_driver_api_info_never_raises():
-    info = _cuda.driver_api_info()
+    info = _cuda_device.driver_api_info()
     assert set(info) == {"library", "error"}
     assert (info["library"] is None) != (info["error"] is None)
 
 
 _SUBPROCESS_MISSING_DRIVER = textwrap.dedent("""
-    from spdl.io import _cuda
-    _cuda.driver_candidates = lambda: ["/nonexistent/libcuda.so.1"]
-    info = _cuda.driver_api_info()
+    from spdl.io import _cuda_buffer, _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
+    _cuda_lib.driver_candidates = lambda: ["/nonexistent/libcuda.so.1"]
+    info = _cuda_device.driver_api_info()
     assert info["library"] is None, info
     assert "libcuda.so.1 could not be loaded" in info["error"], info
     assert "/nonexistent/libcuda.so.1" in info["error"], info
-    assert _cuda.runtime_info()["library"] is not None      # the runtime does without it
+    assert _cuda_runtime.runtime_info()["library"] is not None      # the runtime does without it
     print("OK")
 """)
 
@@ -475,7 +507,7 @@ def test_cuda_buffer_cannot_be_built_directly():
 
 @pytest.mark.parametrize("stream, expected", [(0, 1), (1, 1), (2, 2), (0xABCDEF00, 0xABCDEF00)])
 def test_cuda_array_interface(stream, expected):
-    buf = _cuda._fake_cuda_buffer(FAKE, (2, 4, 5, 3), device_index=1, stream=stream)
+    buf = _testing.fake_cuda_buffer(FAKE, (2, 4, 5, 3), device_index=1, stream=stream)
     cai = buf.__cuda_array_interface__
     assert cai == {
         "version": 3,
@@ -492,14 +524,14 @@ def test_cuda_array_interface(stream, expected):
 
 
 def test_cuda_array_interface_uint16_and_planar():
-    buf = _cuda._fake_cuda_buffer(FAKE, (3, 3, 7, 9), "uint16", pix_fmt="gray16le")
+    buf = _testing.fake_cuda_buffer(FAKE, (3, 3, 7, 9), "uint16", pix_fmt="gray16le")
     cai = buf.__cuda_array_interface__
     assert cai["typestr"] == "<u2" and cai["shape"] == (3, 3, 7, 9)
     assert buf.nbytes == 3 * 3 * 7 * 9 * 2
 
 
 def test_cuda_array_interface_empty():
-    buf = _cuda._fake_cuda_buffer(0, (0, 4, 4, 3))
+    buf = _testing.fake_cuda_buffer(0, (0, 4, 4, 3))
     assert buf.__cuda_array_interface__["data"] == (0, False)
     assert buf.nbytes == 0
 
@@ -545,7 +577,7 @@ def _tensor(capsule, versioned=False):
 
 
 def test_dlpack_device_and_capsule():
-    buf = _cuda._fake_cuda_buffer(FAKE, (2, 3, 4, 3), device_index=3)
+    buf = _testing.fake_cuda_buffer(FAKE, (2, 3, 4, 3), device_index=3)
     assert buf.__dlpack_device__() == (2, 3)                      # kDLCUDA
     cap = buf.__dlpack__()
     name, mt = _tensor(cap)
@@ -559,7 +591,7 @@ def test_dlpack_device_and_capsule():
 
 
 def test_dlpack_versioned_capsule():
-    buf = _cuda._fake_cuda_buffer(FAKE, (5, 2, 3, 7), "uint16", device_index=0)
+    buf = _testing.fake_cuda_buffer(FAKE, (5, 2, 3, 7), "uint16", device_index=0)
     cap = buf.__dlpack__(max_version=(1, 1))
     name, mt = _tensor(cap, versioned=True)
     assert name == b"dltensor_versioned"
@@ -572,7 +604,7 @@ def test_dlpack_versioned_capsule():
 
 
 def test_dlpack_empty_buffer_has_null_data():
-    buf = _cuda._fake_cuda_buffer(0, (0, 2, 2, 3))
+    buf = _testing.fake_cuda_buffer(0, (0, 2, 2, 3))
     cap = buf.__dlpack__()
     _, mt = _tensor(cap)
     assert mt.dl_tensor.data is None and mt.dl_tensor.shape[0] == 0
@@ -587,7 +619,7 @@ def test_dlpack_empty_buffer_has_null_data():
     ({"copy": True}, BufferError),
 ])
 def test_dlpack_refusals(kwargs, exc):
-    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3))
+    buf = _testing.fake_cuda_buffer(FAKE, (1, 2, 2, 3))
     with pytest.raises(exc):
         buf.__dlpack__(**kwargs)
 
@@ -595,7 +627,7 @@ def test_dlpack_refusals(kwargs, exc):
 @pytest.mark.parametrize("stream", [None, 1, -1])
 def test_dlpack_same_stream_needs_no_cuda(stream):
     # The buffer is on the legacy default stream; None and 1 name it too, -1 asks for no sync.
-    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), stream=0)
+    buf = _testing.fake_cuda_buffer(FAKE, (1, 2, 2, 3), stream=0)
     cap = buf.__dlpack__(stream=stream, dl_device=(2, 0), copy=False)
     assert _tensor(cap)[0] == b"dltensor"
 
@@ -603,14 +635,14 @@ def test_dlpack_same_stream_needs_no_cuda(stream):
 @pytest.mark.skipif(HAVE_GPU, reason="this machine has a CUDA device")
 def test_dlpack_other_stream_synchronizes_through_cuda():
     """Another stream needs an event: without a device that is a CUDA error, not a silent export."""
-    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), stream=0)
+    buf = _testing.fake_cuda_buffer(FAKE, (1, 2, 2, 3), stream=0)
     with pytest.raises(spdl.io.CUDAError):
         buf.__dlpack__(stream=0x5555)
 
 
 def test_free_called_once_on_dealloc():
     freed = []
-    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
+    buf = _testing.fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
     cai = buf.__cuda_array_interface__        # the interface does not keep it alive
     del cai
     assert freed == []
@@ -621,7 +653,7 @@ def test_free_called_once_on_dealloc():
 
 def test_dlpack_capsule_keeps_buffer_alive_until_released():
     freed = []
-    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
+    buf = _testing.fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
     caps = [buf.__dlpack__(), buf.__dlpack__(max_version=(1, 0))]
     del buf
     gc.collect()
@@ -636,7 +668,7 @@ def test_dlpack_capsule_keeps_buffer_alive_until_released():
 def test_dlpack_consumed_capsule_deleter_runs_without_gil():
     """A consumer renames the capsule and later calls the deleter, maybe from another thread."""
     freed = []
-    buf = _cuda._fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
+    buf = _testing.fake_cuda_buffer(FAKE, (1, 2, 2, 3), free=freed.append)
     cap = buf.__dlpack__()
     _, mt = _tensor(cap)
     _capi.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
@@ -692,7 +724,7 @@ _FINALIZE_RUN = textwrap.dedent("""
     import numpy as np
     from PIL import Image
     import spdl.io
-    from spdl.io import _cuda
+    from spdl.io import _cuda_buffer, _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
 
     helper = ctypes.CDLL(sys.argv[1])
     helper.call_on_new_thread.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
@@ -714,7 +746,7 @@ _FINALIZE_RUN = textwrap.dedent("""
     png = io.BytesIO()
     Image.fromarray(np.full((6, 8, 3), 90, np.uint8)).save(png, "PNG")
     cpu = spdl.io.load_image_batch([png.getvalue()], width=4, height=4)
-    gpu = _cuda._fake_cuda_buffer(0x1000, (1, 2, 2, 3))
+    gpu = _testing.fake_cuda_buffer(0x1000, (1, 2, 2, 3))
     during = [consume(cpu, False), consume(gpu, True)]
     for deleter, tensor in [consume(cpu, False), consume(gpu, True), consume(gpu, False)]:
         helper.call_at_exit(deleter, tensor)
@@ -762,7 +794,7 @@ def test_free_error_is_reported_not_raised():
         def bad_free(ptr):
             raise RuntimeError(f"cannot free {ptr:#x}")
 
-        buf = _cuda._fake_cuda_buffer(FAKE, (1, 1, 1, 3), free=bad_free)
+        buf = _testing.fake_cuda_buffer(FAKE, (1, 1, 1, 3), free=bad_free)
         del buf
         gc.collect()
     finally:
@@ -782,7 +814,7 @@ def test_custom_allocator_called_and_freed_once():
         return FAKE + 256 * len(calls)
 
     cfg = CUDAConfig(2, stream=0x77, allocator=(alloc, freed.append))
-    buf = _cuda._alloc_buffer((4, 8, 8, 3), "uint8", cfg, pix_fmt="rgb24")
+    buf = _testing.alloc_buffer((4, 8, 8, 3), "uint8", cfg, pix_fmt="rgb24")
     assert calls == [(4 * 8 * 8 * 3, 2, 0x77)]
     assert buf.data_ptr == FAKE + 256 and buf.device_index == 2 and buf.stream == 0x77
     assert buf.__cuda_array_interface__["stream"] == 0x77
@@ -794,7 +826,7 @@ def test_custom_allocator_called_and_freed_once():
 def test_custom_allocator_not_called_for_empty_batch():
     calls = []
     cfg = CUDAConfig(0, allocator=(lambda *a: calls.append(a) or FAKE, lambda p: calls.append(p)))
-    buf = _cuda._alloc_buffer((0, 8, 8, 3), "uint8", cfg)
+    buf = _testing.alloc_buffer((0, 8, 8, 3), "uint8", cfg)
     del buf
     gc.collect()
     assert calls == []
@@ -806,7 +838,7 @@ def test_custom_allocator_bad_results(ret, exc):
     freed = []
     cfg = CUDAConfig(0, allocator=(lambda *a: ret, freed.append))
     with pytest.raises(exc):
-        _cuda._alloc_buffer((1, 2, 2, 3), "uint8", cfg)
+        _testing.alloc_buffer((1, 2, 2, 3), "uint8", cfg)
     gc.collect()
     assert freed == []                          # nothing was handed out, nothing to give back
 
@@ -814,7 +846,7 @@ def test_custom_allocator_bad_results(ret, exc):
 def test_allocation_error_is_memory_error():
     cfg = CUDAConfig(0, allocator=(lambda *a: 0, lambda p: None))
     with pytest.raises(MemoryError, match="could not allocate"):
-        _cuda._alloc_buffer((1, 2, 2, 3), "uint8", cfg)
+        _testing.alloc_buffer((1, 2, 2, 3), "uint8", cfg)
 
 
 # ---------------------------------------------------------------------------
@@ -1014,7 +1046,31 @@ FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc 
 
 #define EXPORT __attribute__((visibility("default")))
 
+typedef void (*fake_logger_t)(const char *, const void *, const void *);
+static fake_logger_t fake_logger;
+EXPORT void fake_set_logger(fake_logger_t f) { fake_logger = f; }
+#define FLOG(name, a, b) do { if (fake_logger) fake_logger(name, (const void *)(a), (const void *)(b)); } while (0)
+
 #ifdef FAKE_CUDART
+
+#include <stdio.h>
+EXPORT char fake_log[1 << 20];
+static size_t fake_log_len;
+EXPORT void fake_log_add(const char *name, const void *a, const void *b) {
+    if (fake_log_len + 80 < sizeof fake_log)
+        fake_log_len += snprintf(fake_log + fake_log_len, 80, "%s:%lx:%lx;", name,
+                                 (unsigned long)(uintptr_t)a, (unsigned long)(uintptr_t)b);
+}
+EXPORT void fake_log_reset(void) { fake_log_len = 0; fake_log[0] = 0; }
+EXPORT size_t fake_free_mem = (size_t)1 << 30;
+EXPORT int fake_host_calls_with_gil;
+static int (*ctx_probe)(void);
+EXPORT void fake_set_ctx_probe(int (*f)(void)) { ctx_probe = f; }
+static void host_call(const char *name, const void *p) {
+    int (*gil)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Check");
+    if (!gil || gil()) fake_host_calls_with_gil++;
+    FLOG(name, p, (intptr_t)(ctx_probe ? ctx_probe() : -9));
+}
 static __thread int current = 0;
 EXPORT long fake_counts[32];   /* see the enum below */
 enum { C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD,
@@ -1041,17 +1097,17 @@ EXPORT int cudaGetDeviceCount(int *n) { if (fake_devcount_error) return fake_dev
 EXPORT int cudaGetDevice(int *d) { *d = current; return 0; }
 EXPORT int cudaSetDevice(int d) { fake_counts[C_SETDEVICE]++; if (d < 0 || d >= 2) return 101; current = d; return 0; }
 EXPORT int cudaMalloc(void **p, size_t n) { *p = malloc(n); fake_counts[C_MALLOC]++; return *p ? 0 : 2; }
-EXPORT int cudaFree(void *p) { free(p); fake_counts[C_FREE]++; return 0; }
+EXPORT int cudaFree(void *p) { FLOG("free", p, 0); free(p); fake_counts[C_FREE]++; return 0; }
 EXPORT int cudaMallocAsync(void **p, size_t n, void *st) {
-    fake_counts[C_MALLOCASYNC]++; *p = malloc(n); fake_unsynced = 1; return *p ? 0 : 2;
+    fake_counts[C_MALLOCASYNC]++; *p = malloc(n); fake_unsynced = 1; FLOG("mallocasync", *p, st); return *p ? 0 : 2;
 }
-EXPORT int cudaFreeAsync(void *p, void *st) { free(p); fake_counts[C_FREEASYNC]++; return 0; }
-EXPORT int cudaHostAlloc(void **p, size_t n, unsigned f) {
+EXPORT int cudaFreeAsync(void *p, void *st) { FLOG("freeasync", p, st); free(p); fake_counts[C_FREEASYNC]++; return 0; }
+EXPORT int cudaHostAlloc(void **p, size_t n, unsigned f) { FAIL_IF_ASKED(C_HOSTALLOC); host_call("hostalloc", 0);
     *p = malloc(n); fake_counts[C_HOSTALLOC]++;
     for (int i = 0; *p && i < 256; i++) if (!pinned[i].p) { pinned[i].p = *p; pinned[i].n = n; break; }
     return *p ? 0 : 2;
 }
-EXPORT int cudaFreeHost(void *p) {
+EXPORT int cudaFreeHost(void *p) { host_call("freehost", p);
     for (int i = 0; i < 256; i++) if (pinned[i].p == p) pinned[i].p = NULL;
     free(p); fake_counts[C_FREEHOST]++; return 0;
 }
@@ -1063,20 +1119,20 @@ EXPORT int cudaMemcpyAsync(void *d, const void *s, size_t n, int k, void *st) {
 EXPORT int cudaMemsetAsync(void *d, int v, size_t n, void *st) { memset(d, v, n); fake_counts[C_MEMSET]++; return 0; }
 EXPORT int cudaStreamCreateWithFlags(void **s, unsigned f) { *s = malloc(8); return 0; }
 EXPORT int cudaStreamDestroy(void *s) { free(s); return 0; }
-EXPORT int cudaStreamSynchronize(void *s) {
+EXPORT int cudaStreamSynchronize(void *s) { FLOG("streamsync", 0, s);
     FAIL_IF_ASKED(C_STREAMSYNC); fake_counts[C_STREAMSYNC]++; fake_unsynced = 0; return 0;
 }
-EXPORT int cudaDeviceSynchronize(void) { fake_counts[C_DEVSYNC]++; fake_unsynced = 0; return 0; }
+EXPORT int cudaDeviceSynchronize(void) { FLOG("devsync", 0, 0); fake_counts[C_DEVSYNC]++; fake_unsynced = 0; return 0; }
 EXPORT int cudaEventCreateWithFlags(void **e, unsigned f) {
     FAIL_IF_ASKED(C_EVCREATE);
     if (fake_counts[C_EVCREATE] < 4096) fake_event_flags[fake_counts[C_EVCREATE]] = f;
     *e = malloc(8); fake_counts[C_EVCREATE]++; return 0;
 }
-EXPORT int cudaEventRecord(void *e, void *s) { fake_counts[C_RECORD]++; return 0; }
+EXPORT int cudaEventRecord(void *e, void *s) { FLOG("evrec", e, s); fake_counts[C_RECORD]++; return 0; }
 EXPORT int cudaEventQuery(void *e) { return 0; }
-EXPORT int cudaEventSynchronize(void *e) { FAIL_IF_ASKED(C_EVSYNC); fake_counts[C_EVSYNC]++; return 0; }
+EXPORT int cudaEventSynchronize(void *e) { FLOG("evsync", e, 0); FAIL_IF_ASKED(C_EVSYNC); fake_counts[C_EVSYNC]++; return 0; }
 EXPORT int cudaEventDestroy(void *e) { free(e); fake_counts[C_EVDESTROY]++; return 0; }
-EXPORT int cudaStreamWaitEvent(void *s, void *e, unsigned f) { fake_counts[C_WAIT]++; return 0; }
+EXPORT int cudaStreamWaitEvent(void *s, void *e, unsigned f) { FLOG("wait", e, s); fake_counts[C_WAIT]++; return 0; }
 EXPORT int cudaStreamGetFlags(void *s, unsigned *f) { *f = 0; return 0; }
 EXPORT int cudaDeviceGetAttribute(int *v, int a, int d) { *v = a == 115 ? fake_pools : 64; return 0; }
 EXPORT int cudaRuntimeGetVersion(int *v) { *v = 12000; return 0; }
@@ -1084,7 +1140,7 @@ EXPORT int cudaDriverGetVersion(int *v) { *v = 12000; return 0; }
 EXPORT const char *cudaGetErrorName(int e) { return fake_null_names ? NULL : "cudaErrorFake"; }
 EXPORT const char *cudaGetErrorString(int e) { return fake_null_names ? NULL : "fake error"; }
 EXPORT int cudaGetLastError(void) { return 0; }
-EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = 1 << 30; *t = 1 << 30; return 0; }
+EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = fake_free_mem; *t = 1 << 30; return 0; }
 #endif
 
 #ifdef FAKE_CUDA_DRIVER
@@ -1163,7 +1219,12 @@ EXPORT int nvjpegJpegStateCreate(void *h, void **s) { *s = malloc(8); return 0; 
 EXPORT int nvjpegJpegStateDestroy(void *s) { free(s); return 0; }
 EXPORT int nvjpegJpegStreamCreate(void *h, void **s) { *s = calloc(1, sizeof(jstream_t)); return 0; }
 EXPORT int nvjpegJpegStreamDestroy(void *s) { free(s); return 0; }
-EXPORT int nvjpegJpegStreamParse(void *h, const unsigned char *d, size_t n, int a, int b, void *s) {
+
+EXPORT long fake_parse_full, fake_parse_header;
+EXPORT int nvjpegJpegStreamParseHeader(void *h, const unsigned char *d, size_t n, void *s) {
+    fake_parse_header++; ((jstream_t *)s)->d = d; ((jstream_t *)s)->n = n; return 0;
+}
+EXPORT int nvjpegJpegStreamParse(void *h, const unsigned char *d, size_t n, int a, int b, void *s) { fake_parse_full++;
     ((jstream_t *)s)->d = d; ((jstream_t *)s)->n = n; return 0;
 }
 EXPORT int nvjpegDecodeBatchedSupported(void *h, void *s, int *r) {
@@ -1183,7 +1244,7 @@ EXPORT int nvjpegDecodeBatchedInitialize(void *h, void *s, int bs, int t, int fm
 EXPORT int nvjpegDecodeBatched(void *h, void *s, const unsigned char *const *data, const size_t *len,
                                nvjpegImage_t *dst, void *stream) {
     int w, hh, nc, j, x, y, c, hw = *(int *)h == 3;
-    fake_nvjpeg_batched_calls++;
+    fake_nvjpeg_batched_calls++; FLOG(hw ? "hwdec" : "hydec", dst[0].channel[0], stream);
     if (hw) {
         int *unsynced = rt_unsynced();
         fake_hw_calls++;
@@ -1246,7 +1307,7 @@ EXPORT int nppiResize_8u_C3R_Ctx(const unsigned char *src, int sstep, NppiSize s
     if (sstep < 3 * ss.width || dstep < 3 * ds.width) return -14;
     int refused = npp_refuses(ss);
     if (refused) return refused;
-    fake_npp_calls++; fake_npp_last_interp = interp;
+    fake_npp_calls++; FLOG("npp", ctx.hStream, 0); fake_npp_last_interp = interp;
     nn(src, sstep, ss, dst, dstep, ds, 3);
     return 0;
 }
@@ -1256,7 +1317,7 @@ EXPORT int nppiResize_8u_P3R_Ctx(const unsigned char **src, int sstep, NppiSize 
     if (sr.x || sr.y || dr.x || dr.y || sstep < ss.width || dstep < ds.width) return -1000;
     int refused = npp_refuses(ss);
     if (refused) return refused;
-    fake_npp_calls++; fake_npp_last_interp = interp;
+    fake_npp_calls++; FLOG("npp", ctx.hStream, 0); fake_npp_last_interp = interp;
     for (int c = 0; c < 3; c++) nn(src[c], sstep, ss, dst[c], dstep, ds, 1);
     return 0;
 }
@@ -1267,10 +1328,11 @@ FAKE_RUN = r"""import ctypes, gc, io, sys, os, threading
 import numpy as np
 FAKE, MODE = sys.argv[1], sys.argv[2]      # MODE: "driver" (a fake libcuda.so.1) or "nodriver"
 import spdl.io
-from spdl.io import CUDAConfig, _cuda, _nvjpeg
-_cuda.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
+from spdl.io import CUDAConfig
+from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
+_cuda_lib.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
 DRV = os.path.join(FAKE, "drv" if MODE == "driver" else "nodrv", "libcuda.so.1")
-_cuda.driver_candidates = lambda: [DRV]
+_cuda_lib.driver_candidates = lambda: [DRV]
 rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
 counts = (ctypes.c_long * 32).in_dll(rt, "fake_counts")
 C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D, C_MALLOCASYNC, C_FREEASYNC, C_EVSYNC = range(17)
@@ -1289,7 +1351,7 @@ def png(w, h, v=77):
     b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), v, np.uint8)).save(b, "PNG"); return b.getvalue()
 
 assert spdl.io.cuda_available()
-info = _cuda.driver_api_info()
+info = _cuda_device.driver_api_info()
 if MODE == "driver":
     assert info == {"library": DRV, "error": None}, info
     drv = ctypes.CDLL(DRV)
@@ -1309,7 +1371,7 @@ if MODE == "driver":
         # A thread with a context of its own gets it back, whichever device spdl.io used.
         drv.fake_bind_user_ctx()
         g = spdl.io.load_image_batch([png(30, 20)], width=8, height=8, device_config=CUDAConfig(1))
-        o = _nvjpeg.load_image_batch_nvjpeg([jpeg(32, 24)], device_config=CUDAConfig(1), width=8, height=8)
+        o = _nvjpeg_batch.load_image_batch_nvjpeg([jpeg(32, 24)], device_config=CUDAConfig(1), width=8, height=8)
         seen["own"] = drv.fake_current()
         del g, o
         gc.collect()
@@ -1329,13 +1391,13 @@ cpu = spdl.io.load_image_batch(srcs, width=32, height=32)
 ref = np.asarray(cpu).copy()
 g = spdl.io.transfer_buffer(cpu, device_config=cfg)
 assert g.device_index == 1 and g.shape == (2, 32, 32, 3) and g.indices == (0, 1)
-np.testing.assert_array_equal(_cuda._to_host(g), ref)
-assert _cuda.pending_transfers() == 0
+np.testing.assert_array_equal(_testing.to_host(g), ref)
+assert _keepalive.pending_transfers() == 0
 # load_image_batch with device_config: pinned staging, cached blocks
 h0 = counts[C_HOSTALLOC]
 for _ in range(3):
     g2 = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=cfg)
-    np.testing.assert_array_equal(_cuda._to_host(g2), ref)
+    np.testing.assert_array_equal(_testing.to_host(g2), ref)
     del g2
 gc.collect()
 assert counts[C_HOSTALLOC] - h0 == 1, counts[C_HOSTALLOC] - h0     # reused from the cache
@@ -1343,7 +1405,7 @@ assert counts[C_HOSTALLOC] - h0 == 1, counts[C_HOSTALLOC] - h0     # reused from
 w0 = counts[C_WAIT]
 cap = g.__dlpack__(stream=0x1234); assert counts[C_WAIT] == w0 + 1
 cap = g.__dlpack__(stream=1); assert counts[C_WAIT] == w0 + 1
-s = _cuda._create_stream(0)
+s = _testing.create_stream(0)
 gs = spdl.io.transfer_buffer(cpu, device_config=CUDAConfig(0, stream=s))
 cap = gs.__dlpack__(stream=s); assert counts[C_WAIT] == w0 + 1
 cap = gs.__dlpack__(); assert counts[C_WAIT] == w0 + 2
@@ -1354,24 +1416,24 @@ f0, d0 = counts[C_FREE] + counts[C_FREEASYNC], counts[C_DEVSYNC]
 del g, gs
 gc.collect()
 assert counts[C_FREE] + counts[C_FREEASYNC] == f0 + 2 and counts[C_DEVSYNC] == d0, (counts[C_FREE], counts[C_FREEASYNC], counts[C_DEVSYNC], f0, d0)
-_cuda._destroy_stream(0, s)
+_testing.destroy_stream(0, s)
 
 # nvJPEG: GPU-decoded rows are the fake's constant colours, placed like the CPU path places them.
 def v(w, h): return 30 + (w + h) % 200
 batch = [jpeg(400, 100), png(30, 20), jpeg(50, 50, gray=True), jpeg(64, 48, comment="FAKE_FAIL"), b"garbage", jpeg(10, 40)]
 m0, c0, pg0 = counts[C_MALLOC], counts[C_FREE], counts[C_PAGEABLE_H2D]
 try:
-    _nvjpeg.load_image_batch_nvjpeg(batch, device_config=cfg, width=64, height=64)
+    _nvjpeg_batch.load_image_batch_nvjpeg(batch, device_config=cfg, width=64, height=64)
     raise AssertionError("strict")
 except spdl.io.BatchLoadError as e:
     assert set(e.errors) == {4}, e.errors
     assert "bytes #4" in str(e), str(e)
 gc.collect()
 for pix_fmt in ("rgb24", "bgr24", "rgbp"):
-    out = _nvjpeg.load_image_batch_nvjpeg(batch, device_config=cfg, width=64, height=64, pix_fmt=pix_fmt, strict=False)
+    out = _nvjpeg_batch.load_image_batch_nvjpeg(batch, device_config=cfg, width=64, height=64, pix_fmt=pix_fmt, strict=False)
     assert out.indices == (0, 1, 2, 3, 5) and set(out.errors) == {4}, (out.indices, out.errors)
     assert "bytes #4" in str(out.errors[4])
-    a = _cuda._to_host(out)
+    a = _testing.to_host(out)
     if pix_fmt == "rgbp":
         assert a.shape == (5, 3, 64, 64); a = a.transpose(0, 2, 3, 1)
     else:
@@ -1396,22 +1458,22 @@ good = jpeg(64, 48)
 rgb_coded = good[:2] + b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00" + good[2:]
 batch2 = [rgb_coded, good[:-4], good]     # [:-4]: inside the scan, no EOI
 for pix_fmt in ("rgb24", "rgbp"):
-    out = _nvjpeg.load_image_batch_nvjpeg(batch2, device_config=cfg, width=64, height=64, pix_fmt=pix_fmt, strict=False)
+    out = _nvjpeg_batch.load_image_batch_nvjpeg(batch2, device_config=cfg, width=64, height=64, pix_fmt=pix_fmt, strict=False)
     assert out.indices == (0, 2) and set(out.errors) == {1}, (out.indices, out.errors)
     assert "truncated" in str(out.errors[1]), str(out.errors[1])
-    a = _cuda._to_host(out)
+    a = _testing.to_host(out)
     if pix_fmt == "rgbp": a = a.transpose(0, 2, 3, 1)
     np.testing.assert_array_equal(a[0], np.asarray(spdl.io.load_image_batch([rgb_coded], width=64, height=64))[0])
     assert (a[1][8:56] == [v(64, 48), v(64, 48) + 1, v(64, 48) + 2]).all()     # nvJPEG's (the fake's) colour
     del out
-out = _nvjpeg.load_image_batch_nvjpeg(batch[:1], device_config=cfg, width=64, height=64, scale_mode=None)
-assert (_cuda._to_host(out)[0] == [v(400, 100), v(400, 100) + 1, v(400, 100) + 2]).all()
+out = _nvjpeg_batch.load_image_batch_nvjpeg(batch[:1], device_config=cfg, width=64, height=64, scale_mode=None)
+assert (_testing.to_host(out)[0] == [v(400, 100), v(400, 100) + 1, v(400, 100) + 2]).all()
 del out
 # empty and all-CPU batches
-out = _nvjpeg.load_image_batch_nvjpeg([], device_config=cfg, width=8, height=8); assert out.shape == (0, 8, 8, 3)
-out = _nvjpeg.load_image_batch_nvjpeg([b"x"], device_config=cfg, width=8, height=8, strict=False); assert out.shape == (0, 8, 8, 3) and set(out.errors) == {0}
+out = _nvjpeg_batch.load_image_batch_nvjpeg([], device_config=cfg, width=8, height=8); assert out.shape == (0, 8, 8, 3)
+out = _nvjpeg_batch.load_image_batch_nvjpeg([b"x"], device_config=cfg, width=8, height=8, strict=False); assert out.shape == (0, 8, 8, 3) and set(out.errors) == {0}
 del out
-gc.collect(); _cuda.synchronize_transfers()
+gc.collect(); _keepalive.synchronize_transfers()
 assert counts[C_MALLOC] - m0 == counts[C_FREE] - c0, (counts[C_MALLOC] - m0, counts[C_FREE] - c0)
 # The scratch of the decoded images came from cudaMallocAsync and went back with cudaFreeAsync.
 assert counts[C_MALLOCASYNC] > 0 and counts[C_MALLOCASYNC] == counts[C_FREEASYNC], (counts[C_MALLOCASYNC], counts[C_FREEASYNC])
@@ -1423,22 +1485,22 @@ def alloc(n, dev, stream):
 def free(p): del live[p]
 acfg = CUDAConfig(0, stream=7, allocator=(alloc, free))
 m1 = counts[C_MALLOC]
-out = _nvjpeg.load_image_batch_nvjpeg(batch, device_config=acfg, width=64, height=64, strict=False)
+out = _nvjpeg_batch.load_image_batch_nvjpeg(batch, device_config=acfg, width=64, height=64, strict=False)
 assert counts[C_MALLOC] == m1 and len(live) == 1 and out.stream == 7
 t = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=acfg)
-np.testing.assert_array_equal(_cuda._to_host(t), ref)
+np.testing.assert_array_equal(_testing.to_host(t), ref)
 del out, t
 gc.collect()
 assert live == {}
-_cuda.synchronize_transfers(); _cuda.release_pinned_memory()
+_keepalive.synchronize_transfers(); _pinned.release_pinned_memory()
 assert counts[C_HOSTALLOC] == counts[C_FREEHOST], (counts[C_HOSTALLOC], counts[C_FREEHOST])
 # Concurrency: several threads and the async twins on one decoder.
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 def work(k):
-    o = _nvjpeg.load_image_batch_nvjpeg(batch, device_config=cfg, width=32, height=32, strict=False)
+    o = _nvjpeg_batch.load_image_batch_nvjpeg(batch, device_config=cfg, width=32, height=32, strict=False)
     t = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=CUDAConfig(k % 2))
-    return o.indices, _cuda._to_host(t).sum()
+    return o.indices, _testing.to_host(t).sum()
 with ThreadPoolExecutor(4) as ex:
     res = list(ex.map(work, range(24)))
 assert len({r for r in res}) == 1, res
@@ -1447,8 +1509,8 @@ async def amain():
     b = await spdl.io.async_load_image_batch(srcs, width=32, height=32, device_config=cfg)
     return a.indices, b.shape
 assert asyncio.run(amain()) == ((0, 1, 2, 3, 5), (2, 32, 32, 3))
-gc.collect(); _cuda.synchronize_transfers()
-assert _cuda.pending_transfers() == 0
+gc.collect(); _keepalive.synchronize_transfers()
+assert _keepalive.pending_transfers() == 0
 if MODE == "driver":
     assert counts[C_SETDEVICE] == 0, counts[C_SETDEVICE]       # contexts only through the driver API
     assert drv.fake_current() == -1, drv.fake_current()       # the main thread has no context left
@@ -1462,9 +1524,10 @@ FAKE_RUN_REVIEW = r"""import ctypes, gc, io, os, sys
 import numpy as np
 FAKE = sys.argv[1]
 import spdl.io
-from spdl.io import CUDAConfig, _cuda, _nvjpeg
-_cuda.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
-_cuda.driver_candidates = lambda: [os.path.join(FAKE, "drv", "libcuda.so.1")]
+from spdl.io import CUDAConfig
+from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
+_cuda_lib.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
+_cuda_lib.driver_candidates = lambda: [os.path.join(FAKE, "drv", "libcuda.so.1")]
 rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
 nvj = ctypes.CDLL(os.path.join(FAKE, "libnvjpeg.so.12"))
 npp = ctypes.CDLL(os.path.join(FAKE, "libnppig.so.12"))
@@ -1493,11 +1556,11 @@ def colour(w, h):   # what the fake nvJPEG decodes a w x h JPEG to
     return [v, v + 1, v + 2]
 
 def host(out, pix_fmt="rgb24"):
-    a = _cuda._to_host(out)
+    a = _testing.to_host(out)
     return a.transpose(0, 2, 3, 1) if pix_fmt == "rgbp" else a
 
 def load(srcs, c, w=32, h=32, **kw):
-    return _nvjpeg.load_image_batch_nvjpeg(srcs, device_config=c, width=w, height=h, **kw)
+    return _nvjpeg_batch.load_image_batch_nvjpeg(srcs, device_config=c, width=w, height=h, **kw)
 
 def cpu(srcs, w=32, h=32):
     return np.asarray(spdl.io.load_image_batch(srcs, width=w, height=h))
@@ -1505,7 +1568,7 @@ def cpu(srcs, w=32, h=32):
 cfg = CUDAConfig(1)
 
 # One event per nvJPEG state, each with cudaEventBlockingSync | cudaEventDisableTiming.
-assert _nvjpeg.decoder_backends(1)["hardware"] == "yes"
+assert _nvjpeg_decode.decoder_backends(1)["hardware"] == "yes"
 made = [flags[k] for k in range(counts[C_EVCREATE])]
 assert made == [0x03, 0x03], made
 
@@ -1532,7 +1595,7 @@ for pix_fmt in ("rgb24", "rgbp"):
 sos = odd.index(b"\xff\xda")
 start, end = sos + 2 + int.from_bytes(odd[sos + 2:sos + 4], "big"), odd.rindex(b"\xff\xd9")
 bad = odd[:start] + b"\xff\x00" * ((end - start) // 2) + odd[end:]     # all-ones: no Huffman code
-assert _nvjpeg._jpeg_check(bad) is None                                 # for nvJPEG by its markers
+assert _testing.jpeg_check(bad) is None                                 # for nvJPEG by its markers
 assert set(spdl.io.load_image_batch([bad], width=32, height=32, strict=False).errors) == {0}
 for pix_fmt in ("rgb24", "rgbp"):
     out = load([jpeg(64, 48), bad, jpeg(50, 50)], cfg, pix_fmt=pix_fmt, strict=False)
@@ -1617,7 +1680,7 @@ ctypes.c_int.in_dll(rt, "fake_devcount_error").value = 100
 ctypes.c_int.in_dll(rt, "fake_null_names").value = 1
 assert spdl.io.cuda_available() is False
 try:
-    _cuda.check_device(cfg)
+    _cuda_device.check_device(cfg)
     raise AssertionError("no error")
 except spdl.io.CUDAUnavailableError as e:
     assert "cudaError_t 100" in str(e), str(e)
@@ -1625,7 +1688,7 @@ ctypes.c_int.in_dll(rt, "fake_devcount_error").value = 0
 ctypes.c_int.in_dll(rt, "fake_null_names").value = 0
 
 del out
-gc.collect(); _cuda.synchronize_transfers()
+gc.collect(); _keepalive.synchronize_transfers()
 assert counts[C_MALLOCASYNC] == counts[C_FREEASYNC], (counts[C_MALLOCASYNC], counts[C_FREEASYNC])
 made = [flags[k] for k in range(min(counts[C_EVCREATE], 4096))]
 assert made.count(0x03) == 2 and set(made) == {0x02, 0x03}, sorted(set(made))
@@ -1647,7 +1710,7 @@ def _build_fake_cuda(tmp_path):
                           ("FAKE_NPPC", "libnppc.so.12"), ("FAKE_NPPIG", "libnppig.so.12"),
                           ("FAKE_CUDA_DRIVER", "drv/libcuda.so.1")):
         subprocess.run([cc, "-shared", "-fPIC", "-O1", f"-D{macro}", "-o", str(tmp_path / soname),
-                        str(src)], check=True, capture_output=True, timeout=120)
+                        str(src), "-ldl"], check=True, capture_output=True, timeout=120)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("FAKE_NVJPEG_HW", None)
     return env
@@ -1708,7 +1771,7 @@ def _patched(d, offset, values):
 def test_jpeg_check_sends_rgb_coded_jpegs_to_the_cpu():
     pytest.importorskip("PIL")
     base = _jpeg_bytes(48, 32)
-    check = _nvjpeg._jpeg_check
+    check = _testing.jpeg_check
     assert check(base) is None
     assert check(_jpeg_bytes(48, 32, gray=True)) is None
     assert check(_jpeg_bytes(48, 32, progressive=True)) is None
@@ -1731,13 +1794,13 @@ def test_jpeg_check_pillow_rgb_jpeg():
     Image.fromarray(np.full((16, 16, 3), 99, np.uint8)).save(out, "JPEG", keep_rgb=True)
     if b"Adobe" not in out.getvalue():
         pytest.skip("this Pillow cannot write an RGB JPEG (keep_rgb)")
-    assert _nvjpeg._jpeg_check(out.getvalue()) == "RGB-coded"
+    assert _testing.jpeg_check(out.getvalue()) == "RGB-coded"
 
 
 def test_jpeg_check_sends_truncated_and_unusual_jpegs_to_the_cpu():
     pytest.importorskip("PIL")
     base = _jpeg_bytes(64, 48)
-    check = _nvjpeg._jpeg_check
+    check = _testing.jpeg_check
     sof = _sof(base)
     assert check(base[:-2]) == "truncated"                  # all but the EOI marker
     assert check(base[:len(base) * 3 // 4]) == "truncated"
@@ -1804,7 +1867,7 @@ def test_nvjpeg_matches_cpu_path(pix_fmt):
                                           pix_fmt=pix_fmt)
     assert isinstance(buf, spdl.io.CUDABuffer)
     assert buf.pix_fmt == pix_fmt and buf.indices == tuple(range(len(srcs)))
-    got = _cuda._to_host(buf)
+    got = _testing.to_host(buf)
     cpu = np.asarray(spdl.io.load_image_batch(
         srcs, width=96, height=64, pix_fmt="bgr24" if pix_fmt == "bgr24" else "rgb24"))
     if pix_fmt == "rgbp":
@@ -1821,10 +1884,10 @@ def test_nvjpeg_matches_cpu_path(pix_fmt):
 def test_nvjpeg_resize_geometry_pad_and_stretch():
     src = [_jpeg_bytes(400, 100, 7)]              # 4:1 into a square: black bands above and below
     cfg = CUDAConfig(0)
-    pad = _cuda._to_host(spdl.io.load_image_batch_nvjpeg(src, device_config=cfg, width=64, height=64))
+    pad = _testing.to_host(spdl.io.load_image_batch_nvjpeg(src, device_config=cfg, width=64, height=64))
     assert pad.shape == (1, 64, 64, 3)
     assert pad[0, :20].max() == 0 and pad[0, -20:].max() == 0 and pad[0, 30:34].mean() > 20
-    stretch = _cuda._to_host(spdl.io.load_image_batch_nvjpeg(src, device_config=cfg, width=64,
+    stretch = _testing.to_host(spdl.io.load_image_batch_nvjpeg(src, device_config=cfg, width=64,
                                                               height=64, scale_mode=None))
     assert stretch[0, :20].mean() > 20
 
@@ -1841,20 +1904,20 @@ def test_nvjpeg_non_jpeg_and_corrupt_inputs():
     buf = spdl.io.load_image_batch_nvjpeg([good, b"not an image", _png_bytes(40, 30), good],
                                           device_config=cfg, width=32, height=32, strict=False)
     assert buf.indices == (0, 2, 3) and set(buf.errors) == {1}
-    assert _cuda._to_host(buf)[1].max() == 77          # the PNG, decoded on the CPU path
+    assert _testing.to_host(buf)[1].max() == 77          # the PNG, decoded on the CPU path
     # A corrupt JPEG (no end-of-image marker) takes the CPU path and fails there, as in
     # load_image_batch; the next batch decodes.
     with pytest.raises(spdl.io.BatchLoadError) as ei:
         spdl.io.load_image_batch_nvjpeg([good, corrupt], device_config=cfg, width=32, height=32)
     assert set(ei.value.errors) == {1}
-    again = _cuda._to_host(spdl.io.load_image_batch_nvjpeg([good] * 4, device_config=cfg,
+    again = _testing.to_host(spdl.io.load_image_batch_nvjpeg([good] * 4, device_config=cfg,
                                                            width=32, height=32))
     assert again.shape == (4, 32, 32, 3) and again.mean() > 10
 
 
 @gpu
 def test_nvjpeg_handles_are_strict():
-    assert _nvjpeg.decoder_backends(0)["strict"] == "yes"
+    assert _nvjpeg_decode.decoder_backends(0)["strict"] == "yes"
 
 
 @gpu
@@ -1866,14 +1929,14 @@ def test_nvjpeg_rgb_coded_and_truncated_jpegs_take_the_cpu_path():
                                           width=32, height=32, strict=False)
     assert buf.indices == (0, 2) and set(buf.errors) == {1}
     cpu = np.asarray(spdl.io.load_image_batch([rgb_coded], width=32, height=32))
-    np.testing.assert_array_equal(_cuda._to_host(buf)[0], cpu[0])     # decoded by the CPU path
+    np.testing.assert_array_equal(_testing.to_host(buf)[0], cpu[0])     # decoded by the CPU path
 
 
 @gpu
 def test_calls_leave_the_thread_context_as_it_was():
     """A worker thread without a CUDA context has none after loading, copying and freeing."""
-    if _cuda.driver_api_info()["library"] is None:
-        pytest.skip(f"no driver API: {_cuda.driver_api_info()['error']}")
+    if _cuda_device.driver_api_info()["library"] is None:
+        pytest.skip(f"no driver API: {_cuda_device.driver_api_info()['error']}")
     libcuda = ctypes.CDLL("libcuda.so.1")
     seen = []
 
@@ -1884,7 +1947,7 @@ def test_calls_leave_the_thread_context_as_it_was():
 
     def work():
         seen.append(current())
-        cfg = CUDAConfig(spdl.io._cuda._device_count() - 1)      # the last device
+        cfg = CUDAConfig(spdl.io._cuda_device.device_count() - 1)      # the last device
         buf = spdl.io.load_image_batch_nvjpeg([_jpeg_bytes(64, 48), _png_bytes(20, 10)],
                                               device_config=cfg, width=32, height=32)
         t = spdl.io.load_image_batch([_png_bytes(20, 10)], width=8, height=8, device_config=cfg)
@@ -1907,14 +1970,14 @@ def test_transfer_buffer_round_trip_and_pinned_staging():
     cpu = np.asarray(spdl.io.load_image_batch(srcs, width=32, height=32))
     buf = spdl.io.load_image_batch(srcs, width=32, height=32, device_config=cfg)
     assert isinstance(buf, spdl.io.CUDABuffer) and buf.shape == (3, 32, 32, 3)
-    np.testing.assert_array_equal(_cuda._to_host(buf), cpu)
+    np.testing.assert_array_equal(_testing.to_host(buf), cpu)
     pinned = spdl.io.load_image_batch(srcs, width=32, height=32)
     assert not pinned.pinned
     buf2 = spdl.io.transfer_buffer(pinned, device_config=cfg)     # pageable source
     del pinned                                                      # kept alive until the copy ran
-    np.testing.assert_array_equal(_cuda._to_host(buf2), cpu)
-    _cuda.synchronize_transfers()
-    assert _cuda.pending_transfers() == 0
+    np.testing.assert_array_equal(_testing.to_host(buf2), cpu)
+    _keepalive.synchronize_transfers()
+    assert _keepalive.pending_transfers() == 0
 
 
 @gpu
@@ -1929,11 +1992,11 @@ async def test_async_loaders_return_cuda_buffers():
 
 @gpu
 def test_non_default_stream_ordering():
-    stream = _cuda._create_stream(0)
+    stream = _testing.create_stream(0)
     try:
         cfg = CUDAConfig(0, stream=stream)
         srcs = [_jpeg_bytes(640, 480, s) for s in range(8)]
-        expected = _cuda._to_host(spdl.io.load_image_batch_nvjpeg(srcs, device_config=CUDAConfig(0),
+        expected = _testing.to_host(spdl.io.load_image_batch_nvjpeg(srcs, device_config=CUDAConfig(0),
                                                                   width=224, height=224))
         for _ in range(5):
             # Handed to the legacy default stream through DLPack: an event orders the read.
@@ -1941,14 +2004,14 @@ def test_non_default_stream_ordering():
             assert buf.stream == stream
             assert buf.__cuda_array_interface__["stream"] == stream
             buf.__dlpack__(stream=1)
-            np.testing.assert_array_equal(_cuda._to_host(buf, 0), expected)
+            np.testing.assert_array_equal(_testing.to_host(buf, 0), expected)
             # Read on the stream it was made on, with no host synchronization in between.
             buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=224, height=224)
-            np.testing.assert_array_equal(_cuda._to_host(buf, stream), expected)
+            np.testing.assert_array_equal(_testing.to_host(buf, stream), expected)
             t = spdl.io.load_image_batch(srcs, width=224, height=224, device_config=cfg)
-            assert t.stream == stream and _cuda._to_host(t, stream).shape == (8, 224, 224, 3)
+            assert t.stream == stream and _testing.to_host(t, stream).shape == (8, 224, 224, 3)
     finally:
-        _cuda._destroy_stream(0, stream)
+        _testing.destroy_stream(0, stream)
 
 
 @gpu
@@ -1988,13 +2051,13 @@ def test_no_device_memory_growth_over_1000_batches():
     for _ in range(20):                          # warm up: nvJPEG's buffers, caches
         spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=64, height=64)
     gc.collect()
-    _cuda.synchronize_transfers()
-    free0, _ = _cuda._mem_get_info(0)
+    _keepalive.synchronize_transfers()
+    free0, _ = _testing.mem_info(0)
     for _ in range(1000):
         buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=cfg, width=64, height=64)
         del buf
     gc.collect()
-    _cuda.synchronize_transfers()
-    free1, _ = _cuda._mem_get_info(0)
+    _keepalive.synchronize_transfers()
+    free1, _ = _testing.mem_info(0)
     assert free0 - free1 < 32 << 20, (free0, free1)
-    assert _cuda.pending_transfers() == 0
+    assert _keepalive.pending_transfers() == 0

@@ -28,7 +28,7 @@ import pytest
 
 import spdl
 import spdl.io
-from spdl.io import _cuda, _nvjpeg
+from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _nvjpeg_lib, _testing
 
 SPDL_ROOT = Path(spdl.__file__).resolve().parents[1]
 WHEEL_DIR = {"cudart": "cuda_runtime", "nvjpeg": "nvjpeg", "nppc": "npp", "nppig": "npp"}
@@ -40,9 +40,9 @@ def _check(kind, path, major):
     """Open path as library kind and fill spdl.io's table from it; the functions it lacks."""
     try:
         if kind in ("cudart", "libcuda"):
-            _cuda._probe_library(kind, str(path))
+            _testing.probe_library(kind, str(path))
         else:
-            _nvjpeg._probe_library(kind, [str(path)], major=major)
+            _testing.probe_nvjpeg_library(kind, [str(path)], major=major)
     except spdl.io.CUDAUnavailableError as e:
         assert e.missing, str(e)
         return list(e.missing)
@@ -159,16 +159,16 @@ def _toolkit(root: Path, stubs, major, sub="lib64", names=ALL):
 
 _PROBE = textwrap.dedent("""
     import json, os, sys
-    from spdl.io import _cuda, _nvjpeg
+    from spdl.io import _cuda_buffer, _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
     import spdl.io
     # Only the case's folders are searched: not this Python's own (a GPU machine has the real
     # wheels there), not /usr/local/cuda, not the bare sonames.
-    _cuda._python_dirs = lambda: json.loads(os.environ["STUB_SITES"])
-    _cuda._SYSTEM_CUDA = ()
-    _search = _cuda.library_candidates
-    _cuda.library_candidates = lambda module, soname: [p for p in _search(module, soname) if os.sep in p]
-    _cuda.driver_candidates = lambda: [os.environ["STUB_DRIVER"]]
-    _cuda.nvml_candidates = lambda: [os.environ["STUB_NVML"]]
+    _cuda_lib._python_dirs = lambda: json.loads(os.environ["STUB_SITES"])
+    _cuda_lib._SYSTEM_CUDA = ()
+    _search = _cuda_lib.library_candidates
+    _cuda_lib.library_candidates = lambda module, soname: [p for p in _search(module, soname) if os.sep in p]
+    _cuda_lib.driver_candidates = lambda: [os.environ["STUB_DRIVER"]]
+    _cuda_lib.nvml_candidates = lambda: [os.environ["STUB_NVML"]]
 
     def error(call):
         try:
@@ -177,14 +177,14 @@ _PROBE = textwrap.dedent("""
             return {"message": str(e), "library": e.library, "tried": list(e.tried), "op": e.op}
         return None
 
-    sel = _cuda.select_cuda()
+    sel = _cuda_lib.select_cuda()
     out = {
         "major": sel["major"], "reason": sel["reason"],
         "found": {str(m): v for m, v in sel["found"].items()},
         "info": spdl.io.cuda_info(),
-        "runtime_error": error(_cuda._load_runtime),
-        "nvjpeg_error": error(_nvjpeg._load_libraries),
-        "check_device": error(lambda: _cuda.check_device(spdl.io.CUDAConfig(0))),
+        "runtime_error": error(_cuda_runtime._load_runtime),
+        "nvjpeg_error": error(_nvjpeg_lib.load_libraries),
+        "check_device": error(lambda: _cuda_device.check_device(spdl.io.CUDAConfig(0))),
         "nvjpeg_call": error(lambda: spdl.io.load_image_batch_nvjpeg(
             [b"x"], device_config=spdl.io.CUDAConfig(0), width=8, height=8)),
     }

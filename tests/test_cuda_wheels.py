@@ -35,20 +35,21 @@ PYTAG = "%d%d" % sys.version_info[:2]
 _PROBE = textwrap.dedent("""
     import asyncio, json, os, sys
     import spdl.io
-    from spdl.io import CUDAConfig, _cuda, _nvjpeg
+    from spdl.io import CUDAConfig
+    from spdl.io import _cuda_device, _cuda_lib, _nvjpeg_lib, _pinned, _testing
 
     # The virtualenv's wheels, not this machine's own CUDA (/usr/local/cuda, the ld.so cache).
-    _cuda._SYSTEM_CUDA = ()
-    _search = _cuda.library_candidates
-    _cuda.library_candidates = lambda module, soname: [p for p in _search(module, soname) if os.sep in p]
+    _cuda_lib._SYSTEM_CUDA = ()
+    _search = _cuda_lib.library_candidates
+    _cuda_lib.library_candidates = lambda module, soname: [p for p in _search(module, soname) if os.sep in p]
 
     jpeg = open(sys.argv[1], "rb").read()
     cfg = CUDAConfig(0)
     info = spdl.io.cuda_info()
     cpu = spdl.io.load_image_batch([jpeg], width=8, height=8)          # a real CPUBuffer
     calls = {
-        "check_device": lambda: _cuda.check_device(cfg),
-        "host_allocator": lambda: _cuda.host_allocator(cfg),
+        "check_device": lambda: _cuda_device.check_device(cfg),
+        "host_allocator": lambda: _pinned.host_allocator(cfg),
         "transfer_buffer": lambda: spdl.io.transfer_buffer(cpu, device_config=cfg),
         "async_transfer_buffer": lambda: asyncio.run(spdl.io.async_transfer_buffer(cpu, device_config=cfg)),
         "load_image_batch": lambda: spdl.io.load_image_batch([jpeg], width=8, height=8, device_config=cfg),
@@ -68,12 +69,12 @@ _PROBE = textwrap.dedent("""
             errors[name] = {"type": type(e).__name__, "unavailable": isinstance(e, spdl.io.CUDAUnavailableError),
                             "message": str(e), "library": getattr(e, "library", None), "op": getattr(e, "op", None)}
     try:
-        libs = [lib.path for lib in _nvjpeg._load_libraries()]
+        libs = [lib.path for lib in _nvjpeg_lib.load_libraries()]
     except Exception as e:
         libs = f"{type(e).__name__}: {e}"
     print("PROBE " + json.dumps({"prefix": sys.prefix, "info": info, "errors": errors, "nvjpeg_libs": libs,
-                                 "nvjpeg_info": _nvjpeg.nvjpeg_info(),
-                                 "symbols": {w: _nvjpeg._probe_library(w) for w in ("nvjpeg", "nppc", "nppig")}}))
+                                 "nvjpeg_info": _nvjpeg_lib.nvjpeg_info(),
+                                 "symbols": {w: _testing.probe_nvjpeg_library(w) for w in ("nvjpeg", "nppc", "nppig")}}))
 """)
 
 

@@ -2,26 +2,24 @@
 
 Pure functions (the page-locked size classes, the nvJPEG scratch rounds) are
 checked directly. The rest runs against the host-memory fake of libcudart,
-libcuda, libnvjpeg and NPP that tests/test_cuda.py builds, extended here with a
-log of the calls in order (and the pointer and stream of each), the GIL and
-the current context at cudaHostAlloc / cudaFreeHost, nvjpegJpegStreamParseHeader,
-and a settable cudaMemGetInfo. This checks the order spdl.io issues its calls
+libcuda, libnvjpeg and NPP that tests/test_cuda.py builds (FAKE_CUDA_C), with
+its log of the calls in order (and the pointer and stream of each), the GIL and
+the current context at cudaHostAlloc / cudaFreeHost, the counts of header-only
+and full parses, and a settable cudaMemGetInfo. This checks the order spdl.io issues its calls
 in, not what NVIDIA's libraries do with them.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import re
 import subprocess
 import sys
 
 import pytest
 
-from spdl.io import _cuda, _nvjpeg
+from spdl.io import _keepalive, _nvjpeg_batch, _pinned, _testing
 
-from test_cuda import FAKE_CUDA_C, FAKE_RUN_REVIEW, _build_fake_cuda
+from test_cuda import FAKE_RUN_REVIEW, _build_fake_cuda
 
 MiB = 1 << 20
 
@@ -35,19 +33,19 @@ MiB = 1 << 20
     (2 * MiB, 2 * MiB), (2 * MiB + 1, 4 * MiB), (9 * MiB + 5, 10 * MiB),
 ])
 def test_pinned_size_class_examples(n, cls):
-    assert _cuda._pinned_size_class(n) == cls
+    assert _testing.pinned_size_class(n) == cls
 
 
 def test_pinned_size_class_bounds():
     rng = random.Random(8)
     sizes = [rng.randrange(1, 1 << 34) for _ in range(2000)] + [rng.randrange(1, 1 << 22) for _ in range(2000)]
     for n in sizes:
-        c = _cuda._pinned_size_class(n)
+        c = _testing.pinned_size_class(n)
         assert c >= n and c % 4096 == 0
         assert c - n < 2 * MiB, n                       # at most 2 MiB of waste per block
         if n > 4096:
             assert c < 2 * n, n                         # and less than the request itself
-    assert _cuda._pinned_size_class((1 << 64) - 1) == 0      # too large: the allocation fails
+    assert _testing.pinned_size_class((1 << 64) - 1) == 0      # too large: the allocation fails
 
 
 # ---------------------------------------------------------------------------
@@ -58,14 +56,14 @@ def _aligned(n):
 
 
 def test_plan_rounds_examples():
-    assert _nvjpeg._plan_rounds([], 100) == []
-    assert _nvjpeg._plan_rounds([100, 100, 100], 1000) == [[0, 1, 2]]
-    assert _nvjpeg._plan_rounds([256, 256, 256], 512) == [[0, 1], [2]]
-    assert _nvjpeg._plan_rounds([10, 5000, 10], 1000) == [[0], [1], [2]]    # too large: alone
+    assert _testing.plan_rounds([], 100) == []
+    assert _testing.plan_rounds([100, 100, 100], 1000) == [[0, 1, 2]]
+    assert _testing.plan_rounds([256, 256, 256], 512) == [[0, 1], [2]]
+    assert _testing.plan_rounds([10, 5000, 10], 1000) == [[0], [1], [2]]    # too large: alone
     # 64 images of 50 MP: 9.6 GB in one buffer before; now rounds of at most 256 MiB.
-    rounds = _nvjpeg._plan_rounds([50_000_000 * 3] * 64, 256 * MiB)
+    rounds = _testing.plan_rounds([50_000_000 * 3] * 64, 256 * MiB)
     assert len(rounds) == 64 and all(len(r) == 1 for r in rounds)
-    rounds = _nvjpeg._plan_rounds([224 * 224 * 3] * 64, 256 * MiB)
+    rounds = _testing.plan_rounds([224 * 224 * 3] * 64, 256 * MiB)
     assert rounds == [list(range(64))]
 
 
@@ -74,7 +72,7 @@ def test_plan_rounds_properties():
     for _ in range(300):
         sizes = [rng.choice([rng.randrange(1, 5000), rng.randrange(1, 100_000)]) for _ in range(rng.randrange(0, 40))]
         limit = rng.randrange(1, 60_000)
-        rounds = _nvjpeg._plan_rounds(sizes, limit)
+        rounds = _testing.plan_rounds(sizes, limit)
         assert [k for r in rounds for k in r] == list(range(len(sizes)))    # all, in order
         for r in rounds:
             total = sum(_aligned(sizes[k]) for k in r)
@@ -84,77 +82,7 @@ def test_plan_rounds_properties():
 
 
 # ---------------------------------------------------------------------------
-# The fake, extended with a call log
-
-_LOG_C = r"""
-typedef void (*fake_logger_t)(const char *, const void *, const void *);
-static fake_logger_t fake_logger;
-EXPORT void fake_set_logger(fake_logger_t f) { fake_logger = f; }
-#define FLOG(name, a, b) do { if (fake_logger) fake_logger(name, (const void *)(a), (const void *)(b)); } while (0)
-"""
-
-_RT_C = r"""
-#include <stdio.h>
-EXPORT char fake_log[1 << 20];
-static size_t fake_log_len;
-EXPORT void fake_log_add(const char *name, const void *a, const void *b) {
-    if (fake_log_len + 80 < sizeof fake_log)
-        fake_log_len += snprintf(fake_log + fake_log_len, 80, "%s:%lx:%lx;", name,
-                                 (unsigned long)(uintptr_t)a, (unsigned long)(uintptr_t)b);
-}
-EXPORT void fake_log_reset(void) { fake_log_len = 0; fake_log[0] = 0; }
-EXPORT size_t fake_free_mem = (size_t)1 << 30;
-EXPORT int fake_host_calls_with_gil;
-static int (*ctx_probe)(void);
-EXPORT void fake_set_ctx_probe(int (*f)(void)) { ctx_probe = f; }
-static void host_call(const char *name, const void *p) {
-    int (*gil)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Check");
-    if (!gil || gil()) fake_host_calls_with_gil++;
-    FLOG(name, p, (intptr_t)(ctx_probe ? ctx_probe() : -9));
-}
-"""
-
-_NVJPEG_C = r"""
-EXPORT long fake_parse_full, fake_parse_header;
-EXPORT int nvjpegJpegStreamParseHeader(void *h, const unsigned char *d, size_t n, void *s) {
-    fake_parse_header++; ((jstream_t *)s)->d = d; ((jstream_t *)s)->n = n; return 0;
-}
-"""
-
-
-def _patch(src, pattern, repl, count=1):
-    out, n = re.subn(pattern, repl, src)
-    assert n == count, f"the fake in test_cuda.py changed: {pattern!r} matched {n} times"
-    return out
-
-
-def _fake_source():
-    s = FAKE_CUDA_C
-    s = _patch(s, r'(#define EXPORT __attribute__\(\(visibility\("default"\)\)\)\n)', lambda m: m.group(1) + _LOG_C)
-    s = _patch(s, r"(#ifdef FAKE_CUDART\n)", lambda m: m.group(1) + _RT_C)
-    for fn, name, a, b in [("cudaFreeAsync", "freeasync", "p", "st"),
-                           ("cudaFree", "free", "p", "0"),
-                           ("cudaStreamSynchronize", "streamsync", "0", "s"),
-                           ("cudaDeviceSynchronize", "devsync", "0", "0"),
-                           ("cudaEventRecord", "evrec", "e", "s"),
-                           ("cudaStreamWaitEvent", "wait", "e", "s"),
-                           ("cudaEventSynchronize", "evsync", "e", "0")]:
-        s = _patch(s, r"(EXPORT int %s\([^)]*\) \{)" % fn,
-                   lambda m, name=name, a=a, b=b: m.group(1) + f' FLOG("{name}", {a}, {b});')
-    s = _patch(s, r"(EXPORT int cudaMallocAsync\([^)]*\) \{[^}]*?)return",
-               lambda m: m.group(1) + 'FLOG("mallocasync", *p, st); return')
-    s = _patch(s, r"(EXPORT int cudaHostAlloc\([^)]*\) \{)", lambda m: m.group(1) + ' host_call("hostalloc", 0);')
-    s = _patch(s, r"(EXPORT int cudaFreeHost\([^)]*\) \{)", lambda m: m.group(1) + ' host_call("freehost", p);')
-    s = _patch(s, r"(EXPORT int cudaHostAlloc\([^)]*\) \{)", lambda m: m.group(1) + " FAIL_IF_ASKED(C_HOSTALLOC);")
-    s = _patch(s, r"EXPORT int cudaMemGetInfo\(size_t \*f, size_t \*t\) \{[^}]*\}",
-               lambda m: "EXPORT int cudaMemGetInfo(size_t *f, size_t *t) { *f = fake_free_mem; *t = 1 << 30; return 0; }")
-    s = _patch(s, r"(EXPORT int nvjpegJpegStreamParse\([^)]*\) \{)",
-               lambda m: _NVJPEG_C + m.group(1) + " fake_parse_full++;")
-    s = _patch(s, r"fake_nvjpeg_batched_calls\+\+;",
-               lambda m: m.group(0) + ' FLOG(hw ? "hwdec" : "hydec", dst[0].channel[0], stream);')
-    s = _patch(s, r"fake_npp_calls\+\+;", lambda m: m.group(0) + ' FLOG("npp", ctx.hStream, 0);', count=2)
-    return s
-
+# The fake of test_cuda.py (FAKE_CUDA_C), with its call log
 
 # The preamble of test_cuda.py's review script (pointing spdl.io at the fake), then ours.
 _PRELUDE = FAKE_RUN_REVIEW.split("\nfrom PIL import Image\n")[0] + "\nfrom PIL import Image\n"
@@ -184,7 +112,7 @@ def names(entries):
     return [e[0] for e in entries]
 
 def reset():
-    gc.collect(); _cuda.synchronize_transfers(); rt.fake_log_reset()
+    gc.collect(); _keepalive.synchronize_transfers(); rt.fake_log_reset()
 
 def jpeg(w, h, comment=None, progressive=False):
     b = io.BytesIO()
@@ -202,7 +130,7 @@ def colour(w, h):
     return [v, v + 1, v + 2]
 
 def load(srcs, c, w=32, h=32, **kw):
-    return _nvjpeg.load_image_batch_nvjpeg(srcs, device_config=c, width=w, height=h, **kw)
+    return _nvjpeg_batch.load_image_batch_nvjpeg(srcs, device_config=c, width=w, height=h, **kw)
 
 cfg = CUDAConfig(1)
 U = (1 << 64) - 1
@@ -212,14 +140,14 @@ def s(x):                   # a stream as the fake logs it (unsigned)
 # --- Finding 2: page-locked memory is allocated and freed in the allocator's device's
 # context, on a thread that has none and never asked host_allocator, and leaves it without one.
 from spdl.io._batch import BatchJob
-from spdl.io._filter_desc import get_video_filter_desc
-alloc1 = _cuda.host_allocator(cfg)
-assert _cuda.host_allocator(CUDAConfig(1)) is alloc1 and _cuda.host_allocator(CUDAConfig(0)) is not alloc1
-desc = get_video_filter_desc(scale_width=40, scale_height=40, pix_fmt="rgb24")
+from spdl.io._plan import compile_plan
+alloc1 = _pinned.host_allocator(cfg)
+assert _pinned.host_allocator(CUDAConfig(1)) is alloc1 and _pinned.host_allocator(CUDAConfig(0)) is not alloc1
+plan = compile_plan(width=40, height=40, pix_fmt="rgb24")
 seen = {}
 def worker():
     seen["before"] = drv.fake_current()
-    job = BatchJob([png(30, 20)], None, None, desc, alloc1)
+    job = BatchJob([png(30, 20)], plan, alloc1)
     job.run_worker()
     seen["buf"] = job.finish(True)
     seen["after"] = drv.fake_current()
@@ -231,7 +159,7 @@ hostallocs = [e for e in log() if e[0] == "hostalloc"]
 assert [e[2] for e in hostallocs] == [1], hostallocs          # in cuda:1's context
 def drop():
     del seen["buf"]; gc.collect()
-    _cuda.release_pinned_memory()                             # cudaFreeHost on this fresh thread
+    _pinned.release_pinned_memory()                             # cudaFreeHost on this fresh thread
     seen["after free"] = drv.fake_current()
 t = threading.Thread(target=drop); t.start(); t.join()
 frees = [e for e in log() if e[0] == "freehost"]
@@ -247,14 +175,14 @@ for k in (5, 6, 5, 6):
     g = spdl.io.load_image_batch(srcs6[:k], width=224, height=224, device_config=cfg)
     del g; reset()
 assert counts[C_HOSTALLOC] - h0 == 1, counts[C_HOSTALLOC] - h0
-assert _cuda._pinned_cache_sizes() == [1 << 20], _cuda._pinned_cache_sizes()
+assert _testing.pinned_cache_sizes() == [1 << 20], _testing.pinned_cache_sizes()
 f0 = counts[C_FREEHOST]
 for side in (8, 64, 128, 256, 512, 700):        # six more classes: the cache (4 blocks) evicts
     g = spdl.io.load_image_batch([png(30, 20)], width=side, height=side, device_config=cfg)
     del g; reset()
 assert counts[C_FREEHOST] - f0 == 3, counts[C_FREEHOST] - f0
-assert len(_cuda._pinned_cache_sizes()) == 4
-_cuda.release_pinned_memory()
+assert len(_testing.pinned_cache_sizes()) == 4
+_pinned.release_pinned_memory()
 assert counts[C_HOSTALLOC] == counts[C_FREEHOST], (counts[C_HOSTALLOC], counts[C_FREEHOST])
 assert with_gil.value == 0, with_gil.value
 
@@ -267,22 +195,22 @@ def batch(side):
 MiB = 1 << 20
 h0, f0 = counts[C_HOSTALLOC], counts[C_FREEHOST]
 batch(1000)                                   # 3,000,000 bytes: the 4 MiB class
-assert _cuda._pinned_cache_sizes() == [4 * MiB]
+assert _testing.pinned_cache_sizes() == [4 * MiB]
 batch(800)                                    # 1,920,000: the 2 MiB class, served by the 4 MiB block
-assert counts[C_HOSTALLOC] - h0 == 1 and _cuda._pinned_cache_sizes() == [4 * MiB]
+assert counts[C_HOSTALLOC] - h0 == 1 and _testing.pinned_cache_sizes() == [4 * MiB]
 batch(500)                                    # 750,000: 1 MiB; 4 MiB is more than twice that
-assert counts[C_HOSTALLOC] - h0 == 2 and _cuda._pinned_cache_sizes() == [MiB, 4 * MiB]
+assert counts[C_HOSTALLOC] - h0 == 2 and _testing.pinned_cache_sizes() == [MiB, 4 * MiB]
 batch(550)                                    # 907,500: 1 MiB again, the best fit (not the 4 MiB)
-assert counts[C_HOSTALLOC] - h0 == 2 and _cuda._pinned_cache_sizes() == [MiB, 4 * MiB]
-old_cap = _cuda._set_pinned_cache_bytes(5 * MiB + 1)
+assert counts[C_HOSTALLOC] - h0 == 2 and _testing.pinned_cache_sizes() == [MiB, 4 * MiB]
+old_cap = _testing.set_pinned_cache_bytes(5 * MiB + 1)
 assert old_cap == 1 << 30
 batch(200)                                    # 120,000: 128 KiB; 5.125 MiB > cap: the oldest (4 MiB) goes
 assert counts[C_FREEHOST] - f0 == 1, counts[C_FREEHOST] - f0
-assert _cuda._pinned_cache_sizes() == [MiB // 8, MiB]
+assert _testing.pinned_cache_sizes() == [MiB // 8, MiB]
 batch(1500)                                   # 6,750,000: 8 MiB, more than the cap: freed at once
-assert counts[C_FREEHOST] - f0 == 2 and _cuda._pinned_cache_sizes() == [MiB // 8, MiB]
-_cuda._set_pinned_cache_bytes(old_cap)
-_cuda.release_pinned_memory()
+assert counts[C_FREEHOST] - f0 == 2 and _testing.pinned_cache_sizes() == [MiB // 8, MiB]
+_testing.set_pinned_cache_bytes(old_cap)
+_pinned.release_pinned_memory()
 assert counts[C_HOSTALLOC] == counts[C_FREEHOST]
 
 # Review finding 9: a failed cudaHostAlloc reaches the error message with its cause.
@@ -295,7 +223,7 @@ except MemoryError as e:
     assert str(e).endswith(": cudaHostAlloc failed: cudaErrorFake"), str(e)
 fail[C_HOSTALLOC] = 0
 batch(64)                                     # and the next one works
-_cuda.release_pinned_memory()
+_pinned.release_pinned_memory()
 
 # --- Finding 3: the free is stream-ordered; no device-wide wait unless a consumer's stream
 # is unknown.
@@ -315,7 +243,7 @@ def freed_by(make, export=None, thread=False):
     else:
         go()
     return ptr, s(ours if ours else 0), log()
-sid = _cuda._create_stream(1)
+sid = _testing.create_stream(1)
 mk = lambda: spdl.io.transfer_buffer(cpu, device_config=CUDAConfig(1, stream=sid))
 ptr, ours, L = freed_by(mk)
 assert L == [("freeasync", ptr, ours)], L
@@ -349,7 +277,7 @@ assert order == [["evrec", "wait"]] and live == {}, (order, L)
 clean = [jpeg(64, 48), jpeg(50, 50, comment="FAKE_NOHW")]
 reset()
 out = load(clean, cfg)
-a = _cuda._to_host(out)
+a = _testing.to_host(out)
 assert (a[0][4:28] == colour(64, 48)).all() and (a[1] == colour(50, 50)).all()
 L = log()
 n = names(L)
@@ -372,13 +300,13 @@ out = load([jpeg(64, 48), jpeg(64, 48, progressive=True)], cfg)
 assert ctypes.c_long.in_dll(nvj, "fake_parse_header").value - p0 == 1      # the progressive one is skipped
 assert ctypes.c_long.in_dll(nvj, "fake_parse_full").value == f0 == 0
 assert ctypes.c_long.in_dll(nvj, "fake_hw_images").value - hw0 == 1
-assert (_cuda._to_host(out)[1][4:28] == colour(64, 48)).all()
+assert (_testing.to_host(out)[1][4:28] == colour(64, 48)).all()
 del out
 
 # --- Finding 6: the scratch is decoded in rounds of bounded size, each resized and freed
 # before the next. A quarter of the free memory is 20,000 bytes here: 64x48 RGB is 9,216.
 # (The floor under the limit, 64 MiB, is lowered to 16,000 bytes for this.)
-old_bounds = _nvjpeg._set_scratch_bounds(16000, 256 << 20)
+old_bounds = _testing.set_scratch_bounds(16000, 256 << 20)
 assert old_bounds == (64 << 20, 256 << 20), old_bounds
 free_mem.value = 80000
 imgs = [jpeg(64, 48, comment="FAKE_NOHW"), jpeg(64, 48, comment="FAKE_NOHW"), jpeg(64, 48, comment="FAKE_NOHW"),
@@ -386,7 +314,7 @@ imgs = [jpeg(64, 48, comment="FAKE_NOHW"), jpeg(64, 48, comment="FAKE_NOHW"), jp
 for pix_fmt in ("rgb24", "rgbp"):
     reset()
     out = load(imgs, cfg, pix_fmt=pix_fmt)
-    a = _cuda._to_host(out)
+    a = _testing.to_host(out)
     if pix_fmt == "rgbp": a = a.transpose(0, 2, 3, 1)
     for k in range(6):
         assert (a[k][4:28] == colour(64, 48)).all() and (a[k][:4] == 0).all(), (pix_fmt, k)
@@ -400,7 +328,7 @@ for pix_fmt in ("rgb24", "rgbp"):
     del out
 # Review finding 5: the floor. A quarter of the free memory (2,000 bytes) is below the floor
 # (20,000 here): rounds of two images, not one.
-_nvjpeg._set_scratch_bounds(20000, 256 << 20)
+_testing.set_scratch_bounds(20000, 256 << 20)
 free_mem.value = 8000
 reset()
 out = load(imgs, cfg)
@@ -409,7 +337,7 @@ assert n.count("hwdec") == 2 and n.count("hydec") == 2, n
 del out
 # With the caller's allocator the free memory is not asked (its cache is not counted in it):
 # the floor and the ceiling alone decide, here one round per backend.
-_nvjpeg._set_scratch_bounds(16000, 1 << 20)
+_testing.set_scratch_bounds(16000, 1 << 20)
 live = {}
 reset()
 out = load(imgs, CUDAConfig(1, allocator=(lambda n, d, st: pyalloc(n, d, st), lambda p: live.pop(p))))
@@ -417,7 +345,7 @@ n = names(log())
 assert n.count("hwdec") == 1 and n.count("hydec") == 1, n
 del out
 gc.collect()
-_nvjpeg._set_scratch_bounds(*old_bounds)
+_testing.set_scratch_bounds(*old_bounds)
 free_mem.value = 1 << 30
 
 # Review finding 3: a failed hardware round is searched by halves. One image among 16 that
@@ -435,7 +363,7 @@ for strict in (True, False):
     for c0, c1 in zip(calls, calls[1:]):
         assert "streamsync" in n[c0:c1], n
     assert ctypes.c_long.in_dll(nvj, "fake_hw_images").value - hw0 == 15
-    a = _cuda._to_host(out)
+    a = _testing.to_host(out)
     for k in range(16):
         w = 40 + k
         rows = (32 * 30) // w
@@ -474,7 +402,7 @@ try:
     raise AssertionError("no error")
 except spdl.io.CUDAError as e:
     assert "unusable" in str(e), str(e)
-_cuda._destroy_stream(1, sid)
+_testing.destroy_stream(1, sid)
 # The GIL probe itself: a call made with the GIL held (PyDLL keeps it) is counted.
 ctypes.PyDLL(rt._name).cudaFreeHost(None)
 assert with_gil.value == 1, with_gil.value
@@ -487,14 +415,6 @@ def test_review_findings_on_the_fake(tmp_path):
     stream-ordered free with DLPack consumer streams, the page-locked allocator's device
     scope, GIL and size classes, header-only parsing, scratch rounds."""
     env = _build_fake_cuda(tmp_path)
-    src = _fake_source()
-    (tmp_path / "fake_review.c").write_text(src)
-    cc = next(p for p in ("/usr/bin/cc", "/usr/bin/gcc") if os.path.exists(p))
-    for lib in tmp_path.rglob("*.so*"):
-        macro = {"libcudart": "FAKE_CUDART", "libnvjpeg": "FAKE_NVJPEG", "libnppc": "FAKE_NPPC",
-                 "libnppig": "FAKE_NPPIG", "libcuda": "FAKE_CUDA_DRIVER"}[lib.name.split(".so")[0]]
-        subprocess.run([cc, "-shared", "-fPIC", "-O1", f"-D{macro}", "-o", str(lib),
-                        str(tmp_path / "fake_review.c"), "-ldl"], check=True, capture_output=True, timeout=120)
     env["FAKE_NVJPEG_HW"] = "1"
     (tmp_path / "run.py").write_text(_PRELUDE + _SCRIPT)
     r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],

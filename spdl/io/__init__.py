@@ -11,7 +11,8 @@ from spdl._conflicts import warn_if_meta_spdl as _warn_if_meta_spdl
 from spdl._version import __version__
 from spdl.io._buffer import CPUBuffer
 from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig
-from spdl.io._cuda import CUDABuffer, CUDAError, CUDAUnavailableError, cuda_available
+from spdl.io._cuda_buffer import CUDABuffer
+from spdl.io._cuda_device import cuda_available
 from spdl.io._cuda_info import cuda_info
 from spdl.io._decode import ImageFrames
 from spdl.io._demux import IMAGE_DEMUXERS, ImagePackets
@@ -21,6 +22,8 @@ from spdl.io._errors import (
     BatchLoadError,
     BatchShapeError,
     ConfigError,
+    CUDAError,
+    CUDAUnavailableError,
     DecodeError,
     FilterError,
     ImageTooLargeError,
@@ -31,6 +34,7 @@ from spdl.io._errors import (
 )
 from spdl.io._filter_desc import get_video_filter_desc
 from spdl.io._interop import to_numpy, to_torch
+from spdl.io._types import FrameOptions, LoadOptions, Source, Sources
 from spdl.io._load import (
     async_convert_frames,
     async_decode_packets,
@@ -43,7 +47,7 @@ from spdl.io._load import (
     load_image_batch,
     transfer_buffer,
 )
-from spdl.io._nvjpeg import async_load_image_batch_nvjpeg, load_image_batch_nvjpeg
+from spdl.io._nvjpeg_batch import async_load_image_batch_nvjpeg, load_image_batch_nvjpeg
 
 __all__ = [
     "AllocationError",
@@ -59,11 +63,15 @@ __all__ = [
     "DecodeError",
     "DemuxConfig",
     "FilterError",
+    "FrameOptions",
     "IMAGE_DEMUXERS",
     "ImageFrames",
     "ImagePackets",
     "ImageTooLargeError",
+    "LoadOptions",
+    "Source",
     "SourceError",
+    "Sources",
     "SpdlIOError",
     "UnbatchableFormatError",
     "UnsupportedFormatError",

@@ -1,6 +1,6 @@
 from libc.stdint cimport int64_t
 
-from spdl.io.includes.dlpack cimport DLManagedTensor
+from spdl.io.includes.dlpack cimport DLManagedTensor, DLTensor
 
 # Both are called without the GIL (CPUBuffer releases it around them).
 ctypedef void (*free_fn_t)(void *ptr) noexcept nogil
@@ -48,3 +48,16 @@ cdef void release_manager(void *obj) noexcept nogil
 cdef void dl_capsule_destructor(object capsule) noexcept
 # A "dltensor" capsule of t that keeps owner alive (t is freed if it cannot be made).
 cdef object dl_capsule(DLManagedTensor *t, object owner)
+
+# What CPUBuffer and CUDABuffer share (one implementation of their shape, dtype and DLPack
+# tensor). set_shape fills dst[:ndim] from shape (1 to MAX_NDIM non-negative dims,
+# itemsize 1 or 2; ValueError otherwise) and returns the byte count.
+cdef size_t set_shape(int64_t *dst, int *ndim, tuple shape, int itemsize, str what) except? 0
+cdef tuple shape_tuple(const int64_t *shape, int ndim)
+cdef str dtype_name(int itemsize)
+# The array interfaces' typestr: "|u1" or "<u2".
+cdef str typestr(int itemsize)
+# Fill a DLTensor (C order, strides in elements); its shape and strides are one malloc
+# block at t.shape, freed by the deleters with free(t.shape).
+cdef int fill_dltensor(DLTensor *t, void *data, int device_type, int device_id,
+                       const int64_t *shape, int ndim, int itemsize) except -1

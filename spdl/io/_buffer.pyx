@@ -7,6 +7,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t, uintptr_
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+import operator
+
 
 
 cdef extern from "Python.h":
@@ -28,7 +30,7 @@ cdef extern from *:
     int spdl_py_is_finalizing() noexcept nogil
 
 
-from spdl.io.includes.dlpack cimport DLManagedTensor, kDLCPU, kDLUInt
+from spdl.io.includes.dlpack cimport DLManagedTensor, DLTensor, kDLCPU, kDLUInt
 
 
 cdef extern from "csrc/hostpool.h" nogil:
@@ -83,6 +85,61 @@ cdef object dl_capsule(DLManagedTensor *t, object owner):
         raise
     Py_INCREF(owner)    # the capsule's reference, dropped by the deleter
     return cap
+
+
+# What CPUBuffer and CUDABuffer share: the shape, the dtype and the DLPack tensor.
+
+cdef size_t set_shape(int64_t *dst, int *ndim, tuple shape, int itemsize, str what) except? 0:
+    cdef size_t n = itemsize
+    if itemsize not in (1, 2):
+        raise ValueError(f"itemsize must be 1 or 2, got {itemsize}")
+    if not 1 <= len(shape) <= MAX_NDIM:
+        raise ValueError(f"a {what} has 1 to {MAX_NDIM} dimensions, got shape {shape}")
+    for i, d in enumerate(shape):
+        d = operator.index(d)
+        if d < 0:
+            raise ValueError(f"negative dimension in {shape}")
+        dst[i] = d
+        n *= <size_t>d
+    ndim[0] = len(shape)
+    return n
+
+
+cdef tuple shape_tuple(const int64_t *shape, int ndim):
+    return tuple(shape[i] for i in range(ndim))
+
+
+cdef str dtype_name(int itemsize):
+    return "uint8" if itemsize == 1 else "uint16"
+
+
+cdef str typestr(int itemsize):
+    return "|u1" if itemsize == 1 else "<u2"
+
+
+cdef int fill_dltensor(DLTensor *t, void *data, int device_type, int device_id,
+                       const int64_t *shape, int ndim, int itemsize) except -1:
+    cdef int64_t *dims = <int64_t *>malloc(sizeof(int64_t) * 2 * MAX_NDIM)
+    cdef int64_t stride = 1
+    cdef int i
+    if dims == NULL:
+        raise MemoryError()
+    for i in range(ndim):
+        dims[i] = shape[i]
+    for i in range(ndim - 1, -1, -1):      # C order, in elements
+        dims[MAX_NDIM + i] = stride
+        stride *= shape[i]
+    t.data = data
+    t.device.device_type = device_type
+    t.device.device_id = device_id
+    t.ndim = ndim
+    t.dtype.code = kDLUInt
+    t.dtype.bits = 8 * itemsize
+    t.dtype.lanes = 1
+    t.shape = dims
+    t.strides = dims + MAX_NDIM
+    t.byte_offset = 0
+    return 0
 
 
 cdef void *_pool_alloc(void *ctx, size_t size) noexcept nogil:
@@ -166,16 +223,8 @@ cdef class CPUBuffer:
     @staticmethod
     cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=None):
         cdef CPUBuffer buf = CPUBuffer.__new__(CPUBuffer)
-        cdef size_t n = itemsize
         cdef const char *why = NULL
-        if len(shape) > MAX_NDIM:
-            raise ValueError(f"at most {MAX_NDIM} dimensions")
-        buf.ndim = len(shape)
-        for i, d in enumerate(shape):
-            if d < 0:
-                raise ValueError(f"negative dimension in {shape}")
-            buf._shape[i] = d
-            n *= <size_t>d
+        cdef size_t n = set_shape(buf._shape, &buf.ndim, shape, itemsize, "CPUBuffer")
         buf.itemsize = itemsize
         buf.pix_fmt = pix_fmt
         if allocator is None:
@@ -211,11 +260,11 @@ cdef class CPUBuffer:
 
     @property
     def shape(self):
-        return tuple(self._shape[i] for i in range(self.ndim))
+        return shape_tuple(self._shape, self.ndim)
 
     @property
     def dtype(self):
-        return "uint8" if self.itemsize == 1 else "uint16"
+        return dtype_name(self.itemsize)
 
     @property
     def nbytes(self):
@@ -231,7 +280,8 @@ cdef class CPUBuffer:
         return {
             "version": 3,
             "shape": self.shape,
-            "typestr": "|u1" if self.itemsize == 1 else "<u2",
+            "typestr": typestr(self.itemsize),
+            "descr": [("", typestr(self.itemsize))],
             "data": (<uintptr_t>self.data, False),
             "strides": None,
         }
@@ -249,21 +299,11 @@ cdef class CPUBuffer:
         cdef DLManagedTensor *t = <DLManagedTensor *>malloc(sizeof(DLManagedTensor))
         if t == NULL:
             raise MemoryError()
-        t.dl_tensor.shape = <int64_t *>malloc(sizeof(int64_t) * (self.ndim if self.ndim else 1))
-        if t.dl_tensor.shape == NULL:
+        try:
+            fill_dltensor(&t.dl_tensor, self.data, kDLCPU, 0, self._shape, self.ndim, self.itemsize)
+        except BaseException:
             free(t)
-            raise MemoryError()
-        for i in range(self.ndim):
-            t.dl_tensor.shape[i] = self._shape[i]
-        t.dl_tensor.data = self.data
-        t.dl_tensor.device.device_type = kDLCPU
-        t.dl_tensor.device.device_id = 0
-        t.dl_tensor.ndim = self.ndim
-        t.dl_tensor.dtype.code = kDLUInt
-        t.dl_tensor.dtype.bits = 8 * self.itemsize
-        t.dl_tensor.dtype.lanes = 1
-        t.dl_tensor.strides = NULL
-        t.dl_tensor.byte_offset = 0
+            raise
         return dl_capsule(t, self)
 
     def __repr__(self):

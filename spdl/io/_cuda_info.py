@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["cuda_info"]
 
 _LIBRARIES = ("cudart", "nvjpeg", "nppc", "nppig")
 
 
-def _failed(e: BaseException) -> dict:
+def _failed(e: BaseException) -> dict[str, Any]:
     return {"soname": None, "path": None, "version": None, "error": f"{type(e).__name__}: {e}", "tried": []}
 
 
-def cuda_info() -> dict:
+def cuda_info() -> dict[str, object]:
     """What the GPU path finds here: each CUDA library, the driver, the devices. Never raises.
 
     Returns a dict (plain values only, ready for ``json.dumps``):
@@ -42,11 +44,12 @@ def cuda_info() -> dict:
     Counting the devices initializes CUDA in this process (like
     :func:`cuda_available`): a process forked afterwards cannot use CUDA.
     """
-    from spdl.io import _cuda, _nvjpeg
+    from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _nvjpeg_lib
+    from spdl.io._errors import CUDAUnavailableError
 
-    info: dict = {"cuda_major": None, "reason": None, "devices": [], "nvml": None}
+    info: dict[str, Any] = {"cuda_major": None, "reason": None, "devices": [], "nvml": None}
     try:
-        sel = _cuda.select_cuda()
+        sel = _cuda_lib.select_cuda()
         info["cuda_major"] = sel["major"]
         info["reason"] = sel["reason"]
         info["devices"] = sel["gpus"]["devices"]
@@ -54,24 +57,26 @@ def cuda_info() -> dict:
     except Exception as e:  # never raises: report what went wrong
         info["reason"] = f"{type(e).__name__}: {e}"
     try:
-        info["cudart"] = _cuda.runtime_report()
+        rt = _cuda_runtime.runtime_info()
+        info["cudart"] = {"soname": rt["soname"], "path": rt["library"], "version": rt["version"],
+                          "error": rt["error"], "tried": rt["tried"]}
     except Exception as e:
         info["cudart"] = _failed(e)
     for name in _LIBRARIES[1:]:
         try:
-            info[name] = _nvjpeg.library_report(name)
+            info[name] = _nvjpeg_lib.library_report(name)
         except Exception as e:
             info[name] = _failed(e)
 
     info["driver_version"] = None
     try:
-        drv = _cuda.driver_info()
-        version = _cuda._version_text(drv["version"]) if drv["version"] else None
+        drv = _cuda_lib.driver_info()
+        version = _cuda_lib.version_text(drv["version"]) if drv["version"] else None
         info["libcuda"] = {"soname": "libcuda.so.1", "path": drv["library"], "version": version,
                            "error": drv["error"], "tried": drv["tried"]}
         if version is None and info["cudart"]["path"] is not None:
-            dv = _cuda.runtime_info()["driver_version"]      # cudaDriverGetVersion: 0 without a driver
-            version = _cuda._version_text(dv) if dv else None
+            dv = rt["driver_version"]       # cudaDriverGetVersion: 0 without a driver
+            version = _cuda_lib.version_text(dv) if dv else None
         info["driver_version"] = version
     except Exception as e:
         info["libcuda"] = _failed(e)
@@ -82,14 +87,14 @@ def cuda_info() -> dict:
         info["device_error"] = f"the CUDA runtime is not loaded: {info['cudart']['error']}"
     else:
         try:
-            info["device_count"] = _cuda._device_count()
-        except _cuda.CUDAUnavailableError as e:
+            info["device_count"] = _cuda_device.device_count()
+        except CUDAUnavailableError as e:
             info["device_count"] = 0
             info["device_error"] = str(e)
         except Exception as e:
             info["device_error"] = f"{type(e).__name__}: {e}"
     try:
-        info["driver_api"] = _cuda.driver_api_info()
+        info["driver_api"] = _cuda_device.driver_api_info()
     except Exception as e:
         info["driver_api"] = {"library": None, "error": f"{type(e).__name__}: {e}"}
     return info

@@ -1,5 +1,23 @@
 from spdl.io._error cimport ErrorInfo
 
+# What jpeg_walk_markers finds in a JPEG's marker stream.
+cdef struct JpegMarkers:
+    int sof                 # the first frame header's marker (0xC0..0xCF but C4, C8, CC), or 0
+    bint sof_cut            # the data ends inside that frame header
+    int width, height       # from it (0 if the data ends before them)
+    int precision, ncomp    # from it when it is complete, else 0
+    unsigned char ids[3]    # its first three component ids
+    int transform           # the Adobe APP14 segment's colour transform, or -1
+    int scans               # start-of-scan segments (the last may be the cut one)
+    int cut_marker          # the marker of the segment the data ends inside (after its length), or 0
+    bint eoi                # an end-of-image marker follows the last scan
+    bint bad                # bytes where a marker must be, a second frame header, a bad length
+
 cdef size_t jpeg_skip_entropy(const unsigned char *d, size_t n, size_t pos) noexcept nogil
+# The one JPEG marker walker: used by jpeg_check_structure (the CPU path) and by the
+# nvJPEG loader's choice of what the GPU decodes.
+cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) noexcept nogil
+# The CPU path's structure check (a DecodeError in err, -1) on a walk, or on the bytes.
+cdef int jpeg_check_markers(const JpegMarkers *m, ErrorInfo *err) noexcept nogil
 cdef int jpeg_check_structure(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil
 cdef int gif_check_first_frame(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil

@@ -8,7 +8,7 @@ turn such inputs into a DecodeError, and put a bound on the work a progressive
 JPEG may ask for.
 """
 
-from libc.string cimport memchr
+from libc.string cimport memchr, memcmp, memset
 
 from spdl.io._error cimport ERR_DECODE, ErrorInfo, fail
 
@@ -36,45 +36,92 @@ cdef size_t jpeg_skip_entropy(const unsigned char *d, size_t n, size_t pos) noex
     return pos
 
 
-cdef int jpeg_check_structure(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil:
-    """Walk the JPEG markers: a frame header and at least one scan must be there, and a
-    progressive image may not have more scans than its size justifies."""
-    cdef int pos = 2, m, length, scans = 0, w = 0, h = 0
-    cdef bint progressive = False, have_sof = False
-    cdef char msg[160]
-    while pos + 4 <= n:
+cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) noexcept nogil:
+    """Walk a JPEG's segments (SOI already seen) by their lengths, skipping each scan's
+    entropy-coded data to the next marker; linear in n, no pixel decoding. See JpegMarkers
+    for what it records. Bytes where a marker must be are skipped (and set bad)."""
+    cdef size_t pos = 2, length
+    cdef int m, i
+    cdef const unsigned char *seg
+    cdef bint cut
+    memset(out, 0, sizeof(JpegMarkers))
+    out.transform = -1
+    while pos + 1 < n:
         if d[pos] != 0xFF:
+            out.bad = True
             pos += 1
             continue
         m = d[pos + 1]
-        if m == 0xFF:               # fill byte
+        if m == 0xFF:                           # fill byte
             pos += 1
             continue
-        if m == 0xD9:               # end of image
+        if m == 0xD9:                           # EOI
+            out.eoi = True
             break
-        if 0xD0 <= m <= 0xD7 or m == 0x01 or m == 0x00:
+        if 0xD0 <= m <= 0xD7 or m == 0x01 or m == 0x00:    # standalone markers (0x00: not one)
+            out.bad = out.bad or m == 0x00
             pos += 2
             continue
-        length = (d[pos + 2] << 8) | d[pos + 3]
-        if length < 2:
+        if m == 0xD8:
+            out.bad = True
+        if pos + 4 > n:                         # the data ends inside the marker's length
             break
-        if 0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) and not have_sof:
-            if pos + 9 <= n:
-                h = (d[pos + 5] << 8) | d[pos + 6]
-                w = (d[pos + 7] << 8) | d[pos + 8]
-            have_sof = True
-            progressive = m in (0xC2, 0xC6, 0xCA, 0xCE)
+        length = (<size_t>d[pos + 2] << 8) | d[pos + 3]
+        if length < 2:
+            out.bad = True
+            break
+        cut = length > n - pos - 2
+        if cut:
+            out.cut_marker = m
+        seg = d + pos + 4
+        if m == 0xEE and not cut and length >= 14 and memcmp(seg, b"Adobe", 5) == 0:
+            out.transform = seg[11]             # "Adobe", version, flags0, flags1, transform
+        elif 0xC0 <= m <= 0xCF and m != 0xC4 and m != 0xC8 and m != 0xCC:
+            if out.sof != 0:
+                out.bad = out.bad or not cut    # a second frame header
+            else:
+                out.sof = m
+                out.sof_cut = cut
+                if pos + 9 <= n:
+                    out.height = (d[pos + 5] << 8) | d[pos + 6]
+                    out.width = (d[pos + 7] << 8) | d[pos + 8]
+                if not cut:
+                    if length < 8:
+                        out.bad = True
+                    else:
+                        out.precision = seg[0]
+                        out.ncomp = seg[5]
+                        for i in range(3):
+                            if i < out.ncomp and <size_t>(8 + 3 * i) < length:
+                                out.ids[i] = seg[6 + 3 * i]
         pos += 2 + length
-        if m == 0xDA:               # a scan: skip its entropy-coded data to the next marker
-            scans += 1
-            pos = <int>jpeg_skip_entropy(d, n, pos)
-    if not have_sof or scans == 0:
+        if m == 0xDA:                           # SOS: skip the entropy-coded data
+            out.scans += 1
+            pos = jpeg_skip_entropy(d, n, pos)
+
+
+cdef int jpeg_check_structure(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil:
+    """Walk the JPEG markers and check them (jpeg_check_markers)."""
+    cdef JpegMarkers m
+    jpeg_walk_markers(d, <size_t>n, &m)
+    return jpeg_check_markers(&m, err)
+
+
+cdef int jpeg_check_markers(const JpegMarkers *m, ErrorInfo *err) noexcept nogil:
+    """A frame header, at least one scan and the end-of-image marker must be there, and a
+    progressive image may not have more scans than its size justifies."""
+    cdef char msg[160]
+    if m.sof == 0 or m.scans == 0:
         return fail(err, ERR_DECODE, "decode", "jpeg_check_structure", 0,
                     "the JPEG has no image data (no frame header or no scan)")
-    if progressive and <long long>scans * w * h > MAX_PIXEL_SCANS:
+    if (m.sof == 0xC2 or m.sof == 0xC6 or m.sof == 0xCA or m.sof == 0xCE) and \
+            <long long>m.scans * m.width * m.height > MAX_PIXEL_SCANS:
         snprintf(msg, sizeof(msg), "a progressive %dx%d JPEG with %d scans is more work than "
-                 "any real image needs", w, h, scans)
+                 "any real image needs", m.width, m.height, m.scans)
         return fail(err, ERR_DECODE, "decode", "jpeg_check_structure", 0, msg)
+    if not m.eoi:
+        return fail(err, ERR_DECODE, "decode", "jpeg_check_structure", 0,
+                    "the JPEG data is truncated (no end-of-image marker)")
     return 0
 
 

@@ -3,7 +3,7 @@
 # work, and to read the driver's CUDA version before choosing the libraries.
 #
 # libcuda.so.1 comes with the NVIDIA driver (never with a wheel) and is opened
-# with dlopen at run time (see spdl/io/_cuda.pyx); if it cannot be, spdl.io
+# with dlopen at run time (see spdl/io/_cuda_lib.pyx, _cuda_runtime.pyx); if it cannot be, spdl.io
 # falls back to the runtime's cudaGetDevice / cudaSetDevice. As in
 # cuda_runtime.pxd: no header is included, each function is a POINTER TYPE
 # filled by dlsym, enum-typed values are int. None of these names is a macro

@@ -1,7 +1,7 @@
 # The part of the CUDA 12 runtime API (cuda_runtime_api.h, driver_types.h) that
 # spdl.io calls.
 #
-# libcudart is opened with dlopen at run time (see spdl/io/_cuda.pyx), so no
+# libcudart is opened with dlopen at run time (see spdl/io/_cuda_runtime.pyx), so no
 # CUDA header is included and nothing CUDA is linked: this file declares the
 # types, the constants, and a POINTER TYPE for each function, filled by dlsym.
 # Enum-typed parameters are declared as int, which has the same calling

@@ -1,7 +1,7 @@
 # The part of NPP (nppdefs.h, nppi_geometry_transforms.h of CUDA 12) that
 # spdl.io calls to resize decoded images on the GPU.
 #
-# libnppig is opened with dlopen at run time (see spdl/io/_nvjpeg.pyx): this
+# libnppig is opened with dlopen at run time (see spdl/io/_nvjpeg_lib.pyx): this
 # file declares the structs (NppStreamContext is passed BY VALUE, so its layout
 # must match nppdefs.h exactly), constants and function POINTER types.
 

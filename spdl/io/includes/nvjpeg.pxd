@@ -1,6 +1,6 @@
 # The part of the nvJPEG API (nvjpeg.h of CUDA 12) that spdl.io calls.
 #
-# libnvjpeg is opened with dlopen at run time (see spdl/io/_nvjpeg.pyx): this
+# libnvjpeg is opened with dlopen at run time (see spdl/io/_nvjpeg_lib.pyx): this
 # file declares types, constants and a POINTER TYPE for each function; no
 # header is included. Enum-typed parameters are declared as int (same calling
 # convention); allocator parameters, always passed NULL, as void *.

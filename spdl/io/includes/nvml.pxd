@@ -4,7 +4,7 @@
 # initialize CUDA, so reading it keeps the promise that finding the libraries
 # creates no CUDA context (fork safety).
 #
-# Opened with dlopen at run time (see spdl/io/_cuda.pyx, _read_gpus). As in
+# Opened with dlopen at run time (see spdl/io/_cuda_lib.pyx, _read_gpus). As in
 # cuda_runtime.pxd: no header is included, each function is a POINTER TYPE filled
 # by dlsym. nvml.h #defines nvmlInit / nvmlDeviceGetCount / nvmlDeviceGetHandleByIndex
 # to these _v2 names, so dlsym must ask for the _v2 names.

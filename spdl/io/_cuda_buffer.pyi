@@ -1,0 +1,52 @@
+# The typed face of _cuda_buffer.pyx (device memory batches).
+
+from typing import Literal, TypedDict
+
+from typing_extensions import CapsuleType
+
+from spdl.io._errors import SpdlIOError
+
+class CUDAArrayInterface(TypedDict):
+    """``__cuda_array_interface__``, version 3 (with the stream; 1 is the legacy default)."""
+
+    version: Literal[3]
+    shape: tuple[int, ...]
+    typestr: str
+    data: tuple[int, bool]
+    strides: None
+    stream: int
+
+class CUDABuffer:
+    """A batch of images in CUDA device memory; made by the loaders and transfer_buffer only."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> Literal["uint8", "uint16"]: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def data_ptr(self) -> int: ...
+    @property
+    def device_index(self) -> int: ...
+    @property
+    def stream(self) -> int: ...
+    @property
+    def pix_fmt(self) -> str | None: ...
+    @property
+    def indices(self) -> tuple[int, ...]: ...
+    @property
+    def errors(self) -> dict[int, SpdlIOError]: ...
+    @property
+    def __cuda_array_interface__(self) -> CUDAArrayInterface: ...
+    def __dlpack_device__(self) -> tuple[int, int]: ...
+    def __dlpack__(
+        self,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> CapsuleType: ...
+    def synchronize(self) -> None: ...

@@ -1,0 +1,14 @@
+# The typed face of _cuda_device.pyx (contexts and devices).
+
+from typing import TypedDict
+
+from spdl.io._config import CUDAConfig
+
+class DriverApiInfo(TypedDict):
+    library: str | None
+    error: str | None
+
+def cuda_available() -> bool: ...
+def check_device(device_config: CUDAConfig) -> None: ...
+def device_count() -> int: ...
+def driver_api_info() -> DriverApiInfo: ...

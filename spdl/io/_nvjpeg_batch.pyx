@@ -1,0 +1,331 @@
+# cython: language_level=3
+"""JPEG batches decoded on the GPU: nvJPEG's batched decoder, NPP's resize.
+
+    buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=CUDAConfig(0),
+                                          width=224, height=224)
+
+The loaders take exactly load_image_batch's keyword arguments (device_config
+required), compiled once into a LoadPlan (spdl.io._plan); the steps below take
+the plan. One call:
+
+1. read: every source is read (paths honour DemuxConfig.max_file_size);
+2. classify: a JPEG whose markers say nvJPEG can take it (8-bit Huffman-coded,
+   complete up to its end-of-image marker, not RGB-coded: _nvjpeg_decode.gpu_check)
+   and that nvjpegGetImageInfo accepts (1 or 3 components, a known chroma
+   subsampling, at least 2 pixels wide and high - NPP's resize refuses less - and
+   at most DecodeConfig.max_pixels) goes to the GPU; anything else (other formats,
+   CMYK, RGB-coded or truncated JPEGs, unreadable files, bad headers) to the CPU;
+3. decode and resize: the GPU's images in rounds of bounded scratch
+   (_nvjpeg_decode), each resized by NPP into its row of the output
+   (_nvjpeg_resize); an image nvJPEG or NPP fails falls back to the CPU;
+4. the CPU path (spdl.io._load.run_plan with the same plan, into page-locked
+   memory) for the rest, which decodes them or reports the same error
+   load_image_batch reports; strict raises here;
+5. upload the CPU rows and compact: the rows of inputs that failed are dropped
+   at the end (one device-to-device copy, only then).
+
+What the GPU cannot do itself takes the CPU path for the whole batch (the plan
+is loaded by spdl.io._load.run_plan and transferred): see cpu_reason().
+
+Everything is enqueued on CUDAConfig.stream; the result is valid in that
+stream's order.
+"""
+
+import asyncio
+import dataclasses
+import logging
+
+from libc.stdint cimport int64_t, uintptr_t
+
+from spdl.io._buffer cimport CPUBuffer
+from spdl.io._cuda_buffer cimport CUDABuffer, alloc_cuda_buffer
+from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_device
+from spdl.io._cuda_device import check_device
+from spdl.io._cuda_runtime cimport CudaRuntimeApi, cudart
+from spdl.io._keepalive cimport keep_after_error, keep_until_done
+from spdl.io._nvjpeg_decode cimport (
+    G_CPU, G_HW, G_HYBRID, _Decoder, _Inputs, classify, decode_round, decoder, scratch_limit,
+)
+from spdl.io._nvjpeg_decode import plan_rounds
+from spdl.io._nvjpeg_lib import load_libraries
+from spdl.io._nvjpeg_resize cimport keep_rows, prepare_output, resize_into, upload_rows
+from spdl.io._source cimport Source, make_source
+from spdl.io.includes.npp cimport *
+from spdl.io.includes.nvjpeg cimport NVJPEG_OUTPUT_BGRI, NVJPEG_OUTPUT_RGB, NVJPEG_OUTPUT_RGBI
+
+from spdl.io._errors import raise_for_failures
+from spdl.io._load import async_run_plan, async_transfer_buffer, plan_loader, run_plan
+from spdl.io._plan import compile_plan
+from spdl.io._transfer import transfer_buffer
+
+__all__ = ["load_image_batch_nvjpeg", "async_load_image_batch_nvjpeg"]
+
+_log = logging.getLogger("spdl.io")
+
+#: Output pixel formats nvJPEG writes: packed RGB, packed BGR, planar RGB.
+GPU_PIX_FMTS = ("rgb24", "bgr24", "rgbp")
+#: scale_mode values NPP places as the CPU path does.
+GPU_SCALE_MODES = ("pad", "stretch")
+#: scale_algo -> NPP interpolation (0: bicubic, supersampling when shrinking both ways,
+#: an exact copy at the same size).
+GPU_SCALE_ALGOS = {"bicubic": 0, "bilinear": NPPI_INTER_LINEAR, "fast_bilinear": NPPI_INTER_LINEAR,
+                   "neighbor": NPPI_INTER_NN, "lanczos": NPPI_INTER_LANCZOS}
+
+
+def cpu_reason(plan):
+    """Why the plan takes the CPU path for the whole batch, or None (the GPU decodes it)."""
+    if plan.width is None or plan.height is None:
+        return "width and height are not both given"
+    if plan.pix_fmt not in GPU_PIX_FMTS:
+        return f"pix_fmt {plan.pix_fmt!r} (nvJPEG writes {', '.join(GPU_PIX_FMTS)})"
+    if plan.scale_mode not in GPU_SCALE_MODES:
+        return f"scale_mode {plan.scale_mode!r}"
+    if plan.scale_algo not in GPU_SCALE_ALGOS:
+        return f"scale_algo {plan.scale_algo!r} (NPP maps {', '.join(GPU_SCALE_ALGOS)})"
+    if plan.filter_desc is not None:
+        return "a filter_desc"
+    if plan.demux_config.format is not None:
+        return "a DemuxConfig.format"
+    if plan.decode_config.decoder is not None or plan.decode_config.decoder_options:
+        return "a DecodeConfig.decoder or decoder_options"
+    return None
+
+
+def _compile(options):
+    plan = compile_plan(**options)
+    if plan.device_config is None:
+        raise TypeError("load_image_batch_nvjpeg needs a device_config (a CUDAConfig)")
+    return plan
+
+
+cdef class _GpuBatch:
+    """One call's state between its steps: the GPU part, then the CPU rows, then the result."""
+    cdef object plan
+    cdef list srcs
+    cdef _Decoder dec
+    cdef _Inputs inp
+    cdef CUDABuffer out
+    cdef NppStreamContext ctx
+    cdef Py_ssize_t n
+    cdef bint planar
+    cdef readonly list cpu_idx      # the inputs the CPU path loads (step 4)
+
+    cdef object cpu_plan(self):
+        # The same plan for the CPU rows, into page-locked memory; strict is applied here.
+        return dataclasses.replace(self.plan, strict=False)
+
+
+cdef int _read(_Inputs inp, list sources, int64_t max_file_size) except -1:
+    """Step 1: the bytes of every source. A file that cannot be read, or is larger than
+    max_file_size, is left for the CPU path, which reads it again and reports why."""
+    cdef Source s
+    cdef const unsigned char *p
+    cdef Py_ssize_t i
+    keep = list(sources)            # the Source objects and the files' bytes stay alive with inp
+    for i in range(inp.n):
+        s = sources[i]
+        if s.invalid is not None:
+            continue
+        if s.ref.path == NULL:
+            inp.data[i] = s.ref.data
+            inp.length[i] = s.ref.size
+            continue
+        try:
+            with open(s.path_bytes, "rb") as f:
+                data = f.read(max_file_size + 1)
+        except (OSError, ValueError):
+            continue
+        if len(data) > max_file_size or not data:
+            continue
+        keep.append(data)
+        p = data
+        inp.data[i] = p
+        inp.length[i] = len(data)
+    inp.sources = keep
+    return 0
+
+
+cdef bint _classify(_GpuBatch b) except -1:
+    """Step 2: each input's group; whether any goes to the GPU."""
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef DeviceScope scope
+    cdef int64_t max_pixels = b.plan.decode_config.max_pixels
+    cdef Py_ssize_t i
+    with nogil:
+        if enter_device(rt, b.dec.device, &scope) == 0:
+            classify(b.dec, b.inp, max_pixels)
+        leave_device(rt, &scope)
+    check_scope(&scope)
+    for i in range(b.n):
+        if b.inp.group[i] != G_CPU:
+            return True
+    return False
+
+
+cdef int _decode_and_resize(_GpuBatch b) except -1:
+    """Step 3: the GPU's images, hardware group first (what it fails joins the hybrid
+    group), in rounds, each resized into its rows before its scratch is freed."""
+    cdef _Inputs inp = b.inp
+    cdef CUDABuffer buf
+    cdef object cfg = b.plan.device_config
+    cdef int out_fmt = (NVJPEG_OUTPUT_RGB if b.planar else
+                        NVJPEG_OUTPUT_BGRI if b.plan.pix_fmt == "bgr24" else NVJPEG_OUTPUT_RGBI)
+    cdef int algo = GPU_SCALE_ALGOS[b.plan.scale_algo]
+    cdef size_t limit = scratch_limit(cfg.device_index, cfg.allocator is not None)
+    failures = []
+    npp_failed = []
+    for g in (G_HW, G_HYBRID):
+        idx = [i for i in range(b.n) if inp.group[i] == g]
+        rounds = plan_rounds([<size_t>inp.width[i] * <size_t>inp.height[i] * 3 for i in idx], limit)
+        if idx:
+            _log.debug("nvJPEG (%s): %d image(s) in %d round(s) of at most %d bytes",
+                       "hardware" if g == G_HW else "GPU hybrid", len(idx), len(rounds), limit)
+        for r in rounds:
+            ids = [idx[k] for k in r]
+            buf = decode_round(b.dec, inp, g, ids, out_fmt, b.planar, cfg, failures)
+            try:
+                done = [i for i in ids if inp.group[i] == g]
+                npp_failed += resize_into(b.out, inp, done, b.plan, b.planar, algo, &b.ctx)
+            finally:
+                buf.release()       # in the stream's order, after the resizes that read it
+    for i, why in failures:
+        _log.debug("nvJPEG could not decode input %d: %s", i, why)
+    for i, st in npp_failed:
+        # NPP refused an image (its parameters are checked before; this is not expected):
+        # that image alone takes the CPU path, into its row.
+        _log.warning("nppiResize_8u_%s_Ctx failed with NppStatus %d for input %d (%dx%d); "
+                     "decoding it on the CPU", "P3R" if b.planar else "C3R", st, i,
+                     inp.width[i], inp.height[i])
+        inp.group[i] = G_CPU
+    return 0
+
+
+def _start(srcs, plan):
+    """Steps 1 to 3, in the calling thread: the GPU part of the batch."""
+    cdef _GpuBatch b = _GpuBatch.__new__(_GpuBatch)
+    cdef object cfg = plan.device_config
+    cdef Py_ssize_t n
+    if isinstance(srcs, (str, bytes, bytearray, memoryview)) or not hasattr(srcs, "__len__"):
+        raise TypeError("srcs must be a list of paths or bytes-like objects")
+    b.srcs = list(srcs)
+    sources = [make_source(s, f"bytes #{i}") for i, s in enumerate(b.srcs)]
+    check_device(cfg)
+    load_libraries()
+    b.plan = plan
+    b.dec = decoder(cfg.device_index)
+    b.n = n = len(sources)
+    b.inp = _Inputs(n)
+    b.planar = plan.pix_fmt == "rgbp"
+    w, h = plan.width, plan.height
+    # The output has a row per input, in input order (the rows of inputs that fail are
+    # dropped at the end): each GPU round is resized into it before the next.
+    b.out = alloc_cuda_buffer((n, 3, h, w) if b.planar else (n, h, w, 3), 1, plan.pix_fmt, cfg)
+    if n:
+        prepare_output(b.out, plan.scale_mode == "pad", &b.ctx)
+        _read(b.inp, sources, plan.demux_config.max_file_size)
+        with b.dec.lock:
+            if _classify(b):
+                try:
+                    _decode_and_resize(b)
+                except BaseException as e:
+                    keep_after_error(cfg.device_index, cfg.stream, b.inp, e)
+                    raise
+                # nvJPEG may read the encoded bytes until its work on the stream is done.
+                keep_until_done(cfg.device_index, cfg.stream, b.inp)
+    b.cpu_idx = [i for i in range(n) if b.inp.group[i] == G_CPU]
+    return b
+
+
+def _cpu_part(_GpuBatch b):
+    """The sources and plan of step 4 (the CPU path), or None when the GPU took every input."""
+    if not b.cpu_idx:
+        return None
+    return [b.srcs[i] for i in b.cpu_idx], b.cpu_plan()
+
+
+def _renumbered(e, int k, int i):
+    """The CPU path names bytes inputs by their index in the list it was given; use ours."""
+    old, new = f"bytes #{k}", f"bytes #{i}"
+    if k == i or getattr(e, "source", None) != old:
+        return e
+    msg = str(e).replace(f" {old}:", f" {new}:", 1)
+    try:
+        out = type(e)(msg, source=new, stage=e.stage)
+    except TypeError:
+        return e
+    for attr in ("errno", "strerror"):
+        if getattr(e, attr, None) is not None:
+            setattr(out, attr, getattr(e, attr))
+    out.__cause__ = e.__cause__
+    return out
+
+
+def _finish(_GpuBatch b, CPUBuffer host):
+    """Step 5, after the CPU path loaded host (or None): strict, the CPU rows, compaction."""
+    cdef CUDABuffer out = b.out
+    errors = {}
+    rows = []
+    if host is not None:
+        for k, e in host.errors.items():
+            errors[b.cpu_idx[k]] = _renumbered(e, k, b.cpu_idx[k])
+        errors = dict(sorted(errors.items()))
+        raise_for_failures(errors, b.n, strict=b.plan.strict)
+        rows = [(b.cpu_idx[k], r) for r, k in enumerate(host.indices)]
+        if rows:
+            upload_rows(out, host, rows)
+    if errors:
+        keep = [i for i in range(b.n) if i not in errors]
+        out = keep_rows(out, keep, b.plan.device_config)
+        out.indices = tuple(keep)
+    else:
+        out.indices = tuple(range(b.n))
+    out.errors = errors
+    return out
+
+
+@plan_loader
+def load_image_batch_nvjpeg(srcs, **options):
+    """Decode a batch of JPEGs on the GPU with nvJPEG and resize it there with NPP.
+
+    ``device_config`` is required; the result is a CUDABuffer on its device,
+    valid in the order of its stream. Inputs nvJPEG should not decode (PNG,
+    CMYK, RGB-coded or truncated JPEGs, ...) take the CPU path (as
+    load_image_batch loads them, into page-locked memory) and are copied into
+    their rows. The whole batch takes the CPU path, then one copy to the
+    device, when the GPU cannot do what is asked: ``width`` or ``height``
+    None, a ``pix_fmt`` other than ``rgb24``, ``bgr24`` or ``rgbp``,
+    ``scale_mode="crop"``, ``scale_algo="area"``, a ``filter_desc``, a
+    ``DemuxConfig.format``, or a ``DecodeConfig.decoder`` or
+    ``decoder_options``. NPP resizes with ``scale_algo`` mapped to its own
+    interpolation (bicubic: supersampling when shrinking both ways; bilinear
+    and fast_bilinear: linear; neighbor; lanczos), so pixels differ slightly
+    from the CPU path's.
+
+    Raises CUDAUnavailableError when there is no CUDA device, or libcudart,
+    libnvjpeg, libnppc or libnppig cannot be loaded (the message names it).
+    """
+    plan = _compile(options)
+    why = cpu_reason(plan)
+    if why is not None:
+        _log.debug("load_image_batch_nvjpeg: the CPU path for the batch: %s", why)
+        return transfer_buffer(run_plan(srcs, plan), device_config=plan.device_config)
+    b = _start(srcs, plan)
+    cpu = _cpu_part(b)
+    return _finish(b, run_plan(*cpu) if cpu is not None else None)
+
+
+@plan_loader
+async def async_load_image_batch_nvjpeg(srcs, **options):
+    """:func:`load_image_batch_nvjpeg` with the GPU steps on the running loop's executor and
+    the CPU path on the loader's workers (as :func:`async_load_image_batch`)."""
+    plan = _compile(options)
+    why = cpu_reason(plan)
+    if why is not None:
+        _log.debug("async_load_image_batch_nvjpeg: the CPU path for the batch: %s", why)
+        return await async_transfer_buffer(await async_run_plan(srcs, plan),
+                                           device_config=plan.device_config)
+    loop = asyncio.get_running_loop()
+    b = await loop.run_in_executor(None, _start, srcs, plan)
+    cpu = _cpu_part(b)
+    host = await async_run_plan(*cpu) if cpu is not None else None
+    return await loop.run_in_executor(None, _finish, b, host)

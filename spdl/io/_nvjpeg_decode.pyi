@@ -1,0 +1,6 @@
+# The typed face of _nvjpeg_decode.pyx (nvJPEG's batched decode).
+
+from collections.abc import Sequence
+
+def decoder_backends(device_index: int = 0) -> dict[str, str]: ...
+def plan_rounds(sizes: Sequence[int], limit: int) -> list[list[int]]: ...
