@@ -42,7 +42,7 @@ def test_strings(kwargs, expected):
     dict(scale_width=0), dict(scale_width=-1), dict(scale_width=True), dict(scale_width=1.5),
     dict(scale_width="224"), dict(scale_height=0), dict(crop_width=0), dict(crop_height=-5),
     dict(scale_algo="cubic"), dict(scale_algo=None), dict(scale_mode="fit"),
-    dict(pix_fmt="yuv420p"), dict(pix_fmt="RGB24"), dict(pix_fmt=""),
+    dict(pix_fmt="yuv410p"), dict(pix_fmt="RGB24"), dict(pix_fmt=""),
 ])
 def test_validation(kwargs):
     with pytest.raises(ValueError) as e:

@@ -143,3 +143,80 @@ def test_decode_packets_takes_the_plan_keywords():
     row = np_batch(spdl.io.convert_frames([frames]))
     batch = np_batch(spdl.io.load_image_batch([data], width=32, height=32, scale_mode="crop", pix_fmt="gray"))
     np.testing.assert_array_equal(row, batch)
+
+
+# ---------------------------------------------------------------------------
+# Layouts found missing by porting Meta SPDL's image tests
+# ---------------------------------------------------------------------------
+
+
+def test_yuv420p_is_i420_planes():
+    """pix_fmt="yuv420p": (N, 1, H * 3 / 2, W), Y then U then V, as FFmpeg converts."""
+    import av
+
+    y, x = np.mgrid[0:48, 0:64]
+    a = np.stack([x * 4, y * 5, (x + y) * 2], -1).astype(np.uint8)  # smooth: chroma filters agree
+    data = _encode(a)
+    out = np_batch(spdl.io.load_image_batch([data, data], width=None, height=None, pix_fmt="yuv420p"))
+    assert out.shape == (2, 1, 72, 64) and out.dtype == np.uint8
+    ref = av.VideoFrame.from_ndarray(a, format="rgb24").reformat(format="yuv420p", interpolation="BICUBIC")
+    y, u, v = (np.frombuffer(bytes(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in ref.planes)
+    i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(72, 64)
+    diff = np.abs(out[0, 0].astype(int) - i420)
+    assert diff[:48].max() <= 1 and diff.max() <= 2, (diff[:48].max(), diff.max())
+    resized = spdl.io.load_image_batch([data], width=32, height=32, pix_fmt="yuv420p")
+    assert resized.shape == (1, 1, 48, 32)
+
+
+def test_native_jpeg_batches_as_i420():
+    """pix_fmt=None: a 4:2:0 JPEG batches in its decoded YUV, as planes; the Y plane is
+    the luma PyAV's decoder gives, within IDCT rounding."""
+    import av
+
+    _, a = _png(64, 48, seed=6)
+    bio = io.BytesIO()
+    Image.fromarray(a).save(bio, "JPEG", quality=90)
+    out = spdl.io.load_image_batch([bio.getvalue()], width=None, height=None, pix_fmt=None)
+    assert out.shape == (1, 1, 72, 64) and out.pix_fmt == "yuvj420p"
+    with av.open(io.BytesIO(bio.getvalue())) as c:
+        frame = next(c.decode(video=0))
+    y = frame.to_ndarray(format="gray")
+    assert np.abs(np_batch(out)[0, 0, :48].astype(int) - y).max() <= 2
+
+
+def test_yuv420p_needs_even_sizes():
+    with pytest.raises(ValueError, match="even"):
+        compile_plan(width=31, height=32, pix_fmt="yuv420p")
+    data, _ = _png(33, 20)
+    with pytest.raises(spdl.io.UnbatchableFormatError, match="odd"):
+        spdl.io.load_image_batch([data], width=None, height=None, pix_fmt="yuv420p")
+
+
+def test_16bit_big_endian_png_native():
+    """A 16-bit PNG (big-endian samples) with pix_fmt=None: uint16 in the machine's order,
+    exact."""
+    import av
+
+    a16 = np.random.default_rng(7).integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    bio = io.BytesIO()
+    with av.open(bio, "w", format="image2pipe") as c:
+        s = c.add_stream("png", rate=1)
+        s.width, s.height, s.pix_fmt = 30, 20, "rgb48be"
+        for pkt in [*s.encode(av.VideoFrame.from_ndarray(a16, format="rgb48le")), *s.encode()]:
+            c.mux(pkt)
+    out = spdl.io.load_image_batch([bio.getvalue()], width=None, height=None, pix_fmt=None)
+    assert out.pix_fmt == "rgb48le" and out.shape == (1, 20, 30, 3)
+    np.testing.assert_array_equal(np_batch(out)[0], a16)
+
+
+def test_frame_metadata():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "hello")
+    bio = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(bio, "PNG", pnginfo=info)
+    frames = spdl.io.decode_packets(spdl.io.demux_image(bio.getvalue()))
+    assert frames.metadata == {"Title": "hello"}
+    _, a = _png(8, 8)
+    assert spdl.io.decode_packets(spdl.io.demux_image(_encode(a))).metadata == {}

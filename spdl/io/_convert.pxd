@@ -8,10 +8,14 @@ cdef struct Layout:
     int channels
     int itemsize       # bytes per sample: 1 or 2
     int plane_channel[4]  # planar: the batch channel each of the frame's planes fills
+    bint stacked       # 4:2:0 YUV: one (H * 3 / 2, W) plane, Y then U then V (I420)
+    bint swap          # big-endian 16-bit samples, swapped to the machine's order
 
 cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil
 cdef str batch_pix_fmt_name(AVPixelFormat fmt)
 cdef object batch_shape(int n, const Layout *lay, int w, int h)
+cdef str layout_size_error(const Layout *lay, int w, int h)
+cdef int one_layout(dict groups, Layout *lay, int *w, int *h, int *fmt) except -1
 cdef void slot_planes(CPUBuffer buf, Py_ssize_t i, const Layout *lay, int w, int h,
                       uint8_t **dst, int *linesize) noexcept nogil
 cdef void copy_frame(const AVFrame *f, const Layout *lay, uint8_t **dst,

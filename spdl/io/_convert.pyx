@@ -1,14 +1,18 @@
 # cython: language_level=3
-"""convert_frames: decoded frames into one contiguous batch.
+"""convert_frames: decoded frames into one contiguous batch, and the batch layouts.
 
 Which pixel formats batch, and the row shape of each:
   packed formats whose samples are all one size (rgb24, bgr24, rgba, gray,
-  gray16le, ...): (H, W, C), uint8 or uint16;
+  gray16le, rgb48, ...): (H, W, C), uint8 or uint16; 16-bit big-endian
+  samples (16-bit PNGs decode so) are swapped to the machine's order and the
+  batch takes the little-endian name;
   planar formats without chroma subsampling (yuv444p, gbrp, ...): (C, H, W),
   channels in the order of the format's components (gbrp batches as R, G, B
-  planes and is named "rgbp").
-Subsampled (yuv420p ...), paletted, bit-packed, big-endian and float formats
-do not batch: ask for a pix_fmt.
+  planes and is named "rgbp");
+  8-bit 4:2:0 YUV (yuv420p, yuvj420p) with even width and height:
+  (1, H * 3 / 2, W), the I420 layout: the Y plane, then U, then V.
+Other subsampled, paletted, bit-packed and float formats do not batch: ask for
+a pix_fmt.
 """
 
 from libc.stdint cimport int64_t, uint8_t
@@ -17,9 +21,12 @@ from spdl.io._buffer cimport CPUBuffer
 from spdl.io._decode cimport ImageFrames
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_FLAG_BE, AV_PIX_FMT_FLAG_BITSTREAM, AV_PIX_FMT_FLAG_FLOAT,
-    AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL, AV_PIX_FMT_FLAG_PLANAR, AV_PIX_FMT_GBRP, AVFrame, AVPixelFormat,
-    AVPixFmtDescriptor, av_get_pix_fmt_name, av_image_copy_plane, av_pix_fmt_desc_get,
+    AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL, AV_PIX_FMT_FLAG_PLANAR, AV_PIX_FMT_GBRP, AVFrame,
+    AVPixelFormat, AVPixFmtDescriptor, av_get_pix_fmt_name, av_image_copy_plane,
+    av_pix_fmt_desc_get, av_pix_fmt_swap_endianness,
 )
+
+from spdl.io._errors import BatchShapeError, UnbatchableFormatError
 
 
 cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil:
@@ -28,8 +35,8 @@ cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil:
     cdef int c, depth, size
     if d == NULL or d.nb_components == 0:
         return -1
-    if d.flags & (AV_PIX_FMT_FLAG_BE | AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_FLOAT
-                  | AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_PAL):
+    if d.flags & (AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_HWACCEL
+                  | AV_PIX_FMT_FLAG_PAL):
         return -1
     depth = d.comp[0].depth
     size = 1 if depth <= 8 else 2
@@ -40,14 +47,18 @@ cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil:
             return -1
     out.channels = d.nb_components
     out.itemsize = size
+    out.swap = (d.flags & AV_PIX_FMT_FLAG_BE) != 0 and size == 2
+    out.stacked = False
     if d.flags & AV_PIX_FMT_FLAG_PLANAR:
-        if d.log2_chroma_w or d.log2_chroma_h:
-            return -1
         for c in range(d.nb_components):
             if d.comp[c].step != size or d.comp[c].offset != 0:
                 return -1
             out.plane_channel[d.comp[c].plane] = c
         out.planar = True
+        if d.log2_chroma_w or d.log2_chroma_h:
+            if d.log2_chroma_w != 1 or d.log2_chroma_h != 1 or d.nb_components != 3 or size != 1:
+                return -1
+            out.stacked = True
     else:
         for c in range(d.nb_components):
             if d.comp[c].plane != 0 or d.comp[c].step != size * d.nb_components:
@@ -57,29 +68,47 @@ cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil:
 
 
 cdef str batch_pix_fmt_name(AVPixelFormat fmt):
-    """The name a batch of fmt reports: FFmpeg's, except gbrp, which batches as R, G, B."""
+    """The name a batch of fmt reports: FFmpeg's, except gbrp, which batches as R, G, B
+    ("rgbp"), and big-endian formats, which batch in the machine's (little-endian) order."""
+    cdef const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt)
     if fmt == AV_PIX_FMT_GBRP:
         return "rgbp"
+    if d != NULL and d.flags & AV_PIX_FMT_FLAG_BE:
+        fmt = av_pix_fmt_swap_endianness(fmt)
     cdef const char *name = av_get_pix_fmt_name(fmt)
     return name.decode() if name != NULL else None
 
 
 cdef object batch_shape(int n, const Layout *lay, int w, int h):
+    if lay.stacked:
+        return (n, 1, h + h // 2, w)
     if lay.planar:
         return (n, lay.channels, h, w)
     return (n, h, w, lay.channels)
 
 
+cdef str layout_size_error(const Layout *lay, int w, int h):
+    """Why a w x h image does not fit the layout, or None."""
+    if lay.stacked and (w % 2 or h % 2):
+        return f"{w}x{h} is odd: 4:2:0 YUV batches only with an even width and height"
+    return None
+
+
 cdef void slot_planes(CPUBuffer buf, Py_ssize_t i, const Layout *lay, int w, int h,
                       uint8_t **dst, int *linesize) noexcept nogil:
-    """Plane pointers and line sizes of row i of buf, for writing a w x h image."""
+    """Plane pointers and line sizes of row i of buf, for writing a w x h image, in the
+    order of the frame's planes."""
     cdef uint8_t *base = <uint8_t *>buf.data + <size_t>i * buf.row_bytes()
     cdef size_t plane = <size_t>w * h * lay.itemsize
     cdef int p
     for p in range(4):
         dst[p] = NULL
         linesize[p] = 0
-    if lay.planar:
+    if lay.stacked:
+        dst[0], linesize[0] = base, w
+        dst[1], linesize[1] = base + plane, w // 2
+        dst[2], linesize[2] = base + plane + plane // 4, w // 2
+    elif lay.planar:
         for p in range(lay.channels):
             dst[p] = base + lay.plane_channel[p] * plane
             linesize[p] = w * lay.itemsize
@@ -88,17 +117,49 @@ cdef void slot_planes(CPUBuffer buf, Py_ssize_t i, const Layout *lay, int w, int
         linesize[0] = w * lay.itemsize * lay.channels
 
 
+cdef void _swap16(uint8_t *row, int nbytes) noexcept nogil:
+    cdef int k
+    cdef uint8_t t
+    for k in range(0, nbytes - 1, 2):
+        t = row[k]
+        row[k] = row[k + 1]
+        row[k + 1] = t
+
+
 cdef void copy_frame(const AVFrame *f, const Layout *lay, uint8_t **dst,
                      const int *linesize) noexcept nogil:
     """Copy frame f into the planes at dst (in the frame's plane order, as slot_planes gives)."""
-    cdef int p
-    if lay.planar:
-        for p in range(lay.channels):
-            av_image_copy_plane(dst[p], linesize[p], f.data[p], f.linesize[p],
-                                f.width * lay.itemsize, f.height)
-    else:
-        av_image_copy_plane(dst[0], linesize[0], f.data[0], f.linesize[0],
-                            linesize[0], f.height)
+    cdef int p, y, nplanes = lay.channels if lay.planar else 1
+    cdef int shift, rows, nbytes
+    for p in range(nplanes):
+        shift = 1 if lay.stacked and p > 0 else 0
+        nbytes = linesize[p] if not lay.planar else (f.width >> shift) * lay.itemsize
+        rows = f.height >> shift
+        av_image_copy_plane(dst[p], linesize[p], f.data[p], f.linesize[p], nbytes, rows)
+        if lay.swap:
+            for y in range(rows):
+                _swap16(dst[p] + <size_t>y * linesize[p], nbytes)
+
+
+cdef int one_layout(dict groups, Layout *lay, int *w, int *h, int *fmt) except -1:
+    """The layout of a batch of images grouped as {(width, height, AVPixelFormat): [input
+    indices]}: BatchShapeError if there is more than one group, UnbatchableFormatError if
+    the format has no batch layout or the size does not fit it."""
+    if len(groups) > 1:
+        desc = "; ".join(
+            f"{gw}x{gh} {batch_pix_fmt_name(<AVPixelFormat>gf)} at inputs {idx[:5]}"
+            f"{'...' if len(idx) > 5 else ''}" for (gw, gh, gf), idx in groups.items())
+        raise BatchShapeError(f"the images differ in size or pixel format: {desc}; give width, "
+                              "height and pix_fmt to make them one", stage="convert")
+    (w[0], h[0], fmt[0]), = groups
+    if frame_layout(<AVPixelFormat>fmt[0], lay) < 0:
+        raise UnbatchableFormatError(
+            f"pixel format {batch_pix_fmt_name(<AVPixelFormat>fmt[0])!r} does not batch; ask for "
+            "one of rgb24, bgr24, rgba, gray, gray16, yuv444p, yuv420p, rgbp", stage="convert")
+    why = layout_size_error(lay, w[0], h[0])
+    if why is not None:
+        raise UnbatchableFormatError(why, stage="convert")
+    return 0
 
 
 def convert_frames(frames):
@@ -108,12 +169,12 @@ def convert_frames(frames):
         frames: A list of ImageFrames of one size and pixel format.
 
     Returns:
-        CPUBuffer of shape (N, H, W, C) for packed formats or (N, C, H, W)
-        for planar ones.
+        CPUBuffer of shape (N, H, W, C) for packed formats, (N, C, H, W) for
+        planar ones, (N, 1, H * 3 / 2, W) for 4:2:0 YUV.
 
     Raises:
-        ValueError: the frames differ in size or format, or the format does
-            not batch.
+        BatchShapeError: the frames differ in size or format.
+        UnbatchableFormatError: the format does not batch.
     """
     frames = list(frames)
     cdef ImageFrames f
@@ -126,20 +187,11 @@ def convert_frames(frames):
             raise TypeError(f"frames[{i}] is {type(obj).__name__}, not ImageFrames")
     if n == 0:
         raise ValueError("convert_frames needs at least one frame")
-    sizes = {}
+    groups = {}
     for i in range(n):
         f = frames[i]
-        sizes.setdefault((f.frame.width, f.frame.height, f.pix_fmt), []).append(i)
-    if len(sizes) > 1:
-        desc = "; ".join(f"{w}x{h} {fmt_name} at {idx[:5]}{'...' if len(idx) > 5 else ''}"
-                         for (w, h, fmt_name), idx in sizes.items())
-        raise ValueError(f"convert_frames: frames differ in size or pixel format: {desc}; "
-                         "resize them to one size (width/height or filter_desc)")
-    f = frames[0]
-    w, h, fmt = f.frame.width, f.frame.height, f.frame.format
-    if frame_layout(<AVPixelFormat>fmt, &lay) < 0:
-        raise ValueError(f"convert_frames: pixel format {f.pix_fmt!r} does not batch; "
-                         "ask for one of rgb24, bgr24, rgba, gray, gray16, yuv444p, rgbp")
+        groups.setdefault((f.frame.width, f.frame.height, f.frame.format), []).append(i)
+    one_layout(groups, &lay, &w, &h, &fmt)
     cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(n, &lay, w, h), lay.itemsize,
                                             batch_pix_fmt_name(<AVPixelFormat>fmt))
     for i in range(n):

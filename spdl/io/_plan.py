@@ -17,6 +17,7 @@ import operator
 from typing import Literal
 
 from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig
+from spdl.io._errors import check_bool
 
 __all__ = [
     "LoadPlan",
@@ -31,7 +32,7 @@ __all__ = [
 
 ScaleMode = Literal["pad", "crop", "stretch"]
 ScaleAlgo = Literal["fast_bilinear", "bilinear", "bicubic", "neighbor", "area", "lanczos"]
-PixFmt = Literal["rgb24", "bgr24", "rgba", "gray", "gray16", "yuv444p", "rgbp"]
+PixFmt = Literal["rgb24", "bgr24", "rgba", "gray", "gray16", "yuv444p", "yuv420p", "rgbp"]
 
 #: How an image meets width x height: fit inside and pad with black, fill and crop
 #: the overflow (both keep the aspect ratio, centred), or stretch.
@@ -48,6 +49,7 @@ PIX_FMTS: dict[str, str] = {
     "gray16": "gray16",
     "gray16le": "gray16",
     "yuv444p": "yuv444p",
+    "yuv420p": "yuv420p",
     "rgbp": "rgbp",
 }
 #: The FFmpeg pixel format each canonical name is produced in. rgbp is FFmpeg's
@@ -59,6 +61,7 @@ FFMPEG_PIX_FMTS: dict[str, str] = {
     "gray": "gray",
     "gray16": "gray16le",
     "yuv444p": "yuv444p",
+    "yuv420p": "yuv420p",
     "rgbp": "gbrp",
 }
 
@@ -202,14 +205,17 @@ def compile_plan(
         check_filter_desc(filter_desc)
         if not filter_desc.strip():
             filter_desc = None
-    if not isinstance(strict, bool):
-        raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
+    strict = check_bool("strict", strict)
+    width, height = _dim("width", width), _dim("height", height)
+    pix_fmt = None if pix_fmt is None else _choice("pix_fmt", pix_fmt, PIX_FMTS)
+    if pix_fmt == "yuv420p" and ((width or 0) % 2 or (height or 0) % 2):
+        raise ValueError(f"pix_fmt='yuv420p' needs an even width and height, got {width}x{height}")
     return LoadPlan(
-        width=_dim("width", width),
-        height=_dim("height", height),
+        width=width,
+        height=height,
         scale_mode=_choice("scale_mode", scale_mode, SCALE_MODES),  # type: ignore[arg-type]
         scale_algo=_choice("scale_algo", scale_algo, SCALE_ALGOS),  # type: ignore[arg-type]
-        pix_fmt=None if pix_fmt is None else _choice("pix_fmt", pix_fmt, PIX_FMTS),
+        pix_fmt=pix_fmt,
         filter_desc=filter_desc,
         demux_config=demux_config,
         decode_config=decode_config,

@@ -65,6 +65,7 @@ cdef extern from "libavutil/pixfmt.h" nogil:
         AV_PIX_FMT_GRAY8
         AV_PIX_FMT_GRAY16
         AV_PIX_FMT_YUV444P
+        AV_PIX_FMT_YUV420P
         AV_PIX_FMT_GBRP
         AV_PIX_FMT_YUVJ420P
         AV_PIX_FMT_YUVJ422P
@@ -112,6 +113,7 @@ cdef extern from "libavutil/pixdesc.h" nogil:
     const AVPixFmtDescriptor *av_pix_fmt_desc_get(AVPixelFormat pix_fmt)
     AVPixelFormat av_get_pix_fmt(const char *name)
     const char *av_get_pix_fmt_name(AVPixelFormat pix_fmt)
+    AVPixelFormat av_pix_fmt_swap_endianness(AVPixelFormat pix_fmt)
     int av_get_bits_per_pixel(const AVPixFmtDescriptor *pixdesc)
 
 
@@ -125,6 +127,7 @@ cdef extern from "libavutil/frame.h" nogil:
         AVColorRange color_range
         AVColorSpace colorspace
         int64_t pts
+        AVDictionary *metadata
 
     AVFrame *av_frame_alloc()
     void av_frame_free(AVFrame **frame)
