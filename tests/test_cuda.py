@@ -124,9 +124,15 @@ async def test_async_nvjpeg_arguments_checked():
 def test_nvjpeg_takes_the_cpu_loaders_arguments():
     import inspect
 
-    assert (inspect.signature(spdl.io.load_image_batch_nvjpeg)
-            == inspect.signature(spdl.io.async_load_image_batch_nvjpeg)
-            == inspect.signature(spdl.io.load_image_batch))
+    gpu = inspect.signature(spdl.io.load_image_batch_nvjpeg)
+    assert gpu == inspect.signature(spdl.io.async_load_image_batch_nvjpeg)
+    cpu = inspect.signature(spdl.io.load_image_batch).parameters
+    assert list(gpu.parameters) == list(cpu)
+    for name, p in gpu.parameters.items():      # the same, but device_config is required
+        if name == "device_config":
+            assert p.default is inspect.Parameter.empty and cpu[name].default is None
+        else:
+            assert p == cpu[name]
 
 
 @pytest.mark.parametrize("kwargs, why", [
@@ -1686,6 +1692,40 @@ except spdl.io.CUDAUnavailableError as e:
     assert "cudaError_t 100" in str(e), str(e)
 ctypes.c_int.in_dll(rt, "fake_devcount_error").value = 0
 ctypes.c_int.in_dll(rt, "fake_null_names").value = 0
+
+# What the GPU cannot do takes the CPU path for the whole batch (the same plan, then one
+# copy): nvJPEG is not called, and the rows are the CPU loader's.
+import asyncio
+mixed = [jpeg(64, 48), png(30, 20), jpeg(50, 50)]
+for kw in ({"scale_mode": "crop"}, {"pix_fmt": "gray"}, {"scale_algo": "area"}, {"filter_desc": "hflip"},
+           {"pix_fmt": "rgba", "scale_mode": "stretch"}):
+    n0 = L(nvj, "fake_nvjpeg_batched_calls")
+    out = load(mixed, cfg, **kw)
+    assert L(nvj, "fake_nvjpeg_batched_calls") == n0, kw
+    want = np.asarray(spdl.io.load_image_batch(mixed, width=32, height=32, **kw))
+    np.testing.assert_array_equal(_testing.to_host(out), want)
+    a = asyncio.run(spdl.io.async_load_image_batch_nvjpeg(mixed, device_config=cfg, width=32, height=32, **kw))
+    np.testing.assert_array_equal(_testing.to_host(a), want)
+    del a
+# NPP's interpolation follows scale_algo (bicubic: supersampling when shrinking both ways).
+for algo, interp in (("bicubic", 8), ("bilinear", 2), ("neighbor", 1), ("lanczos", 16)):
+    load([jpeg(64, 48)], cfg, scale_algo=algo)
+    assert ctypes.c_int.in_dll(npp, "fake_npp_last_interp").value == interp, (algo, interp)
+# The async twin: the GPU part on the executor, the CPU rows on the loader's workers, strict
+# and renumbered errors as in the sync call.
+async def both():
+    srcs = [jpeg(64, 48), png(30, 20), b"not an image", png(20, 30), jpeg(50, 50)]
+    a = await spdl.io.async_load_image_batch_nvjpeg(srcs, device_config=cfg, width=32, height=32, strict=False)
+    b = load(srcs, cfg, strict=False)
+    assert a.indices == b.indices == (0, 1, 3, 4) and set(a.errors) == {2}
+    assert "bytes #2" in str(a.errors[2]), str(a.errors[2])
+    np.testing.assert_array_equal(_testing.to_host(a), _testing.to_host(b))
+    try:
+        await spdl.io.async_load_image_batch_nvjpeg(srcs, device_config=cfg, width=32, height=32)
+        raise AssertionError("strict")
+    except spdl.io.BatchLoadError as e:
+        assert set(e.errors) == {2}, e.errors
+asyncio.run(both())
 
 del out
 gc.collect(); _keepalive.synchronize_transfers()

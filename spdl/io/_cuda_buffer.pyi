@@ -1,11 +1,12 @@
 # The typed face of _cuda_buffer.pyx (device memory batches).
 
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, type_check_only
 
 from typing_extensions import CapsuleType
 
 from spdl.io._errors import SpdlIOError
 
+@type_check_only
 class CUDAArrayInterface(TypedDict):
     """``__cuda_array_interface__``, version 3 (with the stream; 1 is the legacy default)."""
 

@@ -1,9 +1,10 @@
 # The typed face of _cuda_device.pyx (contexts and devices).
 
-from typing import TypedDict
+from typing import TypedDict, type_check_only
 
 from spdl.io._config import CUDAConfig
 
+@type_check_only
 class DriverApiInfo(TypedDict):
     library: str | None
     error: str | None

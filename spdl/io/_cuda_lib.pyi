@@ -1,7 +1,7 @@
 # The typed face of _cuda_lib.pyx (finding and opening the CUDA libraries).
 
 from collections.abc import Iterable
-from typing import Any, TypedDict
+from typing import Any, TypedDict, type_check_only
 
 CUDA_MAJORS: tuple[int, ...]
 MIN_CAPABILITY: dict[int, tuple[int, int]]
@@ -16,6 +16,7 @@ class _Library:
     def address(self, name: str, missing: list[str]) -> int: ...
     def check(self, missing: list[str]) -> None: ...
 
+@type_check_only
 class DriverInfo(TypedDict):
     library: str | None
     version: int | None

@@ -1,9 +1,10 @@
 # The typed face of _cuda_runtime.pyx (the runtime's and driver's function tables).
 
-from typing import TypedDict
+from typing import TypedDict, type_check_only
 
 from spdl.io._cuda_lib import _Library
 
+@type_check_only
 class RuntimeInfo(TypedDict):
     library: str | None
     soname: str | None

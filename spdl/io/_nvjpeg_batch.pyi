@@ -7,6 +7,8 @@ from spdl.io._cuda_buffer import CUDABuffer
 from spdl.io._plan import LoadPlan
 from spdl.io._types import LoadOptions, Sources
 
+__all__ = ["load_image_batch_nvjpeg", "async_load_image_batch_nvjpeg"]
+
 GPU_PIX_FMTS: tuple[str, ...]
 GPU_SCALE_MODES: tuple[str, ...]
 GPU_SCALE_ALGOS: dict[str, int]

@@ -33,6 +33,7 @@ stream's order.
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 
 from libc.stdint cimport int64_t, uintptr_t
@@ -89,6 +90,16 @@ def cpu_reason(plan):
     if plan.decode_config.decoder is not None or plan.decode_config.decoder_options:
         return "a DecodeConfig.decoder or decoder_options"
     return None
+
+
+def _gpu_loader(func):
+    """load_image_batch's signature and argument list (plan_loader), with device_config required."""
+    func = plan_loader(func)
+    sig = func.__signature__
+    func.__signature__ = sig.replace(parameters=[
+        p.replace(default=inspect.Parameter.empty, annotation="CUDAConfig") if p.name == "device_config" else p
+        for p in sig.parameters.values()])
+    return func
 
 
 def _compile(options):
@@ -283,7 +294,7 @@ def _finish(_GpuBatch b, CPUBuffer host):
     return out
 
 
-@plan_loader
+@_gpu_loader
 def load_image_batch_nvjpeg(srcs, **options):
     """Decode a batch of JPEGs on the GPU with nvJPEG and resize it there with NPP.
 
@@ -314,7 +325,7 @@ def load_image_batch_nvjpeg(srcs, **options):
     return _finish(b, run_plan(*cpu) if cpu is not None else None)
 
 
-@plan_loader
+@_gpu_loader
 async def async_load_image_batch_nvjpeg(srcs, **options):
     """:func:`load_image_batch_nvjpeg` with the GPU steps on the running loop's executor and
     the CPU path on the loader's workers (as :func:`async_load_image_batch`)."""

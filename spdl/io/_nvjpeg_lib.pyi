@@ -1,10 +1,11 @@
 # The typed face of _nvjpeg_lib.pyx (nvJPEG and NPP opened at run time).
 
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import TypedDict, type_check_only
 
 from spdl.io._cuda_lib import _Library
 
+@type_check_only
 class LibraryReport(TypedDict):
     soname: str | None
     path: str | None
