@@ -575,3 +575,40 @@ def test_numpy_integers_are_ints():
             spdl.io.DecodeConfig(max_pixels=bad)
     with pytest.raises(ValueError, match="device_index must be a non-negative int"):
         spdl.io.CUDAConfig(np.int64(-1))
+
+
+# ---------------------------------------------------------------------------
+# The status funnel: FFmpeg's lines reach the status of the context that logged them
+# ---------------------------------------------------------------------------
+
+
+def test_filter_reason_reaches_each_image(images, load):
+    """libavfilter's own line (naming the filter) is in each image's error, from its graph."""
+    src = str(images["png_rgb_301x199"])
+    with pytest.raises(BatchLoadError) as e:
+        load([src, src], width=None, height=None, pix_fmt=None, filter_desc="nosuchfilter")
+    assert sorted(e.value.errors) == [0, 1]
+    for err in e.value.errors.values():
+        assert isinstance(err, FilterError) and "nosuchfilter" in str(err), str(err)
+
+
+def test_jpeg_without_eoi_names_the_cause(images, load, stages):
+    data = images["jpeg_420"].read_bytes()[:-2]
+    with pytest.raises(DecodeError, match="no end-of-image marker"):
+        stages.load_one(data)
+    buf = load([data, images["jpeg_420"].read_bytes()], width=16, height=16, strict=False)
+    assert buf.indices == (1,) and "no end-of-image marker" in str(buf.errors[0])
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "PNG", "BMP", "WEBP", "GIF"])
+def test_too_large_by_the_decoders_size_check(stages, fmt):
+    """An image FFmpeg's own size check refuses (av_image_check_size2, seen by the status of
+    the decoder that logged it) is an ImageTooLargeError, whatever FFmpeg's words."""
+    import io
+
+    from PIL import Image
+
+    b = io.BytesIO()
+    Image.new("RGB", (400, 300)).save(b, fmt)
+    with pytest.raises(ImageTooLargeError, match="larger than max_pixels"):
+        stages.load_one(b.getvalue(), decode_config=spdl.io.DecodeConfig(max_pixels=100))

@@ -25,12 +25,13 @@ from spdl.io._decode cimport (
 from spdl.io._demux cimport (
     DemuxOptions, Demuxed, demux_clear, demux_init, demux_options, demux_reset, demux_source,
 )
-from spdl.io._error cimport (
-    ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, ErrorInfo, fail, log_clear, make_error,
+from spdl.io._status cimport (
+    ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, ErrorInfo, fail, make_error, status_bind, status_init,
 )
 from spdl.io._errors import BatchLoadError, ConfigError
 from spdl.io._scale cimport CompiledPlan, ScaleSpec, Scaler, compile_plan_spec, scaler_free, scaler_init
-from spdl.io._source cimport Source, SourceRef, make_source
+from spdl.io._source cimport Source, SourceRef
+from spdl.io._source import make_sources
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_NONE, AVFrame, AVPixelFormat, av_frame_alloc, av_frame_free, av_frame_unref,
 )
@@ -111,7 +112,7 @@ cdef class BatchJob:
         self.plan = compile_plan_spec(plan)
         self.demux = demux_options(plan.demux_config)
         self.decode = decode_options(plan.decode_config)
-        self.sources = [make_source(src, f"bytes #{i}") for i, src in enumerate(srcs)]
+        self.sources = make_sources(srcs)
         self.n = len(self.sources)
         self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
         self.order = <Py_ssize_t *>malloc((self.n if self.n else 1) * sizeof(Py_ssize_t))
@@ -126,6 +127,7 @@ cdef class BatchJob:
             self.order[i] = by_size[i]
         for i in range(self.n):
             s = self.sources[i]
+            status_init(&self.items[i].err, i)
             self.items[i].src = s.ref
             if s.invalid is not None:
                 fail(&self.items[i].err, ERR_SOURCE, "demux", "open", 0, s.invalid.encode())
@@ -187,7 +189,8 @@ cdef class BatchJob:
                 item = &self.items[i]
                 if item.status != PENDING:  # failed before it started (an impossible path)
                     continue
-                log_clear()
+                status_init(&item.err, i)
+                status_bind(&item.err)  # lines of contexts with no status of their own
                 ret = demux_source(&item.src, &self.demux.opts, &d, &item.err)
                 if ret >= 0 and self.direct:
                     slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
@@ -203,6 +206,7 @@ cdef class BatchJob:
                 item.status = DONE if ret >= 0 else FAILED
                 demux_reset(&d)
                 av_frame_unref(decoded)
+            status_bind(NULL)
             decoder_free(&dec)
             scaler_free(&scaler)
             demux_clear(&d)

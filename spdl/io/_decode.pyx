@@ -6,9 +6,9 @@ from libc.stdint cimport int64_t, uint8_t
 from spdl.io._config import DecodeConfig
 from spdl.io._plan import compile_plan
 from spdl.io._demux cimport ImagePackets
-from spdl.io._error cimport (
-    ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail, log_clear,
-    log_first_error, log_saw, raise_error,
+from spdl.io._status cimport (
+    ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, check_consumed, fail, raise_error,
+    status_bind, status_init,
 )
 from spdl.io._structure cimport gif_check_first_frame, jpeg_check_structure
 from spdl.io._jpeg cimport (
@@ -110,8 +110,6 @@ cdef void decoder_free(Decoder *dec) noexcept nogil:
 cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Decoder *dec,
                ErrorInfo *err) noexcept nogil:
     cdef AVDictionary *options = NULL
-    cdef const AVDictionaryEntry *e = NULL
-    cdef char msg[256]
     cdef int ret
     _free_ffmpeg(dec)
     dec.ctx = avcodec_alloc_context3(codec)
@@ -122,6 +120,7 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
         if ret < 0:
             _free_ffmpeg(dec)
             return fail(err, ERR_DECODE, "decode", "avcodec_parameters_to_context", ret, NULL)
+    dec.ctx.opaque = err  # the decoder's log lines go to this status
     dec.ctx.thread_count = 1  # images are decoded in parallel, one per thread
     # FFmpeg checks its padded buffer size (width rounded up to 32 or more), so allow
     # for the padding here and check the image's own size after decoding.
@@ -134,23 +133,26 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
         av_dict_free(&options)
         _free_ffmpeg(dec)
         return fail(err, ERR_DECODE, "decode", "avcodec_open2", ret, NULL)
-    e = av_dict_get(options, "", NULL, AV_DICT_IGNORE_SUFFIX)
-    if e != NULL:
-        snprintf(msg, sizeof(msg), "options not consumed by decoder '%s':", codec.name)
-        while e != NULL:
-            strncat(msg, " ", sizeof(msg) - strlen(msg) - 1)
-            strncat(msg, e.key, sizeof(msg) - strlen(msg) - 1)
-            e = av_dict_get(options, "", e, AV_DICT_IGNORE_SUFFIX)
-        av_dict_free(&options)
-        _free_ffmpeg(dec)
-        return fail(err, ERR_CONFIG, "decode", "avcodec_open2", 0, msg)
+    ret = check_consumed(options, "decoder", codec.name, "decode", "avcodec_open2", err)
     av_dict_free(&options)
+    if ret < 0:
+        _free_ffmpeg(dec)
+        return -1
     dec.codec = codec
     return 0
 
 
-cdef int _decode_error(int ret, const char *op, ErrorInfo *err) noexcept nogil:
-    if log_saw("Picture size"):  # "... exceeds specified max pixel count", "... is invalid"
+cdef int _decode_error(Decoder *dec, const DecodeOpts *o, int ret, const char *op,
+                       ErrorInfo *err) noexcept nogil:
+    """Fail for a decoder call that returned ret, and free the decoder (its state is unknown).
+
+    Too large: FFmpeg's image-size check (av_image_check_size2, against the context's
+    max_pixels) refused the image for this status, or the context took a size over the limit.
+    """
+    cdef bint too_large = err.size_refused or (
+        dec.ctx != NULL and <long long>dec.ctx.width * dec.ctx.height > o.max_pixels)
+    _free_ffmpeg(dec)
+    if too_large:
         return fail(err, ERR_TOO_LARGE, "decode", op, ret, "the image is larger than max_pixels")
     return fail(err, ERR_DECODE, "decode", op, ret, NULL)
 
@@ -186,19 +188,18 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
         return -1
     ret = avcodec_send_packet(dec.ctx, d.pkt)
     if ret < 0:
-        _free_ffmpeg(dec)  # its state is unknown now
-        return _decode_error(ret, "avcodec_send_packet", err)
+        return _decode_error(dec, o, ret, "avcodec_send_packet", err)
     ret = avcodec_receive_frame(dec.ctx, frame)
     if ret == AVERROR(EAGAIN):
         ret = avcodec_send_packet(dec.ctx, NULL)  # drain: the image is all there is
         if ret >= 0:
             ret = avcodec_receive_frame(dec.ctx, frame)
     if ret < 0:
-        _free_ffmpeg(dec)
         if ret == AVERROR_EOF or ret == AVERROR(EAGAIN):
+            _free_ffmpeg(dec)
             return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                         "the data decoded to no image")
-        return _decode_error(ret, "avcodec_receive_frame", err)
+        return _decode_error(dec, o, ret, "avcodec_receive_frame", err)
     if d.par != NULL:
         _free_ffmpeg(dec)  # opened with a demuxer's parameters: not for the next image
     # Decoders conceal damage and still return a frame; a frame they had to
@@ -208,11 +209,8 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
                  frame.width, frame.height, <long long>o.max_pixels)
         av_frame_unref(frame)
         return fail(err, ERR_TOO_LARGE, "decode", "avcodec_receive_frame", 0, msg)
-    if log_saw("EOI missing"):
-        av_frame_unref(frame)
-        return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
-                    "the JPEG data is truncated (no end-of-image marker)")
-    if log_first_error()[0] != 0:
+    # (a JPEG without its end-of-image marker was refused by jpeg_check_structure)
+    if err.log_errors > 0:  # the decoder logged an error for this image
         av_frame_unref(frame)
         return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                     "the decoder reported damaged data")
@@ -320,7 +318,7 @@ cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Sca
                                spec.out_fmt, out, dst, linesize, err)
         if ret != JPEG_NOT_HANDLED:
             return ret
-        log_clear()
+        status_init(err, err.index)  # FFmpeg decodes it afresh
     ret = decode_image(d, o, dec, spec, decoded, err)
     if ret >= 0:
         ret = _resize(scaler, spec, decoded, &dec.extent, out, dst, linesize, err)
@@ -398,10 +396,12 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None, width=None,
     out.source = p.source
     decoder_init(&dec)
     scaler_init(&scaler)
+    status_init(&err, -1)
     with nogil:
-        log_clear()
+        status_bind(&err)  # lines of contexts with no status of their own (swscale)
         ret = decode_planned(&p.d, &o.opts, &dec, &scaler, &c.spec, graph, decoded, out.frame,
                              NULL, NULL, &err)
+        status_bind(NULL)
         decoder_free(&dec)
         scaler_free(&scaler)
         av_frame_free(&decoded)

@@ -1,6 +1,6 @@
 from libc.stdint cimport int64_t
 
-from spdl.io._error cimport ErrorInfo
+from spdl.io._status cimport Status
 from spdl.io._source cimport SourceRef
 from spdl.io.includes.libavcodec cimport AVCodecID, AVCodecParameters, AVPacket
 from spdl.io.includes.libavutil cimport AVDictionary
@@ -29,7 +29,7 @@ cdef int demux_init(Demuxed *d) noexcept nogil
 cdef void demux_clear(Demuxed *d) noexcept nogil
 cdef void demux_reset(Demuxed *d) noexcept nogil
 cdef int demux_source(const SourceRef *src, const DemuxOpts *opts, Demuxed *out,
-                      ErrorInfo *err) noexcept nogil
+                      Status *err) noexcept nogil
 
 cdef class ImagePackets:
     cdef Demuxed d

@@ -12,8 +12,8 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcmp, memcpy
 
 from spdl.io._config import DemuxConfig
-from spdl.io._error cimport (
-    ERR_CONFIG, ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ErrorInfo, fail, log_clear, raise_error,
+from spdl.io._status cimport (
+    ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
 from spdl.io._source cimport Source, make_source, read_source
 from spdl.io.includes.libavcodec cimport (
@@ -28,8 +28,7 @@ from spdl.io.includes.libavformat cimport (
     avio_alloc_context, avio_context_free,
 )
 from spdl.io.includes.libavutil cimport (
-    AVDictionary, AVDictionaryEntry, AV_DICT_IGNORE_SUFFIX, AVERROR, AVERROR_EOF, av_dict_copy,
-    av_dict_free, av_dict_get, av_dict_set, av_free, av_malloc,
+    AVDictionary, AVERROR, AVERROR_EOF, av_dict_copy, av_dict_free, av_dict_set, av_free, av_malloc,
 )
 
 cdef extern from "<errno.h>":
@@ -40,11 +39,6 @@ cdef extern from "<stdio.h>":
     int SEEK_SET
     int SEEK_CUR
     int SEEK_END
-    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
-
-cdef extern from "<string.h>" nogil:
-    size_t strlen(const char *s)
-    char *strncat(char *dest, const char *src, size_t n)
 
 cdef extern from "libavutil/avutil.h":
     int AVMEDIA_TYPE_VIDEO
@@ -198,25 +192,8 @@ cdef void demux_reset(Demuxed *d) noexcept nogil:
     d.format = NULL
 
 
-cdef int _unconsumed(AVDictionary *left, const char *what, const char *name,
-                     ErrorInfo *err) noexcept nogil:
-    """Fail naming the options in left, if any."""
-    cdef const AVDictionaryEntry *e = NULL
-    cdef char msg[256]
-    msg[0] = 0
-    e = av_dict_get(left, "", NULL, AV_DICT_IGNORE_SUFFIX)
-    if e == NULL:
-        return 0
-    snprintf(msg, sizeof(msg), "options not consumed by %s '%s':", what, name)
-    while e != NULL:
-        strncat(msg, " ", sizeof(msg) - strlen(msg) - 1)
-        strncat(msg, e.key, sizeof(msg) - strlen(msg) - 1)
-        e = av_dict_get(left, "", e, AV_DICT_IGNORE_SUFFIX)
-    return fail(err, ERR_CONFIG, "demux", "avformat_open_input", 0, msg)
-
-
 cdef int _demux_with_libavformat(AVPacket *data, const DemuxOpts *opts, Demuxed *out,
-                                 ErrorInfo *err) noexcept nogil:
+                                 Status *err) noexcept nogil:
     """Read the first video packet of data with an image demuxer."""
     cdef MemReader reader
     reader.data = data.data
@@ -237,6 +214,7 @@ cdef int _demux_with_libavformat(AVPacket *data, const DemuxOpts *opts, Demuxed 
         avformat_close_input(&fmt)
         return fail(err, ERR_NOMEM, "demux", "avio_alloc_context", 0, "out of memory")
     fmt.pb = io
+    fmt.opaque = err  # the demuxer's log lines go to this status
     fmt.flags |= AVFMT_FLAG_CUSTOM_IO
     fmt.io_open = _refuse_open
     ret = 0
@@ -259,7 +237,7 @@ cdef int _demux_with_libavformat(AVPacket *data, const DemuxOpts *opts, Demuxed 
         _free_io(&io)  # fmt was freed by avformat_open_input
         return fail(err, ERR_FORMAT, "demux", "avformat_open_input", ret,
                     "not an image format this build accepts")
-    ret = _unconsumed(options, "demuxer", fmt.iformat.name, err)
+    ret = check_consumed(options, "demuxer", fmt.iformat.name, "demux", "avformat_open_input", err)
     av_dict_free(&options)
     if ret < 0:
         avformat_close_input(&fmt)
@@ -301,7 +279,7 @@ cdef void _free_io(AVIOContext **io) noexcept nogil:
 
 
 cdef int demux_source(const SourceRef *src, const DemuxOpts *opts, Demuxed *out,
-                      ErrorInfo *err) noexcept nogil:
+                      Status *err) noexcept nogil:
     """Fill out (initialised by demux_init) with the image's packet."""
     cdef AVPacket *raw
     cdef int ret
@@ -376,15 +354,15 @@ def demux_image(src, *, demux_config=None):
     cdef DemuxOptions o = demux_options(demux_config)
     cdef Source s = make_source(src, "bytes")
     cdef ImagePackets p = ImagePackets.__new__(ImagePackets)
-    cdef ErrorInfo err
+    cdef Status err
     cdef int ret
     p.source = s.name
     if s.invalid is not None:
         from spdl.io._errors import SourceError
         raise SourceError(f"demux: open failed for {s.name!r}: {s.invalid}", source=s.name,
                           stage="demux")
+    status_init(&err, -1)
     with nogil:
-        log_clear()
         ret = demux_source(&s.ref, &o.opts, &p.d, &err)
     if ret < 0:
         raise_error(&err, s.name)

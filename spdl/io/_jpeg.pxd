@@ -1,4 +1,4 @@
-from spdl.io._error cimport ErrorInfo
+from spdl.io._status cimport Status
 from spdl.io._scale cimport Extent, ScaleSpec, Scaler
 from spdl.io.includes.libavutil cimport AVFrame
 from spdl.io.includes.turbojpeg cimport tjhandle
@@ -19,9 +19,9 @@ cdef void jpeg_init(JpegDecoder *j) noexcept nogil
 cdef void jpeg_free(JpegDecoder *j) noexcept nogil
 cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const ScaleSpec *spec,
                      long long max_pixels, AVFrame *frame, Extent *ext,
-                     ErrorInfo *err) noexcept nogil
+                     Status *err) noexcept nogil
 cdef bint jpeg_packed_format(AVPixelFormat fmt) noexcept nogil
 cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *data, int size,
                           const ScaleSpec *spec, long long max_pixels, AVPixelFormat out_fmt,
                           AVFrame *out, uint8_t **dst, const int *linesize,
-                          ErrorInfo *err) noexcept nogil
+                          Status *err) noexcept nogil

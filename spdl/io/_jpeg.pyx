@@ -20,7 +20,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy
 
-from spdl.io._error cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, fail
+from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
 from spdl.io._scale cimport (
     Extent, Geometry, ScaleSpec, Scaler, compute_geometry, resample_fast3, resample_into,
     reserve,
@@ -38,8 +38,9 @@ from spdl.io.includes.turbojpeg cimport (
     TJPF_RGBA, TJPF_RGBX,
 )
 
-cdef extern from "<string.h>" nogil:
-    char *strstr(const char *haystack, const char *needle)
+cdef extern from "csrc/jpeg_message.h" nogil:
+    int spdl_jpeg_message_code(const char *msg)
+    int SPDL_JWRN_EXTRANEOUS_DATA, SPDL_JWRN_JFIF_MAJOR, SPDL_JTRC_JFIF_BADTHUMBNAILSIZE
 
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
@@ -90,7 +91,7 @@ cdef const tjscalingfactor *_pick_factor(int iw, int ih, int need_w, int need_h)
 
 
 cdef int _header(JpegDecoder *j, const unsigned char *data, int size, long long max_pixels,
-                 int *iw, int *ih, int *subsamp, ErrorInfo *err) noexcept nogil:
+                 int *iw, int *ih, int *subsamp, Status *err) noexcept nogil:
     """Read the size; 0, -1 with err set, or JPEG_NOT_HANDLED."""
     cdef int colorspace
     cdef char msg[128]
@@ -114,7 +115,7 @@ cdef int _header(JpegDecoder *j, const unsigned char *data, int size, long long 
     return 0
 
 
-cdef int _after_failure(JpegDecoder *j, ErrorInfo *err) noexcept nogil:
+cdef int _after_failure(JpegDecoder *j, Status *err) noexcept nogil:
     """After tjDecompress* returned -1: 0 when only a harmless warning was raised,
     JPEG_NOT_HANDLED to let FFmpeg decode the image (and judge it) after any other
     warning, -1 with err set after a fatal error.
@@ -126,6 +127,7 @@ cdef int _after_failure(JpegDecoder *j, ErrorInfo *err) noexcept nogil:
     cdef char msg[200]
     cdef bint warning = tjGetErrorCode(j.handle) == TJERR_WARNING
     snprintf(msg, sizeof(msg), "%s", tjGetErrorStr2(j.handle))
+    cdef int code = spdl_jpeg_message_code(msg)  # libjpeg's J_MESSAGE_CODE, or -1
     # The handle remembers that a warning happened and would report it again for the
     # next image: start the next one with a fresh handle.
     tjDestroy(j.handle)
@@ -133,23 +135,23 @@ cdef int _after_failure(JpegDecoder *j, ErrorInfo *err) noexcept nogil:
     if warning:
         # The last message is the warning itself when nothing fatal followed it; these
         # are what real files carry and leave the image whole.
-        if (strstr(msg, "extraneous bytes") != NULL or strstr(msg, "JFIF revision") != NULL
-                or strstr(msg, "thumbnail image size") != NULL):
+        if (code == SPDL_JWRN_EXTRANEOUS_DATA or code == SPDL_JWRN_JFIF_MAJOR
+                or code == SPDL_JTRC_JFIF_BADTHUMBNAILSIZE):
             return 0
         return JPEG_NOT_HANDLED
-    return fail(err, ERR_DECODE, "decode", "tjDecompress", 0, msg)
+    return fail(err, ERR_DECODE, "decode", "tjDecompress", code if code > 0 else 0, msg)
 
 
 cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const ScaleSpec *spec,
                      long long max_pixels, AVFrame *frame, Extent *ext,
-                     ErrorInfo *err) noexcept nogil:
+                     Status *err) noexcept nogil:
     """Decode a JPEG into frame (YUV or gray, full range), reduced in the DCT when spec allows.
 
     Returns 0, -1 with err set, or JPEG_NOT_HANDLED for images FFmpeg should decode.
     """
     cdef int iw, ih, subsamp, colorspace, ret, w, h
     cdef Geometry g
-    cdef ErrorInfo ignored
+    cdef Status ignored
     cdef const tjscalingfactor *f = NULL
     cdef AVPixelFormat fmt
     cdef char msg[200]
@@ -203,7 +205,7 @@ cdef bint jpeg_packed_format(AVPixelFormat fmt) noexcept nogil:
 cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *data, int size,
                           const ScaleSpec *spec, long long max_pixels, AVPixelFormat out_fmt,
                           AVFrame *out, uint8_t **dst, const int *linesize,
-                          ErrorInfo *err) noexcept nogil:
+                          Status *err) noexcept nogil:
     """Decode a JPEG and resample it by spec into out (allocated here) or, if out is NULL, dst.
 
     Returns 0, -1 with err set, or JPEG_NOT_HANDLED.

@@ -545,6 +545,7 @@ cdef int filter_graph_frame(const char *desc, AVFrame *src, AVFrame *out,
     if graph == NULL or outputs == NULL or inputs == NULL:
         ret = -12
     if ret >= 0:
+        graph.opaque = err  # the filters' log lines go to this status
         graph.nb_threads = 1
         snprintf(args, sizeof(args), "video_size=%dx%d:pix_fmt=%d:time_base=1/1:pixel_aspect=1/1",
                  src.width, src.height, src.format)
@@ -564,7 +565,7 @@ cdef int filter_graph_frame(const char *desc, AVFrame *src, AVFrame *out,
         inputs.pad_idx = 0
         inputs.next = NULL
         op = "avfilter_graph_parse_ptr"
-        ret = avfilter_graph_parse_ptr(graph, desc, &inputs, &outputs, NULL)
+        ret = avfilter_graph_parse_ptr(graph, desc, &inputs, &outputs, graph)  # logs to graph's status
     if ret >= 0:
         op = "avfilter_graph_config"
         ret = avfilter_graph_config(graph, NULL)

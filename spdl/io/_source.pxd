@@ -1,6 +1,6 @@
 from libc.stdint cimport int64_t, uint8_t
 
-from spdl.io._error cimport ErrorInfo
+from spdl.io._status cimport Status
 from spdl.io.includes.libavcodec cimport AVPacket
 
 cdef struct SourceRef:
@@ -19,4 +19,4 @@ cdef class Source:
 
 cdef Source make_source(object src, str bytes_name)
 cdef int read_source(const SourceRef *src, int64_t max_file_size, AVPacket *pkt,
-                     ErrorInfo *err) noexcept nogil
+                     Status *err) noexcept nogil

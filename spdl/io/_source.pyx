@@ -16,7 +16,7 @@ from posix.fcntl cimport O_CLOEXEC, O_NONBLOCK, O_RDONLY, open
 from posix.stat cimport S_ISREG, fstat, struct_stat
 from posix.unistd cimport close, read
 
-from spdl.io._error cimport ERR_FORMAT, ERR_NOMEM, ERR_SOURCE, fail, fail_errno
+from spdl.io._status cimport ERR_FORMAT, ERR_NOMEM, ERR_SOURCE, fail, fail_errno
 from spdl.io.includes.libavcodec cimport av_new_packet, av_shrink_packet
 
 cdef extern from "<fcntl.h>":
@@ -107,7 +107,7 @@ def make_sources(srcs, indices=None):
 
 
 cdef int _read_file(const char *path, int64_t max_file_size, AVPacket *pkt,
-                    ErrorInfo *err) noexcept nogil:
+                    Status *err) noexcept nogil:
     cdef struct_stat st
     cdef char msg[128]
     cdef int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
@@ -147,7 +147,7 @@ cdef int _read_file(const char *path, int64_t max_file_size, AVPacket *pkt,
 
 
 cdef int read_source(const SourceRef *src, int64_t max_file_size, AVPacket *pkt,
-                     ErrorInfo *err) noexcept nogil:
+                     Status *err) noexcept nogil:
     """Fill pkt with the whole source, followed by zeroed padding."""
     if src.path != NULL:
         if _read_file(src.path, max_file_size, pkt, err) < 0:

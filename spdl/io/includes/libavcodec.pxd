@@ -93,6 +93,7 @@ cdef extern from "libavcodec/avcodec.h" nogil:
         int thread_type
         int lowres
         int64_t max_pixels
+        void *opaque                # the caller's: our spdl_status (csrc/status.h)
 
     AVCodecContext *avcodec_alloc_context3(const AVCodec *codec)
     void avcodec_free_context(AVCodecContext **avctx)

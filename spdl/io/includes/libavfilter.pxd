@@ -12,6 +12,7 @@ cdef extern from "libavfilter/avfilter.h" nogil:
 
     ctypedef struct AVFilterGraph:
         int nb_threads
+        void *opaque                # the caller's: our spdl_status (csrc/status.h)
 
     ctypedef struct AVFilterInOut:
         char *name

@@ -45,6 +45,7 @@ cdef extern from "libavformat/avformat.h" nogil:
         char *codec_whitelist
         char *protocol_whitelist
         int max_streams
+        void *opaque                # the caller's: our spdl_status (csrc/status.h)
         int (*io_open)(AVFormatContext *s, AVIOContext **pb, const char *url,
                        int flags, AVDictionary **options) noexcept nogil
 
