@@ -20,16 +20,20 @@ cdef class HostAllocator:
 cdef enum:
     MAX_NDIM = 4
 
-cdef class CPUBuffer:
-    cdef void *data             # never NULL once built
-    cdef free_fn_t free_fn      # releases data; NULL if owner keeps it alive
-    cdef object owner           # optional Python object that owns data
+# What CPUBuffer and CUDABuffer share: the shape, the element type, the pixel format and
+# which input each row is (the properties shape and dtype are Batch's).
+cdef class Batch:
     cdef int ndim
     cdef int64_t _shape[MAX_NDIM]
     cdef int itemsize           # 1 (uint8) or 2 (uint16)
+    cdef readonly str pix_fmt
     cdef readonly object indices
     cdef readonly dict errors
-    cdef readonly str pix_fmt
+
+cdef class CPUBuffer(Batch):
+    cdef void *data             # never NULL once built
+    cdef free_fn_t free_fn      # releases data; NULL if owner keeps it alive
+    cdef object owner           # optional Python object that owns data
     cdef readonly bint pinned
 
     @staticmethod

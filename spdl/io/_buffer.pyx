@@ -186,7 +186,27 @@ _DEFAULT.pinned = False
 _DEFAULT.name = "host"
 
 
-cdef class CPUBuffer:
+cdef class Batch:
+    """What a batch is wherever it lives: its shape, element type, pixel format and rows.
+
+    The base of CPUBuffer and CUDABuffer; not made on its own.
+    """
+
+    def __cinit__(self):
+        self.ndim = 0
+        self.itemsize = 1
+        self.errors = {}
+
+    @property
+    def shape(self):
+        return shape_tuple(self._shape, self.ndim)
+
+    @property
+    def dtype(self):
+        return dtype_name(self.itemsize)
+
+
+cdef class CPUBuffer(Batch):
     """A batch of images in host memory.
 
     Exposes ``__array_interface__`` (version 3), ``__dlpack__`` and
@@ -208,9 +228,6 @@ cdef class CPUBuffer:
     def __cinit__(self):
         self.data = NULL
         self.free_fn = NULL
-        self.ndim = 0
-        self.itemsize = 1
-        self.errors = {}
         self.pinned = False
 
     def __dealloc__(self):
@@ -257,14 +274,6 @@ cdef class CPUBuffer:
 
     cdef void truncate_rows(self, int64_t n) noexcept nogil:
         self._shape[0] = n
-
-    @property
-    def shape(self):
-        return shape_tuple(self._shape, self.ndim)
-
-    @property
-    def dtype(self):
-        return dtype_name(self.itemsize)
 
     @property
     def nbytes(self):

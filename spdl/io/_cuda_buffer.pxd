@@ -1,6 +1,6 @@
-from libc.stdint cimport int64_t, intptr_t, uintptr_t
+from libc.stdint cimport intptr_t, uintptr_t
 
-from spdl.io._buffer cimport MAX_NDIM
+from spdl.io._buffer cimport Batch
 
 # How a CUDABuffer's memory goes back. Every kind is ordered after the buffer's stream and
 # after the DLPack consumers' streams it was exported to (see CUDABuffer.release).
@@ -13,12 +13,9 @@ cdef enum FreeKind:
 cdef enum:
     CUDA_MAX_CONSUMERS = 4      # consumer streams remembered per buffer; more count as unknown
 
-cdef class CUDABuffer:
+cdef class CUDABuffer(Batch):
     cdef uintptr_t ptr          # device pointer; 0 only when the buffer is empty
     cdef size_t _nbytes
-    cdef int ndim
-    cdef int64_t _shape[MAX_NDIM]
-    cdef int itemsize           # 1 (uint8) or 2 (uint16)
     cdef int _device
     cdef uintptr_t _stream      # CUDAConfig.stream: 0 is the legacy default stream
     cdef int free_kind          # a FreeKind
@@ -30,9 +27,6 @@ cdef class CUDABuffer:
     cdef uintptr_t consumers[CUDA_MAX_CONSUMERS]
     cdef int nconsumers
     cdef bint unknown_consumer
-    cdef readonly str pix_fmt
-    cdef readonly object indices
-    cdef readonly dict errors
 
     cdef int _ready_on(self, uintptr_t consumer) except -1
     # Remember a DLPack consumer's stream (-1: none given) for the free.

@@ -4,7 +4,7 @@ from typing import Literal, TypedDict, type_check_only
 
 from typing_extensions import CapsuleType
 
-from spdl.io._errors import SpdlIOError
+from spdl.io._buffer import Batch
 
 @type_check_only
 class CUDAArrayInterface(TypedDict):
@@ -17,14 +17,10 @@ class CUDAArrayInterface(TypedDict):
     strides: None
     stream: int
 
-class CUDABuffer:
+class CUDABuffer(Batch):
     """A batch of images in CUDA device memory; made by the loaders and transfer_buffer only."""
 
     def __init__(self, *args: object, **kwargs: object) -> None: ...
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-    @property
-    def dtype(self) -> Literal["uint8", "uint16"]: ...
     @property
     def nbytes(self) -> int: ...
     @property
@@ -33,12 +29,6 @@ class CUDABuffer:
     def device_index(self) -> int: ...
     @property
     def stream(self) -> int: ...
-    @property
-    def pix_fmt(self) -> str | None: ...
-    @property
-    def indices(self) -> tuple[int, ...]: ...
-    @property
-    def errors(self) -> dict[int, SpdlIOError]: ...
     @property
     def __cuda_array_interface__(self) -> CUDAArrayInterface: ...
     def __dlpack_device__(self) -> tuple[int, int]: ...

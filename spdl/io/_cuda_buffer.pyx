@@ -18,7 +18,7 @@ from libc.stdint cimport int64_t, intptr_t, uintptr_t
 from libc.stdlib cimport free, malloc
 
 from spdl.io._buffer cimport (
-    dl_capsule, dtype_name, fill_dltensor, release_manager, set_shape, shape_tuple, typestr,
+    Batch, dl_capsule, fill_dltensor, release_manager, set_shape, typestr,
 )
 from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_device
 from spdl.io._cuda_runtime cimport CudaRuntimeApi, cudart, cudart_loaded
@@ -217,7 +217,7 @@ cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize) except -1:
 
 
 @cython.no_gc_clear
-cdef class CUDABuffer:
+cdef class CUDABuffer(Batch):
     """A batch of images in CUDA device memory.
 
     Exposes ``__cuda_array_interface__`` (version 3, with the stream),
@@ -255,8 +255,6 @@ cdef class CUDABuffer:
     def __cinit__(self):
         self.ptr = 0
         self._nbytes = 0
-        self.ndim = 0
-        self.itemsize = 1
         self._device = 0
         self._stream = 0
         self.free_kind = FREE_NONE
@@ -264,7 +262,6 @@ cdef class CUDABuffer:
         self.nconsumers = 0
         self.unknown_consumer = False
         self.indices = ()
-        self.errors = {}
 
     def __dealloc__(self):
         self.release()
@@ -291,14 +288,6 @@ cdef class CUDABuffer:
                                                  self.nconsumers, self.unknown_consumer)
             if ordered == 0:
                 cb(p)   # an exception here is reported through sys.unraisablehook
-
-    @property
-    def shape(self):
-        return shape_tuple(self._shape, self.ndim)
-
-    @property
-    def dtype(self):
-        return dtype_name(self.itemsize)
 
     @property
     def nbytes(self):
