@@ -16,7 +16,7 @@ from spdl.io._cuda_device import cuda_available
 from spdl.io._cuda_info import cuda_info
 from spdl.io._decode import ImageFrames
 from spdl.io._demux import IMAGE_DEMUXERS, ImagePackets
-from spdl.io._error import set_ffmpeg_log_level
+from spdl.io._status import set_ffmpeg_log_level
 from spdl.io._errors import (
     AllocationError,
     BatchLoadError,

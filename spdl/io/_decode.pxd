@@ -1,7 +1,7 @@
 from libc.stdint cimport int64_t
 
 from spdl.io._demux cimport Demuxed
-from spdl.io._error cimport ErrorInfo
+from spdl.io._status cimport ErrorInfo
 from spdl.io._jpeg cimport JpegDecoder
 from libc.stdint cimport uint8_t
 

@@ -30,7 +30,7 @@ from spdl.io._cuda_runtime cimport CudaRuntimeApi, cuda_error, cudart
 from spdl.io._errors import CUDAError
 from spdl.io._nvjpeg_lib cimport NvjpegApi, nvjpeg_api
 from spdl.io._nvjpeg_lib import load_libraries, status_name
-from spdl.io._error cimport ErrorInfo
+from spdl.io._status cimport ErrorInfo
 from spdl.io._structure cimport JpegMarkers, jpeg_check_markers, jpeg_walk_markers
 from spdl.io.includes.cuda_runtime cimport *
 from spdl.io.includes.nvjpeg cimport *

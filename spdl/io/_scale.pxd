@@ -1,6 +1,6 @@
 from libc.stdint cimport int32_t, uint8_t
 
-from spdl.io._error cimport ErrorInfo
+from spdl.io._status cimport ErrorInfo
 from spdl.io.includes.libavutil cimport AVFrame, AVPixelFormat
 from spdl.io.includes.libswscale cimport SwsContext
 

@@ -12,7 +12,7 @@ from libc.math cimport lrint
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcmp, memcpy, memset
 
-from spdl.io._error cimport ERR_FILTER, ERR_NOMEM, ErrorInfo, fail
+from spdl.io._status cimport ERR_FILTER, ERR_NOMEM, ErrorInfo, fail
 from spdl.io.includes.libavfilter cimport (
     AV_BUFFERSRC_FLAG_KEEP_REF, AVFilterContext, AVFilterGraph, AVFilterInOut,
     av_buffersink_get_frame, av_buffersrc_add_frame_flags, avfilter_get_by_name,

@@ -1,4 +1,4 @@
-from spdl.io._error cimport ErrorInfo
+from spdl.io._status cimport ErrorInfo
 
 # What jpeg_walk_markers finds in a JPEG's marker stream.
 cdef struct JpegMarkers:

@@ -10,7 +10,7 @@ JPEG may ask for.
 
 from libc.string cimport memchr, memcmp, memset
 
-from spdl.io._error cimport ERR_DECODE, ErrorInfo, fail
+from spdl.io._status cimport ERR_DECODE, ErrorInfo, fail
 
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil

@@ -1,3 +1,0 @@
-# The typed face of _error.pyx: its one public function.
-
-def set_ffmpeg_log_level(level: int) -> None: ...

@@ -1,0 +1,3 @@
+# The typed face of _status.pyx: its one public function.
+
+def set_ffmpeg_log_level(level: int) -> None: ...
