@@ -1336,9 +1336,8 @@ FAKE, MODE = sys.argv[1], sys.argv[2]      # MODE: "driver" (a fake libcuda.so.1
 import spdl.io
 from spdl.io import CUDAConfig
 from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
-_cuda_lib.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
 DRV = os.path.join(FAKE, "drv" if MODE == "driver" else "nodrv", "libcuda.so.1")
-_cuda_lib.driver_candidates = lambda: [DRV]
+_testing.use_libraries(FAKE, driver=DRV)
 rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
 counts = (ctypes.c_long * 32).in_dll(rt, "fake_counts")
 C_MALLOC, C_FREE, C_HOSTALLOC, C_FREEHOST, C_MEMCPY, C_MEMSET, C_WAIT, C_RECORD, C_DEVSYNC, C_STREAMSYNC, C_EVCREATE, C_EVDESTROY, C_SETDEVICE, C_PAGEABLE_H2D, C_MALLOCASYNC, C_FREEASYNC, C_EVSYNC = range(17)
@@ -1532,8 +1531,7 @@ FAKE = sys.argv[1]
 import spdl.io
 from spdl.io import CUDAConfig
 from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _keepalive, _nvjpeg_batch, _nvjpeg_decode, _nvjpeg_lib, _pinned, _testing, _transfer
-_cuda_lib.library_candidates = lambda module, soname: [os.path.join(FAKE, soname)]
-_cuda_lib.driver_candidates = lambda: [os.path.join(FAKE, "drv", "libcuda.so.1")]
+_testing.use_libraries(FAKE, driver=os.path.join(FAKE, "drv", "libcuda.so.1"))
 rt = ctypes.CDLL(os.path.join(FAKE, "libcudart.so.12"))
 nvj = ctypes.CDLL(os.path.join(FAKE, "libnvjpeg.so.12"))
 npp = ctypes.CDLL(os.path.join(FAKE, "libnppig.so.12"))
