@@ -33,7 +33,7 @@ cdef extern from "csrc/status.h":
         size_t log_len
         char log[768]
 
-# The old name of Status, for the stages not yet moved over.
+# Another name of Status, used by the scale, decode, batch and GPU stages.
 ctypedef Status ErrorInfo
 
 cdef void status_init(Status *st, Py_ssize_t index) noexcept nogil
@@ -46,10 +46,3 @@ cdef int check_consumed(AVDictionary *left, const char *what, const char *name,
 cdef object make_error(const Status *st, object source)
 cdef int raise_error(const Status *st, object source) except -1
 cdef str av_error_string(int code)
-
-# The per-thread log of before the status (for stages not yet moved over; going away):
-# the first error message since log_clear().
-cdef void log_clear() noexcept nogil
-cdef const char *log_first_error() noexcept nogil
-cdef int log_saw(const char *needle) noexcept nogil
-cdef void log_install() noexcept nogil

@@ -46,9 +46,6 @@ cdef extern from *:
 
     /* The receiver of lines from contexts that carry no opaque, set by the stage. */
     static __thread spdl_status *spdl_bound;
-    /* The per-thread log of before the status, for the stages not yet moved over. */
-    static __thread char spdl_log_first[256];
-    static __thread char spdl_log_all[1024];
     static int spdl_log_print_level = AV_LOG_QUIET;
     /* Classes told apart by identity, found once at install. */
     static const AVClass *spdl_class_imgutils;     /* av_image_check_size2's */
@@ -121,11 +118,6 @@ cdef extern from *:
             st = spdl_bound;
         if (st != NULL)
             spdl_status_add_line(st, level, line, size_check);
-        if (level <= AV_LOG_ERROR && spdl_log_first[0] == 0)
-            snprintf(spdl_log_first, sizeof(spdl_log_first), "%s", line);
-        size_t used = strlen(spdl_log_all);
-        if (used + 2 < sizeof(spdl_log_all))
-            snprintf(spdl_log_all + used, sizeof(spdl_log_all) - used, "%s\\n", line);
     }
 
     static void spdl_capture_class(void *avcl, int level, const char *fmt, va_list vl) {
@@ -145,20 +137,11 @@ cdef extern from *:
         av_log_set_callback(spdl_log_callback);
     }
     static void spdl_status_bind(spdl_status *st) { spdl_bound = st; }
-    static void spdl_log_clear(void) { spdl_log_first[0] = 0; spdl_log_all[0] = 0; }
-    static const char *spdl_log_get_first(void) { return spdl_log_first; }
-    static const char *spdl_log_get_all(void) { return spdl_log_all; }
     static void spdl_log_set_print_level(int level) { spdl_log_print_level = level; }
     """
     void spdl_status_bind(Status *st) noexcept nogil
-    void spdl_log_clear() noexcept nogil
-    const char *spdl_log_get_first() noexcept nogil
-    const char *spdl_log_get_all() noexcept nogil
     void spdl_log_install() noexcept nogil
     void spdl_log_set_print_level(int level) noexcept nogil
-
-cdef extern from "<string.h>" nogil:
-    char *strstr(const char *haystack, const char *needle)
 
 
 cdef void status_init(Status *st, Py_ssize_t index) noexcept nogil:
@@ -185,23 +168,6 @@ cdef void status_bind(Status *st) noexcept nogil:
     spdl_status_bind(st)
 
 
-cdef void log_clear() noexcept nogil:
-    spdl_log_clear()
-
-
-cdef const char *log_first_error() noexcept nogil:
-    return spdl_log_get_first()
-
-
-cdef int log_saw(const char *needle) noexcept nogil:
-    """Whether a message (error or warning) since log_clear() contains needle."""
-    return strstr(spdl_log_get_all(), needle) != NULL
-
-
-cdef void log_install() noexcept nogil:
-    spdl_log_install()
-
-
 def set_ffmpeg_log_level(int level):
     """Print FFmpeg's messages at this level or more severe to stderr.
 
@@ -211,7 +177,7 @@ def set_ffmpeg_log_level(int level):
     spdl_log_set_print_level(level)
 
 
-log_install()
+spdl_log_install()
 
 
 class _Cancelled(SpdlIOError):
@@ -221,8 +187,8 @@ class _Cancelled(SpdlIOError):
 cdef int fail(Status *st, int kind, const char *stage, const char *op, int code,
               const char *detail) noexcept nogil:
     """Record a failure in st and return -1. FFmpeg's first error line for st's
-    contexts, if any, follows the detail."""
-    cdef const char *ff
+    contexts, if any, follows the detail (st must have been through status_init for that)."""
+    cdef const char *ff = ""
     st.kind = kind
     st.stage = stage
     st.op = op
@@ -230,8 +196,6 @@ cdef int fail(Status *st, int kind, const char *stage, const char *op, int code,
     st.sys_errno = 0
     if st.magic == SPDL_STATUS_MAGIC:
         ff = <const char *>st.first_error
-    else:
-        ff = spdl_log_get_first()
     if detail != NULL and ff[0] != 0:
         snprintf(st.detail, sizeof(st.detail), "%s (FFmpeg: %s)", detail, ff)
     elif detail != NULL:
