@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import inspect
 import json
 import os
 import pathlib
@@ -91,19 +92,30 @@ def hashes(inputs: pathlib.Path) -> None:
     import spdl.io
 
     print(f"# spdl.io {getattr(spdl.io, '__version__', '(no __version__)')} from {pathlib.Path(spdl.io.__file__).parent}")
+    # Builds with the typed load plan take keyword arguments and run every filter string
+    # as written; older ones recognised get_video_filter_desc's strings. The same request
+    # is asked of each in its own terms, so the outputs must be the same bytes.
+    plan_api = "scale_mode" in inspect.signature(spdl.io.load_image_batch).parameters
     for path in sorted(inputs.iterdir()):
         fmts = ("gray16",) if path.name.startswith("png16") else ("rgb24", "bgr24", "gray")
         jobs = []
         for pix_fmt in fmts:
-            jobs.append((f"native.{pix_fmt}", dict(width=None, height=None,
-                        filter_desc=spdl.io.get_video_filter_desc(pix_fmt=pix_fmt))))
+            native = (dict(width=None, height=None, pix_fmt=pix_fmt) if plan_api else dict(
+                width=None, height=None, filter_desc=spdl.io.get_video_filter_desc(pix_fmt=pix_fmt)))
+            jobs.append((f"native.{pix_fmt}", native))
             for mode in ("pad", "crop", None):
                 desc = spdl.io.get_video_filter_desc(scale_width=224, scale_height=224,
                                                      scale_mode=mode, pix_fmt=pix_fmt)
-                jobs.append((f"{mode}.{pix_fmt}", dict(width=224, height=224, filter_desc=desc)))
+                if plan_api:
+                    own = dict(width=224, height=224, scale_mode=mode, pix_fmt=pix_fmt)
+                else:
+                    own = dict(width=224, height=224, filter_desc=desc)
+                jobs.append((f"{mode}.{pix_fmt}", own))
                 graph = desc.rsplit(",", 1)
+                graph_kw = dict(width=None, height=None, pix_fmt=None) if plan_api else dict(
+                    width=224, height=224)
                 jobs.append((f"{mode}.{pix_fmt}.graph", dict(
-                    width=224, height=224, filter_desc=f"{graph[0]},null,{graph[1]}")))
+                    graph_kw, filter_desc=f"{graph[0]},null,{graph[1]}")))
         for what, kw in jobs:
             try:
                 a = np.ascontiguousarray(spdl.io.to_numpy(spdl.io.load_image_batch([str(path)], **kw)))

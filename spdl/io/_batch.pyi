@@ -1,5 +1,7 @@
 # The typed face of _batch.pyx (internal: the CPU backend of the batch loaders).
 
+from collections.abc import Sequence
+
 from spdl.io._buffer import CPUBuffer, HostAllocator
 from spdl.io._plan import LoadPlan
 from spdl.io._types import Sources
@@ -9,7 +11,8 @@ def default_workers() -> int: ...
 class BatchJob:
     """One batch being loaded, built by the loaders from a LoadPlan."""
 
-    def __init__(self, srcs: Sources, plan: LoadPlan, allocator: HostAllocator | None = None) -> None: ...
+    def __init__(self, srcs: Sources, plan: LoadPlan, allocator: HostAllocator | None = None,
+                 indices: Sequence[int] | None = None) -> None: ...
     def __len__(self) -> int: ...
     def cancel(self) -> None: ...
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, ParamSpec, TypeVar, overload
 
 from spdl.io._batch import BatchJob, default_workers
@@ -98,7 +98,7 @@ def plan_loader(func: _F) -> _F:
     return func
 
 
-def _batch_job(srcs: Sources, plan: LoadPlan) -> BatchJob:
+def _batch_job(srcs: Sources, plan: LoadPlan, indices: Sequence[int] | None) -> BatchJob:
     allocator = None
     if plan.device_config is not None:
         # A batch headed for the GPU is decoded straight into page-locked memory.
@@ -107,19 +107,23 @@ def _batch_job(srcs: Sources, plan: LoadPlan) -> BatchJob:
 
         check_device(plan.device_config)
         allocator = host_allocator(plan.device_config)
-    return BatchJob(srcs, plan, allocator)
+    return BatchJob(srcs, plan, allocator, indices)
 
 
-def run_plan(srcs: Sources, plan: LoadPlan) -> CPUBuffer:
-    """Load srcs on the CPU as plan says, in the calling thread; the batch stays on the host."""
-    job = _batch_job(srcs, plan)
+def run_plan(srcs: Sources, plan: LoadPlan, indices: Sequence[int] | None = None) -> CPUBuffer:
+    """Load srcs on the CPU as plan says, in the calling thread; the batch stays on the host.
+
+    indices, if given, are the sources' indices in the caller's list (errors name bytes
+    sources by them)."""
+    job = _batch_job(srcs, plan, indices)
     job.run_worker()
     return job.finish(plan.strict)
 
 
-async def async_run_plan(srcs: Sources, plan: LoadPlan) -> CPUBuffer:
+async def async_run_plan(srcs: Sources, plan: LoadPlan,
+                         indices: Sequence[int] | None = None) -> CPUBuffer:
     """Load srcs on the CPU as plan says, on workers of the running loop's executor."""
-    job = _batch_job(srcs, plan)
+    job = _batch_job(srcs, plan, indices)
     loop = asyncio.get_running_loop()
     workers = [loop.run_in_executor(None, job.run_worker) for _ in range(min(len(job), default_workers()))]
     try:

@@ -251,24 +251,7 @@ def _cpu_part(_GpuBatch b):
     """The sources and plan of step 4 (the CPU path), or None when the GPU took every input."""
     if not b.cpu_idx:
         return None
-    return [b.srcs[i] for i in b.cpu_idx], b.cpu_plan()
-
-
-def _renumbered(e, int k, int i):
-    """The CPU path names bytes inputs by their index in the list it was given; use ours."""
-    old, new = f"bytes #{k}", f"bytes #{i}"
-    if k == i or getattr(e, "source", None) != old:
-        return e
-    msg = str(e).replace(f" {old}:", f" {new}:", 1)
-    try:
-        out = type(e)(msg, source=new, stage=e.stage)
-    except TypeError:
-        return e
-    for attr in ("errno", "strerror"):
-        if getattr(e, attr, None) is not None:
-            setattr(out, attr, getattr(e, attr))
-    out.__cause__ = e.__cause__
-    return out
+    return [b.srcs[i] for i in b.cpu_idx], b.cpu_plan(), b.cpu_idx
 
 
 def _finish(_GpuBatch b, CPUBuffer host):
@@ -278,7 +261,7 @@ def _finish(_GpuBatch b, CPUBuffer host):
     rows = []
     if host is not None:
         for k, e in host.errors.items():
-            errors[b.cpu_idx[k]] = _renumbered(e, k, b.cpu_idx[k])
+            errors[b.cpu_idx[k]] = e
         errors = dict(sorted(errors.items()))
         raise_for_failures(errors, b.n, strict=b.plan.strict)
         rows = [(b.cpu_idx[k], r) for r, k in enumerate(host.indices)]
