@@ -26,7 +26,7 @@ from spdl.io._scale cimport (
     reserve,
 )
 from spdl.io.includes.libavutil cimport (
-    AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P,
+    AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_NONE, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P,
     AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ444P, AVCOL_RANGE_JPEG, AVCOL_SPC_BT470BG, AVFrame,
     AVPixelFormat, av_frame_get_buffer, av_frame_unref,
 )
@@ -142,6 +142,22 @@ cdef int _after_failure(JpegDecoder *j, Status *err) noexcept nogil:
     return fail(err, ERR_DECODE, "decode", "tjDecompress", code if code > 0 else 0, msg)
 
 
+cdef AVPixelFormat _planes_format(int subsamp) noexcept nogil:
+    """The frame format of tjDecompressToYUVPlanes's output for a subsampling, or NONE."""
+    cdef int i
+    for i in range(6):
+        if _SUBSAMP[i] == subsamp:
+            return _PLANES[i]
+    return AV_PIX_FMT_NONE
+
+
+cdef int _SUBSAMP[6]
+cdef AVPixelFormat _PLANES[6]
+_SUBSAMP[:] = [TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_GRAY, TJSAMP_440, TJSAMP_411]
+_PLANES[:] = [AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_GRAY8,
+              AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ411P]
+
+
 cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const ScaleSpec *spec,
                      long long max_pixels, AVFrame *frame, Extent *ext,
                      Status *err) noexcept nogil:
@@ -158,19 +174,8 @@ cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const 
     ret = _header(j, data, size, max_pixels, &iw, &ih, &subsamp, err)
     if ret != 0:
         return ret
-    if subsamp == TJSAMP_444:
-        fmt = AV_PIX_FMT_YUVJ444P
-    elif subsamp == TJSAMP_422:
-        fmt = AV_PIX_FMT_YUVJ422P
-    elif subsamp == TJSAMP_420:
-        fmt = AV_PIX_FMT_YUVJ420P
-    elif subsamp == TJSAMP_GRAY:
-        fmt = AV_PIX_FMT_GRAY8
-    elif subsamp == TJSAMP_440:
-        fmt = AV_PIX_FMT_YUVJ440P
-    elif subsamp == TJSAMP_411:
-        fmt = AV_PIX_FMT_YUVJ411P
-    else:
+    fmt = _planes_format(subsamp)
+    if fmt == AV_PIX_FMT_NONE:
         return JPEG_NOT_HANDLED
     w, h = iw, ih
     ext.orig_w, ext.orig_h = iw, ih
