@@ -92,39 +92,30 @@ cdef DemuxOptions demux_options(object config):
     return o
 
 
-cdef AVCodecID sniff_codec(const uint8_t *d, int n) noexcept nogil:
-    """The codec of a single-image file known by its signature, or NONE."""
+cdef AVCodecID sniff_codec(const uint8_t *d, int n, const char **format) noexcept nogil:
+    """The codec of a single-image file known by its signature, and its container format's
+    name in format; or NONE."""
     if n >= 3 and d[0] == 0xFF and d[1] == 0xD8 and d[2] == 0xFF:
+        format[0] = "jpeg"
         return AV_CODEC_ID_MJPEG
     if n >= 8 and memcmp(d, b"\x89PNG\r\n\x1a\n", 8) == 0:
+        format[0] = "png"
         return AV_CODEC_ID_PNG
     if n >= 16 and memcmp(d, b"RIFF", 4) == 0 and memcmp(d + 8, b"WEBPVP8", 7) == 0:
+        format[0] = "webp"
         return AV_CODEC_ID_WEBP
     if n >= 6 and (memcmp(d, b"GIF87a", 6) == 0 or memcmp(d, b"GIF89a", 6) == 0):
+        format[0] = "gif"
         return AV_CODEC_ID_GIF
     if n >= 8 and (memcmp(d, b"II*\0", 4) == 0 or memcmp(d, b"MM\0*", 4) == 0):
+        format[0] = "tiff"
         return AV_CODEC_ID_TIFF
-    if n >= 18 and d[0] == ord('B') and d[1] == ord('M') and d[15] == 0 and d[16] == 0 and d[17] == 0:
-        # BITMAPFILEHEADER then a DIB header whose size is one of the known ones
-        if d[14] in (12, 40, 52, 56, 64, 108, 124):
-            return AV_CODEC_ID_BMP
+    # BITMAPFILEHEADER then a DIB header whose size is one of the known ones
+    if (n >= 18 and d[0] == ord('B') and d[1] == ord('M') and d[15] == 0 and d[16] == 0
+            and d[17] == 0 and d[14] in (12, 40, 52, 56, 64, 108, 124)):
+        format[0] = "bmp"
+        return AV_CODEC_ID_BMP
     return AV_CODEC_ID_NONE
-
-
-cdef const char *_format_name(AVCodecID codec_id) noexcept nogil:
-    if codec_id == AV_CODEC_ID_MJPEG:
-        return "jpeg"
-    if codec_id == AV_CODEC_ID_PNG:
-        return "png"
-    if codec_id == AV_CODEC_ID_WEBP:
-        return "webp"
-    if codec_id == AV_CODEC_ID_GIF:
-        return "gif"
-    if codec_id == AV_CODEC_ID_TIFF:
-        return "tiff"
-    if codec_id == AV_CODEC_ID_BMP:
-        return "bmp"
-    return "?"
 
 
 cdef struct MemReader:
@@ -286,9 +277,8 @@ cdef int demux_source(const SourceRef *src, const DemuxOpts *opts, Demuxed *out,
     if read_source(src, opts.max_file_size, out.pkt, err) < 0:
         return -1
     if opts.format == NULL and opts.format_options == NULL:
-        out.codec_id = sniff_codec(out.pkt.data, out.pkt.size)
+        out.codec_id = sniff_codec(out.pkt.data, out.pkt.size, &out.format)
         if out.codec_id != AV_CODEC_ID_NONE:
-            out.format = _format_name(out.codec_id)
             return 0
     raw = av_packet_alloc()
     if raw == NULL:
