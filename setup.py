@@ -28,7 +28,7 @@ FFMPEG_LIBS = ["libavformat", "libavcodec", "libavfilter", "libswscale", "libavu
 JPEG_LIBS = ["libturbojpeg"]
 NATIVE_LIBS = FFMPEG_LIBS + JPEG_LIBS
 APT_PACKAGES = ("pkg-config libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev "
-                "libavutil-dev libturbojpeg0-dev")
+                "libavutil-dev libturbojpeg0-dev libjpeg-dev")
 BUILD_NATIVE = os.path.join(HERE, "packaging", "build_native.sh")
 
 

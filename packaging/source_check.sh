@@ -37,7 +37,7 @@ done
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mount): sudo bash $0"
 
 SRC_PKGS=(python3 python3-dev python3-venv ca-certificates pkg-config gcc g++
-    libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev libturbojpeg0-dev)
+    libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev libturbojpeg0-dev libjpeg-dev)
 t0=$SECONDS
 root_open "$(root_tarball source "$suite" "${SRC_PKGS[@]}")"
 say "$suite: libavcodec $(in_root pkg-config --modversion libavcodec) (pkg-config), $(in_root python3 -V)"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import spdl.io
-from spdl.io import _scale
+from spdl.io._testing import use_simd
 from _util import np_batch, synth_rgb
 
 
@@ -35,7 +35,7 @@ def _sources():
 @pytest.fixture(autouse=True)
 def _restore_simd():
     yield
-    _scale._use_simd(True)
+    use_simd(True)
 
 
 @pytest.mark.parametrize("pix_fmt", ["rgb24", "bgr24", "rgba", "gray"])
@@ -45,7 +45,7 @@ def test_vector_passes_match_baseline(pix_fmt, size):
     w, h = size
     out = {}
     for simd in (False, True):
-        _scale._use_simd(simd)
+        use_simd(simd)
         out[simd] = np_batch(spdl.io.load_image_batch(srcs, width=w, height=h, pix_fmt=pix_fmt)).copy()
     assert out[True].shape[0] == len(srcs)
     np.testing.assert_array_equal(out[True], out[False])
@@ -58,7 +58,7 @@ def test_vector_passes_match_baseline_crop_and_stretch(mode):
     desc = spdl.io.get_video_filter_desc(scale_width=256, scale_height=250, scale_mode=mode, **kw)
     out = {}
     for simd in (False, True):
-        _scale._use_simd(simd)
+        use_simd(simd)
         out[simd] = np_batch(spdl.io.load_image_batch(srcs, width=None, height=None, filter_desc=desc)).copy()
     np.testing.assert_array_equal(out[True], out[False])
 

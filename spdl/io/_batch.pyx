@@ -17,7 +17,7 @@ from libc.string cimport memmove
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
 from spdl.io._convert cimport (
-    Layout, batch_pix_fmt_name, batch_shape, copy_frame, frame_layout, slot_planes,
+    Layout, batch_pix_fmt_name, batch_shape, copy_frame, frame_layout, one_layout, slot_planes,
 )
 from spdl.io._decode cimport (
     DecodeOptions, Decoder, decode_options, decode_planned, decoder_free, decoder_init,
@@ -26,10 +26,11 @@ from spdl.io._demux cimport (
     DemuxOptions, Demuxed, demux_clear, demux_init, demux_options, demux_reset, demux_source,
 )
 from spdl.io._status cimport (
-    ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, ErrorInfo, fail, make_error, status_bind, status_init,
+    ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, Status, fail, make_error, status_bind, status_init,
 )
-from spdl.io._errors import BatchLoadError, ConfigError
-from spdl.io._scale cimport CompiledPlan, ScaleSpec, Scaler, compile_plan_spec, scaler_free, scaler_init
+from spdl.io._errors import raise_for_failures
+from spdl.io._geometry cimport CompiledPlan, ScaleSpec, compile_plan_spec
+from spdl.io._scale cimport Scaler, scaler_free, scaler_init
 from spdl.io._source cimport Source, SourceRef
 from spdl.io._source import make_sources
 from spdl.io.includes.libavutil cimport (
@@ -58,7 +59,7 @@ cdef enum:
 
 cdef struct Item:
     SourceRef src
-    ErrorInfo err
+    Status err
     int status
     AVFrame *frame       # the filtered frame, when not written into the batch directly
 
@@ -103,7 +104,9 @@ cdef class BatchJob:
             free(self.items)
         free(self.order)
 
-    def __init__(self, srcs, plan, HostAllocator allocator=None):
+    def __init__(self, srcs, plan, HostAllocator allocator=None, indices=None):
+        """srcs loaded as plan says; indices, if given, are the sources' indices in the
+        caller's list, which names bytes sources in errors ("bytes #i")."""
         cdef Source s
         cdef Py_ssize_t i
         if isinstance(srcs, (str, bytes, bytearray, memoryview)) or not hasattr(srcs, "__len__"):
@@ -112,7 +115,7 @@ cdef class BatchJob:
         self.plan = compile_plan_spec(plan)
         self.demux = demux_options(plan.demux_config)
         self.decode = decode_options(plan.decode_config)
-        self.sources = make_sources(srcs)
+        self.sources = make_sources(srcs, indices)
         self.n = len(self.sources)
         self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
         self.order = <Py_ssize_t *>malloc((self.n if self.n else 1) * sizeof(Py_ssize_t))
@@ -230,11 +233,7 @@ cdef class BatchJob:
                     fail(&self.items[i].err, ERR_CANCELLED, "load", "load_image_batch", 0,
                          "the batch was cancelled")
                 errors[i] = make_error(&self.items[i].err, s.name)
-        for e in errors.values():
-            if isinstance(e, ConfigError):  # the caller's mistake, not the data's
-                raise e
-        if strict and errors:
-            raise BatchLoadError(errors, self.n) from next(iter(errors.values()))
+        raise_for_failures(errors, self.n, strict=strict)
         if self.direct:
             buf = self.buf
             if errors:  # close the gaps, keeping input order
@@ -257,28 +256,20 @@ cdef class BatchJob:
         cdef int linesize[4]
         cdef int w = 0, h = 0, fmt = AV_PIX_FMT_NONE
         cdef Py_ssize_t row, i
-        sizes = {}
+        groups = {}
         for i in good:
             f = self.items[i].frame
-            sizes.setdefault((f.width, f.height, f.format), []).append(i)
-        if len(sizes) > 1:
-            desc = "; ".join(
-                f"{w}x{h} {batch_pix_fmt_name(<AVPixelFormat>fmt)} at inputs {idx[:5]}"
-                f"{'...' if len(idx) > 5 else ''}" for (w, h, fmt), idx in sizes.items())
-            raise ValueError(f"the images differ in size or pixel format after filtering: {desc}; "
-                             "give width and height (and pix_fmt) to make one size")
-        if sizes:
-            (w, h, fmt), = sizes
-        else:  # nothing loaded: an empty batch of the requested format, if known
-            fmt = self.plan.spec.out_fmt
-        if fmt == AV_PIX_FMT_NONE:
-            lay.planar, lay.channels, lay.itemsize = False, 3, 1
-            name = "rgb24"
-        else:
+            groups.setdefault((f.width, f.height, f.format), []).append(i)
+        if groups:
+            one_layout(groups, &lay, &w, &h, &fmt)
             name = batch_pix_fmt_name(<AVPixelFormat>fmt)
-            if frame_layout(<AVPixelFormat>fmt, &lay) < 0:
-                raise ValueError(f"pixel format {name!r} does not batch; ask for one of rgb24, "
-                                 "bgr24, rgba, gray, gray16, yuv444p, rgbp")
+        elif self.plan.spec.out_fmt != AV_PIX_FMT_NONE:  # nothing loaded: an empty batch
+            fmt = self.plan.spec.out_fmt                  # of the requested format
+            frame_layout(<AVPixelFormat>fmt, &lay)
+            name = batch_pix_fmt_name(<AVPixelFormat>fmt)
+        else:
+            lay.planar, lay.stacked, lay.channels, lay.itemsize = False, False, 3, 1
+            name = "rgb24"
         cdef CPUBuffer buf = CPUBuffer.allocate(batch_shape(len(good), &lay, w, h), lay.itemsize,
                                                 name, self.allocator)
         for row, i in enumerate(good):

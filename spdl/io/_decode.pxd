@@ -1,11 +1,12 @@
 from libc.stdint cimport int64_t
 
 from spdl.io._demux cimport Demuxed
-from spdl.io._status cimport ErrorInfo
+from spdl.io._status cimport Status
 from spdl.io._jpeg cimport JpegDecoder
 from libc.stdint cimport uint8_t
 
-from spdl.io._scale cimport Extent, ScaleSpec, Scaler
+from spdl.io._geometry cimport Extent, ScaleSpec
+from spdl.io._scale cimport Scaler
 from spdl.io.includes.libavcodec cimport AVCodec, AVCodecContext
 from spdl.io.includes.libavutil cimport AVDictionary, AVFrame, AVPixelFormat
 
@@ -29,11 +30,11 @@ cdef DecodeOptions decode_options(object config)
 cdef void decoder_init(Decoder *dec) noexcept nogil
 cdef void decoder_free(Decoder *dec) noexcept nogil
 cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const ScaleSpec *spec,
-                      AVFrame *frame, ErrorInfo *err) noexcept nogil
+                      AVFrame *frame, Status *err) noexcept nogil
 
 cdef class ImageFrames:
     cdef AVFrame *frame
     cdef readonly str source
 cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
                         const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
-                        uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil
+                        uint8_t **dst, const int *linesize, Status *err) noexcept nogil

@@ -7,17 +7,18 @@ from spdl.io._config import DecodeConfig
 from spdl.io._plan import compile_plan
 from spdl.io._demux cimport ImagePackets
 from spdl.io._status cimport (
-    ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, ErrorInfo, check_consumed, fail, raise_error,
+    ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, check_consumed, fail, raise_error,
     status_bind, status_init,
 )
 from spdl.io._structure cimport gif_check_first_frame, jpeg_check_structure
 from spdl.io._jpeg cimport (
     JPEG_NOT_HANDLED, jpeg_decode, jpeg_decode_into, jpeg_free, jpeg_init, jpeg_packed_format,
 )
-from spdl.io._scale cimport (
-    CompiledPlan, Extent, Geometry, ScaleSpec, Scaler, compile_plan_spec, compute_geometry,
-    extent_of, filter_graph_frame, scale_frame, scale_to_frame, scaler_free, scaler_init,
+from spdl.io._geometry cimport (
+    CompiledPlan, Extent, Geometry, ScaleSpec, compile_plan_spec, compute_geometry, extent_of,
 )
+from spdl.io._graph cimport filter_graph_frame
+from spdl.io._scale cimport Scaler, scale_frame, scale_to_frame, scaler_free, scaler_init
 from spdl.io.includes.libavcodec cimport (
     AV_CODEC_ID_APNG, AV_CODEC_ID_GEM, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_PHOTOCD,
     AV_CODEC_ID_PNG, AV_CODEC_ID_VBN, AV_CODEC_PROP_INTRA_ONLY, AVCodec,
@@ -108,7 +109,7 @@ cdef void decoder_free(Decoder *dec) noexcept nogil:
 
 
 cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Decoder *dec,
-               ErrorInfo *err) noexcept nogil:
+               Status *err) noexcept nogil:
     cdef AVDictionary *options = NULL
     cdef int ret
     _free_ffmpeg(dec)
@@ -143,7 +144,7 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
 
 
 cdef int _decode_error(Decoder *dec, const DecodeOpts *o, int ret, const char *op,
-                       ErrorInfo *err) noexcept nogil:
+                       Status *err) noexcept nogil:
     """Fail for a decoder call that returned ret, and free the decoder (its state is unknown).
 
     Too large: FFmpeg's image-size check (av_image_check_size2, against the context's
@@ -158,7 +159,7 @@ cdef int _decode_error(Decoder *dec, const DecodeOpts *o, int ret, const char *o
 
 
 cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const ScaleSpec *spec,
-                      AVFrame *frame, ErrorInfo *err) noexcept nogil:
+                      AVFrame *frame, Status *err) noexcept nogil:
     """Decode the one image of d into frame, reusing dec's open decoders.
 
     A JPEG goes to libjpeg-turbo (unless a decoder or decoder options were
@@ -228,7 +229,7 @@ def _use_jpeg_resampler(bint on):
 
 
 cdef int _resize(Scaler *scaler, const ScaleSpec *spec, AVFrame *src, const Extent *ext,
-                 AVFrame *out, uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil:
+                 AVFrame *out, uint8_t **dst, const int *linesize, Status *err) noexcept nogil:
     """Resize and convert src as spec says, into out (allocated here) or, when out is
     NULL, into the spec's fixed-size output at dst. A spec that changes nothing moves src."""
     cdef Geometry g
@@ -249,7 +250,7 @@ cdef int _resize(Scaler *scaler, const ScaleSpec *spec, AVFrame *src, const Exte
 
 cdef int _planar_rgb(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
                      const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
-                     uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil:
+                     uint8_t **dst, const int *linesize, Status *err) noexcept nogil:
     """decode_planned for planar RGB (gbrp): the packed rgb24 path, then split into planes,
     so that a planar batch holds exactly the pixels of a packed one."""
     cdef ScaleSpec packed = spec[0]
@@ -283,7 +284,7 @@ cdef int _planar_rgb(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler
 
 cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
                         const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
-                        uint8_t **dst, const int *linesize, ErrorInfo *err) noexcept nogil:
+                        uint8_t **dst, const int *linesize, Status *err) noexcept nogil:
     """Decode d, run it through the libavfilter graph (if not NULL), then resize and
     convert it as spec says: into out (allocated here), or, when out is NULL, into the
     spec's fixed-size output at dst. decoded is scratch, unreferenced on return.
@@ -354,6 +355,18 @@ cdef class ImageFrames:
         name = av_get_pix_fmt_name(<AVPixelFormat>self.frame.format)
         return name.decode() if name != NULL else None
 
+    @property
+    def metadata(self):
+        """The metadata the decoder attached to the image (FFmpeg's frame metadata: PNG
+        text chunks, for example), as a dict of str to str; empty if none."""
+        cdef const AVDictionaryEntry *e = NULL
+        out = {}
+        while True:
+            e = av_dict_get(self.frame.metadata, "", e, AV_DICT_IGNORE_SUFFIX)
+            if e == NULL:
+                return out
+            out[e.key.decode(errors="replace")] = e.value.decode(errors="replace")
+
     def __repr__(self):
         return (f"ImageFrames(source={self.source!r}, width={self.width}, height={self.height}, "
                 f"pix_fmt={self.pix_fmt!r})")
@@ -386,7 +399,7 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None, width=None,
     cdef Decoder dec
     cdef Scaler scaler
     cdef AVFrame *decoded = av_frame_alloc()
-    cdef ErrorInfo err
+    cdef Status err
     cdef int ret
     cdef const char *graph = NULL
     if decoded == NULL:

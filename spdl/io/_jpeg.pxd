@@ -1,5 +1,6 @@
 from spdl.io._status cimport Status
-from spdl.io._scale cimport Extent, ScaleSpec, Scaler
+from spdl.io._geometry cimport Extent, ScaleSpec
+from spdl.io._scale cimport Scaler
 from spdl.io.includes.libavutil cimport AVFrame
 from spdl.io.includes.turbojpeg cimport tjhandle
 

@@ -21,10 +21,9 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
-from spdl.io._scale cimport (
-    Extent, Geometry, ScaleSpec, Scaler, compute_geometry, resample_fast3, resample_into,
-    reserve,
-)
+from spdl.io._geometry cimport Extent, Geometry, ScaleSpec, compute_geometry
+from spdl.io._resample cimport resample_fast3, resample_into, reserve
+from spdl.io._scale cimport Scaler
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_NONE, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P,
     AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ444P, AVCOL_RANGE_JPEG, AVCOL_SPC_BT470BG, AVFrame,
@@ -260,5 +259,5 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
         if ret < 0:
             return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, NULL)
         dst, linesize = out.data, out.linesize
-    return resample_into(scaler, j.pixels, pitch, w, h, ch_in, ch, ew, eh, &g, out_fmt, dst,
+    return resample_into(&scaler.rs, j.pixels, pitch, w, h, ch_in, ch, ew, eh, &g, out_fmt, dst,
                          linesize, err)

@@ -30,7 +30,7 @@ from spdl.io._cuda_runtime cimport CudaRuntimeApi, cuda_error, cudart
 from spdl.io._errors import CUDAError
 from spdl.io._nvjpeg_lib cimport NvjpegApi, nvjpeg_api
 from spdl.io._nvjpeg_lib import load_libraries, status_name
-from spdl.io._status cimport ErrorInfo
+from spdl.io._status cimport Status
 from spdl.io._structure cimport JpegMarkers, jpeg_check_markers, jpeg_walk_markers
 from spdl.io.includes.cuda_runtime cimport *
 from spdl.io.includes.nvjpeg cimport *
@@ -225,7 +225,7 @@ cdef void classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogil
     cdef nvjpegStatus_t st
     cdef int ws[4]
     cdef int hs[4]
-    cdef ErrorInfo err
+    cdef Status err
     cdef JpegMarkers m
     for i in range(inp.n):
         inp.group[i] = G_CPU

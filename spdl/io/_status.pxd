@@ -33,8 +33,6 @@ cdef extern from "csrc/status.h":
         size_t log_len
         char log[768]
 
-# Another name of Status, used by the scale, decode, batch and GPU stages.
-ctypedef Status ErrorInfo
 
 cdef void status_init(Status *st, Py_ssize_t index) noexcept nogil
 cdef void status_bind(Status *st) noexcept nogil

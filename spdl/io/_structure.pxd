@@ -1,4 +1,4 @@
-from spdl.io._status cimport ErrorInfo
+from spdl.io._status cimport Status
 
 # What jpeg_walk_markers finds in a JPEG's marker stream.
 cdef struct JpegMarkers:
@@ -18,6 +18,6 @@ cdef size_t jpeg_skip_entropy(const unsigned char *d, size_t n, size_t pos) noex
 # nvJPEG loader's choice of what the GPU decodes.
 cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) noexcept nogil
 # The CPU path's structure check (a DecodeError in err, -1) on a walk, or on the bytes.
-cdef int jpeg_check_markers(const JpegMarkers *m, ErrorInfo *err) noexcept nogil
-cdef int jpeg_check_structure(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil
-cdef int gif_check_first_frame(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil
+cdef int jpeg_check_markers(const JpegMarkers *m, Status *err) noexcept nogil
+cdef int jpeg_check_structure(const unsigned char *d, int n, Status *err) noexcept nogil
+cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexcept nogil

@@ -10,7 +10,7 @@ JPEG may ask for.
 
 from libc.string cimport memchr, memcmp, memset
 
-from spdl.io._status cimport ERR_DECODE, ErrorInfo, fail
+from spdl.io._status cimport ERR_DECODE, Status, fail
 
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
@@ -100,14 +100,14 @@ cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) 
             pos = jpeg_skip_entropy(d, n, pos)
 
 
-cdef int jpeg_check_structure(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil:
+cdef int jpeg_check_structure(const unsigned char *d, int n, Status *err) noexcept nogil:
     """Walk the JPEG markers and check them (jpeg_check_markers)."""
     cdef JpegMarkers m
     jpeg_walk_markers(d, <size_t>n, &m)
     return jpeg_check_markers(&m, err)
 
 
-cdef int jpeg_check_markers(const JpegMarkers *m, ErrorInfo *err) noexcept nogil:
+cdef int jpeg_check_markers(const JpegMarkers *m, Status *err) noexcept nogil:
     """A frame header, at least one scan and the end-of-image marker must be there, and a
     progressive image may not have more scans than its size justifies."""
     cdef char msg[160]
@@ -134,7 +134,7 @@ cdef int _skip_sub_blocks(const unsigned char *d, int n, int pos) noexcept nogil
     return -1
 
 
-cdef int gif_check_first_frame(const unsigned char *d, int n, ErrorInfo *err) noexcept nogil:
+cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexcept nogil:
     """The first image of a GIF must be all there: descriptor, tables and every data block."""
     cdef int pos = 13, flags
     if n < 13:

@@ -70,7 +70,7 @@ def use_libraries(folder: str, *, driver: str | None = None, nvml: str | None = 
 
 def use_simd(on: bool) -> None:
     """The CPU resampler's AVX2 passes allowed or not (spdl.io._scale; same bytes either way)."""
-    importlib.import_module("spdl.io._scale")._use_simd(on)
+    importlib.import_module("spdl.io._resample")._use_simd(on)
 
 
 def use_jpeg_resampler(on: bool) -> None:

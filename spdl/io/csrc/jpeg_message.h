@@ -21,6 +21,11 @@
 #define SPDL_HAVE_JERROR 1
 #endif
 #endif
+#ifndef SPDL_HAVE_JERROR
+/* Without the table every libjpeg-turbo warning would be unknown and benign damage would
+ * silently take FFmpeg's decoder instead: refuse to build rather than behave differently. */
+#error "libjpeg-turbo's jpeglib.h and jerror.h are needed (Debian/Ubuntu: apt-get install libjpeg-dev; or build with SPDL_NATIVE=bundle)"
+#endif
 
 #ifdef SPDL_HAVE_JERROR
 #include <jpeglib.h>  /* JPEG_LIB_VERSION and the coding options the table depends on */

@@ -1,0 +1,180 @@
+# cython: language_level=3
+"""The plan in C, and where an image lands: a LoadPlan compiled into one ScaleSpec,
+the pad / crop / stretch geometry of FFmpeg's scale, pad and crop filters, the
+extent of a decoded frame, and the black padding around the image."""
+
+from libc.stdint cimport int64_t, uint8_t, uint16_t
+from libc.math cimport lrint
+from libc.string cimport memset
+
+from spdl.io._status cimport ERR_FILTER, Status, fail
+from spdl.io.includes.libavutil cimport (
+    AV_PIX_FMT_FLAG_ALPHA, AV_PIX_FMT_FLAG_RGB, AV_PIX_FMT_NONE, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P,
+    AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ444P, AVFrame, AVPixelFormat,
+    AVPixFmtDescriptor, av_get_pix_fmt, av_pix_fmt_desc_get,
+)
+from spdl.io.includes.libswscale cimport (
+    SWS_ACCURATE_RND, SWS_AREA, SWS_BICUBIC, SWS_BILINEAR, SWS_FAST_BILINEAR, SWS_LANCZOS,
+    SWS_POINT,
+)
+
+cdef extern from "<stdio.h>":
+    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
+
+
+_SWS_ALGOS = {
+    "fast_bilinear": SWS_FAST_BILINEAR,
+    "bilinear": SWS_BILINEAR,
+    "bicubic": SWS_BICUBIC,
+    "neighbor": SWS_POINT,
+    "area": SWS_AREA,
+    "lanczos": SWS_LANCZOS,
+}
+
+
+cdef class CompiledPlan:
+    pass
+
+
+cdef CompiledPlan compile_plan_spec(object plan):
+    """The C form of a LoadPlan (see spdl.io._plan): one struct, built once per batch."""
+    cdef CompiledPlan c = CompiledPlan.__new__(CompiledPlan)
+    c.plan = plan
+    c.spec.scale_w = plan.width if plan.width is not None else -1
+    c.spec.scale_h = plan.height if plan.height is not None else -1
+    c.spec.mode = {"pad": MODE_PAD, "crop": MODE_CROP, "stretch": MODE_STRETCH}[plan.scale_mode]
+    # Full chroma interpolation (SWS_FULL_CHR_H_INT) would double the cost for no
+    # visible gain at these sizes; accurate rounding is nearly free.
+    c.spec.sws_flags = _SWS_ALGOS[plan.scale_algo] | SWS_ACCURATE_RND
+    c.spec.cubic = plan.scale_algo == "bicubic"
+    c.spec.out_fmt = AV_PIX_FMT_NONE
+    if plan.pix_fmt is not None:
+        c.spec.out_fmt = av_get_pix_fmt(plan.ffmpeg_pix_fmt.encode())
+        if c.spec.out_fmt == AV_PIX_FMT_NONE:
+            raise ValueError(f"pixel format {plan.pix_fmt!r} is not known to this FFmpeg build")
+    c.graph = plan.filter_desc.encode() if plan.filter_desc is not None else None
+    return c
+
+
+cdef inline int64_t _rescale(int64_t a, int64_t b, int64_t c) noexcept nogil:
+    # a * b / c rounded to nearest, halves away from zero (av_rescale's default)
+    return (a * b + c // 2) // c
+
+
+cdef inline int _crop_offset(int size, int keep) noexcept nogil:
+    """Where FFmpeg's crop filter starts a centred window: lrint((size - keep) / 2)."""
+    return <int>lrint((size - keep) / 2.0)
+
+
+cdef int compute_geometry(const ScaleSpec *spec, int iw, int ih, Geometry *g,
+                          Status *err) noexcept nogil:
+    """Where the source lands in the output, as FFmpeg's scale/pad/crop place it."""
+    cdef int64_t w = spec.scale_w, h = spec.scale_h, tw, th
+    cdef char msg[128]
+    if w < 0 and h < 0:
+        w, h = iw, ih
+    elif w < 0:
+        w = _rescale(h, iw, ih)
+    elif h < 0:
+        h = _rescale(w, ih, iw)
+    elif spec.mode != MODE_STRETCH:
+        tw = _rescale(h, iw, ih)
+        th = _rescale(w, ih, iw)
+        if spec.mode == MODE_PAD:
+            w, h = min(tw, w), min(th, h)
+        else:
+            w, h = max(tw, w), max(th, h)
+    if w < 1:
+        w = 1
+    if h < 1:
+        h = 1
+    if w > 65535 or h > 65535:
+        snprintf(msg, sizeof(msg), "scaled size %lldx%lld is too large", <long long>w, <long long>h)
+        return fail(err, ERR_FILTER, "filter", "scale", 0, msg)
+    g.sw, g.sh = <int>w, <int>h
+    g.out_w, g.out_h = g.sw, g.sh
+    g.ox = g.oy = 0
+    if spec.mode != MODE_STRETCH and spec.scale_w > 0 and spec.scale_h > 0:
+        g.out_w, g.out_h = spec.scale_w, spec.scale_h
+        # pad centres with integer division, crop with lrint (halves to even), as
+        # FFmpeg's pad and crop filters do
+        g.ox = (g.out_w - g.sw) // 2 if g.sw <= g.out_w else -_crop_offset(g.sw, g.out_w)
+        g.oy = (g.out_h - g.sh) // 2 if g.sh <= g.out_h else -_crop_offset(g.sh, g.out_h)
+    return 0
+
+
+cdef bint is_yuv(const AVPixFmtDescriptor *d) noexcept nogil:
+    return not (d.flags & AV_PIX_FMT_FLAG_RGB) and d.nb_components >= 3
+
+
+cdef void _fill_black(AVPixelFormat fmt, const AVPixFmtDescriptor *d, int w, int h,
+                      uint8_t **dst, const int *linesize) noexcept nogil:
+    """Fill a w x h image with opaque black, as FFmpeg's pad filter does."""
+    cdef int p, c, x, y, hs, vs, pw, ph, value, nplanes = 0
+    cdef bint full_range = fmt in (AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P,
+                                   AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ411P)
+    cdef uint8_t *row
+    cdef int step
+    for c in range(d.nb_components):
+        nplanes = max(nplanes, d.comp[c].plane + 1)
+    if nplanes == 1:  # packed RGB(A) or gray: zeros, then opaque alpha
+        step = d.comp[0].step
+        for y in range(h):
+            row = dst[0] + <int64_t>y * linesize[0]
+            memset(row, 0, <size_t>w * step)
+            if d.flags & AV_PIX_FMT_FLAG_ALPHA and d.nb_components == 4 and d.comp[3].depth == 8:
+                for x in range(w):
+                    row[x * step + d.comp[3].offset] = 0xFF
+        return
+    for c in range(d.nb_components):
+        p = d.comp[c].plane
+        hs = vs = value = 0
+        if c == 3:
+            value = (1 << d.comp[c].depth) - 1
+        elif is_yuv(d):
+            if c == 0:
+                value = 0 if full_range else 16 << (d.comp[c].depth - 8)
+            else:
+                value = 128 << (d.comp[c].depth - 8)
+                hs, vs = d.log2_chroma_w, d.log2_chroma_h
+        pw = -((-w) >> hs)
+        ph = -((-h) >> vs)
+        for y in range(ph):
+            row = dst[p] + <int64_t>y * linesize[p]
+            if d.comp[c].depth <= 8:
+                memset(row, value, pw)
+            else:
+                for x in range(pw):
+                    (<uint16_t *>row)[x] = value
+
+
+cdef void fill_black(AVPixelFormat fmt, int w, int h, uint8_t **dst,
+                     const int *linesize) noexcept nogil:
+    _fill_black(fmt, av_pix_fmt_desc_get(fmt), w, h, dst, linesize)
+
+
+cdef void fill_margins(AVPixelFormat fmt, const Geometry *g, int x0, int y0, int x1, int y1,
+                        uint8_t **dst, const int *linesize) noexcept nogil:
+    """Fill the output of a packed format black outside the window [x0, x1) x [y0, y1),
+    which the image then covers: each byte is written once."""
+    cdef const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt)
+    cdef int step = d.comp[0].step
+    cdef int y
+    cdef uint8_t *row[1]
+    for y in range(g.out_h):
+        row[0] = dst[0] + <int64_t>y * linesize[0]
+        if y < y0 or y >= y1:
+            _fill_black(fmt, d, g.out_w, 1, row, linesize)
+            continue
+        if x0 > 0:
+            _fill_black(fmt, d, x0, 1, row, linesize)
+        if x1 < g.out_w:
+            row[0] = row[0] + <int64_t>x1 * step
+            _fill_black(fmt, d, g.out_w - x1, 1, row, linesize)
+
+
+cdef void extent_of(const AVFrame *frame, Extent *ext) noexcept nogil:
+    """The extent of a frame decoded at full size."""
+    ext.orig_w, ext.orig_h = frame.width, frame.height
+    ext.w, ext.h = frame.width, frame.height
+
