@@ -52,6 +52,9 @@ cdef void release_manager(void *obj) noexcept nogil
 cdef void dl_capsule_destructor(object capsule) noexcept
 # A "dltensor" capsule of t that keeps owner alive (t is freed if it cannot be made).
 cdef object dl_capsule(DLManagedTensor *t, object owner)
+# The capsule of any DLPack struct (unversioned or versioned) whose deleter drops owner.
+cdef object dl_wrap(void *t, void *shape, const char *name,
+                    void (*destructor)(object) noexcept, object owner)
 
 # What CPUBuffer and CUDABuffer share (one implementation of their shape, dtype and DLPack
 # tensor). set_shape fills dst[:ndim] from shape (1 to MAX_NDIM non-negative dims,

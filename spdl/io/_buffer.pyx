@@ -77,10 +77,17 @@ cdef object dl_capsule(DLManagedTensor *t, object owner):
     the consumer's deleter runs; frees t when the capsule cannot be made."""
     t.manager_ctx = <void *>owner
     t.deleter = dl_deleter
+    return dl_wrap(t, t.dl_tensor.shape, b"dltensor", dl_capsule_destructor, owner)
+
+
+cdef object dl_wrap(void *t, void *shape, const char *name,
+                    void (*destructor)(object) noexcept, object owner):
+    """A capsule of the DLPack struct t (its manager_ctx and deleter set to drop a reference
+    to owner) that keeps owner alive; frees shape and t when it cannot be made."""
     try:
-        cap = PyCapsule_New(t, b"dltensor", <void (*)(object) noexcept>dl_capsule_destructor)
+        cap = PyCapsule_New(t, name, <void (*)(object) noexcept>destructor)
     except BaseException:
-        free(t.dl_tensor.shape)
+        free(shape)
         free(t)
         raise
     Py_INCREF(owner)    # the capsule's reference, dropped by the deleter

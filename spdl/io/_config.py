@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 __all__ = ["DemuxConfig", "DecodeConfig", "CUDAConfig"]
 
@@ -12,6 +13,18 @@ __all__ = ["DemuxConfig", "DecodeConfig", "CUDAConfig"]
 DEFAULT_MAX_PIXELS = 50_000_000
 #: Files larger than this are refused before reading (see DemuxConfig).
 DEFAULT_MAX_FILE_SIZE = 256 * 1024 * 1024
+
+
+_C = TypeVar("_C")
+
+
+def config_or_default(value: object, cls: type[_C], name: str) -> _C:
+    """value, or cls() when it is None; TypeError naming the argument for anything else."""
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} or None, not {type(value).__name__}")
+    return value
 
 
 def _check_options(name: str, options: Mapping[str, object] | None) -> dict[str, str] | None:
@@ -27,7 +40,7 @@ def _check_options(name: str, options: Mapping[str, object] | None) -> dict[str,
     return out
 
 
-def _as_int(value: object) -> int | None:
+def as_int(value: object) -> int | None:
     """value as a builtin int if it is an integer (int subclasses, numpy.integer), else None.
 
     bool is not an integer here, nor is anything that merely converts (float, str).
@@ -41,14 +54,14 @@ def _as_int(value: object) -> int | None:
 
 
 def _positive(name: str, value: object) -> int:
-    v = _as_int(value)
+    v = as_int(value)
     if v is None or v <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return v
 
 
 def _non_negative(name: str, value: object, what: str = "int") -> int:
-    v = _as_int(value)
+    v = as_int(value)
     if v is None or v < 0:
         raise ValueError(f"{name} must be a non-negative {what}, got {value!r}")
     return v

@@ -2,8 +2,6 @@
 
 from typing import Literal, TypedDict, type_check_only
 
-from typing_extensions import CapsuleType
-
 from spdl.io._buffer import Batch
 
 @type_check_only
@@ -22,22 +20,9 @@ class CUDABuffer(Batch):
 
     def __init__(self, *args: object, **kwargs: object) -> None: ...
     @property
-    def nbytes(self) -> int: ...
-    @property
-    def data_ptr(self) -> int: ...
-    @property
     def device_index(self) -> int: ...
     @property
     def stream(self) -> int: ...
     @property
     def __cuda_array_interface__(self) -> CUDAArrayInterface: ...
-    def __dlpack_device__(self) -> tuple[int, int]: ...
-    def __dlpack__(
-        self,
-        *,
-        stream: int | None = None,
-        max_version: tuple[int, int] | None = None,
-        dl_device: tuple[int, int] | None = None,
-        copy: bool | None = None,
-    ) -> CapsuleType: ...
     def synchronize(self) -> None: ...

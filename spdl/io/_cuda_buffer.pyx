@@ -12,13 +12,13 @@ ready on the consumer's stream s with an event.
 import operator
 
 cimport cython
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, intptr_t, uintptr_t
 from libc.stdlib cimport free, malloc
 
 from spdl.io._buffer cimport (
-    Batch, dl_capsule, fill_dltensor, release_manager, set_shape, typestr,
+    Batch, dl_capsule, dl_wrap, fill_dltensor, release_manager, set_shape, typestr,
 )
 from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_device
 from spdl.io._cuda_runtime cimport CudaRuntimeApi, cudart, cudart_loaded
@@ -66,15 +66,8 @@ cdef object _export_dlpack(CUDABuffer buf, bint versioned):
         tv.flags = 0
         tv.manager_ctx = <void *>buf
         tv.deleter = _dl_deleter_versioned
-        try:
-            cap = PyCapsule_New(tv, b"dltensor_versioned",
-                                <void (*)(object) noexcept>_dl_capsule_destructor_versioned)
-        except BaseException:
-            free(tv.dl_tensor.shape)
-            free(tv)
-            raise
-        Py_INCREF(buf)      # the capsule's reference, dropped by the deleter
-        return cap
+        return dl_wrap(tv, tv.dl_tensor.shape, b"dltensor_versioned",
+                       _dl_capsule_destructor_versioned, buf)
     t = <DLManagedTensor *>malloc(sizeof(DLManagedTensor))
     if t == NULL:
         raise MemoryError()

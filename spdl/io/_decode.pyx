@@ -3,7 +3,7 @@
 
 from libc.stdint cimport int64_t, uint8_t
 
-from spdl.io._config import DecodeConfig
+from spdl.io._config import DecodeConfig, config_or_default
 from spdl.io._plan import compile_plan
 from spdl.io._demux cimport ImagePackets
 from spdl.io._status cimport (
@@ -67,10 +67,7 @@ cdef bint _is_image_decoder(const AVCodec *codec) noexcept nogil:
 
 cdef DecodeOptions decode_options(object config):
     """Validate a DecodeConfig (or None) and build its C form."""
-    if config is None:
-        config = DecodeConfig()
-    elif not isinstance(config, DecodeConfig):
-        raise TypeError(f"decode_config must be a DecodeConfig or None, not {type(config).__name__}")
+    config = config_or_default(config, DecodeConfig, "decode_config")
     cdef DecodeOptions o = DecodeOptions.__new__(DecodeOptions)
     o.config = config
     o.opts.codec = NULL

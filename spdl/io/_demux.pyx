@@ -11,7 +11,7 @@ refused.
 from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcmp, memcpy
 
-from spdl.io._config import DemuxConfig
+from spdl.io._config import DemuxConfig, config_or_default
 from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
@@ -67,10 +67,7 @@ cdef class DemuxOptions:
 
 cdef DemuxOptions demux_options(object config):
     """Validate a DemuxConfig (or None) and build its C form."""
-    if config is None:
-        config = DemuxConfig()
-    elif not isinstance(config, DemuxConfig):
-        raise TypeError(f"demux_config must be a DemuxConfig or None, not {type(config).__name__}")
+    config = config_or_default(config, DemuxConfig, "demux_config")
     cdef DemuxOptions o = DemuxOptions.__new__(DemuxOptions)
     o.config = config
     o.opts.format = NULL

@@ -13,10 +13,9 @@ apply to the graph's output. It is never parsed back into a plan.
 from __future__ import annotations
 
 import dataclasses
-import operator
 from typing import Literal
 
-from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig
+from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig, as_int, config_or_default
 from spdl.io._errors import check_bool
 
 __all__ = [
@@ -149,12 +148,9 @@ def _geometry(width: int | None, height: int | None, mode: str, iw: int,
 def _dim(name: str, value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int or None, not bool")
-    try:
-        v = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}") from None
+    v = as_int(value)
+    if v is None:
+        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}")
     if not 0 < v <= 65535:
         raise ValueError(f"{name} must be between 1 and 65535, got {v}")
     return v
@@ -188,14 +184,8 @@ def compile_plan(
 
     if scale_mode is None:
         scale_mode = "stretch"
-    if demux_config is None:
-        demux_config = DemuxConfig()
-    elif not isinstance(demux_config, DemuxConfig):
-        raise TypeError(f"demux_config must be a DemuxConfig or None, not {type(demux_config).__name__}")
-    if decode_config is None:
-        decode_config = DecodeConfig()
-    elif not isinstance(decode_config, DecodeConfig):
-        raise TypeError(f"decode_config must be a DecodeConfig or None, not {type(decode_config).__name__}")
+    demux_config = config_or_default(demux_config, DemuxConfig, "demux_config")
+    decode_config = config_or_default(decode_config, DecodeConfig, "decode_config")
     if device_config is not None and not isinstance(device_config, CUDAConfig):
         raise TypeError(f"device_config must be a CUDAConfig or None, not {type(device_config).__name__}")
     if filter_desc is not None:
