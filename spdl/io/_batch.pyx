@@ -16,14 +16,14 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memmove
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
-from spdl.io._convert cimport (
+from spdl.io._layout cimport (
     Layout, batch_pix_fmt_name, batch_shape, copy_frame, frame_layout, one_layout, slot_planes,
 )
 from spdl.io._decode cimport (
-    DecodeOptions, Decoder, decode_options, decode_planned, decoder_free, decoder_init,
+    CompiledDecodeConfig, Decoder, compile_decode_config, decode_planned, decoder_free, decoder_init,
 )
 from spdl.io._demux cimport (
-    DemuxOptions, Demuxed, demux_clear, demux_init, demux_options, demux_reset, demux_source,
+    CompiledDemuxConfig, Demuxed, demux_clear, demux_init, compile_demux_config, demux_reset, demux_source,
 )
 from spdl.io._status cimport (
     ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, Status, fail, make_error, status_bind, status_init,
@@ -82,8 +82,8 @@ cdef class BatchJob:
     cdef int cancelled
     cdef int running            # workers inside run_worker
     cdef list sources
-    cdef DemuxOptions demux
-    cdef DecodeOptions decode
+    cdef CompiledDemuxConfig demux
+    cdef CompiledDecodeConfig decode
     cdef CompiledPlan plan
     cdef bint direct            # rows are written straight into buf
     cdef CPUBuffer buf
@@ -113,8 +113,8 @@ cdef class BatchJob:
             raise TypeError("srcs must be a list of paths or bytes-like objects")
         self.allocator = allocator
         self.plan = compile_plan_spec(plan)
-        self.demux = demux_options(plan.demux_config)
-        self.decode = decode_options(plan.decode_config)
+        self.demux = compile_demux_config(plan.demux_config)
+        self.decode = compile_decode_config(plan.decode_config)
         self.sources = make_sources(srcs, indices)
         self.n = len(self.sources)
         self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
@@ -194,17 +194,17 @@ cdef class BatchJob:
                     continue
                 status_init(&item.err, i)
                 status_bind(&item.err)  # lines of contexts with no status of their own
-                ret = demux_source(&item.src, &self.demux.opts, &d, &item.err)
+                ret = demux_source(&item.src, &self.demux.spec, &d, &item.err)
                 if ret >= 0 and self.direct:
                     slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
-                    ret = decode_planned(&d, &self.decode.opts, &dec, &scaler, sp, graph, decoded,
+                    ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, decoded,
                                          NULL, dst, linesize, &item.err)
                 elif ret >= 0:
                     item.frame = av_frame_alloc()
                     if item.frame == NULL:
                         ret = fail(&item.err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
                     else:
-                        ret = decode_planned(&d, &self.decode.opts, &dec, &scaler, sp, graph,
+                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph,
                                              decoded, item.frame, NULL, NULL, &item.err)
                 item.status = DONE if ret >= 0 else FAILED
                 demux_reset(&d)

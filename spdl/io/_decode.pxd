@@ -10,7 +10,7 @@ from spdl.io._scale cimport Scaler
 from spdl.io.includes.libavcodec cimport AVCodec, AVCodecContext
 from spdl.io.includes.libavutil cimport AVDictionary, AVFrame, AVPixelFormat
 
-cdef struct DecodeOpts:
+cdef struct DecodeSpec:
     const AVCodec *codec            # forced decoder, or NULL for the codec's default
     AVDictionary *options           # copied for each open; owned by the caller
     int64_t max_pixels
@@ -19,22 +19,21 @@ cdef struct Decoder:
     AVCodecContext *ctx             # an open decoder kept for the next image, or NULL
     const AVCodec *codec
     JpegDecoder jpeg                # the libjpeg-turbo path for JPEG
-    Extent extent                   # what the last decoded frame covers
 
-cdef class DecodeOptions:
+cdef class CompiledDecodeConfig:
     """Owns the C form of a DecodeConfig."""
-    cdef DecodeOpts opts
+    cdef DecodeSpec spec
     cdef object config
 
-cdef DecodeOptions decode_options(object config)
+cdef CompiledDecodeConfig compile_decode_config(object config)
 cdef void decoder_init(Decoder *dec) noexcept nogil
 cdef void decoder_free(Decoder *dec) noexcept nogil
-cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const ScaleSpec *spec,
-                      AVFrame *frame, Status *err) noexcept nogil
+cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const ScaleSpec *spec,
+                      AVFrame *frame, Extent *ext, Status *err) noexcept nogil
 
 cdef class ImageFrames:
     cdef AVFrame *frame
     cdef readonly str source
-cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
                         const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
                         uint8_t **dst, const int *linesize, Status *err) noexcept nogil

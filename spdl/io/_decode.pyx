@@ -49,9 +49,9 @@ cdef extern from "<string.h>" nogil:
     char *strncat(char *dest, const char *src, size_t n)
 
 
-cdef class DecodeOptions:
+cdef class CompiledDecodeConfig:
     def __dealloc__(self):
-        av_dict_free(&self.opts.options)
+        av_dict_free(&self.spec.options)
 
 
 cdef bint _is_image_decoder(const AVCodec *codec) noexcept nogil:
@@ -65,26 +65,26 @@ cdef bint _is_image_decoder(const AVCodec *codec) noexcept nogil:
         AV_CODEC_ID_GEM)
 
 
-cdef DecodeOptions decode_options(object config):
+cdef CompiledDecodeConfig compile_decode_config(object config):
     """Validate a DecodeConfig (or None) and build its C form."""
     config = config_or_default(config, DecodeConfig, "decode_config")
-    cdef DecodeOptions o = DecodeOptions.__new__(DecodeOptions)
+    cdef CompiledDecodeConfig o = CompiledDecodeConfig.__new__(CompiledDecodeConfig)
     o.config = config
-    o.opts.codec = NULL
-    o.opts.options = NULL
-    o.opts.max_pixels = config.max_pixels
+    o.spec.codec = NULL
+    o.spec.options = NULL
+    o.spec.max_pixels = config.max_pixels
     if config.decoder is not None:
-        o.opts.codec = avcodec_find_decoder_by_name(config.decoder.encode())
-        if o.opts.codec == NULL:
+        o.spec.codec = avcodec_find_decoder_by_name(config.decoder.encode())
+        if o.spec.codec == NULL:
             from spdl.io._errors import ConfigError
             raise ConfigError(f"decode: no decoder named {config.decoder!r} in this FFmpeg build",
                               stage="decode")
-        if not _is_image_decoder(o.opts.codec):
+        if not _is_image_decoder(o.spec.codec):
             from spdl.io._errors import ConfigError
             raise ConfigError(f"decode: {config.decoder!r} is not an image decoder (a video "
                               "decoder of intra-only frames, GIF or APNG)", stage="decode")
     for k, v in (config.decoder_options or {}).items():
-        if av_dict_set(&o.opts.options, k.encode(), v.encode(), 0) < 0:
+        if av_dict_set(&o.spec.options, k.encode(), v.encode(), 0) < 0:
             raise MemoryError()
     return o
 
@@ -105,7 +105,7 @@ cdef void decoder_free(Decoder *dec) noexcept nogil:
     jpeg_free(&dec.jpeg)
 
 
-cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Decoder *dec,
+cdef int _open(const Demuxed *d, const DecodeSpec *o, const AVCodec *codec, Decoder *dec,
                Status *err) noexcept nogil:
     cdef AVDictionary *options = NULL
     cdef int ret
@@ -140,7 +140,7 @@ cdef int _open(const Demuxed *d, const DecodeOpts *o, const AVCodec *codec, Deco
     return 0
 
 
-cdef int _decode_error(Decoder *dec, const DecodeOpts *o, int ret, const char *op,
+cdef int _decode_error(Decoder *dec, const DecodeSpec *o, int ret, const char *op,
                        Status *err) noexcept nogil:
     """Fail for a decoder call that returned ret, and free the decoder (its state is unknown).
 
@@ -155,9 +155,10 @@ cdef int _decode_error(Decoder *dec, const DecodeOpts *o, int ret, const char *o
     return fail(err, ERR_DECODE, "decode", op, ret, NULL)
 
 
-cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const ScaleSpec *spec,
-                      AVFrame *frame, Status *err) noexcept nogil:
-    """Decode the one image of d into frame, reusing dec's open decoders.
+cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const ScaleSpec *spec,
+                      AVFrame *frame, Extent *ext, Status *err) noexcept nogil:
+    """Decode the one image of d into frame, reusing dec's open decoders; ext gets what
+    the frame covers of the image.
 
     A JPEG goes to libjpeg-turbo (unless a decoder or decoder options were
     asked for), reduced in the DCT as far as spec (NULL: full size) allows.
@@ -171,7 +172,7 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
         return -1
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, frame,
-                          &dec.extent, err)
+                          ext, err)
         if ret != JPEG_NOT_HANDLED:
             return ret
     if codec == NULL:
@@ -212,7 +213,7 @@ cdef int decode_image(const Demuxed *d, const DecodeOpts *o, Decoder *dec, const
         av_frame_unref(frame)
         return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                     "the decoder reported damaged data")
-    extent_of(frame, &dec.extent)
+    extent_of(frame, ext)
     return 0
 
 
@@ -245,7 +246,7 @@ cdef int _resize(Scaler *scaler, const ScaleSpec *spec, AVFrame *src, const Exte
     return scale_frame(scaler, spec, src, ext, &g, spec.out_fmt, dst, linesize, err)
 
 
-cdef int _planar_rgb(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+cdef int _planar_rgb(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
                      const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
                      uint8_t **dst, const int *linesize, Status *err) noexcept nogil:
     """decode_planned for planar RGB (gbrp): the packed rgb24 path, then split into planes,
@@ -279,7 +280,7 @@ cdef int _planar_rgb(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler
     return ret
 
 
-cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Scaler *scaler,
+cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
                         const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
                         uint8_t **dst, const int *linesize, Status *err) noexcept nogil:
     """Decode d, run it through the libavfilter graph (if not NULL), then resize and
@@ -291,11 +292,12 @@ cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Sca
     output size allows; everything else decodes to a frame that swscale converts.
     """
     cdef AVFrame *filtered
+    cdef Extent ext       # what the decoded frame covers (a DCT-reduced one ends in a partial pixel)
     cdef int ret
     if spec.out_fmt == AV_PIX_FMT_GBRP:
         return _planar_rgb(d, o, dec, scaler, spec, graph, decoded, out, dst, linesize, err)
     if graph != NULL:
-        ret = decode_image(d, o, dec, NULL, decoded, err)
+        ret = decode_image(d, o, dec, NULL, decoded, &ext, err)
         if ret < 0:
             return ret
         filtered = av_frame_alloc()
@@ -317,9 +319,9 @@ cdef int decode_planned(const Demuxed *d, const DecodeOpts *o, Decoder *dec, Sca
         if ret != JPEG_NOT_HANDLED:
             return ret
         status_init(err, err.index)  # FFmpeg decodes it afresh
-    ret = decode_image(d, o, dec, spec, decoded, err)
+    ret = decode_image(d, o, dec, spec, decoded, &ext, err)
     if ret >= 0:
-        ret = _resize(scaler, spec, decoded, &dec.extent, out, dst, linesize, err)
+        ret = _resize(scaler, spec, decoded, &ext, out, dst, linesize, err)
     av_frame_unref(decoded)
     return ret
 
@@ -391,7 +393,7 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None, width=None,
                         scale_algo=scale_algo, decode_config=decode_config, filter_desc=filter_desc)
     cdef ImagePackets p = <ImagePackets>packets
     cdef CompiledPlan c = compile_plan_spec(plan)
-    cdef DecodeOptions o = decode_options(plan.decode_config)
+    cdef CompiledDecodeConfig o = compile_decode_config(plan.decode_config)
     cdef ImageFrames out = ImageFrames.__new__(ImageFrames)
     cdef Decoder dec
     cdef Scaler scaler
@@ -409,7 +411,7 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None, width=None,
     status_init(&err, -1)
     with nogil:
         status_bind(&err)  # lines of contexts with no status of their own (swscale)
-        ret = decode_planned(&p.d, &o.opts, &dec, &scaler, &c.spec, graph, decoded, out.frame,
+        ret = decode_planned(&p.d, &o.spec, &dec, &scaler, &c.spec, graph, decoded, out.frame,
                              NULL, NULL, &err)
         status_bind(NULL)
         decoder_free(&dec)

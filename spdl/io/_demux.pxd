@@ -5,7 +5,7 @@ from spdl.io._source cimport SourceRef
 from spdl.io.includes.libavcodec cimport AVCodecID, AVCodecParameters, AVPacket
 from spdl.io.includes.libavutil cimport AVDictionary
 
-cdef struct DemuxOpts:
+cdef struct DemuxSpec:
     const char *format              # a demuxer name, or NULL to detect
     AVDictionary *format_options    # copied for each use; owned by the caller
     int buffer_size
@@ -18,17 +18,17 @@ cdef struct Demuxed:
     AVCodecID codec_id
     const char *format              # static name of the container format
 
-cdef class DemuxOptions:
+cdef class CompiledDemuxConfig:
     """Owns the C form of a DemuxConfig."""
-    cdef DemuxOpts opts
+    cdef DemuxSpec spec
     cdef bytes _format
     cdef object config
 
-cdef DemuxOptions demux_options(object config)
+cdef CompiledDemuxConfig compile_demux_config(object config)
 cdef int demux_init(Demuxed *d) noexcept nogil
 cdef void demux_clear(Demuxed *d) noexcept nogil
 cdef void demux_reset(Demuxed *d) noexcept nogil
-cdef int demux_source(const SourceRef *src, const DemuxOpts *opts, Demuxed *out,
+cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
                       Status *err) noexcept nogil
 
 cdef class ImagePackets:

@@ -60,21 +60,21 @@ IMAGE_DEMUXERS = tuple(
 cdef bytes _WHITELIST = ",".join(IMAGE_DEMUXERS).encode()
 
 
-cdef class DemuxOptions:
+cdef class CompiledDemuxConfig:
     def __dealloc__(self):
-        av_dict_free(&self.opts.format_options)
+        av_dict_free(&self.spec.format_options)
 
 
-cdef DemuxOptions demux_options(object config):
+cdef CompiledDemuxConfig compile_demux_config(object config):
     """Validate a DemuxConfig (or None) and build its C form."""
     config = config_or_default(config, DemuxConfig, "demux_config")
-    cdef DemuxOptions o = DemuxOptions.__new__(DemuxOptions)
+    cdef CompiledDemuxConfig o = CompiledDemuxConfig.__new__(CompiledDemuxConfig)
     o.config = config
-    o.opts.format = NULL
-    o.opts.format_options = NULL
-    o.opts.buffer_size = config.buffer_size
-    o.opts.max_file_size = config.max_file_size
-    o.opts.format_whitelist = _WHITELIST
+    o.spec.format = NULL
+    o.spec.format_options = NULL
+    o.spec.buffer_size = config.buffer_size
+    o.spec.max_file_size = config.max_file_size
+    o.spec.format_whitelist = _WHITELIST
     if config.format is not None:
         if config.format not in IMAGE_DEMUXERS:
             from spdl.io._errors import ConfigError
@@ -82,9 +82,9 @@ cdef DemuxOptions demux_options(object config):
                 f"demux: format {config.format!r} is not one of the image demuxers of this "
                 f"FFmpeg build: {', '.join(IMAGE_DEMUXERS)}", stage="demux")
         o._format = config.format.encode()
-        o.opts.format = o._format
+        o.spec.format = o._format
     for k, v in (config.format_options or {}).items():
-        if av_dict_set(&o.opts.format_options, k.encode(), v.encode(), 0) < 0:
+        if av_dict_set(&o.spec.format_options, k.encode(), v.encode(), 0) < 0:
             raise MemoryError()
     return o
 
@@ -180,7 +180,7 @@ cdef void demux_reset(Demuxed *d) noexcept nogil:
     d.format = NULL
 
 
-cdef int _demux_with_libavformat(AVPacket *data, const DemuxOpts *opts, Demuxed *out,
+cdef int _demux_with_libavformat(AVPacket *data, const DemuxSpec *opts, Demuxed *out,
                                  Status *err) noexcept nogil:
     """Read the first video packet of data with an image demuxer."""
     cdef MemReader reader
@@ -266,7 +266,7 @@ cdef void _free_io(AVIOContext **io) noexcept nogil:
         avio_context_free(io)
 
 
-cdef int demux_source(const SourceRef *src, const DemuxOpts *opts, Demuxed *out,
+cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
                       Status *err) noexcept nogil:
     """Fill out (initialised by demux_init) with the image's packet."""
     cdef AVPacket *raw
@@ -338,7 +338,7 @@ def demux_image(src, *, demux_config=None):
             larger than ``demux_config.max_file_size``.
         UnsupportedFormatError: the data is not an accepted image format.
     """
-    cdef DemuxOptions o = demux_options(demux_config)
+    cdef CompiledDemuxConfig o = compile_demux_config(demux_config)
     cdef Source s = make_source(src, "bytes")
     cdef ImagePackets p = ImagePackets.__new__(ImagePackets)
     cdef Status err
@@ -350,7 +350,7 @@ def demux_image(src, *, demux_config=None):
                           stage="demux")
     status_init(&err, -1)
     with nogil:
-        ret = demux_source(&s.ref, &o.opts, &p.d, &err)
+        ret = demux_source(&s.ref, &o.spec, &p.d, &err)
     if ret < 0:
         raise_error(&err, s.name)
     return p

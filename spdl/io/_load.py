@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar, overload
 from spdl.io._batch import BatchJob, default_workers
 from spdl.io._buffer import CPUBuffer
 from spdl.io._config import CUDAConfig, DemuxConfig
-from spdl.io._convert import convert_frames
+from spdl.io._layout import convert_frames
 from spdl.io._decode import ImageFrames, decode_packets
 from spdl.io._demux import ImagePackets, demux_image
 from spdl.io._plan import LoadPlan, compile_plan
