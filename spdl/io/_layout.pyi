@@ -1,4 +1,4 @@
-# The typed face of _convert.pyx (stage 3: decoded images to one batch).
+# The typed face of _layout.pyx (the batch layouts; stage 3: decoded images to one batch).
 
 from collections.abc import Iterable
 
