@@ -34,6 +34,7 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
 cdef class ImageFrames:
     cdef AVFrame *frame
     cdef readonly str source
+cdef void set_jpeg_resampler(bint on) noexcept nogil
 cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
                         const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
                         uint8_t **dst, const int *linesize, Status *err) noexcept nogil

@@ -220,8 +220,9 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
 cdef bint _jpeg_resampler = True
 
 
-def _use_jpeg_resampler(bint on):
-    """Internal, for benchmarks: whether JPEGs take the libjpeg-turbo + resampler path."""
+cdef void set_jpeg_resampler(bint on) noexcept nogil:
+    """Whether JPEGs take the libjpeg-turbo + resampler path; switched by tests and
+    benchmarks only (spdl.io._testing.use_jpeg_resampler)."""
     global _jpeg_resampler
     _jpeg_resampler = on
 

@@ -114,9 +114,9 @@ cdef bint resample_fast3() noexcept nogil:
     return spdl_resample_fast3() != 0
 
 
-def _use_simd(bint on):
-    """Internal, for tests: whether the resampler may use its AVX2 passes (the baseline
-    passes give the same bytes)."""
+cdef void set_use_simd(bint on) noexcept nogil:
+    """Whether the resampler may use its AVX2 passes (the baseline passes give the same
+    bytes); switched by tests only (spdl.io._testing.use_simd)."""
     global spdl_use_avx2
     spdl_use_avx2 = 1 if on else 0
 

@@ -1,9 +1,8 @@
 """Switches and probes that exist for tests: not an API, not used by spdl.io itself.
 
 Every test hook of the package is reached from here, so that production
-modules carry none: the GPU ones live in the Cython module ``_cuda_testing``
-(they need the GPU modules' C declarations), the CPU ones stay where the state
-they switch is and are re-exported here.
+modules carry none: the ones that need C access live in the Cython module
+``_testing_hooks`` (the production modules give it cdef setters only).
 
 GPU hooks (they work against the fake CUDA libraries of tests/test_cuda.py too):
 ``fake_cuda_buffer``, ``alloc_buffer``, ``to_host``, ``create_stream``,
@@ -15,10 +14,9 @@ points the library search at a folder (fake or real libraries).
 
 from __future__ import annotations
 
-import importlib
 import os
 
-from spdl.io._cuda_testing import (
+from spdl.io._testing_hooks import (
     alloc_buffer,
     create_stream,
     destroy_stream,
@@ -32,6 +30,8 @@ from spdl.io._cuda_testing import (
     set_pinned_cache_bytes,
     set_scratch_bounds,
     to_host,
+    use_jpeg_resampler,
+    use_simd,
 )
 from spdl.io._nvjpeg_decode import plan_rounds
 
@@ -66,13 +66,3 @@ def use_libraries(folder: str, *, driver: str | None = None, nvml: str | None = 
         _cuda_lib.driver_candidates = lambda: [driver]
     if nvml is not None:
         _cuda_lib.nvml_candidates = lambda: [nvml]
-
-
-def use_simd(on: bool) -> None:
-    """The CPU resampler's AVX2 passes allowed or not (spdl.io._scale; same bytes either way)."""
-    importlib.import_module("spdl.io._resample")._use_simd(on)
-
-
-def use_jpeg_resampler(on: bool) -> None:
-    """Whether JPEGs take the libjpeg-turbo + resampler path (spdl.io._decode)."""
-    importlib.import_module("spdl.io._decode")._use_jpeg_resampler(on)

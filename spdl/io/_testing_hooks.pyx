@@ -1,9 +1,10 @@
 # cython: language_level=3
-"""The GPU modules' test hooks that need C access; used through spdl.io._testing only.
+"""The test hooks that need C access; used through spdl.io._testing only.
 
-Nothing in spdl.io imports this module: it reaches into the GPU modules' C
-declarations (.pxd) to build fake buffers, copy device memory back, open a
-library without keeping it, and set internal bounds.
+Nothing in spdl.io imports this module: it reaches into the modules' C
+declarations (.pxd) to switch the CPU path's resampler and SIMD passes, build
+fake CUDA buffers, copy device memory back, open a library without keeping it,
+and set internal bounds. The production modules expose none of this to Python.
 """
 
 from libc.stdint cimport uintptr_t
@@ -18,6 +19,8 @@ from spdl.io._nvjpeg_decode cimport gpu_check, set_scratch_bounds as _set_scratc
 from spdl.io._nvjpeg_lib cimport NppApi, NvjpegApi, fill_nppc, fill_nppig, fill_nvjpeg
 from spdl.io._nvjpeg_lib import open_library
 from spdl.io._pinned cimport PINNED_CACHE_SLOTS, cache_sizes, pinned_class, set_cache_bytes
+from spdl.io._decode cimport set_jpeg_resampler
+from spdl.io._resample cimport set_use_simd
 from spdl.io._structure cimport JpegMarkers, jpeg_walk_markers
 from spdl.io.includes.cuda_runtime cimport *
 
@@ -180,3 +183,13 @@ def jpeg_check(data):
         raise ValueError("not a JPEG (no SOI)")
     jpeg_walk_markers(&view[0], len(view), &m)
     return _JPEG_CHECK.get(gpu_check(&m, NULL))
+
+
+def use_simd(bint on):
+    """The CPU resampler's AVX2 passes allowed or not (the same bytes either way)."""
+    set_use_simd(on)
+
+
+def use_jpeg_resampler(bint on):
+    """Whether JPEGs take the libjpeg-turbo + resampler path."""
+    set_jpeg_resampler(on)
