@@ -9,9 +9,10 @@ refused.
 """
 
 from libc.stdint cimport int64_t, uint8_t
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._config import DemuxConfig, config_or_default
+from spdl.io._structure cimport webp_strip_metadata
 from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
@@ -266,6 +267,13 @@ cdef void _free_io(AVIOContext **io) noexcept nogil:
         avio_context_free(io)
 
 
+cdef void _shrink(AVPacket *pkt, int size) noexcept nogil:
+    """Cut pkt's data to size, zeroing what was after it (the padding the decoders read)."""
+    if size < pkt.size:
+        memset(pkt.data + size, 0, <size_t>(pkt.size - size))
+        pkt.size = size
+
+
 cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
                       Status *err) noexcept nogil:
     """Fill out (initialised by demux_init) with the image's packet."""
@@ -275,6 +283,9 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
         return -1
     if opts.format == NULL and opts.format_options == NULL:
         out.codec_id = sniff_codec(out.pkt.data, out.pkt.size, &out.format)
+        if out.codec_id == AV_CODEC_ID_WEBP:
+            # our own copy of the source: metadata the decoder would misjudge goes
+            _shrink(out.pkt, webp_strip_metadata(out.pkt.data, out.pkt.size))
         if out.codec_id != AV_CODEC_ID_NONE:
             return 0
     raw = av_packet_alloc()

@@ -21,3 +21,5 @@ cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) 
 cdef int jpeg_check_markers(const JpegMarkers *m, Status *err) noexcept nogil
 cdef int jpeg_check_structure(const unsigned char *d, int n, Status *err) noexcept nogil
 cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexcept nogil
+# Remove an extended WebP's EXIF and XMP chunks in place; returns the new size.
+cdef int webp_strip_metadata(unsigned char *d, int n) noexcept nogil

@@ -8,7 +8,7 @@ turn such inputs into a DecodeError, and put a bound on the work a progressive
 JPEG may ask for.
 """
 
-from libc.string cimport memchr, memcmp, memset
+from libc.string cimport memchr, memcmp, memmove, memset
 
 from spdl.io._status cimport ERR_DECODE, Status, fail
 
@@ -166,3 +166,48 @@ cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexc
                         "the GIF has an unknown block before its first image")
     return fail(err, ERR_DECODE, "decode", "gif_check_first_frame", 0,
                 "the GIF is truncated (its first image is incomplete)")
+
+
+cdef inline unsigned int _le32(const unsigned char *p) noexcept nogil:
+    return p[0] | (<unsigned int>p[1] << 8) | (<unsigned int>p[2] << 16) | (<unsigned int>p[3] << 24)
+
+
+cdef inline void _put_le32(unsigned char *p, unsigned int v) noexcept nogil:
+    p[0], p[1], p[2], p[3] = v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, v >> 24
+
+
+cdef int webp_strip_metadata(unsigned char *d, int n) noexcept nogil:
+    """Remove the EXIF and XMP chunks of an extended (VP8X) WebP in place, and their flags;
+    the new size (n when there is nothing to remove or the chunks do not add up).
+
+    The decoder parses an EXIF chunk and reports a malformed one (a "JPEG-style"
+    Exif\\0\\0 prefix, say, which cameras write) as an error although the picture is
+    whole. Metadata never costs the pixels: the decoder does not see it."""
+    cdef unsigned int riff_end, size, total
+    cdef int pos = 12, end
+    cdef bint removed = False
+    if n < 30 or memcmp(d, b"RIFF", 4) != 0 or memcmp(d + 8, b"WEBPVP8X", 8) != 0:
+        return n
+    riff_end = _le32(d + 4) + 8
+    if riff_end > <unsigned int>n or riff_end < 30:
+        return n
+    end = <int>riff_end
+    while pos + 8 <= end:
+        size = _le32(d + pos + 4)
+        if size > <unsigned int>(end - pos - 8):
+            return n                                   # a chunk runs past the end: leave it
+        total = 8 + size + (size & 1)
+        if total > <unsigned int>(end - pos):
+            total = <unsigned int>(end - pos)          # an odd last chunk without its pad byte
+        if memcmp(d + pos, b"EXIF", 4) == 0 or memcmp(d + pos, b"XMP ", 4) == 0:
+            memmove(d + pos, d + pos + total, <size_t>(n - pos - <int>total))
+            end -= <int>total
+            n -= <int>total
+            removed = True
+        else:
+            pos += <int>total
+    if removed:
+        _put_le32(d + 4, <unsigned int>(end - 8))
+        d[20] &= ~(0x08 | 0x04)                        # VP8X flags: no EXIF, no XMP
+    return n
+
