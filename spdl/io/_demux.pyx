@@ -12,7 +12,7 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._config import DemuxConfig, config_or_default
-from spdl.io._structure cimport webp_strip_metadata
+from spdl.io._structure cimport png_lacks_only_iend, webp_strip_metadata
 from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
@@ -20,7 +20,7 @@ from spdl.io._source cimport Source, make_source, read_source
 from spdl.io.includes.libavcodec cimport (
     AV_CODEC_ID_BMP, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_NONE, AV_CODEC_ID_PNG,
     AV_CODEC_ID_TIFF, AV_CODEC_ID_WEBP, avcodec_get_name, avcodec_parameters_alloc,
-    avcodec_parameters_copy, avcodec_parameters_free, av_packet_alloc, av_packet_free,
+    avcodec_parameters_copy, avcodec_parameters_free, av_grow_packet, av_packet_alloc, av_packet_free,
     av_packet_move_ref, av_packet_unref, AVPacket,
 )
 from spdl.io.includes.libavformat cimport (
@@ -267,6 +267,9 @@ cdef void _free_io(AVIOContext **io) noexcept nogil:
         avio_context_free(io)
 
 
+cdef const unsigned char *_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # an empty chunk and its CRC
+
+
 cdef void _shrink(AVPacket *pkt, int size) noexcept nogil:
     """Cut pkt's data to size, zeroing what was after it (the padding the decoders read)."""
     if size < pkt.size:
@@ -286,6 +289,11 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
         if out.codec_id == AV_CODEC_ID_WEBP:
             # our own copy of the source: metadata the decoder would misjudge goes
             _shrink(out.pkt, webp_strip_metadata(out.pkt.data, out.pkt.size))
+        elif out.codec_id == AV_CODEC_ID_PNG and png_lacks_only_iend(out.pkt.data, out.pkt.size):
+            # complete image data, trailer missing: give the decoder the trailer
+            if av_grow_packet(out.pkt, 12) < 0:
+                return fail(err, ERR_NOMEM, "demux", "av_grow_packet", 0, "out of memory")
+            memcpy(out.pkt.data + out.pkt.size - 12, _IEND, 12)
         if out.codec_id != AV_CODEC_ID_NONE:
             return 0
     raw = av_packet_alloc()

@@ -23,3 +23,5 @@ cdef int jpeg_check_structure(const unsigned char *d, int n, Status *err) noexce
 cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexcept nogil
 # Remove an extended WebP's EXIF and XMP chunks in place; returns the new size.
 cdef int webp_strip_metadata(unsigned char *d, int n) noexcept nogil
+# A PNG whose chunks are complete and whose IEND trailer alone is missing.
+cdef bint png_lacks_only_iend(const unsigned char *d, int n) noexcept nogil

@@ -211,3 +211,27 @@ cdef int webp_strip_metadata(unsigned char *d, int n) noexcept nogil:
         d[20] &= ~(0x08 | 0x04)                        # VP8X flags: no EXIF, no XMP
     return n
 
+
+cdef inline unsigned int _be32(const unsigned char *p) noexcept nogil:
+    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
+
+
+cdef bint png_lacks_only_iend(const unsigned char *d, int n) noexcept nogil:
+    """Whether a PNG's chunks are all there, image data included, and only the IEND
+    trailer is missing (the data ends exactly where a chunk ends). Browsers show such a
+    file; the decoder reports the missing trailer as damage. A file cut inside a chunk,
+    or before any image data, is not this."""
+    cdef int pos = 8
+    cdef unsigned int length
+    cdef bint idat = False
+    while pos + 12 <= n:
+        length = _be32(d + pos)
+        if length > <unsigned int>(n - pos - 12):
+            return False                               # cut inside this chunk
+        if memcmp(d + pos + 4, b"IEND", 4) == 0:
+            return False
+        if memcmp(d + pos + 4, b"IDAT", 4) == 0 or memcmp(d + pos + 4, b"fdAT", 4) == 0:
+            idat = True
+        pos += 12 + <int>length
+    return idat and pos == n
+

@@ -74,6 +74,7 @@ cdef extern from "libavcodec/packet.h" nogil:
     void av_packet_unref(AVPacket *pkt)
     int av_new_packet(AVPacket *pkt, int size)
     int av_shrink_packet(AVPacket *pkt, int size)
+    int av_grow_packet(AVPacket *pkt, int grow_by)
     int av_packet_ref(AVPacket *dst, const AVPacket *src)
     void av_packet_move_ref(AVPacket *dst, AVPacket *src)
 
