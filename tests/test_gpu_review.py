@@ -406,6 +406,18 @@ _testing.destroy_stream(1, sid)
 # The GIL probe itself: a call made with the GIL held (PyDLL keeps it) is counted.
 ctypes.PyDLL(rt._name).cudaFreeHost(None)
 assert with_gil.value == 1, with_gil.value
+# --- Files are read as the CPU path reads them: a FIFO (or any file that is not a regular
+# file) is refused at once, never waited on, and the other inputs load.
+fifo = os.path.join(sys.argv[1], "fifo.jpg")
+os.mkfifo(fifo)
+good = os.path.join(sys.argv[1], "good.jpg")
+with open(good, "wb") as f:
+    f.write(jpeg(64, 48))
+out = load([fifo, good], cfg, strict=False)
+assert out.indices == (1,) and isinstance(out.errors[0], spdl.io.SourceError), out.errors
+assert "not a regular file" in str(out.errors[0]), out.errors[0]
+reset()
+
 print("GPU REVIEW OK")
 '''
 

@@ -50,7 +50,9 @@ from spdl.io._nvjpeg_decode cimport (
 from spdl.io._nvjpeg_decode import plan_rounds
 from spdl.io._nvjpeg_lib import load_libraries
 from spdl.io._nvjpeg_resize cimport keep_rows, prepare_output, resize_into, upload_rows
-from spdl.io._source cimport Source, make_source
+from spdl.io._source cimport Source, make_source, read_source
+from spdl.io._status cimport Status, status_init
+from spdl.io.includes.libavcodec cimport AVPacket, av_packet_alloc
 from spdl.io.includes.npp cimport *
 from spdl.io.includes.nvjpeg cimport NVJPEG_OUTPUT_BGRI, NVJPEG_OUTPUT_RGB, NVJPEG_OUTPUT_RGBI
 
@@ -127,12 +129,15 @@ cdef class _GpuBatch:
 
 
 cdef int _read(_Inputs inp, list sources, int64_t max_file_size) except -1:
-    """Step 1: the bytes of every source. A file that cannot be read, or is larger than
-    max_file_size, is left for the CPU path, which reads it again and reports why."""
+    """Step 1: the bytes of every source, files read as the CPU path reads them
+    (read_source: a regular file only, never blocking, size-capped). A file that cannot
+    be read is left for the CPU path, which reads it again and reports why."""
     cdef Source s
-    cdef const unsigned char *p
+    cdef Status ignored
+    cdef AVPacket *pkt
     cdef Py_ssize_t i
-    keep = list(sources)            # the Source objects and the files' bytes stay alive with inp
+    cdef int ret
+    inp.sources = list(sources)     # the bytes sources' data stays alive with inp
     for i in range(inp.n):
         s = sources[i]
         if s.invalid is not None:
@@ -141,18 +146,15 @@ cdef int _read(_Inputs inp, list sources, int64_t max_file_size) except -1:
             inp.data[i] = s.ref.data
             inp.length[i] = s.ref.size
             continue
-        try:
-            with open(s.path_bytes, "rb") as f:
-                data = f.read(max_file_size + 1)
-        except (OSError, ValueError):
-            continue
-        if len(data) > max_file_size or not data:
-            continue
-        keep.append(data)
-        p = data
-        inp.data[i] = p
-        inp.length[i] = len(data)
-    inp.sources = keep
+        pkt = inp.pkts[i] = av_packet_alloc()
+        if pkt == NULL:
+            raise MemoryError()
+        with nogil:
+            status_init(&ignored, i)
+            ret = read_source(&s.ref, max_file_size, pkt, &ignored)
+        if ret >= 0:
+            inp.data[i] = pkt.data
+            inp.length[i] = pkt.size
     return 0
 
 

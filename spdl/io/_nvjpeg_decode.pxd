@@ -3,6 +3,7 @@ from libc.stdint cimport int64_t, uintptr_t
 from spdl.io._cuda_buffer cimport CUDABuffer
 from spdl.io._structure cimport JpegMarkers
 from spdl.io.includes.cuda_runtime cimport cudaEvent_t
+from spdl.io.includes.libavcodec cimport AVPacket
 from spdl.io.includes.nvjpeg cimport nvjpegHandle_t, nvjpegJpegState_t, nvjpegJpegStream_t
 
 cdef enum:
@@ -46,7 +47,8 @@ cdef class _Inputs:
     cdef int *height
     cdef int *group                     # G_*
     cdef uintptr_t *decoded             # the decoded full-size image in device memory
-    cdef list sources                   # what keeps data alive: the Source objects, the files' bytes
+    cdef AVPacket **pkts                # the files read (read_source), owned
+    cdef list sources                   # what keeps the bytes sources' data alive
 
 # The decoder of a device, made on first use (load_libraries() first).
 cdef _Decoder decoder(int device)

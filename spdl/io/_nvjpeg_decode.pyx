@@ -22,6 +22,8 @@ from libc.limits cimport INT_MAX
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 
+from spdl.io.includes.libavcodec cimport AVPacket, av_packet_free
+
 from spdl.io._config import CUDAConfig
 from spdl.io._cuda_buffer cimport FREE_CUDA, FREE_NONE, CUDABuffer, alloc_cuda_buffer
 from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_device, mem_get_info
@@ -169,8 +171,10 @@ cdef class _Inputs:
         self.height = <int *>calloc(m, sizeof(int))
         self.group = <int *>calloc(m, sizeof(int))
         self.decoded = <uintptr_t *>calloc(m, sizeof(uintptr_t))
+        self.pkts = <AVPacket **>calloc(m, sizeof(AVPacket *))
         if (self.data == NULL or self.length == NULL or self.width == NULL
-                or self.height == NULL or self.group == NULL or self.decoded == NULL):
+                or self.height == NULL or self.group == NULL or self.decoded == NULL
+                or self.pkts == NULL):
             raise MemoryError()
 
     def __dealloc__(self):
@@ -180,6 +184,10 @@ cdef class _Inputs:
         free(self.height)
         free(self.group)
         free(self.decoded)
+        if self.pkts != NULL:
+            for i in range(self.n):
+                av_packet_free(&self.pkts[i])
+            free(self.pkts)
 
 
 cdef int gpu_check(const JpegMarkers *m, int *nscans) noexcept nogil:
