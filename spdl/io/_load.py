@@ -61,8 +61,8 @@ LOAD_DOC = """
             keeps the decoded size (the images must then share one size); one
             None follows the aspect ratio of the other.
         pix_fmt: ``rgb24`` (default), ``bgr24``, ``rgba``, ``gray``,
-            ``gray16``, ``yuv444p``, ``rgbp`` (planar RGB), or None for the
-            decoded format.
+            ``gray16``, ``yuv444p``, ``rgbp`` (planar RGB), ``yuv420p`` (I420
+            planes; even width and height), or None for the decoded format.
         scale_mode: With width and height: ``"pad"`` (default) fits the image
             inside, keeping its aspect ratio, centred on black; ``"crop"``
             fills the box, keeping the aspect ratio, and crops the overflow,
@@ -82,8 +82,9 @@ LOAD_DOC = """
             ``buf.errors`` maps each failed input's index to its exception.
 
     Returns:
-        CPUBuffer of shape (N, H, W, C) for packed formats or (N, C, H, W) for
-        planar ones (yuv444p, rgbp); a CUDABuffer with ``device_config``.
+        CPUBuffer of shape (N, H, W, C) for packed formats, (N, C, H, W) for
+        planar ones (yuv444p, rgbp), (N, 1, H * 3 / 2, W) for 4:2:0 (yuv420p); a
+        CUDABuffer with ``device_config``.
 """
 
 
