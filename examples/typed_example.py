@@ -37,8 +37,8 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import assert_type
 
-#: What to_numpy returns: a uint8 or uint16 array of any shape.
-Pixels = np.ndarray[tuple[int, ...], np.dtype[np.uint8 | np.uint16]]
+#: What to_numpy returns: a uint8, uint16, float16 or float32 array of any shape.
+Pixels = np.ndarray[tuple[int, ...], np.dtype[np.uint8 | np.uint16 | np.float16 | np.float32]]
 
 
 def png(width: int, height: int, seed: int) -> bytes:

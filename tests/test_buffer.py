@@ -28,6 +28,7 @@ def test_attributes(buf, buf16):
     assert buf.nbytes == 2 * 32 * 48 * 3
     assert buf.indices == (0, 1)
     assert buf.errors == {}
+    assert buf.crops is None          # no crop= or hflip=
     assert buf16.dtype == "uint16"
     assert buf16.nbytes == 32 * 48 * 2
     assert "CPUBuffer" in repr(buf)

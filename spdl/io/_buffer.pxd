@@ -20,15 +20,21 @@ cdef class HostAllocator:
 cdef enum:
     MAX_NDIM = 4
 
-# What CPUBuffer and CUDABuffer share: the shape, the element type, the pixel format and
-# which input each row is (the properties shape and dtype are Batch's).
+# What CPUBuffer and CUDABuffer share: the shape, the element type, the pixel format,
+# which input each row is and what was cropped from it (the properties shape and dtype are
+# Batch's). The element type is the pair (dtype_code, itemsize): uint8 (kDLUInt, 1),
+# uint16 (kDLUInt, 2), float16 (kDLFloat, 2) or float32 (kDLFloat, 4); set_shape checks it.
 cdef class Batch:
     cdef int ndim
     cdef int64_t _shape[MAX_NDIM]
-    cdef int itemsize           # 1 (uint8) or 2 (uint16)
+    cdef int itemsize           # bytes per element: 1, 2 or 4
+    cdef int dtype_code         # DLPack's type code: kDLUInt or kDLFloat
     cdef readonly str pix_fmt
     cdef readonly object indices
     cdef readonly dict errors
+    # For a batch from the loaders with crop= or hflip=: a tuple with one
+    # (x, y, w, h, flipped) per row, in the source image's pixels; else None.
+    cdef readonly object crops
 
 cdef class CPUBuffer(Batch):
     cdef void *data             # never NULL once built
@@ -37,7 +43,8 @@ cdef class CPUBuffer(Batch):
     cdef readonly bint pinned
 
     @staticmethod
-    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=*)
+    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=*,
+                            bint is_float=*)
 
     cdef size_t nbytes_c(self) noexcept nogil
     cdef size_t row_bytes(self) noexcept nogil
@@ -57,14 +64,20 @@ cdef object dl_wrap(void *t, void *shape, const char *name,
                     void (*destructor)(object) noexcept, object owner)
 
 # What CPUBuffer and CUDABuffer share (one implementation of their shape, dtype and DLPack
-# tensor). set_shape fills dst[:ndim] from shape (1 to MAX_NDIM non-negative dims,
-# itemsize 1 or 2; ValueError otherwise) and returns the byte count.
-cdef size_t set_shape(int64_t *dst, int *ndim, tuple shape, int itemsize, str what) except? 0
+# tensor). set_shape fills dst[:ndim] from shape (1 to MAX_NDIM non-negative dims, and
+# (itemsize, code) one of the four element types; ValueError otherwise) and returns the
+# byte count.
+cdef size_t set_shape(int64_t *dst, int *ndim, tuple shape, int itemsize, int code,
+                      str what) except? 0
 cdef tuple shape_tuple(const int64_t *shape, int ndim)
-cdef str dtype_name(int itemsize)
-# The array interfaces' typestr: "|u1" or "<u2".
-cdef str typestr(int itemsize)
+# "uint8", "uint16", "float16" or "float32".
+cdef str dtype_name(int itemsize, int code)
+# The array interfaces' typestr: "|u1", "<u2", "<f2" or "<f4".
+cdef str typestr(int itemsize, int code)
+# The element type named dtype ("uint8", "uint16", "float16", "float32"): returns its
+# code and sets *itemsize; ValueError for any other name.
+cdef int parse_dtype(object dtype, int *itemsize) except -1
 # Fill a DLTensor (C order, strides in elements); its shape and strides are one malloc
 # block at t.shape, freed by the deleters with free(t.shape).
 cdef int fill_dltensor(DLTensor *t, void *data, int device_type, int device_id,
-                       const int64_t *shape, int ndim, int itemsize) except -1
+                       const int64_t *shape, int ndim, int itemsize, int code) except -1

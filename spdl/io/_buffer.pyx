@@ -30,7 +30,7 @@ cdef extern from *:
     int spdl_py_is_finalizing() noexcept nogil
 
 
-from spdl.io.includes.dlpack cimport DLManagedTensor, DLTensor, kDLCPU, kDLUInt
+from spdl.io.includes.dlpack cimport DLManagedTensor, DLTensor, kDLCPU, kDLFloat, kDLUInt
 
 
 cdef extern from "csrc/hostpool.h" nogil:
@@ -96,10 +96,12 @@ cdef object dl_wrap(void *t, void *shape, const char *name,
 
 # What CPUBuffer and CUDABuffer share: the shape, the dtype and the DLPack tensor.
 
-cdef size_t set_shape(int64_t *dst, int *ndim, tuple shape, int itemsize, str what) except? 0:
+cdef size_t set_shape(int64_t *dst, int *ndim, tuple shape, int itemsize, int code,
+                      str what) except? 0:
     cdef size_t n = itemsize
-    if itemsize not in (1, 2):
-        raise ValueError(f"itemsize must be 1 or 2, got {itemsize}")
+    if dtype_name(itemsize, code) is None:
+        raise ValueError(f"no element type of {itemsize} bytes with DLPack type code {code}: "
+                         f"a batch holds uint8, uint16, float16 or float32")
     if not 1 <= len(shape) <= MAX_NDIM:
         raise ValueError(f"a {what} has 1 to {MAX_NDIM} dimensions, got shape {shape}")
     for i, d in enumerate(shape):
@@ -116,16 +118,36 @@ cdef tuple shape_tuple(const int64_t *shape, int ndim):
     return tuple(shape[i] for i in range(ndim))
 
 
-cdef str dtype_name(int itemsize):
-    return "uint8" if itemsize == 1 else "uint16"
+# The four element types: (name, array interface typestr), by (code, itemsize).
+cdef dict _DTYPES = {
+    (kDLUInt, 1): ("uint8", "|u1"),
+    (kDLUInt, 2): ("uint16", "<u2"),
+    (kDLFloat, 2): ("float16", "<f2"),
+    (kDLFloat, 4): ("float32", "<f4"),
+}
+cdef dict _BY_NAME = {v[0]: k for k, v in _DTYPES.items()}
 
 
-cdef str typestr(int itemsize):
-    return "|u1" if itemsize == 1 else "<u2"
+cdef str dtype_name(int itemsize, int code):
+    """The element type's name, or None for a pair that is none of the four."""
+    t = _DTYPES.get((code, itemsize))
+    return t[0] if t is not None else None
+
+
+cdef str typestr(int itemsize, int code):
+    return _DTYPES[(code, itemsize)][1]
+
+
+cdef int parse_dtype(object dtype, int *itemsize) except -1:
+    t = _BY_NAME.get(dtype) if isinstance(dtype, str) else None
+    if t is None:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, _BY_NAME))}, got {dtype!r}")
+    itemsize[0] = t[1]
+    return t[0]
 
 
 cdef int fill_dltensor(DLTensor *t, void *data, int device_type, int device_id,
-                       const int64_t *shape, int ndim, int itemsize) except -1:
+                       const int64_t *shape, int ndim, int itemsize, int code) except -1:
     cdef int64_t *dims = <int64_t *>malloc(sizeof(int64_t) * 2 * MAX_NDIM)
     cdef int64_t stride = 1
     cdef int i
@@ -140,7 +162,7 @@ cdef int fill_dltensor(DLTensor *t, void *data, int device_type, int device_id,
     t.device.device_type = device_type
     t.device.device_id = device_id
     t.ndim = ndim
-    t.dtype.code = kDLUInt
+    t.dtype.code = code
     t.dtype.bits = 8 * itemsize
     t.dtype.lanes = 1
     t.shape = dims
@@ -194,7 +216,7 @@ _DEFAULT.name = "host"
 
 
 cdef class Batch:
-    """What a batch is wherever it lives: its shape, element type, pixel format and rows.
+    """What a batch is wherever it lives: its shape, element type, pixel format, rows and crops.
 
     The base of CPUBuffer and CUDABuffer; not made on its own.
     """
@@ -202,7 +224,9 @@ cdef class Batch:
     def __cinit__(self):
         self.ndim = 0
         self.itemsize = 1
+        self.dtype_code = kDLUInt
         self.errors = {}
+        self.crops = None
 
     @property
     def shape(self):
@@ -210,7 +234,7 @@ cdef class Batch:
 
     @property
     def dtype(self):
-        return dtype_name(self.itemsize)
+        return dtype_name(self.itemsize, self.dtype_code)
 
 
 cdef class CPUBuffer(Batch):
@@ -222,11 +246,14 @@ cdef class CPUBuffer(Batch):
 
     Attributes:
         shape: ``(N, H, W, C)`` for packed formats, ``(N, C, H, W)`` for planar.
-        dtype: ``"uint8"`` or ``"uint16"``.
+        dtype: ``"uint8"``, ``"uint16"``, ``"float16"`` or ``"float32"``.
         pix_fmt: FFmpeg's name of the pixel format of the rows.
         indices: For a batch from the loaders, the input index of each row.
         errors: For a batch from the loaders with ``strict=False``,
             ``{input index: exception}`` of the inputs that failed.
+        crops: For a batch from the loaders with ``crop=`` or ``hflip=``, one
+            ``(x, y, w, h, flipped)`` per row, in the source image's pixels;
+            else None.
     """
 
     def __init__(self, *args, **kwargs):
@@ -245,11 +272,16 @@ cdef class CPUBuffer(Batch):
                 self.free_fn(data)
 
     @staticmethod
-    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=None):
+    cdef CPUBuffer allocate(tuple shape, int itemsize, str pix_fmt, HostAllocator allocator=None,
+                            bint is_float=False):
+        """An uninitialized batch of shape; the elements are unsigned ints of itemsize bytes
+        (uint8, uint16), or floats (float16, float32) with is_float."""
         cdef CPUBuffer buf = CPUBuffer.__new__(CPUBuffer)
         cdef const char *why = NULL
-        cdef size_t n = set_shape(buf._shape, &buf.ndim, shape, itemsize, "CPUBuffer")
+        cdef int code = kDLFloat if is_float else kDLUInt
+        cdef size_t n = set_shape(buf._shape, &buf.ndim, shape, itemsize, code, "CPUBuffer")
         buf.itemsize = itemsize
+        buf.dtype_code = code
         buf.pix_fmt = pix_fmt
         if allocator is None:
             allocator = _DEFAULT
@@ -296,8 +328,8 @@ cdef class CPUBuffer(Batch):
         return {
             "version": 3,
             "shape": self.shape,
-            "typestr": typestr(self.itemsize),
-            "descr": [("", typestr(self.itemsize))],
+            "typestr": typestr(self.itemsize, self.dtype_code),
+            "descr": [("", typestr(self.itemsize, self.dtype_code))],
             "data": (<uintptr_t>self.data, False),
             "strides": None,
         }
@@ -316,7 +348,8 @@ cdef class CPUBuffer(Batch):
         if t == NULL:
             raise MemoryError()
         try:
-            fill_dltensor(&t.dl_tensor, self.data, kDLCPU, 0, self._shape, self.ndim, self.itemsize)
+            fill_dltensor(&t.dl_tensor, self.data, kDLCPU, 0, self._shape, self.ndim,
+                          self.itemsize, self.dtype_code)
         except BaseException:
             free(t)
             raise

@@ -34,15 +34,15 @@ cdef class CUDABuffer(Batch):
     # Give the memory back now, as the last reference going would (never raises).
     cdef void release(self) noexcept
 
-# A CUDABuffer of this shape on config's device, allocated by config's allocator. With the
+# A CUDABuffer of this shape and element type (unsigned ints of itemsize bytes, floats with
+# is_float) on config's device, allocated by config's allocator. With the
 # default allocator the memory comes from cudaMallocAsync on config.stream (and goes back
 # with cudaFreeAsync) where the device supports memory pools, else from cudaMalloc. Memory
 # from cudaMallocAsync or from a custom allocator (FREE_ASYNC, FREE_PY) is free only in the
 # stream's order: queued work may still use it when it is handed out.
-cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config)
+cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config,
+                                  bint is_float=*)
 
-# A CUDABuffer's shape, itemsize and byte count set from shape (ValueError if invalid).
-cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize) except -1
-
-# 1 for "uint8", 2 for "uint16"; ValueError otherwise.
-cdef int itemsize_of(object dtype) except -1
+# A CUDABuffer's shape, element type (unsigned ints of itemsize bytes, or floats with
+# is_float) and byte count set from shape (ValueError if invalid).
+cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize, bint is_float=*) except -1

@@ -26,7 +26,7 @@ from spdl.io._errors import AllocationError
 from spdl.io._keepalive cimport reap
 from spdl.io.includes.cuda_runtime cimport *
 from spdl.io.includes.dlpack cimport (
-    DLManagedTensor, DLManagedTensorVersioned, DLTensor, kDLCUDA, kDLUInt,
+    DLManagedTensor, DLManagedTensorVersioned, DLTensor, kDLCUDA, kDLFloat, kDLUInt,
 )
 
 
@@ -46,7 +46,7 @@ cdef void _dl_capsule_destructor_versioned(object capsule) noexcept:
 
 cdef int _fill_dltensor(CUDABuffer buf, DLTensor *t) except -1:
     return fill_dltensor(t, <void *>buf.ptr if buf._nbytes else NULL, kDLCUDA, buf._device,
-                         buf._shape, buf.ndim, buf.itemsize)
+                         buf._shape, buf.ndim, buf.itemsize, buf.dtype_code)
 
 
 cdef object _export_dlpack(CUDABuffer buf, bint versioned):
@@ -203,9 +203,11 @@ cdef int _order_for_python_free(int device, uintptr_t stream, const uintptr_t *c
     return r
 
 
-cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize) except -1:
-    buf._nbytes = set_shape(buf._shape, &buf.ndim, shape, itemsize, "CUDABuffer")
+cdef int _set_shape(CUDABuffer buf, tuple shape, int itemsize, bint is_float=False) except -1:
+    cdef int code = kDLFloat if is_float else kDLUInt
+    buf._nbytes = set_shape(buf._shape, &buf.ndim, shape, itemsize, code, "CUDABuffer")
     buf.itemsize = itemsize
+    buf.dtype_code = code
     return 0
 
 
@@ -232,7 +234,7 @@ cdef class CUDABuffer(Batch):
 
     Attributes:
         shape: ``(N, H, W, C)`` for packed formats, ``(N, C, H, W)`` for planar.
-        dtype: ``"uint8"`` or ``"uint16"``.
+        dtype: ``"uint8"``, ``"uint16"``, ``"float16"`` or ``"float32"``.
         pix_fmt: The pixel format of the rows.
         device_index: The CUDA device ordinal.
         stream: The ``cudaStream_t`` (int) the data is ordered on; 0 is the
@@ -240,6 +242,8 @@ cdef class CUDABuffer(Batch):
         indices: The input index of each row.
         errors: ``{input index: exception}`` for the inputs that failed
             (``strict=False``).
+        crops: One ``(x, y, w, h, flipped)`` per row, in the source image's
+            pixels, for a batch loaded with ``crop=`` or ``hflip=``; else None.
     """
 
     def __init__(self, *args, **kwargs):
@@ -304,7 +308,7 @@ cdef class CUDABuffer(Batch):
         return {
             "version": 3,
             "shape": self.shape,
-            "typestr": typestr(self.itemsize),
+            "typestr": typestr(self.itemsize, self.dtype_code),
             "data": (self.ptr if self._nbytes else 0, False),
             "strides": None,
             # The interface forbids 0: the legacy default stream is 1.
@@ -405,7 +409,8 @@ cdef class CUDABuffer(Batch):
                 f"device_index={self._device}, stream={self._stream:#x})")
 
 
-cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config):
+cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object config,
+                                  bint is_float=False):
     cdef CUDABuffer buf = CUDABuffer.__new__(CUDABuffer)
     cdef const CudaRuntimeApi *rt
     cdef void *p = NULL
@@ -416,7 +421,7 @@ cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object
     cdef int pools = 0
     cdef bint from_pool = False
     cdef size_t n
-    _set_shape(buf, shape, itemsize)
+    _set_shape(buf, shape, itemsize, is_float)
     buf._device = device
     buf._stream = stream
     buf.pix_fmt = pix_fmt
@@ -466,13 +471,3 @@ cdef CUDABuffer alloc_cuda_buffer(tuple shape, int itemsize, str pix_fmt, object
     buf.free_kind = FREE_PY
     buf.free_cb = free_fn
     return buf
-
-
-
-
-cdef int itemsize_of(object dtype) except -1:
-    if dtype == "uint8":
-        return 1
-    if dtype == "uint16":
-        return 2
-    raise ValueError(f"dtype must be 'uint8' or 'uint16', got {dtype!r}")

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
 __all__ = ["to_numpy", "to_torch"]
 
 
-def to_numpy(buffer: CPUBuffer) -> np.ndarray[tuple[int, ...], np.dtype[np.uint8 | np.uint16]]:
-    """A numpy array viewing a CPUBuffer's memory, without a copy.
+def to_numpy(
+    buffer: CPUBuffer,
+) -> np.ndarray[tuple[int, ...], np.dtype[np.uint8 | np.uint16 | np.float16 | np.float32]]:
+    """A numpy array viewing a CPUBuffer's memory, without a copy, of the buffer's dtype.
 
     The array keeps the buffer alive. A CUDABuffer is refused: copy it to the
     host with CuPy or PyTorch first.
@@ -29,6 +31,8 @@ def to_numpy(buffer: CPUBuffer) -> np.ndarray[tuple[int, ...], np.dtype[np.uint8
 
 def to_torch(buffer: CPUBuffer | CUDABuffer) -> torch.Tensor:
     """A torch.Tensor viewing a CPUBuffer's or CUDABuffer's memory, without a copy.
+
+    Its dtype is the buffer's (torch.uint8, torch.uint16, torch.float16 or torch.float32).
 
     Raises ImportError if PyTorch is not installed.
     """

@@ -19,6 +19,7 @@ from spdl.io._keepalive cimport check_then_keep
 from spdl.io._nvjpeg_decode cimport _Inputs
 from spdl.io._nvjpeg_lib cimport NppApi, npp_api
 from spdl.io.includes.cuda_runtime cimport *
+from spdl.io.includes.dlpack cimport kDLFloat
 from spdl.io.includes.npp cimport *
 
 cdef const NppApi *_npp = npp_api()     # filled by load_libraries() before any use
@@ -169,7 +170,8 @@ cdef CUDABuffer keep_rows(CUDABuffer out, list keep, object cfg):
     cdef const CudaRuntimeApi *rt = cudart()
     cdef Py_ssize_t m = len(keep), j
     cdef size_t row_bytes = out._nbytes // <size_t>out._shape[0]
-    cdef CUDABuffer dst = alloc_cuda_buffer((m,) + out.shape[1:], 1, out.pix_fmt, cfg)
+    cdef CUDABuffer dst = alloc_cuda_buffer((m,) + out.shape[1:], out.itemsize, out.pix_fmt, cfg,
+                                            out.dtype_code == kDLFloat)
     cdef Py_ssize_t *src_row = <Py_ssize_t *>calloc(m if m else 1, sizeof(Py_ssize_t))
     cdef uintptr_t stream = out._stream
     cdef DeviceScope scope

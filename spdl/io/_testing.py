@@ -4,6 +4,8 @@ Every test hook of the package is reached from here, so that production
 modules carry none: the ones that need C access live in the Cython module
 ``_testing_hooks`` (the production modules give it cdef setters only).
 
+``cpu_buffer`` builds a CPUBuffer of any shape and dtype, with given bytes.
+
 GPU hooks (they work against the fake CUDA libraries of tests/test_cuda.py too):
 ``fake_cuda_buffer``, ``alloc_buffer``, ``to_host``, ``create_stream``,
 ``destroy_stream``, ``mem_info``, ``probe_library``, ``probe_nvjpeg_library``,
@@ -18,6 +20,7 @@ import os
 
 from spdl.io._testing_hooks import (
     alloc_buffer,
+    cpu_buffer,
     create_stream,
     destroy_stream,
     fake_cuda_buffer,
@@ -37,6 +40,7 @@ from spdl.io._nvjpeg_decode import plan_rounds
 
 __all__ = [
     "alloc_buffer",
+    "cpu_buffer",
     "create_stream",
     "destroy_stream",
     "fake_cuda_buffer",

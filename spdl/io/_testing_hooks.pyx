@@ -8,9 +8,11 @@ and set internal bounds. The production modules expose none of this to Python.
 """
 
 from libc.stdint cimport uintptr_t
+from libc.string cimport memcpy
 
+from spdl.io._buffer cimport CPUBuffer, parse_dtype
 from spdl.io._config import CUDAConfig
-from spdl.io._cuda_buffer cimport FREE_PY, CUDABuffer, _set_shape, alloc_cuda_buffer, itemsize_of
+from spdl.io._cuda_buffer cimport FREE_PY, CUDABuffer, _set_shape, alloc_cuda_buffer
 from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_device, mem_get_info
 from spdl.io._cuda_lib import _open_library, cuda_major
 from spdl.io._cuda_runtime cimport CudaDriverApi, CudaRuntimeApi, cudart, fill_driver, fill_runtime
@@ -23,6 +25,7 @@ from spdl.io._decode cimport set_jpeg_resampler
 from spdl.io._resample cimport set_use_simd
 from spdl.io._structure cimport JpegMarkers, jpeg_walk_markers
 from spdl.io.includes.cuda_runtime cimport *
+from spdl.io.includes.dlpack cimport kDLFloat
 
 
 def fake_cuda_buffer(ptr, shape, dtype="uint8", *, device_index=0, stream=0, free=None,
@@ -33,7 +36,9 @@ def fake_cuda_buffer(ptr, shape, dtype="uint8", *, device_index=0, stream=0, fre
     Nothing CUDA is called unless an export to another stream is asked for.
     """
     cdef CUDABuffer buf = CUDABuffer.__new__(CUDABuffer)
-    _set_shape(buf, tuple(shape), itemsize_of(dtype))
+    cdef int itemsize
+    cdef int code = parse_dtype(dtype, &itemsize)
+    _set_shape(buf, tuple(shape), itemsize, code == kDLFloat)
     if device_index < 0 or stream < 0:
         raise ValueError("device_index and stream must be non-negative")
     buf._device = device_index
@@ -51,7 +56,29 @@ def alloc_buffer(shape, dtype, device_config, pix_fmt=None):
     """A CUDABuffer from device_config's allocator, without the device check (uninitialized)."""
     if not isinstance(device_config, CUDAConfig):
         raise TypeError(f"device_config must be a CUDAConfig, not {type(device_config).__name__}")
-    return alloc_cuda_buffer(tuple(shape), itemsize_of(dtype), pix_fmt, device_config)
+    cdef int itemsize
+    cdef int code = parse_dtype(dtype, &itemsize)
+    return alloc_cuda_buffer(tuple(shape), itemsize, pix_fmt, device_config, code == kDLFloat)
+
+
+def cpu_buffer(shape, dtype, data=None, *, pix_fmt="rgb24", crops=None):
+    """A CPUBuffer of this shape and dtype (CPUBuffer.allocate, the loaders' allocation).
+
+    data (bytes-like, exactly nbytes long) is copied in byte for byte; without it the
+    memory is left uninitialized. crops sets the attribute the loaders set.
+    """
+    cdef int itemsize
+    cdef int code = parse_dtype(dtype, &itemsize)
+    cdef CPUBuffer buf = CPUBuffer.allocate(tuple(shape), itemsize, pix_fmt, None, code == kDLFloat)
+    cdef const unsigned char[::1] src
+    if data is not None:
+        src = memoryview(data).cast("B")
+        if <size_t>src.shape[0] != buf.nbytes_c():
+            raise ValueError(f"data has {src.shape[0]} bytes, the buffer {buf.nbytes_c()}")
+        if src.shape[0]:
+            memcpy(buf.data, &src[0], src.shape[0])
+    buf.crops = crops
+    return buf
 
 
 def create_stream(int device, bint non_blocking=True):

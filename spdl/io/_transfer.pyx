@@ -11,12 +11,16 @@ from spdl.io._cuda_device import check_device
 from spdl.io._cuda_runtime cimport CudaRuntimeApi, cudart
 from spdl.io._keepalive cimport check_then_keep, reap
 from spdl.io.includes.cuda_runtime cimport *
+from spdl.io.includes.dlpack cimport kDLFloat
 
 __all__ = ["transfer_buffer"]
 
 
 def transfer_buffer(buffer, *, device_config):
     """Copy a CPUBuffer to the GPU of device_config; returns a CUDABuffer.
+
+    The CUDABuffer has the CPUBuffer's shape, dtype and pixel format, and its
+    ``indices``, ``errors`` and ``crops``.
 
     The device memory comes from ``device_config.allocator`` (cudaMalloc by
     default). The copy is a cudaMemcpyAsync on ``device_config.stream``: the
@@ -43,9 +47,11 @@ def transfer_buffer(buffer, *, device_config):
     check_device(device_config)
     reap(False)
     rt = cudart()
-    out = alloc_cuda_buffer(src.shape, src.itemsize, src.pix_fmt, device_config)
+    out = alloc_cuda_buffer(src.shape, src.itemsize, src.pix_fmt, device_config,
+                            src.dtype_code == kDLFloat)
     out.indices = src.indices
     out.errors = dict(src.errors)
+    out.crops = src.crops
     n = src.nbytes_c()
     device = device_config.device_index
     stream = device_config.stream

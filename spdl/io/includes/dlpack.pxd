@@ -36,7 +36,12 @@ cdef struct DLManagedTensorVersioned:
     uint64_t flags
     DLTensor dl_tensor
 
+# DLDeviceType
 cdef enum:
     kDLCPU = 1
     kDLCUDA = 2
+
+# DLDataTypeCode
+cdef enum:
     kDLUInt = 1
+    kDLFloat = 2
