@@ -6,7 +6,10 @@
 #   2. the benchmark venv (repo .venv if present, else benchmarks/.venv-bench)
 #      with benchmarks/requirements.txt and `pip install -e <repo>`;
 #   3. the reference venv ~/.cache/spdl-bench/venv-spdl-ref with spdl-io;
-#   4. the image sets (benchmarks/data.py).
+#   4. the image sets (benchmarks/data.py);
+#   5. with SPDL_BENCH_TRAIN=1 (run.sh --train sets it): the peers of the
+#      training-batch benchmark, benchmarks/requirements-train.txt (DALI,
+#      torch, torchvision), into the benchmark venv.
 # Re-running skips whatever is already in place.
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/_env.sh"
@@ -58,6 +61,11 @@ if [ -f "$REPO_DIR/setup.py" ] || [ -f "$REPO_DIR/pyproject.toml" ]; then
     fi
 else
     log "WARNING: no setup.py/pyproject.toml in $REPO_DIR; 'ours' methods will be skipped"
+fi
+
+if [ "${SPDL_BENCH_TRAIN:-0}" = "1" ]; then
+    log "installing the training benchmark's peers (DALI, torch, torchvision) into $BENCH_VENV"
+    "$BENCH_PY" -m pip install -q -r "$BENCH_DIR/requirements-train.txt"
 fi
 
 # ---------------------------------------------------------------- reference venv
