@@ -23,9 +23,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# pkg-config names of the native libraries every module links: FFmpeg's, then libjpeg-turbo's.
+# pkg-config names of the native libraries every module links: FFmpeg's, then libjpeg-turbo's
+# (TurboJPEG for whole images, its libjpeg API for a crop's rows and columns only).
 FFMPEG_LIBS = ["libavformat", "libavcodec", "libavfilter", "libswscale", "libavutil"]
-JPEG_LIBS = ["libturbojpeg"]
+JPEG_LIBS = ["libturbojpeg", "libjpeg"]  # libjpeg: the region-only decode of crops
 NATIVE_LIBS = FFMPEG_LIBS + JPEG_LIBS
 APT_PACKAGES = ("pkg-config libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev "
                 "libavutil-dev libturbojpeg0-dev libjpeg-dev")

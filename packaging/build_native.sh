@@ -7,7 +7,8 @@
 #
 # What is built (sources only from the Debian archive, via `apt-get source`):
 #   zlib           static, PIC, linked into FFmpeg's libraries (PNG, TIFF and EXR inflate)
-#   libjpeg-turbo  libturbojpeg.so (the JPEG path of spdl.io)
+#   libjpeg-turbo  libturbojpeg.so and libjpeg.so (the JPEG path of spdl.io; libjpeg's API
+#                  decodes a crop's region only)
 #   FFmpeg         libavutil, libavcodec, libavformat, libavfilter, libswscale: shared, PIC,
 #                  LGPL, configured from --disable-everything with only the image demuxers,
 #                  parsers and decoders spdl.io accepts and a small set of image filters
@@ -232,8 +233,6 @@ grep -q "^#define CONFIG_GPL 1" "$BUILD/ffmpeg/config.h" && die "FFmpeg configur
 (cd "$BUILD/ffmpeg" && run_logged ffmpeg make -j"$JOBS" && run_logged ffmpeg make install)
 
 # What ships is stripped (auditwheel copies these; strip before it patches them).
-rm -f "$PREFIX"/lib/libjpeg.so*  # libjpeg's API: not used (spdl.io calls libturbojpeg)
-rm -f "$PREFIX/lib/pkgconfig/libjpeg.pc"
 for so in "$PREFIX"/lib/*.so.*; do
     [ -L "$so" ] || strip --strip-unneeded "$so"
 done

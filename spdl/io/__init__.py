@@ -35,6 +35,7 @@ from spdl.io._errors import (
 from spdl.io._filter_desc import get_video_filter_desc
 from spdl.io._interop import to_numpy, to_torch
 from spdl.io._types import FrameOptions, LoadOptions, Source, Sources
+from spdl.io._plan import CenterCrop, RandomResizedCrop
 from spdl.io._load import (
     async_convert_frames,
     async_decode_packets,
@@ -55,6 +56,7 @@ __all__ = [
     "BatchShapeError",
     "CPUBuffer",
     "CUDABuffer",
+    "CenterCrop",
     "CUDAConfig",
     "CUDAError",
     "CUDAUnavailableError",
@@ -69,6 +71,7 @@ __all__ = [
     "ImagePackets",
     "ImageTooLargeError",
     "LoadOptions",
+    "RandomResizedCrop",
     "Source",
     "SourceError",
     "Sources",

@@ -17,7 +17,8 @@ from libc.string cimport memmove
 
 from spdl.io._buffer cimport CPUBuffer, HostAllocator
 from spdl.io._layout cimport (
-    Layout, batch_pix_fmt_name, batch_shape, copy_frame, frame_layout, one_layout, slot_planes,
+    CompiledOutput, Layout, OUT_F32, OUT_U8, OutSpec, batch_pix_fmt_name, batch_shape, compile_output, copy_frame,
+    flip_rows, frame_layout, one_layout, slot_planes, write_converted,
 )
 from spdl.io._decode cimport (
     CompiledDecodeConfig, Decoder, compile_decode_config, decode_planned, decoder_free, decoder_init,
@@ -29,7 +30,8 @@ from spdl.io._status cimport (
     ERR_CANCELLED, ERR_NOMEM, ERR_SOURCE, Status, fail, make_error, status_bind, status_init,
 )
 from spdl.io._errors import raise_for_failures
-from spdl.io._geometry cimport CompiledPlan, ScaleSpec, compile_plan_spec
+from spdl.io._geometry cimport Crop, CompiledPlan, ScaleSpec, compile_plan_spec
+from spdl.io._geometry import check_per_input
 from spdl.io._scale cimport Scaler, scaler_free, scaler_init
 from spdl.io._source cimport Source, SourceRef
 from spdl.io._source import make_sources
@@ -62,6 +64,7 @@ cdef struct Item:
     Status err
     int status
     AVFrame *frame       # the filtered frame, when not written into the batch directly
+    Crop crop            # what the plan did to the image
 
 
 def default_workers():
@@ -85,6 +88,9 @@ cdef class BatchJob:
     cdef CompiledDemuxConfig demux
     cdef CompiledDecodeConfig decode
     cdef CompiledPlan plan
+    cdef CompiledOutput output  # float elements, channels first
+    cdef bint augmented         # the plan crops or flips: the batch reports crops
+    cdef bint converted         # rows are written through output (else as decoded: uint8 HWC)
     cdef bint direct            # rows are written straight into buf
     cdef CPUBuffer buf
     cdef Layout lay
@@ -113,10 +119,14 @@ cdef class BatchJob:
             raise TypeError("srcs must be a list of paths or bytes-like objects")
         self.allocator = allocator
         self.plan = compile_plan_spec(plan)
+        self.output = compile_output(plan)
+        self.augmented = plan.augmented
+        self.converted = plan.converted
         self.demux = compile_demux_config(plan.demux_config)
         self.decode = compile_decode_config(plan.decode_config)
         self.sources = make_sources(srcs, indices)
         self.n = len(self.sources)
+        check_per_input(self.plan, self.n)
         self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
         self.order = <Py_ssize_t *>malloc((self.n if self.n else 1) * sizeof(Py_ssize_t))
         if self.items == NULL or self.order == NULL:
@@ -145,9 +155,17 @@ cdef class BatchJob:
                 or frame_layout(sp.out_fmt, &self.lay) < 0):
             return
         self.out_w, self.out_h, self.out_fmt = sp.scale_w, sp.scale_h, sp.out_fmt
-        self.buf = CPUBuffer.allocate(batch_shape(self.n, &self.lay, self.out_w, self.out_h),
-                                      self.lay.itemsize, batch_pix_fmt_name(sp.out_fmt),
-                                      self.allocator)
+        name = batch_pix_fmt_name(sp.out_fmt)
+        cdef const OutSpec *o = &self.output.spec
+        cdef int itemsize = 1 if o.dtype == OUT_U8 else 4 if o.dtype == OUT_F32 else 2
+        cdef object ch = o.channels
+        if self.converted:
+            shape = ((self.n, ch, self.out_h, self.out_w) if o.nchw
+                     else (self.n, self.out_h, self.out_w, ch))
+            self.buf = CPUBuffer.allocate(shape, itemsize, name, self.allocator, o.dtype != OUT_U8)
+        else:
+            self.buf = CPUBuffer.allocate(batch_shape(self.n, &self.lay, self.out_w, self.out_h),
+                                          self.lay.itemsize, name, self.allocator)
         self.direct = True
 
     def __len__(self):
@@ -175,10 +193,22 @@ cdef class BatchJob:
         cdef int linesize[4]
         cdef const char *graph = NULL
         cdef const ScaleSpec *sp = &self.plan.spec
+        cdef uint8_t *scratch = NULL  # a converted row's uint8 HWC image
+        cdef uint8_t *sdst[4]
+        cdef int slines[4]
+        cdef int pitch = 0
         if self.plan.graph is not None:
             graph = self.plan.graph
+        if self.converted and self.direct:
+            pitch = self.out_w * self.output.spec.channels
+            scratch = <uint8_t *>malloc(<size_t>pitch * self.out_h + 64)
+            if scratch == NULL:
+                raise MemoryError()
+        sdst[0], sdst[1], sdst[2], sdst[3] = scratch, NULL, NULL, NULL
+        slines[0], slines[1], slines[2], slines[3] = pitch, 0, 0, 0
         if decoded == NULL or demux_init(&d) < 0:
             av_frame_free(&decoded)
+            free(scratch)
             raise MemoryError()
         decoder_init(&dec)
         scaler_init(&scaler)
@@ -197,15 +227,28 @@ cdef class BatchJob:
                 ret = demux_source(&item.src, &self.demux.spec, &d, &item.err)
                 if ret >= 0 and self.direct:
                     slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
-                    ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, decoded,
-                                         NULL, dst, linesize, &item.err)
+                    if scratch != NULL:  # the image, then its conversion into the row
+                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, i,
+                                             &item.crop, decoded, NULL, sdst, slines,
+                                             &item.err)
+                        if ret >= 0:
+                            write_converted(&self.output.spec, scratch, pitch, self.out_w,
+                                            self.out_h, item.crop.flip,
+                                            <uint8_t *>self.buf.data + i * self.buf.row_bytes())
+                    else:
+                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, i,
+                                             &item.crop, decoded, NULL, dst, linesize, &item.err)
+                        if ret >= 0 and item.crop.flip:
+                            flip_rows(dst[0], linesize[0], self.out_w, self.out_h,
+                                      self.lay.channels * self.lay.itemsize)
                 elif ret >= 0:
                     item.frame = av_frame_alloc()
                     if item.frame == NULL:
                         ret = fail(&item.err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
                     else:
-                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph,
-                                             decoded, item.frame, NULL, NULL, &item.err)
+                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, i,
+                                             &item.crop, decoded, item.frame, NULL, NULL,
+                                             &item.err)
                 item.status = DONE if ret >= 0 else FAILED
                 demux_reset(&d)
                 av_frame_unref(decoded)
@@ -214,6 +257,7 @@ cdef class BatchJob:
             scaler_free(&scaler)
             demux_clear(&d)
             av_frame_free(&decoded)
+            free(scratch)
             spdl_add_int(&self.running, -1)
 
     def finish(self, bint strict):
@@ -247,6 +291,9 @@ cdef class BatchJob:
             buf = self._assemble(good)
         buf.indices = tuple(good)
         buf.errors = errors
+        if self.augmented:
+            buf.crops = tuple((self.items[i].crop.x, self.items[i].crop.y, self.items[i].crop.w,
+                               self.items[i].crop.h, bool(self.items[i].crop.flip)) for i in good)
         return buf
 
     cdef CPUBuffer _assemble(self, list good):

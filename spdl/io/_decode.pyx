@@ -15,7 +15,8 @@ from spdl.io._jpeg cimport (
     JPEG_NOT_HANDLED, jpeg_decode, jpeg_decode_into, jpeg_free, jpeg_init, jpeg_packed_format,
 )
 from spdl.io._geometry cimport (
-    CompiledPlan, Extent, Geometry, ScaleSpec, compile_plan_spec, compute_geometry, extent_of,
+    CompiledPlan, Crop, Extent, Geometry, ScaleSpec, compile_plan_spec, crop_extent,
+    ext_geometry, extent_of, resolve_crop,
 )
 from spdl.io._graph cimport filter_graph_frame
 from spdl.io._scale cimport Scaler, scale_frame, scale_to_frame, scaler_free, scaler_init
@@ -156,9 +157,11 @@ cdef int _decode_error(Decoder *dec, const DecodeSpec *o, int ret, const char *o
 
 
 cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const ScaleSpec *spec,
-                      AVFrame *frame, Extent *ext, Status *err) noexcept nogil:
+                      Py_ssize_t index, Crop *crop, AVFrame *frame, Extent *ext,
+                      Status *err) noexcept nogil:
     """Decode the one image of d into frame, reusing dec's open decoders; ext gets what
-    the frame covers of the image.
+    the frame covers of the image, and crop (if not NULL; then spec is not NULL) what
+    spec does to input index.
 
     A JPEG goes to libjpeg-turbo (unless a decoder or decoder options were
     asked for), reduced in the DCT as far as spec (NULL: full size) allows.
@@ -171,8 +174,8 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
     if d.codec_id == AV_CODEC_ID_GIF and gif_check_first_frame(d.pkt.data, d.pkt.size, err) < 0:
         return -1
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
-        ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, frame,
-                          ext, err)
+        ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, index, crop,
+                          frame, ext, err)
         if ret != JPEG_NOT_HANDLED:
             return ret
     if codec == NULL:
@@ -214,6 +217,9 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
         return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                     "the decoder reported damaged data")
     extent_of(frame, ext)
+    if crop != NULL and resolve_crop(spec, index, frame.width, frame.height, crop, err) < 0:
+        av_frame_unref(frame)
+        return -1
     return 0
 
 
@@ -238,18 +244,20 @@ cdef int _resize(Scaler *scaler, const ScaleSpec *spec, AVFrame *src, const Exte
         ext = &own
     if out != NULL:
         if (spec.scale_w < 0 and spec.scale_h < 0 and ext.w == src.width and ext.h == src.height
+                and not ext.cropped
                 and (spec.out_fmt == AV_PIX_FMT_NONE or spec.out_fmt == src.format)):
             av_frame_move_ref(out, src)
             return 0
         return scale_to_frame(scaler, spec, src, ext, out, err)
-    if compute_geometry(spec, ext.orig_w, ext.orig_h, &g, err) < 0:
+    if ext_geometry(spec, ext, &g, err) < 0:
         return -1
     return scale_frame(scaler, spec, src, ext, &g, spec.out_fmt, dst, linesize, err)
 
 
 cdef int _planar_rgb(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
-                     const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
-                     uint8_t **dst, const int *linesize, Status *err) noexcept nogil:
+                     const ScaleSpec *spec, const char *graph, Py_ssize_t index, Crop *crop,
+                     AVFrame *decoded, AVFrame *out, uint8_t **dst, const int *linesize,
+                     Status *err) noexcept nogil:
     """decode_planned for planar RGB (gbrp): the packed rgb24 path, then split into planes,
     so that a planar batch holds exactly the pixels of a packed one."""
     cdef ScaleSpec packed = spec[0]
@@ -261,7 +269,8 @@ cdef int _planar_rgb(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler
     if rgb == NULL:
         return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
     packed.out_fmt = AV_PIX_FMT_RGB24
-    ret = decode_planned(d, o, dec, scaler, &packed, graph, decoded, rgb, NULL, NULL, err)
+    ret = decode_planned(d, o, dec, scaler, &packed, graph, index, crop, decoded, rgb, NULL, NULL,
+                         err)
     if ret >= 0 and out != NULL:
         out.width, out.height, out.format = rgb.width, rgb.height, AV_PIX_FMT_GBRP
         ret = av_frame_get_buffer(out, 0)
@@ -282,11 +291,13 @@ cdef int _planar_rgb(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler
 
 
 cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
-                        const ScaleSpec *spec, const char *graph, AVFrame *decoded, AVFrame *out,
-                        uint8_t **dst, const int *linesize, Status *err) noexcept nogil:
-    """Decode d, run it through the libavfilter graph (if not NULL), then resize and
-    convert it as spec says: into out (allocated here), or, when out is NULL, into the
-    spec's fixed-size output at dst. decoded is scratch, unreferenced on return.
+                        const ScaleSpec *spec, const char *graph, Py_ssize_t index, Crop *crop,
+                        AVFrame *decoded, AVFrame *out, uint8_t **dst, const int *linesize,
+                        Status *err) noexcept nogil:
+    """Decode d (input index), run it through the libavfilter graph (if not NULL), then
+    crop, resize and convert it as spec says: into out (allocated here), or, when out is
+    NULL, into the spec's fixed-size output at dst. crop gets what was done (the box and
+    whether the caller is to flip the result). decoded is scratch, unreferenced on return.
 
     Without a graph, a JPEG headed for a packed 8-bit format with the bicubic filter
     takes the libjpeg-turbo path and our resampler, reduced in the DCT as far as the
@@ -296,9 +307,10 @@ cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Sca
     cdef Extent ext       # what the decoded frame covers (a DCT-reduced one ends in a partial pixel)
     cdef int ret
     if spec.out_fmt == AV_PIX_FMT_GBRP:
-        return _planar_rgb(d, o, dec, scaler, spec, graph, decoded, out, dst, linesize, err)
-    if graph != NULL:
-        ret = decode_image(d, o, dec, NULL, decoded, &ext, err)
+        return _planar_rgb(d, o, dec, scaler, spec, graph, index, crop, decoded, out, dst,
+                           linesize, err)
+    if graph != NULL:  # (a plan never crops a graph's output, so only the flip is drawn)
+        ret = decode_image(d, o, dec, NULL, index, NULL, decoded, &ext, err)
         if ret < 0:
             return ret
         filtered = av_frame_alloc()
@@ -308,6 +320,8 @@ cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Sca
             ret = filter_graph_frame(graph, decoded, filtered, err)
         av_frame_unref(decoded)
         if ret >= 0:
+            ret = resolve_crop(spec, index, filtered.width, filtered.height, crop, err)
+        if ret >= 0:
             ret = _resize(scaler, spec, filtered, NULL, out, dst, linesize, err)
         av_frame_free(&filtered)
         return ret
@@ -316,12 +330,13 @@ cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Sca
         if jpeg_check_structure(d.pkt.data, d.pkt.size, err) < 0:
             return -1
         ret = jpeg_decode_into(&dec.jpeg, scaler, d.pkt.data, d.pkt.size, spec, o.max_pixels,
-                               spec.out_fmt, out, dst, linesize, err)
+                               index, crop, spec.out_fmt, out, dst, linesize, err)
         if ret != JPEG_NOT_HANDLED:
             return ret
         status_init(err, err.index)  # FFmpeg decodes it afresh
-    ret = decode_image(d, o, dec, spec, decoded, &ext, err)
+    ret = decode_image(d, o, dec, spec, index, crop, decoded, &ext, err)
     if ret >= 0:
+        crop_extent(crop, &ext)
         ret = _resize(scaler, spec, decoded, &ext, out, dst, linesize, err)
     av_frame_unref(decoded)
     return ret
@@ -398,6 +413,7 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None, width=None,
     cdef ImageFrames out = ImageFrames.__new__(ImageFrames)
     cdef Decoder dec
     cdef Scaler scaler
+    cdef Crop crop
     cdef AVFrame *decoded = av_frame_alloc()
     cdef Status err
     cdef int ret
@@ -412,8 +428,8 @@ def decode_packets(packets, *, decode_config=None, filter_desc=None, width=None,
     status_init(&err, -1)
     with nogil:
         status_bind(&err)  # lines of contexts with no status of their own (swscale)
-        ret = decode_planned(&p.d, &o.spec, &dec, &scaler, &c.spec, graph, decoded, out.frame,
-                             NULL, NULL, &err)
+        ret = decode_planned(&p.d, &o.spec, &dec, &scaler, &c.spec, graph, 0, &crop, decoded,
+                             out.frame, NULL, NULL, &err)
         status_bind(NULL)
         decoder_free(&dec)
         scaler_free(&scaler)

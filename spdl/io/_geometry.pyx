@@ -3,11 +3,11 @@
 the pad / crop / stretch geometry of FFmpeg's scale, pad and crop filters, the
 extent of a decoded frame, and the black padding around the image."""
 
-from libc.stdint cimport int64_t, uint8_t, uint16_t
-from libc.math cimport lrint
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
+from libc.math cimport log, lrint
 from libc.string cimport memset
 
-from spdl.io._status cimport ERR_FILTER, Status, fail
+from spdl.io._status cimport ERR_FILTER, Status, fail, status_init
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_FLAG_ALPHA, AV_PIX_FMT_FLAG_RGB, AV_PIX_FMT_NONE, AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P,
     AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUVJ444P, AVFrame, AVPixelFormat,
@@ -20,6 +20,14 @@ from spdl.io.includes.libswscale cimport (
 
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
+
+cdef extern from "csrc/crop.h" nogil:
+    void spdl_random_resized_crop(uint64_t seed, int64_t index, int iw, int ih, double scale_lo,
+                                  double scale_hi, double lr_lo, double lr_hi, int *x, int *y,
+                                  int *w, int *h)
+    void spdl_center_crop(int iw, int ih, int out_w, int out_h, double fraction, int *x, int *y,
+                          int *w, int *h)
+    int spdl_draw_flip(uint64_t seed, int64_t index, double p)
 
 
 _SWS_ALGOS = {
@@ -53,7 +61,119 @@ cdef CompiledPlan compile_plan_spec(object plan):
         if c.spec.out_fmt == AV_PIX_FMT_NONE:
             raise ValueError(f"pixel format {plan.pix_fmt!r} is not known to this FFmpeg build")
     c.graph = plan.filter_desc.encode() if plan.filter_desc is not None else None
+    _compile_crop(c, plan)
     return c
+
+
+cdef _compile_crop(CompiledPlan c, object plan):
+    """The plan's crop, flip and seed into c.spec.crop (a seed of None: a fresh one)."""
+    import array
+    import secrets
+    from spdl.io._plan import CenterCrop, RandomResizedCrop
+
+    cdef CropSpec *cs = &c.spec.crop
+    cs.kind = CROP_NONE
+    cs.boxes = NULL
+    cs.flips = NULL
+    cs.n = -1
+    cs.flip_p = 0.0
+    cs.seed = plan.seed if plan.seed is not None else secrets.randbits(64)
+    crop = plan.crop
+    if isinstance(crop, RandomResizedCrop):
+        cs.kind = CROP_RANDOM
+        cs.scale_lo, cs.scale_hi = crop.scale
+        cs.log_ratio_lo, cs.log_ratio_hi = log(crop.ratio[0]), log(crop.ratio[1])
+    elif isinstance(crop, CenterCrop):
+        cs.kind = CROP_CENTER
+        cs.fraction = crop.fraction
+    elif crop is not None:
+        cs.kind = CROP_BOXES
+        c.boxes = array.array("i", [v for box in crop for v in box]).tobytes()
+        cs.boxes = <const int *><const char *>c.boxes
+        cs.n = len(crop)
+    if isinstance(plan.hflip, tuple):
+        c.flips = bytes(bytearray(plan.hflip))
+        cs.flips = <const uint8_t *><const char *>c.flips
+        if cs.n >= 0 and cs.n != len(plan.hflip):
+            raise ValueError(f"crop has {cs.n} boxes but hflip {len(plan.hflip)} flags: "
+                             "give both one per input")
+        cs.n = len(plan.hflip)
+    else:
+        cs.flip_p = plan.hflip
+
+
+def check_per_input(CompiledPlan c, Py_ssize_t n):
+    """Raise ValueError when the plan's per-input boxes or flips do not match n inputs."""
+    if c.spec.crop.n >= 0 and c.spec.crop.n != n:
+        what = "boxes" if c.spec.crop.kind == CROP_BOXES else "hflip flags"
+        raise ValueError(f"{c.spec.crop.n} crop {what} for {n} inputs: give one per input")
+
+
+def draw_crop(plan, Py_ssize_t index, int iw, int ih):
+    """The (x, y, w, h, flipped) that plan gives input index, an iw x ih image (its seed
+    must be set). What the CPU workers compute, for backends that place crops themselves."""
+    cdef CompiledPlan c = compile_plan_spec(plan)
+    cdef Crop crop
+    cdef Status err
+    cdef int ret
+    if plan.seed is None:
+        raise ValueError("draw_crop needs a plan with a seed")
+    status_init(&err, index)
+    with nogil:
+        ret = resolve_crop(&c.spec, index, iw, ih, &crop, &err)
+    if ret < 0:
+        raise ValueError(f"input {index}: the crop box lies outside the {iw}x{ih} image")
+    return (crop.x, crop.y, crop.w, crop.h, bool(crop.flip))
+
+
+cdef int resolve_crop(const ScaleSpec *spec, Py_ssize_t index, int iw, int ih, Crop *c,
+                      Status *err) noexcept nogil:
+    """What spec does to input index, an iw x ih image: its crop box and flip."""
+    cdef const CropSpec *cs = &spec.crop
+    cdef char msg[160]
+    c.x, c.y, c.w, c.h = 0, 0, iw, ih
+    c.cropped = cs.kind != CROP_NONE
+    if cs.kind == CROP_RANDOM:
+        spdl_random_resized_crop(cs.seed, index, iw, ih, cs.scale_lo, cs.scale_hi,
+                                 cs.log_ratio_lo, cs.log_ratio_hi, &c.x, &c.y, &c.w, &c.h)
+    elif cs.kind == CROP_CENTER:
+        spdl_center_crop(iw, ih, spec.scale_w, spec.scale_h, cs.fraction, &c.x, &c.y, &c.w, &c.h)
+    elif cs.kind == CROP_BOXES:
+        c.x, c.y, c.w, c.h = cs.boxes[4 * index], cs.boxes[4 * index + 1], cs.boxes[4 * index + 2], cs.boxes[4 * index + 3]
+        if <long long>c.x + c.w > iw or <long long>c.y + c.h > ih:
+            snprintf(msg, sizeof(msg), "the crop box (%d, %d, %d, %d) lies outside the %dx%d image",
+                     c.x, c.y, c.w, c.h, iw, ih)
+            return fail(err, ERR_FILTER, "filter", "crop", 0, msg)
+    if cs.flips != NULL:
+        c.flip = cs.flips[index] != 0
+    else:
+        c.flip = spdl_draw_flip(cs.seed, index, cs.flip_p) != 0
+    return 0
+
+
+cdef void crop_extent(const Crop *c, Extent *ext) noexcept nogil:
+    """Narrow ext (a whole frame's) to c's box, when c crops: in frame pixels, which a
+    frame reduced in the DCT has fewer of than the image."""
+    cdef double sx, sy
+    if not c.cropped:
+        return
+    sx = ext.w / ext.orig_w
+    sy = ext.h / ext.orig_h
+    ext.x, ext.y = c.x * sx, c.y * sy
+    ext.w, ext.h = c.w * sx, c.h * sy
+    ext.cropped = True
+
+
+cdef int ext_geometry(const ScaleSpec *spec, const Extent *ext, Geometry *g,
+                      Status *err) noexcept nogil:
+    """Where the part ext marks lands: a crop box fills the output, stretched; a whole
+    image goes where the plan's scale_mode puts it."""
+    if not ext.cropped:
+        return compute_geometry(spec, ext.orig_w, ext.orig_h, g, err)
+    g.out_w, g.out_h = spec.scale_w, spec.scale_h
+    g.sw, g.sh = spec.scale_w, spec.scale_h
+    g.ox = g.oy = 0
+    return 0
 
 
 cdef inline int64_t _rescale(int64_t a, int64_t b, int64_t c) noexcept nogil:
@@ -176,5 +296,7 @@ cdef void fill_margins(AVPixelFormat fmt, const Geometry *g, int x0, int y0, int
 cdef void extent_of(const AVFrame *frame, Extent *ext) noexcept nogil:
     """The extent of a frame decoded at full size."""
     ext.orig_w, ext.orig_h = frame.width, frame.height
+    ext.x = ext.y = 0
     ext.w, ext.h = frame.width, frame.height
+    ext.cropped = False
 

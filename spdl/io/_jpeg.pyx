@@ -13,6 +13,11 @@ all the full-size work left. Two ways on from there:
 - jpeg_decode: to YUV planes, for swscale to convert and resize (the other
   filters and formats).
 
+A crop (a training plan's box) is decoded from its region only: libjpeg's
+partial decompression (csrc/jpeg_region.h) at the DCT scale the box allows,
+its columns and rows alone, nothing below its last row; the resampler then maps
+the box onto the output.
+
 CMYK and YCCK images are left to FFmpeg.
 """
 
@@ -21,7 +26,9 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
-from spdl.io._geometry cimport Extent, Geometry, ScaleSpec, compute_geometry
+from spdl.io._geometry cimport (
+    Crop, Extent, Geometry, ScaleSpec, compute_geometry, ext_geometry, resolve_crop,
+)
 from spdl.io._resample cimport resample_fast3, resample_into, reserve
 from spdl.io._scale cimport Scaler
 from spdl.io.includes.libavutil cimport (
@@ -44,11 +51,30 @@ cdef extern from "csrc/jpeg_message.h" nogil:
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
 
+cdef extern from "csrc/jpeg_region.h" nogil:
+    ctypedef struct spdl_jregion:
+        char *message
+    ctypedef unsigned char *(*spdl_jregion_alloc)(void *ctx, size_t nbytes) noexcept nogil
+    spdl_jregion *spdl_jregion_new()
+    void spdl_jregion_free(spdl_jregion *r)
+    int spdl_jregion_header(spdl_jregion *r, const unsigned char *data, unsigned long size,
+                            int *w, int *h)
+    int spdl_jregion_decode(spdl_jregion *r, int num, int out_space, int ch, int x0, int cols,
+                            int y0, int rows, spdl_jregion_alloc alloc, void *ctx, int *xs,
+                            int *ws)
+    int SPDL_JREGION_RETRY
+    int JCS_EXT_RGB, JCS_EXT_RGBX, JCS_EXT_BGR, JCS_EXT_BGRX, JCS_EXT_RGBA, JCS_GRAYSCALE
+
+cdef extern from "<math.h>" nogil:
+    double floor(double x)
+    double ceil(double x)
+
 
 cdef void jpeg_init(JpegDecoder *j) noexcept nogil:
     j.handle = NULL
     j.pixels = NULL
     j.pixels_cap = 0
+    j.region = NULL
 
 
 cdef void jpeg_free(JpegDecoder *j) noexcept nogil:
@@ -56,7 +82,18 @@ cdef void jpeg_free(JpegDecoder *j) noexcept nogil:
         tjDestroy(j.handle)
         j.handle = NULL
     free(j.pixels)
+    spdl_jregion_free(<spdl_jregion *>j.region)
     jpeg_init(j)
+
+
+cdef bint _region_decode = True
+
+
+cdef void set_jpeg_region(bint on) noexcept nogil:
+    """Whether crops are decoded from their region only (else the whole image, at the
+    crop's DCT scale); switched by tests and benchmarks only (spdl.io._testing)."""
+    global _region_decode
+    _region_decode = on
 
 
 cdef inline int _scaled(int dim, const tjscalingfactor *f) noexcept nogil:
@@ -158,9 +195,11 @@ _PLANES[:] = [AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ420P, AV_
 
 
 cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const ScaleSpec *spec,
-                     long long max_pixels, AVFrame *frame, Extent *ext,
-                     Status *err) noexcept nogil:
+                     long long max_pixels, Py_ssize_t index, Crop *crop, AVFrame *frame,
+                     Extent *ext, Status *err) noexcept nogil:
     """Decode a JPEG into frame (YUV or gray, full range), reduced in the DCT when spec allows.
+    crop (if not NULL) gets what spec does to image index; a crop box is decoded whole, at
+    the scale the box allows.
 
     Returns 0, -1 with err set, or JPEG_NOT_HANDLED for images FFmpeg should decode.
     """
@@ -178,8 +217,18 @@ cdef int jpeg_decode(JpegDecoder *j, const unsigned char *data, int size, const 
         return JPEG_NOT_HANDLED
     w, h = iw, ih
     ext.orig_w, ext.orig_h = iw, ih
+    ext.x = ext.y = 0
     ext.w, ext.h = iw, ih
-    if spec != NULL and compute_geometry(spec, iw, ih, &g, &ignored) == 0:
+    ext.cropped = False
+    if crop != NULL and resolve_crop(spec, index, iw, ih, crop, err) < 0:
+        return -1
+    if crop != NULL and crop.cropped:
+        f = _pick_factor(crop.w, crop.h, spec.scale_w, spec.scale_h)
+        if f != NULL:
+            w, h = _scaled(iw, f), _scaled(ih, f)
+            ext.w = <double>iw * f.num / f.denom
+            ext.h = <double>ih * f.num / f.denom
+    elif spec != NULL and compute_geometry(spec, iw, ih, &g, &ignored) == 0:
         f = _pick_factor(iw, ih, g.sw, g.sh)
         if f != NULL:
             w, h = _scaled(iw, f), _scaled(ih, f)
@@ -206,19 +255,62 @@ cdef bint jpeg_packed_format(AVPixelFormat fmt) noexcept nogil:
     return fmt in (AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA, AV_PIX_FMT_GRAY8)
 
 
+cdef unsigned char *_region_buffer(void *ctx, size_t nbytes) noexcept nogil:
+    cdef JpegDecoder *j = <JpegDecoder *>ctx
+    if reserve(<void **>&j.pixels, &j.pixels_cap, nbytes) < 0:
+        return NULL
+    return j.pixels
+
+
+cdef int _decode_region(JpegDecoder *j, const unsigned char *data, int size, int iw, int ih,
+                        const tjscalingfactor *f, int space, int ch_in, const Crop *crop,
+                        int *xs, int *ys, int *ws, int *hs, Status *err) noexcept nogil:
+    """Decode the part of the image under crop's box (and a pixel around it, so that its edge
+    pixels are upsampled as in a whole decode) at scale f into j.pixels. Returns 0, -1 with
+    err set, or JPEG_NOT_HANDLED."""
+    cdef spdl_jregion *r
+    cdef int num = 8 * f.num // f.denom
+    cdef int ow = _scaled(iw, f), oh = _scaled(ih, f), x0, x1, y0, y1, ret, w2, h2
+    if j.region == NULL:
+        j.region = spdl_jregion_new()
+        if j.region == NULL:
+            return fail(err, ERR_NOMEM, "decode", "jpeg_create_decompress", 0, "out of memory")
+    r = <spdl_jregion *>j.region
+    ret = spdl_jregion_header(r, data, size, &w2, &h2)
+    if ret == 0 and (w2 != iw or h2 != ih):
+        ret = SPDL_JREGION_RETRY  # TurboJPEG and libjpeg disagree: let FFmpeg judge
+    if ret == 0:
+        x0 = max(0, <int>floor(crop.x * f.num / <double>f.denom) - 1)
+        y0 = max(0, <int>floor(crop.y * f.num / <double>f.denom) - 1)
+        x1 = min(ow, <int>ceil((crop.x + crop.w) * f.num / <double>f.denom) + 1)
+        y1 = min(oh, <int>ceil((crop.y + crop.h) * f.num / <double>f.denom) + 1)
+        ret = spdl_jregion_decode(r, num, space, ch_in, x0, x1 - x0, y0, y1 - y0, _region_buffer,
+                                  <void *>j, xs, ws)
+        ys[0], hs[0] = y0, y1 - y0
+    if ret == SPDL_JREGION_RETRY:
+        return JPEG_NOT_HANDLED
+    if ret == -2:
+        return fail(err, ERR_NOMEM, "decode", "malloc", 0, "out of memory")
+    if ret < 0:
+        return fail(err, ERR_DECODE, "decode", "jpeg_read_scanlines", 0, r.message)
+    return 0
+
+
 cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *data, int size,
-                          const ScaleSpec *spec, long long max_pixels, AVPixelFormat out_fmt,
-                          AVFrame *out, uint8_t **dst, const int *linesize,
-                          Status *err) noexcept nogil:
-    """Decode a JPEG and resample it by spec into out (allocated here) or, if out is NULL, dst.
+                          const ScaleSpec *spec, long long max_pixels, Py_ssize_t index,
+                          Crop *crop, AVPixelFormat out_fmt, AVFrame *out, uint8_t **dst,
+                          const int *linesize, Status *err) noexcept nogil:
+    """Decode a JPEG and resample it by spec into out (allocated here) or, if out is NULL, dst;
+    crop gets what spec does to image index (a crop box: decoded from its region only).
 
     Returns 0, -1 with err set, or JPEG_NOT_HANDLED.
     """
-    cdef int iw, ih, subsamp, ret, w, h, pf, ch, pf_rs, ch_in
+    cdef int iw, ih, subsamp, ret, w, h, pf, ch, pf_rs, ch_in, space, xs = 0, ys = 0
     cdef bint resize
     cdef Geometry g
+    cdef Extent ext
     cdef const tjscalingfactor *f
-    cdef double ew, eh
+    cdef tjscalingfactor one
     cdef size_t pitch
     # pf: the decoder's format when the output is a copy; pf_rs: when it is resampled
     # (RGBX/BGRX where the resampler has vector passes only for 4-byte pixels).
@@ -235,29 +327,57 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     ret = _header(j, data, size, max_pixels, &iw, &ih, &subsamp, err)
     if ret != 0:
         return ret
-    if compute_geometry(spec, iw, ih, &g, err) < 0:
+    if resolve_crop(spec, index, iw, ih, crop, err) < 0:
         return -1
-    f = _pick_factor(iw, ih, g.sw, g.sh)
-    w, h = (_scaled(iw, f), _scaled(ih, f)) if f != NULL else (iw, ih)
-    ew = <double>iw * f.num / f.denom if f != NULL else iw
-    eh = <double>ih * f.num / f.denom if f != NULL else ih
-    resize = not (w == g.sw and h == g.sh and ew == w and eh == h)
+    ext.orig_w, ext.orig_h = iw, ih
+    ext.x = ext.y = 0
+    ext.cropped = crop.cropped
+    if ext.cropped:
+        f = _pick_factor(crop.w, crop.h, spec.scale_w, spec.scale_h)
+    else:
+        if compute_geometry(spec, iw, ih, &g, err) < 0:
+            return -1
+        f = _pick_factor(iw, ih, g.sw, g.sh)
+    if f == NULL:
+        one.num = one.denom = 1
+        f = &one
+    w, h = _scaled(iw, f), _scaled(ih, f)
+    ext.w = <double>iw * f.num / f.denom
+    ext.h = <double>ih * f.num / f.denom
+    if ext.cropped:
+        ext.x, ext.y = crop.x * ext.w / iw, crop.y * ext.h / ih
+        ext.w, ext.h = crop.w * ext.w / iw, crop.h * ext.h / ih
+    if ext_geometry(spec, &ext, &g, err) < 0:
+        return -1
+    resize = not (w == g.sw and h == g.sh and ext.w == w and ext.h == h and not ext.cropped)
     if resize and pf_rs != pf:
         pf, ch_in = pf_rs, 4
     else:
         ch_in = ch
-    pitch = <size_t>w * ch_in
-    if reserve(<void **>&j.pixels, &j.pixels_cap, pitch * h) < 0:
-        return fail(err, ERR_NOMEM, "decode", "malloc", 0, "out of memory")
-    if tjDecompress2(j.handle, data, size, j.pixels, w, <int>pitch, h, pf, TJFLAG_LIMITSCANS) < 0:
-        ret = _after_failure(j, err)
+    if ext.cropped and _region_decode:
+        space = (JCS_EXT_RGB if pf == TJPF_RGB else JCS_EXT_RGBX if pf == TJPF_RGBX
+                 else JCS_EXT_BGR if pf == TJPF_BGR else JCS_EXT_BGRX if pf == TJPF_BGRX
+                 else JCS_EXT_RGBA if pf == TJPF_RGBA else JCS_GRAYSCALE)
+        ret = _decode_region(j, data, size, iw, ih, f, space, ch_in, crop, &xs, &ys, &w, &h, err)
         if ret != 0:
             return ret
+        ext.x -= xs
+        ext.y -= ys
+        pitch = <size_t>w * ch_in
+    else:
+        pitch = <size_t>w * ch_in
+        if reserve(<void **>&j.pixels, &j.pixels_cap, pitch * h) < 0:
+            return fail(err, ERR_NOMEM, "decode", "malloc", 0, "out of memory")
+        if tjDecompress2(j.handle, data, size, j.pixels, w, <int>pitch, h, pf,
+                         TJFLAG_LIMITSCANS) < 0:
+            ret = _after_failure(j, err)
+            if ret != 0:
+                return ret
     if out != NULL:
         out.width, out.height, out.format = g.out_w, g.out_h, out_fmt
         ret = av_frame_get_buffer(out, 0)
         if ret < 0:
             return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, NULL)
         dst, linesize = out.data, out.linesize
-    return resample_into(&scaler.rs, j.pixels, pitch, w, h, ch_in, ch, ew, eh, &g, out_fmt, dst,
-                         linesize, err)
+    return resample_into(&scaler.rs, j.pixels, pitch, w, h, ch_in, ch, ext.x, ext.y, ext.w, ext.h,
+                         &g, out_fmt, dst, linesize, err)

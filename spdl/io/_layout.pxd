@@ -11,6 +11,26 @@ cdef struct Layout:
     bint stacked       # 4:2:0 YUV: one (H * 3 / 2, W) plane, Y then U then V (I420)
     bint swap          # big-endian 16-bit samples, swapped to the machine's order
 
+cdef enum OutType:
+    OUT_U8 = 0
+    OUT_F32 = 1
+    OUT_F16 = 2
+
+cdef struct OutSpec:
+    # What a training plan makes of each packed 8-bit image on its way into the batch.
+    int dtype             # an OutType
+    bint nchw             # channels first
+    int channels
+    const void *lut       # OUT_F32: float[channels][256]; OUT_F16: uint16 (half bits)
+
+cdef class CompiledOutput:
+    cdef OutSpec spec
+    cdef bytes lut                 # what spec.lut points into
+
+cdef CompiledOutput compile_output(object plan)
+cdef void flip_rows(uint8_t *data, int linesize, int w, int h, int ch) noexcept nogil
+cdef void write_converted(const OutSpec *o, const uint8_t *src, size_t pitch, int w, int h,
+                          bint flip, uint8_t *dst) noexcept nogil
 cdef int frame_layout(AVPixelFormat fmt, Layout *out) noexcept nogil
 cdef str batch_pix_fmt_name(AVPixelFormat fmt)
 cdef object batch_shape(int n, const Layout *lay, int w, int h)

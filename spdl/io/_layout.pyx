@@ -15,7 +15,8 @@ Other subsampled, paletted, bit-packed and float formats do not batch: ask for
 a pix_fmt.
 """
 
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t
+from libc.string cimport memcpy
 
 from spdl.io._buffer cimport CPUBuffer
 from spdl.io._decode cimport ImageFrames
@@ -200,3 +201,94 @@ def convert_frames(frames):
             slot_planes(buf, i, &lay, w, h, dst, linesize)
             copy_frame(f.frame, &lay, dst, linesize)
     return buf
+
+
+# The output of training plans: float elements, channels first, flips.
+
+cdef class CompiledOutput:
+    pass
+
+
+cdef CompiledOutput compile_output(object plan):
+    """The plan's dtype, layout, mean and std as an OutSpec. A float sample is a table
+    lookup: (v / 255 - mean) / std for each of the 256 values, computed in float32 as
+    torchvision's ToDtype + Normalize compute it, and rounded to float16 for float16."""
+    cdef CompiledOutput c = CompiledOutput.__new__(CompiledOutput)
+    channels = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}.get(plan.pix_fmt, 0)
+    c.spec.dtype = {"uint8": OUT_U8, "float32": OUT_F32, "float16": OUT_F16}[plan.dtype]
+    c.spec.nchw = plan.layout == "NCHW"
+    c.spec.channels = channels
+    c.spec.lut = NULL
+    if c.spec.dtype != OUT_U8:
+        import numpy as np
+
+        v = np.arange(256, dtype=np.float32) / np.float32(255)
+        mean = np.array(plan.mean or (0.0,) * channels, dtype=np.float32)
+        std = np.array(plan.std or (1.0,) * channels, dtype=np.float32)
+        lut = (v[None, :] - mean[:, None]) / std[:, None]
+        c.lut = lut.astype(np.float16 if c.spec.dtype == OUT_F16 else np.float32).tobytes()
+        c.spec.lut = <const char *>c.lut
+    return c
+
+
+cdef void flip_rows(uint8_t *data, int linesize, int w, int h, int ch) noexcept nogil:
+    """Mirror a packed w x h image (ch bytes a pixel) left to right, in place."""
+    cdef int y, x, k
+    cdef uint8_t t
+    cdef uint8_t *row
+    cdef uint8_t *a
+    cdef uint8_t *b
+    for y in range(h):
+        row = data + <size_t>y * linesize
+        for x in range(w // 2):
+            a = row + x * ch
+            b = row + (w - 1 - x) * ch
+            for k in range(ch):
+                t = a[k]
+                a[k] = b[k]
+                b[k] = t
+
+
+cdef void write_converted(const OutSpec *o, const uint8_t *src, size_t pitch, int w, int h,
+                          bint flip, uint8_t *dst) noexcept nogil:
+    """Write the packed 8-bit w x h image at src (pitch bytes a row) into one row of the batch
+    at dst as o says, mirrored if flip: each pixel read once, each element written once."""
+    cdef int C = o.channels, x, y, c, xs, step
+    cdef const uint8_t *row
+    cdef const float *lf = <const float *>o.lut
+    cdef const uint16_t *lh = <const uint16_t *>o.lut
+    cdef float *df = <float *>dst
+    cdef uint16_t *dh = <uint16_t *>dst
+    cdef size_t plane = <size_t>w * h, at
+    for y in range(h):
+        row = src + <size_t>y * pitch
+        xs = (w - 1) * C if flip else 0
+        step = -C if flip else C
+        if o.nchw:
+            at = <size_t>y * w
+            for c in range(C):
+                if o.dtype == OUT_F32:
+                    for x in range(w):
+                        df[c * plane + at + x] = lf[c * 256 + row[xs + x * step + c]]
+                elif o.dtype == OUT_F16:
+                    for x in range(w):
+                        dh[c * plane + at + x] = lh[c * 256 + row[xs + x * step + c]]
+                else:
+                    for x in range(w):
+                        dst[c * plane + at + x] = row[xs + x * step + c]
+        else:
+            at = <size_t>y * w * C
+            if o.dtype == OUT_F32:
+                for x in range(w):
+                    for c in range(C):
+                        df[at + x * C + c] = lf[c * 256 + row[xs + x * step + c]]
+            elif o.dtype == OUT_F16:
+                for x in range(w):
+                    for c in range(C):
+                        dh[at + x * C + c] = lh[c * 256 + row[xs + x * step + c]]
+            elif not flip:
+                memcpy(dst + at, row, <size_t>w * C)
+            else:
+                for x in range(w):
+                    for c in range(C):
+                        dst[at + x * C + c] = row[xs + x * step + c]

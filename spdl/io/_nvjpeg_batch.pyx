@@ -91,6 +91,8 @@ def cpu_reason(plan):
         return "a DemuxConfig.format"
     if plan.decode_config.decoder is not None or plan.decode_config.decoder_options:
         return "a DecodeConfig.decoder or decoder_options"
+    if plan.augmented or plan.converted:
+        return "crop, hflip, dtype or layout (training plans are made on the CPU)"
     return None
 
 

@@ -13,12 +13,19 @@ apply to the graph's output. It is never parsed back into a plan.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import math
+from collections.abc import Sequence
+from typing import Literal, TypeAlias, Union
 
 from spdl.io._config import CUDAConfig, DecodeConfig, DemuxConfig, as_int, config_or_default
 from spdl.io._errors import check_bool
 
 __all__ = [
+    "CenterCrop",
+    "RandomResizedCrop",
+    "Crop",
+    "DTYPES",
+    "LAYOUTS",
     "LoadPlan",
     "compile_plan",
     "PIX_FMTS",
@@ -32,6 +39,16 @@ __all__ = [
 ScaleMode = Literal["pad", "crop", "stretch"]
 ScaleAlgo = Literal["fast_bilinear", "bilinear", "bicubic", "neighbor", "area", "lanczos"]
 PixFmt = Literal["rgb24", "bgr24", "rgba", "gray", "gray16", "yuv444p", "yuv420p", "rgbp"]
+DType = Literal["uint8", "float32", "float16"]
+Layout = Literal["NHWC", "NCHW"]
+
+#: Element types of the batch: uint8 as decoded, or floats scaled to 0-1 (then
+#: normalised by mean and std, when given).
+DTYPES: tuple[str, ...] = ("uint8", "float32", "float16")
+#: Batch layouts of the packed formats: channels last (as decoded) or first.
+LAYOUTS: tuple[str, ...] = ("NHWC", "NCHW")
+#: The formats whose batch may be float or NCHW: packed, 8 bits a sample.
+_TRAIN_PIX_FMTS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}
 
 #: How an image meets width x height: fit inside and pad with black, fill and crop
 #: the overflow (both keep the aspect ratio, centred), or stretch.
@@ -66,6 +83,63 @@ FFMPEG_PIX_FMTS: dict[str, str] = {
 
 
 @dataclasses.dataclass(frozen=True)
+class RandomResizedCrop:
+    """A random part of each image, resized to width x height: torchvision's
+    RandomResizedCrop.
+
+    Up to 10 draws of an area (a fraction of the image's, uniform in ``scale``)
+    and an aspect ratio (log-uniform in ``ratio``); the first box that fits is
+    placed uniformly at random. When none fits, the centred box of the largest
+    aspect ratio within ``ratio`` is taken. The draws are a function of the
+    loader's ``seed`` and the image's index in the batch only.
+    """
+
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self) -> None:
+        for name, lo_min in (("scale", 0.0), ("ratio", 0.0)):
+            value = getattr(self, name)
+            try:
+                lo, hi = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise TypeError(f"RandomResizedCrop: {name} must be a pair of numbers, "
+                                f"got {value!r}") from None
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo_min < lo <= hi):
+                raise ValueError(f"RandomResizedCrop: {name} must be (lo, hi) with "
+                                 f"0 < lo <= hi, got {value!r}")
+            if name == "scale" and hi > 1.0:
+                raise ValueError(f"RandomResizedCrop: scale must be within (0, 1], got {value!r}")
+            object.__setattr__(self, name, (lo, hi))
+
+
+@dataclasses.dataclass(frozen=True)
+class CenterCrop:
+    """The centred box of the output's aspect ratio, ``fraction`` of the largest such
+    box the image holds, resized to width x height.
+
+    For a square output, ``CenterCrop(0.875)`` is the evaluation transform
+    "resize the short side to 256, take the centre 224 x 224".
+    """
+
+    fraction: float = 0.875
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)):
+            raise TypeError(f"CenterCrop: fraction must be a number, got {self.fraction!r}")
+        f = float(self.fraction)
+        if not (math.isfinite(f) and 0.0 < f <= 1.0):
+            raise ValueError(f"CenterCrop: fraction must be within (0, 1], got {self.fraction!r}")
+        object.__setattr__(self, "fraction", f)
+
+
+#: A box in an image's pixels: x, y (top-left), width, height.
+Box: TypeAlias = tuple[int, int, int, int]
+#: What the ``crop`` argument takes.
+Crop: TypeAlias = Union[RandomResizedCrop, CenterCrop, Sequence[Sequence[int]], None]
+
+
+@dataclasses.dataclass(frozen=True)
 class LoadPlan:
     """What a batch load does, checked: the only input of every backend.
 
@@ -84,6 +158,14 @@ class LoadPlan:
         device_config: Where the batch goes: None for host memory, or a
             CUDAConfig.
         strict: Whether any failure fails the batch.
+        crop: None, a RandomResizedCrop, a CenterCrop, or one (x, y, w, h) box
+            per input.
+        hflip: The probability of a horizontal flip (0.0: never), or one bool
+            per input.
+        seed: The seed of the random draws; None draws a fresh one per batch.
+        dtype: ``"uint8"``, ``"float32"`` or ``"float16"``.
+        mean, std: Per-channel normalisation of float output, or None.
+        layout: ``"NHWC"`` or ``"NCHW"``.
     """
 
     width: int | None
@@ -96,6 +178,23 @@ class LoadPlan:
     decode_config: DecodeConfig
     device_config: CUDAConfig | None
     strict: bool
+    crop: RandomResizedCrop | CenterCrop | tuple[Box, ...] | None = None
+    hflip: float | tuple[bool, ...] = 0.0
+    seed: int | None = None
+    dtype: DType = "uint8"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: Layout = "NHWC"
+
+    @property
+    def augmented(self) -> bool:
+        """Whether images are cropped or flipped (the batch then reports ``crops``)."""
+        return self.crop is not None or self.hflip != 0.0
+
+    @property
+    def converted(self) -> bool:
+        """Whether the batch is not the decoder's uint8 NHWC (float, or channels first)."""
+        return self.dtype != "uint8" or self.layout != "NHWC"
 
     @property
     def fixed_size(self) -> bool:
@@ -163,6 +262,76 @@ def _choice(name: str, value: object, choices: tuple[str, ...] | dict[str, str])
     raise ValueError(f"{name} must be one of {', '.join(map(repr, names))}, got {value!r}")
 
 
+def _crop(crop: object) -> RandomResizedCrop | CenterCrop | tuple[Box, ...] | None:
+    if crop is None or isinstance(crop, (RandomResizedCrop, CenterCrop)):
+        return crop
+    if isinstance(crop, (str, bytes)) or not isinstance(crop, Sequence):
+        raise TypeError("crop must be None, a RandomResizedCrop, a CenterCrop or a sequence of "
+                        f"(x, y, w, h) boxes, not {type(crop).__name__}")
+    boxes = []
+    for i, box in enumerate(crop):
+        values = [as_int(v) for v in box] if isinstance(box, Sequence) else []
+        if len(values) != 4 or any(v is None for v in values):
+            raise TypeError(f"crop[{i}] must be 4 ints (x, y, w, h), got {box!r}")
+        x, y, w, h = values
+        assert x is not None and y is not None and w is not None and h is not None
+        if x < 0 or y < 0 or w < 1 or h < 1 or x + w > 65535 or y + h > 65535:
+            raise ValueError(f"crop[{i}] must have x, y >= 0 and w, h >= 1 (within 65535), "
+                             f"got {box!r}")
+        boxes.append((x, y, w, h))
+    return tuple(boxes)
+
+
+def _hflip(hflip: object) -> float | tuple[bool, ...]:
+    if isinstance(hflip, bool):
+        return 1.0 if hflip else 0.0
+    if isinstance(hflip, (int, float)):
+        p = float(hflip)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"hflip must be a bool, a probability in [0, 1] or one bool per "
+                             f"input, got {hflip!r}")
+        return p
+    if isinstance(hflip, Sequence) and not isinstance(hflip, (str, bytes)):
+        flags = tuple(hflip)
+        for i, f in enumerate(flags):
+            if not isinstance(f, bool) and not (hasattr(f, "__bool__") and type(f).__name__ == "bool_"):
+                raise TypeError(f"hflip[{i}] must be a bool, got {f!r}")
+        return tuple(bool(f) for f in flags)
+    raise TypeError(f"hflip must be a bool, a probability or a sequence of bools, not "
+                    f"{type(hflip).__name__}")
+
+
+def _seed(seed: object) -> int | None:
+    if seed is None:
+        return None
+    v = as_int(seed)
+    if v is None:
+        raise TypeError(f"seed must be an int or None, not {type(seed).__name__}")
+    return v & 0xFFFF_FFFF_FFFF_FFFF  # the draws use the seed's low 64 bits
+
+
+def _per_channel(name: str, value: object, channels: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, (int, float)) else value
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a number or a sequence of numbers, not "
+                        f"{type(value).__name__}")
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, got {value!r}") from None
+    if len(out) == 1:
+        out = out * channels
+    if len(out) != channels:
+        raise ValueError(f"{name} needs one value per channel ({channels}), got {len(out)}")
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if name == "std" and any(v == 0.0 for v in out):
+        raise ValueError(f"std must not be zero, got {value!r}")
+    return out
+
+
 def compile_plan(
     *,
     width: int | None,
@@ -175,6 +344,13 @@ def compile_plan(
     filter_desc: str | None = None,
     device_config: CUDAConfig | None = None,
     strict: bool = True,
+    crop: Crop = None,
+    hflip: bool | float | Sequence[bool] = False,
+    seed: int | None = None,
+    dtype: str = "uint8",
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
+    layout: str = "NHWC",
 ) -> LoadPlan:
     """Check the loaders' keyword arguments and compile them into a LoadPlan.
 
@@ -200,6 +376,25 @@ def compile_plan(
     pix_fmt = None if pix_fmt is None else _choice("pix_fmt", pix_fmt, PIX_FMTS)
     if pix_fmt == "yuv420p" and ((width or 0) % 2 or (height or 0) % 2):
         raise ValueError(f"pix_fmt='yuv420p' needs an even width and height, got {width}x{height}")
+    crop, hflip, seed = _crop(crop), _hflip(hflip), _seed(seed)
+    dtype, layout = _choice("dtype", dtype, DTYPES), _choice("layout", layout, LAYOUTS)
+    if crop is not None and (width is None or height is None):
+        raise ValueError("crop needs both width and height (the crop is resized to width x height)")
+    if crop is not None and filter_desc is not None:
+        raise ValueError("crop and filter_desc cannot be combined: crop the graph's output "
+                         "in the graph, or leave filter_desc out")
+    if hflip != 0.0 and (pix_fmt not in _TRAIN_PIX_FMTS or width is None or height is None):
+        raise ValueError(f"hflip needs width, height and a packed pix_fmt "
+                         f"({', '.join(_TRAIN_PIX_FMTS)}), got pix_fmt={pix_fmt!r}")
+    channels = _TRAIN_PIX_FMTS.get(pix_fmt or "", 0)
+    if dtype != "uint8" or layout != "NHWC":
+        if not channels or width is None or height is None:
+            raise ValueError(f"dtype={dtype!r}, layout={layout!r} need width, height and a packed "
+                             f"pix_fmt ({', '.join(_TRAIN_PIX_FMTS)}), got pix_fmt={pix_fmt!r}")
+    if (mean is not None or std is not None) and dtype == "uint8":
+        raise ValueError("mean and std apply to float output: pass dtype='float32' or 'float16'")
+    mean_t = _per_channel("mean", mean, channels)
+    std_t = _per_channel("std", std, channels)
     return LoadPlan(
         width=width,
         height=height,
@@ -211,4 +406,11 @@ def compile_plan(
         decode_config=decode_config,
         device_config=device_config,
         strict=strict,
+        crop=crop,
+        hflip=hflip,
+        seed=seed,
+        dtype=dtype,  # type: ignore[arg-type]
+        mean=mean_t,
+        std=std_t,
+        layout=layout,  # type: ignore[arg-type]
     )

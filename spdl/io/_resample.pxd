@@ -17,6 +17,7 @@ cdef int reserve(void **p, size_t *cap, size_t need) noexcept nogil
 cdef bint resample_fast3() noexcept nogil
 cdef void set_use_simd(bint on) noexcept nogil
 cdef int resample_into(Resampler *s, const uint8_t *pixels, size_t pitch, int w, int h,
-                       int ch_in, int ch_out, double ew, double eh, const Geometry *g,
+                       int ch_in, int ch_out, double ex, double ey, double ew, double eh,
+                       const Geometry *g,
                        AVPixelFormat out_fmt, uint8_t **dst, const int *linesize,
                        Status *err) noexcept nogil

@@ -25,8 +25,8 @@ cdef extern from "csrc/resample.h" nogil:
     ctypedef struct spdl_kcache:
         pass
     void spdl_kcache_free(spdl_kcache *c)
-    const spdl_kernel *spdl_kernel_get(spdl_kcache *c, int in_n, double extent, int out_total,
-                                       int out0, int n)
+    const spdl_kernel *spdl_kernel_get(spdl_kcache *c, int in_n, double origin, double extent,
+                                       int out_total, int out0, int n)
     int spdl_resample_fast3()
     int SPDL_ROW_SLACK
     int spdl_use_avx2
@@ -62,11 +62,12 @@ cdef int reserve(void **p, size_t *cap, size_t need) noexcept nogil:
 
 
 cdef int resample_into(Resampler *s, const uint8_t *pixels, size_t pitch, int w, int h, int ch_in,
-                       int ch_out, double ew, double eh, const Geometry *g,
+                       int ch_out, double ex, double ey, double ew, double eh, const Geometry *g,
                        AVPixelFormat out_fmt, uint8_t **dst, const int *linesize,
                        Status *err) noexcept nogil:
-    """Resize a packed 8-bit image (w x h, ch_in bytes a pixel, filling ew x eh of it) into
-    the output at dst as g places it, with the cubic resampler; ch_out is ch_in, or 3 from 4."""
+    """Resize the part of a packed 8-bit image (w x h, ch_in bytes a pixel) at (ex, ey), ew x eh
+    large, into the output at dst as g places it, with the cubic resampler; ch_out is ch_in,
+    or 3 from 4. Only pixels under the part are read (a crop's edges are edges)."""
     cdef int vx0, vx1, vy0, vy1, col0, col1, y
     cdef const spdl_kernel *kh
     cdef const spdl_kernel *kv
@@ -81,7 +82,8 @@ cdef int resample_into(Resampler *s, const uint8_t *pixels, size_t pitch, int w,
         fill_margins(out_fmt, g, g.ox + vx0, g.oy + vy0, g.ox + vx1, g.oy + vy1, dst,
                       linesize)
     o = dst[0] + <size_t>(g.oy + vy0) * linesize[0] + <size_t>(g.ox + vx0) * ch_out
-    if w == g.sw and h == g.sh and ew == w and eh == h and ch_in == ch_out:  # copy the window
+    if (w == g.sw and h == g.sh and ex == 0 and ey == 0 and ew == w and eh == h
+            and ch_in == ch_out):  # copy the window
         span = <size_t>(vx1 - vx0) * ch_out
         for y in range(vy0, vy1):
             memcpy(o + <size_t>(y - vy0) * linesize[0], pixels + y * pitch + <size_t>vx0 * ch_in,
@@ -91,10 +93,10 @@ cdef int resample_into(Resampler *s, const uint8_t *pixels, size_t pitch, int w,
         s.kernels = calloc(1, sizeof(spdl_kcache))
         if s.kernels == NULL:
             return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
-    kh = spdl_kernel_get(<spdl_kcache *>s.kernels, w, ew, g.sw, vx0, vx1 - vx0)
+    kh = spdl_kernel_get(<spdl_kcache *>s.kernels, w, ex, ew, g.sw, vx0, vx1 - vx0)
     if kh == NULL:
         return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")
-    kv = spdl_kernel_get(<spdl_kcache *>s.kernels, h, eh, g.sh, vy0, vy1 - vy0)
+    kv = spdl_kernel_get(<spdl_kcache *>s.kernels, h, ey, eh, g.sh, vy0, vy1 - vy0)
     # kh was just used, so making kv never evicts it (kv may be kh itself: same kernel)
     if kv == NULL:
         return fail(err, ERR_NOMEM, "filter", "resample", 0, "out of memory")

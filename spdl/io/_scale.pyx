@@ -11,8 +11,8 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcmp, memcpy
 
 from spdl.io._geometry cimport (
-    Extent, Geometry, MODE_STRETCH, ScaleSpec, compute_geometry, extent_of, fill_black,
-    fill_margins, is_yuv,
+    Extent, Geometry, MODE_STRETCH, ScaleSpec, compute_geometry, ext_geometry, extent_of,
+    fill_black, fill_margins, is_yuv,
 )
 from spdl.io._resample cimport resample_into, resampler_free, resampler_init
 from spdl.io._status cimport ERR_FILTER, ERR_NOMEM, Status, fail
@@ -96,6 +96,7 @@ cdef int _resample_frame(Scaler *s, const AVFrame *src, const Extent *ext, const
             return fail(err, ERR_FILTER, "filter", "sws_scale", ret, NULL)
         from_ = s.conv
     return resample_into(&s.rs, from_.data[0], from_.linesize[0], from_.width, from_.height, ch, ch,
+                         ext.x if ext != NULL else 0, ext.y if ext != NULL else 0,
                          ext.w if ext != NULL else from_.width,
                          ext.h if ext != NULL else from_.height, g, dst_fmt, dst, dst_linesize, err)
 
@@ -170,6 +171,26 @@ cdef void _copy_window(const AVPixFmtDescriptor *d, const AVFrame *from_, int x,
             return
 
 
+cdef void _crop_view(const AVPixFmtDescriptor *d, const AVFrame *src, const Extent *ext,
+                     AVFrame *view) noexcept nogil:
+    """view: the pixels of src under ext's box (a shallow copy: it points into src)."""
+    cdef int64_t off[4]
+    cdef int p, x, y, x1, y1
+    cdef int ax = 1 << d.log2_chroma_w if is_yuv(d) else 1
+    cdef int ay = 1 << d.log2_chroma_h if is_yuv(d) else 1
+    x = <int>(ext.x + 0.5) // ax * ax
+    y = <int>(ext.y + 0.5) // ay * ay
+    x1 = min(src.width, <int>(ext.x + ext.w + 0.5))
+    y1 = min(src.height, <int>(ext.y + ext.h + 0.5))
+    view[0] = src[0]
+    _plane_offsets(d, x, y, off, src.linesize)
+    for p in range(4):
+        if src.data[p] != NULL:
+            view.data[p] = src.data[p] + off[p]
+    view.width = max(1, x1 - x)
+    view.height = max(1, y1 - y)
+
+
 cdef inline bint _aligned(uint8_t **dst, const int *linesize) noexcept nogil:
     """Whether swscale may write to dst directly: its SIMD output stages assume rows
     16-byte aligned (with tight rows, narrow images came out wrong at the right edge)."""
@@ -197,12 +218,19 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
     cdef uint8_t *dp[4]
     cdef double ew = ext.w if ext != NULL else src.width
     cdef double eh = ext.h if ext != NULL else src.height
+    cdef AVFrame view
     if sd == NULL or dd == NULL or sd.flags & AV_PIX_FMT_FLAG_HWACCEL:
         return fail(err, ERR_FILTER, "filter", "sws_scale", 0, "unsupported pixel format")
     # RGB and gray go through the cubic resampler (swscale's RGB input path is slow, and
     # in FFmpeg 5.1 gets the last column of some small outputs wrong).
     if spec.cubic and _packed8_channels(dst_fmt) and _rgb_or_gray8(sd):
         return _resample_frame(s, src, ext, g, dst_fmt, dst, dst_linesize, err)
+    if ext != NULL and ext.cropped:
+        # swscale takes whole frames: a view of the box, its corner and size rounded to
+        # whole pixels (and its corner to whole chroma samples)
+        _crop_view(sd, src, ext, &view)
+        src = &view
+        ew, eh = view.width, view.height
     fw = max(g.sw, <int>(g.sw * src.width / ew + 0.5))
     fh = max(g.sh, <int>(g.sh * src.height / eh + 0.5))
     # The part of the scaled image inside the output.
@@ -256,7 +284,7 @@ cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, const Ex
     if ext == NULL:
         extent_of(src, &own)
         ext = &own
-    if compute_geometry(spec, ext.orig_w, ext.orig_h, &g, err) < 0:
+    if ext_geometry(spec, ext, &g, err) < 0:
         return -1
     out.width, out.height, out.format = g.out_w, g.out_h, fmt
     ret = av_frame_get_buffer(out, 0)

@@ -34,6 +34,7 @@ from spdl.io._testing_hooks import (
     set_scratch_bounds,
     to_host,
     use_jpeg_resampler,
+    use_jpeg_region,
     use_simd,
 )
 from spdl.io._nvjpeg_decode import plan_rounds
@@ -55,6 +56,7 @@ __all__ = [
     "set_scratch_bounds",
     "to_host",
     "use_jpeg_resampler",
+    "use_jpeg_region",
     "use_libraries",
     "use_simd",
 ]

@@ -22,6 +22,7 @@ from spdl.io._nvjpeg_lib cimport NppApi, NvjpegApi, fill_nppc, fill_nppig, fill_
 from spdl.io._nvjpeg_lib import open_library
 from spdl.io._pinned cimport PINNED_CACHE_SLOTS, cache_sizes, pinned_class, set_cache_bytes
 from spdl.io._decode cimport set_jpeg_resampler
+from spdl.io._jpeg cimport set_jpeg_region
 from spdl.io._resample cimport set_use_simd
 from spdl.io._structure cimport JpegMarkers, jpeg_walk_markers
 from spdl.io.includes.cuda_runtime cimport *
@@ -220,3 +221,9 @@ def use_simd(bint on):
 def use_jpeg_resampler(bint on):
     """Whether JPEGs take the libjpeg-turbo + resampler path."""
     set_jpeg_resampler(on)
+
+
+def use_jpeg_region(bint on):
+    """Whether JPEG crops are decoded from their region only (True, the default) or whole,
+    at the crop's DCT scale (for tests and benchmarks: the two must agree)."""
+    set_jpeg_region(on)

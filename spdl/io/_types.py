@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TypeAlias, TypedDict
 
 from spdl.io._config import DecodeConfig, DemuxConfig
+from spdl.io._plan import Crop
 
 __all__ = ["Source", "Sources", "FrameOptions", "LoadOptions"]
 
@@ -51,3 +52,11 @@ class LoadOptions(_Size, _Output, total=False):
 
     demux_config: DemuxConfig | None
     strict: bool
+    # training batches: what is cut out and mirrored, and the elements' type and order
+    crop: Crop
+    hflip: bool | float | Sequence[bool]
+    seed: int | None
+    dtype: str
+    mean: float | Sequence[float] | None
+    std: float | Sequence[float] | None
+    layout: str

@@ -91,26 +91,36 @@ static void spdl_kernel_free(spdl_kernel *k)
 }
 
 /* Weights for output samples out0 .. out0 + n - 1 of an output out_total samples
- * long that covers input [0, extent); in_n input samples exist (in_n >= extent).
+ * long that covers input [origin, origin + extent); in_n input samples exist
+ * (in_n >= origin + extent). Only samples under that span are read: a crop's
+ * edges are the image's edges, as if it had been cut out first.
  * Returns 0, or -1 when out of memory. */
-static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_total, int out0,
-                            int n)
+static int spdl_kernel_make(spdl_kernel *k, int in_n, double origin, double extent,
+                            int out_total, int out0, int n)
 {
     double scale = extent / out_total;              /* input samples per output sample */
+    int first = spdl_floor(origin);                 /* the samples the span touches */
+    int last = (int)ceil(origin + extent);
     double stretch = scale > 1.0 ? scale : 1.0;
     double support = 2.0 * stretch;
     int taps = 1;
     int i, t;
     double *w;
+    if (last > in_n)
+        last = in_n;
+    if (first < 0)
+        first = 0;
+    if (last <= first)
+        last = first + 1;
     for (i = 0; i < n; i++) {    /* the widest window any output sample needs */
-        double centre = (out0 + i + 0.5) * scale;
+        double centre = origin + (out0 + i + 0.5) * scale;
         int lo = spdl_floor(centre - support + 0.5);
         int hi = spdl_floor(centre + support + 0.5);
         if (hi - lo > taps)
             taps = hi - lo;
     }
-    if (taps > in_n)
-        taps = in_n;            /* a kernel cannot use more samples than exist */
+    if (taps > last - first)
+        taps = last - first;    /* a kernel cannot use more samples than the span has */
     if ((taps & 1) && taps < in_n)
         taps++;                 /* an even count, for the passes that take taps in pairs */
     k->n = n;
@@ -124,19 +134,21 @@ static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_tot
         return -1;
     }
     for (i = 0; i < n; i++) {
-        double centre = (out0 + i + 0.5) * scale;
+        double centre = origin + (out0 + i + 0.5) * scale;
         int lo = spdl_floor(centre - support + 0.5);
         int hi = spdl_floor(centre + support + 0.5);
         double sum = 0.0;
         int len, q, qsum = 0, big = 0;
-        if (lo < 0)
-            lo = 0;
-        if (hi > in_n)
-            hi = in_n;
+        if (lo < first)
+            lo = first;
+        if (hi > last)
+            hi = last;
         if (hi - lo > taps)
             hi = lo + taps;
         if (hi <= lo) {           /* cannot happen for sane sizes; keep the nearest sample */
-            lo = (int)centre < in_n ? (int)centre : in_n - 1;
+            lo = (int)centre < last ? (int)centre : last - 1;
+            if (lo < first)
+                lo = first;
             hi = lo + 1;
         }
         len = hi - lo;
@@ -176,7 +188,7 @@ static int spdl_kernel_make(spdl_kernel *k, int in_n, double extent, int out_tot
 #define SPDL_KCACHE 8
 typedef struct {
     int in_n, out_total, out0, n;
-    double extent;
+    double origin, extent;
     unsigned used;
     spdl_kernel k;      /* k.w == NULL: an empty slot */
 } spdl_kentry;
@@ -195,14 +207,14 @@ static void spdl_kcache_free(spdl_kcache *c)
 
 /* The kernel of spdl_kernel_make's arguments, owned by the cache (valid until the
  * next call), or NULL when out of memory. */
-static const spdl_kernel *spdl_kernel_get(spdl_kcache *c, int in_n, double extent,
-                                          int out_total, int out0, int n)
+static const spdl_kernel *spdl_kernel_get(spdl_kcache *c, int in_n, double origin,
+                                          double extent, int out_total, int out0, int n)
 {
     int i, slot = 0;
     spdl_kentry *e;
     for (i = 0; i < SPDL_KCACHE; i++) {
         e = &c->e[i];
-        if (e->k.w != NULL && e->in_n == in_n && e->extent == extent
+        if (e->k.w != NULL && e->in_n == in_n && e->origin == origin && e->extent == extent
                 && e->out_total == out_total && e->out0 == out0 && e->n == n) {
             e->used = ++c->tick;
             return &e->k;
@@ -212,9 +224,10 @@ static const spdl_kernel *spdl_kernel_get(spdl_kcache *c, int in_n, double exten
     }
     e = &c->e[slot];
     spdl_kernel_free(&e->k);
-    if (spdl_kernel_make(&e->k, in_n, extent, out_total, out0, n) < 0)
+    if (spdl_kernel_make(&e->k, in_n, origin, extent, out_total, out0, n) < 0)
         return NULL;
     e->in_n = in_n;
+    e->origin = origin;
     e->extent = extent;
     e->out_total = out_total;
     e->out0 = out0;
