@@ -75,6 +75,26 @@ LOAD_DOC = """
             each decoded image, or None (default). The resize and conversion
             above then apply to the graph's output: pass width=None,
             height=None and pix_fmt=None to take the graph's output as it is.
+        crop: Training crops, each resized (stretched) to width x height, which
+            must both be given: ``spdl.io.RandomResizedCrop(scale, ratio)``
+            (torchvision's), ``spdl.io.CenterCrop(fraction)``, or one
+            ``(x, y, w, h)`` box per input, in the image's pixels. None
+            (default): the whole image, placed by scale_mode. A JPEG crop is
+            decoded from its region only.
+        hflip: Mirror images left to right: False (default), True, a
+            probability, or one bool per input.
+        seed: The seed of crop and hflip draws, which are a function of the
+            seed and the input's index only (the same on any machine, thread
+            count or backend); None draws a fresh seed for each batch.
+        dtype: ``"uint8"`` (default), ``"float32"`` or ``"float16"``: floats
+            are the samples scaled to 0-1, then ``(x - mean) / std`` per
+            channel when mean and std are given (torchvision's ToDtype and
+            Normalize), all in the one write into the batch.
+        mean, std: Per-channel normalisation of float output (a number, or one
+            per channel), or None.
+        layout: ``"NHWC"`` (default) or ``"NCHW"`` (channels first).
+            dtype, layout and hflip need width, height and a packed pix_fmt
+            (rgb24, bgr24, rgba, gray).
         device_config: A CUDAConfig to return the batch on a GPU, or None.
         strict: If True, any failure raises BatchLoadError naming the failed
             inputs. If False, the batch holds the images that loaded, in input
@@ -82,9 +102,12 @@ LOAD_DOC = """
             ``buf.errors`` maps each failed input's index to its exception.
 
     Returns:
-        CPUBuffer of shape (N, H, W, C) for packed formats, (N, C, H, W) for
-        planar ones (yuv444p, rgbp), (N, 1, H * 3 / 2, W) for 4:2:0 (yuv420p); a
-        CUDABuffer with ``device_config``.
+        CPUBuffer of shape (N, H, W, C) for packed formats (N, C, H, W with
+        layout="NCHW"), (N, C, H, W) for planar ones (yuv444p, rgbp),
+        (N, 1, H * 3 / 2, W) for 4:2:0 (yuv420p); a CUDABuffer with
+        ``device_config``. With crop or hflip, ``buf.crops[i]`` is the
+        ``(x, y, w, h, flipped)`` row i was made from, in the source image's
+        pixels (for transforming labels).
 """
 
 
