@@ -6,7 +6,10 @@ The first byte of an input chooses what is done with the rest:
   bits 0-1  the entry point: 0 load_image_batch (sync), 1 the stage functions
             with the simple filter, 2 the stage functions with a libavfilter
             graph, 3 async_load_image_batch on two copies (worker reuse)
-  bits 2-4  the output pixel format (rgb24, bgr24, rgba, gray, gray16, yuv444p)
+  bits 2-4  the output pixel format (rgb24, bgr24, rgba, gray, gray16, yuv444p); 6 and 7
+            make entry points 0 and 3 load a training plan instead (6: rgb24 with a random
+            resized crop, a random flip, float32 NCHW; 7: gray with a centre crop, always
+            flipped, float16): the region-only JPEG decoder, crops, flips and float rows
   bits 5-7  the output size and scale mode
 A crash is a process crash, a hang (libFuzzer -timeout), more memory than
 -rss_limit_mb, or any exception that is not a spdl.io error (SpdlIOError,
@@ -47,6 +50,16 @@ def _check(buf, n):
     arr.sum()  # touch every byte (under ASan: catches reads of freed rows)
 
 
+def _train(kind: int, w: int | None, h: int | None) -> dict:
+    """The training keywords of pix_fmt selector kind (6 or 7), or {} for the others."""
+    if kind < 6 or w is None or h is None:
+        return {}
+    if kind == 6:
+        return dict(crop=spdl.io.RandomResizedCrop(), hflip=0.5, seed=7, dtype="float32",
+                    mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4), layout="NCHW")
+    return dict(crop=spdl.io.CenterCrop(0.8), hflip=True, dtype="float16")
+
+
 def run(data: bytes) -> None:
     if len(data) < 2:
         return
@@ -54,9 +67,11 @@ def run(data: bytes) -> None:
     mode = sel & 3
     pix_fmt = PIX_FMTS[(sel >> 2) & 7]
     w, h, scale_mode = SIZES[(sel >> 5) & 7]
+    train = _train((sel >> 2) & 7, w, h)
     try:
         if mode == 0:
-            buf = spdl.io.load_image_batch([payload], width=w, height=h, pix_fmt=pix_fmt, strict=False)
+            buf = spdl.io.load_image_batch([payload], width=w, height=h, pix_fmt=pix_fmt, strict=False,
+                                           **train)
             _check(buf, 1)
         elif mode == 1:
             desc = spdl.io.get_video_filter_desc(scale_width=w, scale_height=h, scale_mode=scale_mode,
@@ -70,7 +85,8 @@ def run(data: bytes) -> None:
         else:
             async def go():
                 return await spdl.io.async_load_image_batch([payload, payload, b"", payload], width=w, height=h,
-                                                           pix_fmt=pix_fmt, strict=False)
+                                                           pix_fmt=pix_fmt, strict=False,
+                                                           **(train if "seed" not in train else {}))
             buf = asyncio.run(go())
             _check(buf, 4)
             if CHECK_REPEAT and len(buf.indices) == 3:  # the same input three times: the same rows
