@@ -17,14 +17,14 @@ from spdl.io._geometry cimport (
 from spdl.io._resample cimport resample_into, resampler_free, resampler_init
 from spdl.io._status cimport ERR_FILTER, ERR_NOMEM, Status, fail
 from spdl.io.includes.libavutil cimport (
-    AV_PIX_FMT_FLAG_FLOAT, AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL, AV_PIX_FMT_FLAG_PLANAR,
-    AV_PIX_FMT_FLAG_RGB,
+    AV_PIX_FMT_FLAG_BE, AV_PIX_FMT_FLAG_BITSTREAM, AV_PIX_FMT_FLAG_FLOAT,
+    AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL, AV_PIX_FMT_FLAG_PLANAR, AV_PIX_FMT_FLAG_RGB,
     AV_PIX_FMT_NONE, AV_PIX_FMT_RGBA, AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24,
     AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ440P,
     AV_PIX_FMT_YUVJ444P,
-    AVCOL_RANGE_JPEG, AVCOL_SPC_BT709, AVFrame, AVPixelFormat, AVPixFmtDescriptor,
-    av_frame_alloc, av_frame_free, av_frame_get_buffer, av_frame_unref, av_image_copy_plane,
-    av_pix_fmt_desc_get,
+    AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, AVCOL_SPC_BT709, AVFrame, AVPixelFormat,
+    AVPixFmtDescriptor, av_frame_alloc, av_frame_free, av_frame_get_buffer, av_frame_unref,
+    av_image_copy_plane, av_pix_fmt_desc_get,
 )
 from spdl.io.includes.libswscale cimport (
     SWS_CS_DEFAULT, SWS_CS_ITU709, SWS_POINT, SwsContext, sws_freeContext, sws_getCachedContext,
@@ -65,6 +65,74 @@ cdef bint _rgb_or_gray8(const AVPixFmtDescriptor *d) noexcept nogil:
     return d.flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL) or d.nb_components <= 2
 
 
+cdef int _conv_frame(Scaler *s, const AVFrame *src, AVPixelFormat fmt,
+                     Status *err) noexcept nogil:
+    """Make s.conv a frame of src's size in fmt (kept between images of one shape)."""
+    cdef int ret
+    if s.conv == NULL:
+        s.conv = av_frame_alloc()
+        if s.conv == NULL:
+            return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, "out of memory")
+    if s.conv.width != src.width or s.conv.height != src.height or s.conv.format != fmt:
+        av_frame_unref(s.conv)
+        s.conv.width, s.conv.height, s.conv.format = src.width, src.height, fmt
+        ret = av_frame_get_buffer(s.conv, 0)
+        if ret < 0:
+            return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+    return 0
+
+
+cdef inline bint _is_gray(const AVPixFmtDescriptor *d) noexcept nogil:
+    """Grey, with or without alpha: one luma component and no chroma."""
+    return not d.flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL
+                          | AV_PIX_FMT_FLAG_BITSTREAM) and d.nb_components <= 2
+
+
+cdef bint _gray_wide(const AVPixFmtDescriptor *d) noexcept nogil:
+    """Integer grey (and alpha) of 9 to 16 bits in 16-bit words: gray9..gray16, ya16."""
+    return (_is_gray(d) and not d.flags & AV_PIX_FMT_FLAG_FLOAT and 8 < d.comp[0].depth <= 16
+            and d.comp[0].step == 2 * d.nb_components)
+
+
+cdef inline unsigned int _word(const uint8_t *p, bint be) noexcept nogil:
+    return (<unsigned int>p[0] << 8 | p[1]) if be else (<unsigned int>p[1] << 8 | p[0])
+
+
+cdef int _gray_wide_to_packed8(Scaler *s, const AVFrame *src, const AVPixFmtDescriptor *d,
+                               AVPixelFormat dst_fmt, Status *err) noexcept nogil:
+    """Convert a 9-16 bit grey frame into s.conv in a packed 8-bit format (gray, rgb24,
+    bgr24, rgba), each sample v of maximum m = 2**depth - 1 becoming round(v * 255 / m):
+    full range, exactly (swscale truncates, and took grey for limited-range luma)."""
+    cdef int ch = _packed8_channels(dst_fmt)
+    cdef int x, y, k
+    cdef unsigned int v, a
+    cdef unsigned int mx = (1u << d.comp[0].depth) - 1
+    cdef int shift = d.comp[0].shift
+    cdef bint be = d.flags & AV_PIX_FMT_FLAG_BE
+    cdef bint alpha = d.nb_components == 2
+    cdef const uint8_t *row
+    cdef uint8_t *out
+    if _conv_frame(s, src, dst_fmt, err) < 0:
+        return -1
+    for y in range(src.height):
+        row = src.data[0] + <int64_t>y * src.linesize[0]
+        out = s.conv.data[0] + <int64_t>y * s.conv.linesize[0]
+        for x in range(src.width):
+            k = x * (4 if alpha else 2)
+            v = _word(row + k, be)
+            v = ((v >> shift) & mx) * 510 + mx  # m is odd, so v * 255 / m is never a tie
+            out[0] = <uint8_t>(v // (2 * mx))
+            if ch >= 3:
+                out[1] = out[2] = out[0]
+            if ch == 4:
+                a = 255 * 2 * mx + mx
+                if alpha:
+                    a = ((_word(row + k + 2, be) >> d.comp[1].shift) & mx) * 510 + mx
+                out[3] = <uint8_t>(a // (2 * mx))
+            out += ch
+    return 0
+
+
 cdef int _resample_frame(Scaler *s, const AVFrame *src, const Extent *ext, const Geometry *g,
                          AVPixelFormat dst_fmt, uint8_t **dst, const int *dst_linesize,
                          Status *err) noexcept nogil:
@@ -74,16 +142,8 @@ cdef int _resample_frame(Scaler *s, const AVFrame *src, const Extent *ext, const
     cdef int ret
     cdef int ch = _packed8_channels(dst_fmt)
     if src.format != dst_fmt:
-        if s.conv == NULL:
-            s.conv = av_frame_alloc()
-            if s.conv == NULL:
-                return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, "out of memory")
-        if s.conv.width != src.width or s.conv.height != src.height or s.conv.format != dst_fmt:
-            av_frame_unref(s.conv)
-            s.conv.width, s.conv.height, s.conv.format = src.width, src.height, dst_fmt
-            ret = av_frame_get_buffer(s.conv, 0)
-            if ret < 0:
-                return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+        if _conv_frame(s, src, dst_fmt, err) < 0:
+            return -1
         s.conv_sws = sws_getCachedContext(s.conv_sws, src.width, src.height,
                                           <AVPixelFormat>src.format, src.width, src.height,
                                           dst_fmt, SWS_POINT, NULL, NULL, NULL)
@@ -120,8 +180,10 @@ cdef int _set_colorspace(SwsContext *sws, const AVFrame *src) noexcept nogil:
 
     A context is cached between images, so the details an earlier frame asked for
     must not stay: every call states what this frame needs (full range for yuvj*
-    formats and frames that say so, limited otherwise; BT.709 or BT.601), and
-    changes the context only when it differs (setting details re-initialises tables).
+    formats and frames that say so, limited otherwise; grey, which has no chroma and
+    comes from image formats (PGM, PNG, TIFF, JPEG 2000 leave the range unset), is full
+    range unless the frame says limited; BT.709 or BT.601), and changes the context
+    only when it differs (setting details re-initialises tables).
     """
     cdef int *inv_table
     cdef int *table
@@ -129,12 +191,16 @@ cdef int _set_colorspace(SwsContext *sws, const AVFrame *src) noexcept nogil:
     cdef const int *want_table
     cdef int want_range
     cdef AVPixelFormat fmt = <AVPixelFormat>src.format
+    cdef const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt)
     if sws_getColorspaceDetails(sws, &inv_table, &src_range, &table, &dst_range,
                                 &brightness, &contrast, &saturation) < 0:
         return 0  # not a YUV conversion
-    want_range = 1 if (src.color_range == AVCOL_RANGE_JPEG or fmt in (
-        AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ440P,
-        AV_PIX_FMT_YUVJ411P)) else 0
+    if d != NULL and _is_gray(d):
+        want_range = 0 if src.color_range == AVCOL_RANGE_MPEG else 1
+    else:
+        want_range = 1 if (src.color_range == AVCOL_RANGE_JPEG or fmt in (
+            AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUVJ440P,
+            AV_PIX_FMT_YUVJ411P)) else 0
     want_table = sws_getCoefficients(SWS_CS_ITU709 if src.colorspace == AVCOL_SPC_BT709
                                      else SWS_CS_DEFAULT)
     if want_range == src_range and memcmp(want_table, inv_table, 4 * sizeof(int)) == 0:
@@ -221,6 +287,11 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
     cdef AVFrame view
     if sd == NULL or dd == NULL or sd.flags & AV_PIX_FMT_FLAG_HWACCEL:
         return fail(err, ERR_FILTER, "filter", "sws_scale", 0, "unsupported pixel format")
+    if _packed8_channels(dst_fmt) and _gray_wide(sd) and src.color_range != AVCOL_RANGE_MPEG:
+        # full-range 9-16 bit grey to 8 bits, rounded; then as an 8-bit frame
+        if _gray_wide_to_packed8(s, src, sd, dst_fmt, err) < 0:
+            return -1
+        src, sd = s.conv, dd
     # RGB and gray go through the cubic resampler (swscale's RGB input path is slow, and
     # in FFmpeg 5.1 gets the last column of some small outputs wrong).
     if spec.cubic and _packed8_channels(dst_fmt) and _rgb_or_gray8(sd):

@@ -1,0 +1,148 @@
+"""Pixels as the person sees them, and refusals that say why (issue 12).
+
+Full-range grey: grey has no chroma and the image formats that carry it (PNG, PGM,
+TIFF, JPEG 2000) leave the range unset or say full; a sample v of an image whose
+maximum is m becomes round(v * 255 / m) in every 8-bit output (rgb24, gray), for
+8 to 16 bits. Every input is made here: Pillow, our own PGM writer, the ffmpeg CLI
+and, for 9 to 16-bit JPEG 2000, opj_compress (libopenjp2-tools; skipped without it).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import spdl.io
+from _util import np_batch
+
+
+def _load(srcs, **kw):
+    kw.setdefault("width", None)
+    kw.setdefault("height", None)
+    return np_batch(spdl.io.load_image_batch(srcs, **kw))
+
+
+# ---------------------------------------------------------------------------
+# Full-range grey
+# ---------------------------------------------------------------------------
+
+
+def _ramp(bits):
+    """Every value 0..2**bits - 1, in rows of 64 (at least 64 rows: the JPEG 2000
+    encoders want room for their resolution levels)."""
+    mx = (1 << bits) - 1
+    return np.resize(np.arange(mx + 1), (max(64, (mx + 1) // 64), 64)), mx
+
+
+def _pgm(path, a, mx):
+    body = a.astype(">u2" if mx > 255 else "u1").tobytes()
+    path.write_bytes(b"P5\n%d %d\n%d\n" % (a.shape[1], a.shape[0], mx) + body)
+
+
+def _ffmpeg(src, dst, *args):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("no ffmpeg CLI")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), *args, str(dst)],
+                   check=True)
+
+
+def _grey_file(tmp_path, kind, bits):
+    """(path, samples, maximum) of a grey image holding every value of its depth."""
+    a, mx = _ramp(bits)
+    pgm = tmp_path / "ramp.pgm"
+    _pgm(pgm, a, mx)
+    path = tmp_path / f"ramp.{kind}"
+    if kind == "pgm":
+        path = pgm
+    elif kind == "png":
+        Image.fromarray(a.astype(np.uint8 if bits == 8 else np.uint16)).save(path)
+    elif kind == "tif":
+        _ffmpeg(pgm, path, "-pix_fmt", "gray" if bits == 8 else "gray16le")
+    elif kind == "j2k" and bits == 8:
+        _ffmpeg(pgm, path, "-c:v", "jpeg2000", "-pred", "dwt53", "-format", "j2k",
+                "-pix_fmt", "gray")
+    elif kind == "j2k":  # FFmpeg's encoder is not lossless at 16 bits and has no 9-12
+        if shutil.which("opj_compress") is None:
+            pytest.skip("no opj_compress (libopenjp2-tools) to write a 9-16 bit JPEG 2000")
+        subprocess.run(["opj_compress", "-i", str(pgm), "-o", str(path)], check=True,
+                       capture_output=True)
+    return path, a, mx
+
+
+GREY = [("png", 8), ("png", 16), ("pgm", 8), ("pgm", 9), ("pgm", 10), ("pgm", 12), ("pgm", 16),
+        ("tif", 8), ("tif", 16), ("j2k", 8), ("j2k", 9), ("j2k", 10), ("j2k", 12), ("j2k", 16)]
+
+
+@pytest.mark.parametrize("kind,bits", GREY)
+@pytest.mark.parametrize("scale_algo", ["bicubic", "neighbor"])
+def test_grey_is_full_range(tmp_path, kind, bits, scale_algo):
+    """0..m maps to 0..255 as round(v * 255 / m), through our resampler (bicubic) and
+    through swscale (neighbor), from the path and from the bytes alike.
+
+    Exact, except JPEG 2000 of 9 to 12 bits: FFmpeg's decoder hands those over as
+    v << (16 - bits) in a 16-bit frame, the stored depth lost, so the 16-bit value is
+    what is rounded; that is within 0.5 of the true level, hence within 1 after
+    rounding (±1, counted)."""
+    path, a, mx = _grey_file(tmp_path, kind, bits)
+    want = (a * 510 + mx) // (2 * mx)
+    tol = 1 if kind == "j2k" and 8 < bits < 16 else 0
+    data = path.read_bytes()
+    for pix_fmt, ch in (("rgb24", 3), ("gray", 1)):
+        out = _load([str(path), data], pix_fmt=pix_fmt, scale_algo=scale_algo).astype(int)
+        assert out.shape == (2, *a.shape, ch)
+        np.testing.assert_array_equal(out[0], out[1])
+        for c in range(ch):
+            err = np.abs(out[0, ..., c] - want)
+            assert err.max() <= tol, (kind, bits, pix_fmt, err.max(), np.count_nonzero(err))
+
+
+def test_grey16_0x1234_is_18(tmp_path):
+    """The issue's case: a 16-bit grey TIFF holding 0x1234 everywhere (every peer gives
+    0x12 = 18; it loaded as 3 in rgb24)."""
+    png = tmp_path / "c.png"
+    Image.fromarray(np.full((16, 24), 0x1234, np.uint16)).save(png)
+    tif = tmp_path / "c.tif"
+    _ffmpeg(png, tif, "-pix_fmt", "gray16le")
+    for pix_fmt in ("rgb24", "gray", "rgba", "bgr24"):
+        out = _load([str(tif), str(png)], pix_fmt=pix_fmt)
+        assert (out[..., :3] == 18).all(), (pix_fmt, np.unique(out))
+
+
+@pytest.mark.parametrize("scale_algo", ["bicubic", "bilinear", "area", "neighbor"])
+def test_grey_resized_stays_full_range(tmp_path, scale_algo):
+    """Resizing keeps the levels: flat 16-bit grey stays round(v * 255 / 65535), black
+    stays 0 and white 255, whatever the filter."""
+    a = np.zeros((60, 90), np.uint16)
+    a[:, 30:60] = 0x8000
+    a[:, 60:] = 0xFFFF
+    path = tmp_path / "bands.png"
+    Image.fromarray(a).save(path)
+    out = _load([str(path)], width=45, height=30, pix_fmt="rgb24", scale_mode="stretch",
+                scale_algo=scale_algo)[0]
+    assert (out[:, :12] == 0).all() and (out[:, 18:27] == 128).all() and (out[:, 33:] == 255).all()
+
+
+def test_grey_alpha16_to_rgba(tmp_path):
+    """16-bit grey with alpha: grey and alpha both rounded to 8 bits."""
+    g = np.resize(np.arange(0, 65536, 7), (64, 64)).astype(np.uint16)
+    al = g[::-1].copy()
+    path = tmp_path / "la16.png"
+    la = np.stack([g, al], -1)
+    # Pillow cannot write LA;16: go through ffmpeg from raw samples
+    raw = tmp_path / "la16.raw"
+    raw.write_bytes(la.astype("<u2").tobytes())
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("no ffmpeg CLI")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "ya16le",
+                    "-s", "64x64", "-i", str(raw), "-pix_fmt", "ya16be", str(path)], check=True)
+    out = _load([str(path)], pix_fmt="rgba").astype(int)[0]
+    want_g = (g.astype(int) * 510 + 65535) // 131070
+    want_a = (al.astype(int) * 510 + 65535) // 131070
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], want_g)
+    np.testing.assert_array_equal(out[..., 3], want_a)
