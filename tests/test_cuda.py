@@ -147,6 +147,12 @@ def test_nvjpeg_takes_the_cpu_loaders_arguments():
     ({"filter_desc": "hflip"}, "filter_desc"),
     ({"demux_config": spdl.io.DemuxConfig(format="jpeg_pipe")}, "DemuxConfig.format"),
     ({"decode_config": spdl.io.DecodeConfig(decoder="mjpeg")}, "DecodeConfig.decoder"),
+    ({"crop": spdl.io.RandomResizedCrop(), "hflip": 0.5}, None),
+    ({"crop": [(0, 0, 8, 8)], "hflip": [True], "pix_fmt": "bgr24"}, None),
+    ({"crop": spdl.io.CenterCrop(), "pix_fmt": "rgbp"}, None),
+    ({"dtype": "float32", "mean": 0.5, "std": 0.25}, "dtype 'float32'"),
+    ({"dtype": "float16"}, "dtype 'float16'"),
+    ({"layout": "NCHW", "hflip": True}, "layout 'NCHW'"),
 ])
 def test_nvjpeg_cpu_path_for_what_the_gpu_cannot_do(kwargs, why):
     from spdl.io._plan import compile_plan
@@ -154,6 +160,17 @@ def test_nvjpeg_cpu_path_for_what_the_gpu_cannot_do(kwargs, why):
     args = {"device_config": CUDAConfig(0), "width": 32, "height": 32, **kwargs}
     reason = _nvjpeg_batch.cpu_reason(compile_plan(**args))
     assert reason == why if why is None else why in reason
+
+
+def test_nvjpeg_draws_one_seed_per_batch():
+    """A plan that crops or flips with seed=None gets one seed for the whole call (its GPU
+    rows and its CPU path's rows draw from it); a given seed is kept; other plans keep None."""
+    args = {"device_config": CUDAConfig(0), "width": 32, "height": 32}
+    a = _nvjpeg_batch._compile({**args, "crop": spdl.io.RandomResizedCrop()})
+    b = _nvjpeg_batch._compile({**args, "hflip": 0.5})
+    assert a.seed is not None and b.seed is not None and a.seed != b.seed
+    assert _nvjpeg_batch._compile({**args, "hflip": True, "seed": 5}).seed == 5
+    assert _nvjpeg_batch._compile(args).seed is None
 
 
 def test_transfer_buffer_argument_types():
@@ -1245,8 +1262,10 @@ EXPORT int nvjpegGetImageInfo(void *h, const unsigned char *d, size_t n, int *nc
 EXPORT int nvjpegDecodeBatchedInitialize(void *h, void *s, int bs, int t, int fmt) {
     batch_size = bs; fmt_of_batch = fmt; return 0;
 }
-/* "Decodes" each image as a constant colour (R, G, B) = (v, v + 1, v + 2), v = 30 + (w + h) % 200;
- * a JPEG with a FAKE_FAIL comment fails the whole call, as a corrupt one fails nvJPEG's. */
+/* "Decodes" each image as a constant colour (R, G, B) = (v, v + 1, v + 2), v = 30 + (w + h) % 200,
+ * or, with a FAKE_GRADIENT comment, as (x % 256, y % 256, v) at column x, row y (so that crops
+ * and flips show); a JPEG with a FAKE_FAIL comment fails the whole call, as a corrupt one fails
+ * nvJPEG's. */
 EXPORT int nvjpegDecodeBatched(void *h, void *s, const unsigned char *const *data, const size_t *len,
                                nvjpegImage_t *dst, void *stream) {
     int w, hh, nc, j, x, y, c, hw = *(int *)h == 3;
@@ -1261,16 +1280,18 @@ EXPORT int nvjpegDecodeBatched(void *h, void *s, const unsigned char *const *dat
     if (hw) fake_hw_images += batch_size; else fake_hy_images += batch_size;
     for (j = 0; j < batch_size; j++) {
         if (sof(data[j], len[j], &w, &hh, &nc)) return 3;
-        int v = 30 + (w + hh) % 200;
+        int v = 30 + (w + hh) % 200, grad = tagged(data[j], len[j], "FAKE_GRADIENT");
         for (y = 0; y < hh; y++)
             for (x = 0; x < w; x++)
                 for (c = 0; c < 3; c++) {
+                    int val = grad ? (c == 0 ? x % 256 : c == 1 ? y % 256 : v) : v + c;
+                    int val2 = grad ? (c == 2 ? x % 256 : c == 1 ? y % 256 : v) : v + 2 - c;
                     if (fmt_of_batch == 3)        /* NVJPEG_OUTPUT_RGB, planar */
-                        dst[j].channel[c][y * dst[j].pitch[c] + x] = v + c;
+                        dst[j].channel[c][y * dst[j].pitch[c] + x] = val;
                     else if (fmt_of_batch == 5)   /* RGBI */
-                        dst[j].channel[0][y * dst[j].pitch[0] + 3 * x + c] = v + c;
+                        dst[j].channel[0][y * dst[j].pitch[0] + 3 * x + c] = val;
                     else                          /* BGRI */
-                        dst[j].channel[0][y * dst[j].pitch[0] + 3 * x + c] = v + 2 - c;
+                        dst[j].channel[0][y * dst[j].pitch[0] + 3 * x + c] = val2;
                 }
     }
     return 0;
@@ -1291,6 +1312,25 @@ typedef struct { void *hStream; int nCudaDeviceId, nMultiProcessorCount, nMaxThr
                  unsigned nStreamFlags; int nReserved0; } NppStreamContext;
 EXPORT long fake_npp_calls, fake_npp_small;
 EXPORT int fake_npp_last_interp;
+/* Each resize's source ROI and destination size (x, y, w, h, dst w, dst h), and each mirror's
+ * (the row's address, step, width, height, axis), in call order; fake_npp_record_reset clears. */
+EXPORT int fake_npp_rois[4096][6];
+EXPORT long fake_npp_nrois;
+EXPORT long long fake_mirrors[4096][5];
+EXPORT long fake_nmirrors;
+EXPORT void fake_npp_record_reset(void) { fake_npp_nrois = fake_nmirrors = 0; }
+static void record_roi(NppiRect sr, NppiSize ds) {
+    if (fake_npp_nrois < 4096) {
+        int *r = fake_npp_rois[fake_npp_nrois];
+        r[0] = sr.x; r[1] = sr.y; r[2] = sr.width; r[3] = sr.height; r[4] = ds.width; r[5] = ds.height;
+    }
+    fake_npp_nrois++;
+}
+/* The source ROI must lie inside the source (spdl.io passes only such boxes). */
+static int roi_inside(NppiSize ss, NppiRect sr) {
+    return sr.x >= 0 && sr.y >= 0 && sr.width >= 1 && sr.height >= 1
+           && sr.x + sr.width <= ss.width && sr.y + sr.height <= ss.height;
+}
 /* As NPP: NPP_SIZE_ERROR for a source under 2 pixels; and, for the tests, a 77x33 source
  * fails as a kernel failure would (NPP_CUDA_KERNEL_EXECUTION_ERROR). */
 static int npp_refuses(NppiSize ss) {
@@ -1298,33 +1338,54 @@ static int npp_refuses(NppiSize ss) {
     if (ss.width == 77 && ss.height == 33) return -1000;
     return 0;
 }
-static void nn(const unsigned char *src, int sstep, NppiSize ss, unsigned char *dst, int dstep,
+/* Nearest neighbour from the source ROI sr onto the whole ds. */
+static void nn(const unsigned char *src, int sstep, NppiRect sr, unsigned char *dst, int dstep,
                NppiSize ds, int px) {
     for (int y = 0; y < ds.height; y++)
         for (int x = 0; x < ds.width; x++)
             memcpy(dst + y * dstep + x * px,
-                   src + (y * ss.height / ds.height) * sstep + (x * ss.width / ds.width) * px, px);
+                   src + (sr.y + y * sr.height / ds.height) * sstep + (sr.x + x * sr.width / ds.width) * px, px);
 }
 EXPORT int nppiResize_8u_C3R_Ctx(const unsigned char *src, int sstep, NppiSize ss, NppiRect sr,
                                  unsigned char *dst, int dstep, NppiSize ds, NppiRect dr, int interp,
                                  NppStreamContext ctx) {
-    if (sr.x || sr.y || sr.width != ss.width || sr.height != ss.height) return -1000;
+    if (!roi_inside(ss, sr)) return -1000;
     if (dr.x || dr.y || dr.width != ds.width || dr.height != ds.height) return -1000;
     if (sstep < 3 * ss.width || dstep < 3 * ds.width) return -14;
     int refused = npp_refuses(ss);
     if (refused) return refused;
     fake_npp_calls++; FLOG("npp", ctx.hStream, 0); fake_npp_last_interp = interp;
-    nn(src, sstep, ss, dst, dstep, ds, 3);
+    record_roi(sr, ds);
+    nn(src, sstep, sr, dst, dstep, ds, 3);
     return 0;
 }
 EXPORT int nppiResize_8u_P3R_Ctx(const unsigned char **src, int sstep, NppiSize ss, NppiRect sr,
                                  unsigned char **dst, int dstep, NppiSize ds, NppiRect dr, int interp,
                                  NppStreamContext ctx) {
-    if (sr.x || sr.y || dr.x || dr.y || sstep < ss.width || dstep < ds.width) return -1000;
+    if (!roi_inside(ss, sr) || dr.x || dr.y || sstep < ss.width || dstep < ds.width) return -1000;
     int refused = npp_refuses(ss);
     if (refused) return refused;
     fake_npp_calls++; FLOG("npp", ctx.hStream, 0); fake_npp_last_interp = interp;
-    for (int c = 0; c < 3; c++) nn(src[c], sstep, ss, dst[c], dstep, ds, 1);
+    record_roi(sr, ds);
+    for (int c = 0; c < 3; c++) nn(src[c], sstep, sr, dst[c], dstep, ds, 1);
+    return 0;
+}
+/* In place; spdl.io only asks for left-to-right mirrors (NPP_VERTICAL_AXIS, 1). */
+EXPORT int nppiMirror_8u_C3IR_Ctx(unsigned char *p, int step, NppiSize roi, int flip, NppStreamContext ctx) {
+    if (flip < 0 || flip > 2 || roi.width < 1 || roi.height < 1) return -1000;
+    if (step < 3 * roi.width) return -14;
+    if (fake_nmirrors < 4096) {
+        long long *m = fake_mirrors[fake_nmirrors];
+        m[0] = (long long)(uintptr_t)p; m[1] = step; m[2] = roi.width; m[3] = roi.height; m[4] = flip;
+    }
+    fake_nmirrors++; FLOG("mirror", p, ctx.hStream);
+    if (flip == 1)
+        for (int y = 0; y < roi.height; y++)
+            for (int x = 0; x < roi.width / 2; x++)
+                for (int c = 0; c < 3; c++) {
+                    unsigned char *a = p + y * step + 3 * x + c, *b = p + y * step + 3 * (roi.width - 1 - x) + c;
+                    unsigned char t = *a; *a = *b; *b = t;
+                }
     return 0;
 }
 #endif
@@ -1914,6 +1975,27 @@ def test_nvjpeg_matches_cpu_path(pix_fmt):
     else:
         assert got.shape == (5, 64, 96, 3)
     diff = np.abs(got.astype(np.int16) - cpu.astype(np.int16))
+    assert diff.mean() < TOL_MEAN, diff.mean()
+    assert np.percentile(diff, 99) <= TOL_P99
+
+
+@gpu
+@pytest.mark.parametrize("kw", [
+    {"crop": spdl.io.RandomResizedCrop(), "hflip": 0.5, "seed": 3},
+    {"crop": [(10, 5, 90, 60), (0, 0, 200, 300), (300, 200, 120, 80), (20, 0, 40, 61), (0, 0, 150, 150)],
+     "hflip": [True, False, True, False, True]},
+    {"crop": spdl.io.CenterCrop(0.875), "pix_fmt": "rgbp"},
+    {"hflip": True},
+])
+def test_nvjpeg_crop_and_flip_match_cpu_path(kw):
+    """crop= and hflip= on the GPU: the CPU path's boxes and flips (buf.crops equal), and
+    pixels within the resamplers' tolerance of the CPU path's."""
+    srcs = _srcs()
+    buf = spdl.io.load_image_batch_nvjpeg(srcs, device_config=CUDAConfig(0), width=96, height=64, **kw)
+    cpu = spdl.io.load_image_batch(srcs, width=96, height=64, **kw)
+    assert buf.indices == cpu.indices == tuple(range(len(srcs)))
+    assert buf.crops == cpu.crops, (buf.crops, cpu.crops)
+    diff = np.abs(_testing.to_host(buf).astype(np.int16) - np.asarray(cpu).astype(np.int16))
     assert diff.mean() < TOL_MEAN, diff.mean()
     assert np.percentile(diff, 99) <= TOL_P99
 

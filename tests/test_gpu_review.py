@@ -426,10 +426,189 @@ def test_review_findings_on_the_fake(tmp_path):
     """Findings 1-6 on the fake: call order of the hardware decode and its scratch, the
     stream-ordered free with DLPack consumer streams, the page-locked allocator's device
     scope, GIL and size classes, header-only parsing, scratch rounds."""
+    _run_on_the_fake(tmp_path, _SCRIPT, "GPU REVIEW OK")
+
+
+def _run_on_the_fake(tmp_path, script, done):
+    """Run script after the prelude against the fake (with a hardware backend); it prints done."""
     env = _build_fake_cuda(tmp_path)
     env["FAKE_NVJPEG_HW"] = "1"
-    (tmp_path / "run.py").write_text(_PRELUDE + _SCRIPT)
+    (tmp_path / "run.py").write_text(_PRELUDE + script)
     r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.strip().endswith("GPU REVIEW OK")
+    assert r.stdout.strip().endswith(done)
+
+
+# ---------------------------------------------------------------------------
+# Training plans (issue 10) on the fake: crop boxes as NPP's source ROI, flips by NPP's
+# mirror, the CPU path's rows and crops, float output on the CPU path
+
+_TRAIN_SCRIPT = r'''
+import asyncio
+from spdl.io._plan import compile_plan
+rois = (ctypes.c_int * 6 * 4096).in_dll(npp, "fake_npp_rois")
+nrois = ctypes.c_long.in_dll(npp, "fake_npp_nrois")
+mirrors = (ctypes.c_longlong * 5 * 4096).in_dll(npp, "fake_mirrors")
+nmirrors = ctypes.c_long.in_dll(npp, "fake_nmirrors")
+interp = ctypes.c_int.in_dll(npp, "fake_npp_last_interp")
+cfg = CUDAConfig(1)
+
+def L(lib, name):
+    return ctypes.c_long.in_dll(lib, name).value
+
+def jpeg(w, h, comment="FAKE_GRADIENT"):
+    b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(b, "JPEG", quality=90)
+    d = b.getvalue()
+    c = comment.encode()
+    return d[:2] + b"\xff\xfe" + (len(c) + 2).to_bytes(2, "big") + c + d[2:]
+
+def png(w, h):
+    b = io.BytesIO(); Image.fromarray(np.full((h, w, 3), 77, np.uint8)).save(b, "PNG"); return b.getvalue()
+
+def fake_pixels(w, h, box, W, H):
+    """The fake's decode of a w x h FAKE_GRADIENT JPEG (R = x, G = y, B = v), its box
+    resized to W x H by the fake's nearest neighbour."""
+    bx, by, bw, bh = box
+    xs = (bx + np.arange(W) * bw // W) % 256
+    ys = (by + np.arange(H) * bh // H) % 256
+    out = np.empty((H, W, 3), np.uint8)
+    out[..., 0] = xs[None, :]
+    out[..., 1] = ys[:, None]
+    out[..., 2] = 30 + (w + h) % 200
+    return out
+
+def records():
+    r = [tuple(rois[k]) for k in range(min(nrois.value, 4096))]
+    m = [tuple(mirrors[k]) for k in range(min(nmirrors.value, 4096))]
+    npp.fake_npp_record_reset()
+    return r, m
+
+def load(srcs, **kw):
+    return _nvjpeg_batch.load_image_batch_nvjpeg(srcs, device_config=cfg, **kw)
+
+def check_gpu_rows(out, srcs, sizes, gpu_rows, W, H, planar=False):
+    """The GPU rows are the fake's pixels of their box, mirrored when flipped; NPP saw each
+    box as the source ROI and mirrored exactly the flipped rows, whole, left to right."""
+    a = _testing.to_host(out)
+    if planar:
+        a = a.transpose(0, 2, 3, 1)
+    r, m = records()
+    want_rois = []
+    for k in gpu_rows:
+        x, y, w, h, flip = out.crops[k]
+        iw, ih = sizes[out.indices[k]]
+        want = fake_pixels(iw, ih, (x, y, w, h), W, H)
+        np.testing.assert_array_equal(a[k], want[:, ::-1] if flip else want)
+        want_rois.append((x, y, w, h, W, H))
+    assert sorted(r) == sorted(want_rois), (r, want_rois)
+    row_bytes = W * H * 3
+    flipped = sorted(out.data_ptr + k * row_bytes for k in gpu_rows if out.crops[k][4])
+    if out.errors:      # compacted: the mirrors were made in the rows of the first buffer
+        assert len(m) == len(flipped), (m, flipped)
+    else:
+        assert sorted(e[0] for e in m) == flipped, (m, flipped)
+    assert all(e[1:] == (W * 3, W, H, 1) for e in m), m     # the whole row, NPP_VERTICAL_AXIS
+
+# --- RandomResizedCrop + hflip with a probability: the GPU draws what the CPU path draws
+# for the same seed and index, the CPU rows (a PNG, a JPEG nvJPEG fails) keep their own
+# index's draws, and the batch reports every row's crop.
+srcs = [jpeg(200, 150), png(60, 40), jpeg(97, 61), jpeg(300, 200, "FAKE_GRADIENT FAKE_FAIL"),
+        jpeg(120, 90), jpeg(64, 64)]
+sizes = {0: (200, 150), 1: (60, 40), 2: (97, 61), 3: (300, 200), 4: (120, 90), 5: (64, 64)}
+kw = dict(width=32, height=24, crop=spdl.io.RandomResizedCrop(), hflip=0.5, seed=11)
+npp.fake_npp_record_reset()
+out = load(srcs, **kw)
+cpu = spdl.io.load_image_batch(srcs, **kw)
+assert out.indices == cpu.indices == tuple(range(6)) and out.errors == {}
+assert out.crops == cpu.crops, (out.crops, cpu.crops)
+assert any(c[4] for c in out.crops) and not all(c[4] for c in out.crops), out.crops
+assert len({c[:4] for c in out.crops}) == 6, out.crops                # not one draw for all
+a = _testing.to_host(out)
+for k in (1, 3):                                                       # the CPU path's rows
+    np.testing.assert_array_equal(a[k], np.asarray(cpu)[k])
+check_gpu_rows(out, srcs, sizes, [0, 2, 4, 5], 32, 24)
+again = asyncio.run(spdl.io.async_load_image_batch_nvjpeg(srcs, device_config=cfg, **kw))
+assert again.crops == out.crops
+np.testing.assert_array_equal(_testing.to_host(again), a)
+npp.fake_npp_record_reset()
+# A CPU row after the last GPU row, and a batch whose every row is the CPU path's.
+out = load([jpeg(200, 150), png(60, 40)], **kw)
+assert out.crops == spdl.io.load_image_batch([jpeg(200, 150), png(60, 40)], **kw).crops
+out = load([png(60, 40), png(50, 70)], **kw)
+assert out.crops == spdl.io.load_image_batch([png(60, 40), png(50, 70)], **kw).crops
+npp.fake_npp_record_reset()
+
+# --- Boxes and per-input flips: a box outside its image fails that input with the CPU
+# path's error; the others are NPP's source ROI; the interpolation follows the box's size.
+boxes = [(10, 20, 32, 24), (0, 0, 60, 40), (90, 0, 20, 20), (0, 0, 200, 150)]
+flips = [True, False, False, True]
+srcs = [jpeg(200, 150), png(60, 40), jpeg(97, 61), jpeg(200, 150)]
+out = load(srcs, width=32, height=24, crop=boxes, hflip=flips, strict=False)
+cpu = spdl.io.load_image_batch(srcs, width=32, height=24, crop=boxes, hflip=flips, strict=False)
+assert out.indices == cpu.indices == (0, 1, 3) and set(out.errors) == {2}, (out.indices, out.errors)
+assert type(out.errors[2]) is type(cpu.errors[2]) and str(out.errors[2]) == str(cpu.errors[2])
+assert "the crop box (90, 0, 20, 20) lies outside the 97x61 image" in str(out.errors[2]), out.errors[2]
+assert out.crops == cpu.crops == ((10, 20, 32, 24, True), (0, 0, 60, 40, False), (0, 0, 200, 150, True))
+np.testing.assert_array_equal(_testing.to_host(out)[1], np.asarray(cpu)[1])
+check_gpu_rows(out, srcs, {0: (200, 150), 1: (60, 40), 3: (200, 150)}, [0, 2], 32, 24)
+for box, want in (((10, 20, 32, 24), 1), ((0, 0, 64, 48), 8), ((0, 0, 16, 48), 4)):
+    load([jpeg(200, 150)], width=32, height=24, crop=[box])
+    assert interp.value == want, (box, interp.value, want)
+records()
+for bad in ({"crop": boxes[:3]}, {"hflip": [True] * 5}):
+    try:
+        load(srcs, width=32, height=24, **bad)
+        raise AssertionError("no error")
+    except ValueError as e:
+        try:
+            spdl.io.load_image_batch(srcs, width=32, height=24, **bad)
+            raise AssertionError("no error")
+        except ValueError as c:
+            assert str(e) == str(c), (str(e), str(c))
+
+# --- CenterCrop into planar RGB (no flips: the plan flips packed formats only).
+srcs = [jpeg(200, 150), jpeg(97, 61)]
+out = load(srcs, width=32, height=32, pix_fmt="rgbp", crop=spdl.io.CenterCrop(0.875))
+cpu = spdl.io.load_image_batch(srcs, width=32, height=32, pix_fmt="rgbp", crop=spdl.io.CenterCrop(0.875))
+assert out.shape == (2, 3, 32, 32) and out.crops == cpu.crops, (out.crops, cpu.crops)
+check_gpu_rows(out, srcs, {0: (200, 150), 1: (97, 61)}, [0, 1], 32, 32, planar=True)
+
+# --- hflip alone: the image placed by scale_mode ("pad": black bands), then the whole row
+# mirrored as the CPU path mirrors it.
+srcs = [jpeg(400, 100), jpeg(50, 50)]
+out = load(srcs, width=64, height=64, hflip=True)
+assert out.crops == ((0, 0, 400, 100, True), (0, 0, 50, 50, True)), out.crops
+a = _testing.to_host(out)
+band = fake_pixels(400, 100, (0, 0, 400, 100), 64, 16)[:, ::-1]
+assert (a[0, :24] == 0).all() and (a[0, 40:] == 0).all()
+np.testing.assert_array_equal(a[0, 24:40], band)
+np.testing.assert_array_equal(a[1], fake_pixels(50, 50, (0, 0, 50, 50), 64, 64)[:, ::-1])
+r, m = records()
+assert len(m) == 2 and all(e[1:] == (64 * 3, 64, 64, 1) for e in m), m
+# No crop, no flip: no crops reported, no mirror.
+out = load(srcs, width=64, height=64)
+assert out.crops is None and records()[1] == []
+
+# --- dtype / layout: the whole batch on the CPU path (nvJPEG not called), then one copy;
+# the float rows and the crops are the CPU path's.
+n0 = L(nvj, "fake_nvjpeg_batched_calls")
+srcs = [jpeg(200, 150), png(60, 40)]
+for extra in ({"dtype": "float32", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+              {"dtype": "float16", "layout": "NCHW"}, {"layout": "NCHW"}):
+    kw = dict(width=32, height=24, crop=spdl.io.RandomResizedCrop(), hflip=0.5, seed=3, **extra)
+    out = load(srcs, **kw)
+    cpu = spdl.io.load_image_batch(srcs, **kw)
+    assert out.dtype == cpu.dtype and out.shape == cpu.shape and out.crops == cpu.crops, (out.dtype, out.shape)
+    np.testing.assert_array_equal(_testing.to_host(out), np.asarray(cpu))
+assert L(nvj, "fake_nvjpeg_batched_calls") == n0
+gc.collect(); _keepalive.synchronize_transfers()
+print("GPU TRAIN OK")
+'''
+
+
+def test_training_plans_on_the_fake(tmp_path):
+    """crop= and hflip= on the nvJPEG path: the same draws as the CPU path (GPU rows and the
+    CPU path's rows of one batch), each box NPP's source ROI, mirrors for the flipped rows
+    only, buf.crops, the CPU path's errors; dtype/layout on the CPU path for the batch."""
+    _run_on_the_fake(tmp_path, _TRAIN_SCRIPT, "GPU TRAIN OK")

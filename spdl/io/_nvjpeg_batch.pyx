@@ -15,14 +15,21 @@ the plan. One call:
    subsampling, at least 2 pixels wide and high - NPP's resize refuses less - and
    at most DecodeConfig.max_pixels) goes to the GPU; anything else (other formats,
    CMYK, RGB-coded or truncated JPEGs, unreadable files, bad headers) to the CPU;
-3. decode and resize: the GPU's images in rounds of bounded scratch
+3. crop and flip: what the plan does to each of the GPU's images, resolved from
+   its header's size as the CPU path resolves it (_geometry.resolve_crop, with the
+   batch's one seed); a box outside its image sends the image to the CPU path,
+   which fails it with its error;
+4. decode and resize: the GPU's images in rounds of bounded scratch
    (_nvjpeg_decode), each resized by NPP into its row of the output
-   (_nvjpeg_resize); an image nvJPEG or NPP fails falls back to the CPU;
-4. the CPU path (spdl.io._load.run_plan with the same plan, into page-locked
+   (_nvjpeg_resize: a crop box is the resize's source ROI, a flipped row is
+   mirrored after it); an image nvJPEG or NPP fails falls back to the CPU;
+5. the CPU path (spdl.io._load.run_plan with the same plan, into page-locked
    memory) for the rest, which decodes them or reports the same error
    load_image_batch reports; strict raises here;
-5. upload the CPU rows and compact: the rows of inputs that failed are dropped
-   at the end (one device-to-device copy, only then).
+6. upload the CPU rows and compact: the rows of inputs that failed are dropped
+   at the end (one device-to-device copy, only then); buf.crops, when the plan
+   crops or flips, holds each row's box and flip (the GPU's from step 3, the
+   CPU path's from its batch).
 
 What the GPU cannot do itself takes the CPU path for the whole batch (the plan
 is loaded by spdl.io._load.run_plan and transferred): see cpu_reason().
@@ -35,14 +42,18 @@ import asyncio
 import dataclasses
 import inspect
 import logging
+import secrets
 
 from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport calloc, free
 
 from spdl.io._buffer cimport CPUBuffer
 from spdl.io._cuda_buffer cimport CUDABuffer, alloc_cuda_buffer
 from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_device
 from spdl.io._cuda_device import check_device
 from spdl.io._cuda_runtime cimport CudaRuntimeApi, cudart
+from spdl.io._geometry cimport CompiledPlan, Crop, compile_plan_spec, resolve_crop
+from spdl.io._geometry import check_per_input
 from spdl.io._keepalive cimport keep_after_error, keep_until_done
 from spdl.io._nvjpeg_decode cimport (
     G_CPU, G_HW, G_HYBRID, _Decoder, _Inputs, classify, decode_round, decoder, scratch_limit,
@@ -91,8 +102,8 @@ def cpu_reason(plan):
         return "a DemuxConfig.format"
     if plan.decode_config.decoder is not None or plan.decode_config.decoder_options:
         return "a DecodeConfig.decoder or decoder_options"
-    if plan.augmented or plan.converted:
-        return "crop, hflip, dtype or layout (training plans are made on the CPU)"
+    if plan.converted:
+        return f"dtype {plan.dtype!r} / layout {plan.layout!r} (float and NCHW batches are made on the CPU)"
     return None
 
 
@@ -110,7 +121,14 @@ def _compile(options):
     plan = compile_plan(**options)
     if plan.device_config is None:
         raise TypeError("load_image_batch_nvjpeg needs a device_config (a CUDAConfig)")
+    if plan.augmented and plan.seed is None:
+        # One seed for the batch: the GPU's draws and the CPU path's rows must share it.
+        plan = dataclasses.replace(plan, seed=secrets.randbits(64))
     return plan
+
+
+#: A source no file can be (a NUL in its path): fails at once, reading nothing.
+_NO_SOURCE = "\0"
 
 
 cdef class _GpuBatch:
@@ -123,11 +141,25 @@ cdef class _GpuBatch:
     cdef NppStreamContext ctx
     cdef Py_ssize_t n
     cdef bint planar
-    cdef readonly list cpu_idx      # the inputs the CPU path loads (step 4)
+    cdef readonly list cpu_idx      # the inputs the CPU path loads (step 5)
+    cdef CompiledPlan spec          # the plan in C, for its crops
+    cdef Crop *crops                # what the plan does to each input (step 3), or NULL
+    cdef bint padded                # the CPU path loads inputs 0 .. max(cpu_idx) (_cpu_part)
+
+    def __dealloc__(self):
+        free(self.crops)
 
     cdef object cpu_plan(self):
         # The same plan for the CPU rows, into page-locked memory; strict is applied here.
-        return dataclasses.replace(self.plan, strict=False)
+        plan = dataclasses.replace(self.plan, strict=False)
+        if self.padded:
+            # Its per-input boxes and flips, for the inputs it is given (0 .. max(cpu_idx)).
+            last = max(self.cpu_idx) + 1
+            if isinstance(plan.crop, tuple):
+                plan = dataclasses.replace(plan, crop=plan.crop[:last])
+            if isinstance(plan.hflip, tuple):
+                plan = dataclasses.replace(plan, hflip=plan.hflip[:last])
+        return plan
 
 
 cdef int _read(_Inputs inp, list sources, int64_t max_file_size) except -1:
@@ -177,8 +209,32 @@ cdef bint _classify(_GpuBatch b) except -1:
     return False
 
 
+cdef int _resolve_crops(_GpuBatch b) except -1:
+    """Step 3: each GPU image's box and flip, from its header's size, as the CPU path
+    resolves them for the same input index; a box outside its image sends the image to
+    the CPU path (which fails it with the same error)."""
+    cdef _Inputs inp = b.inp
+    cdef Status st
+    cdef Py_ssize_t i
+    cdef int ret
+    b.crops = <Crop *>calloc(b.n if b.n else 1, sizeof(Crop))
+    if b.crops == NULL:
+        raise MemoryError()
+    for i in range(b.n):
+        if inp.group[i] == G_CPU:
+            continue
+        with nogil:
+            status_init(&st, i)
+            ret = resolve_crop(&b.spec.spec, i, inp.width[i], inp.height[i], &b.crops[i], &st)
+        if ret < 0:
+            _log.debug("input %d: its crop box lies outside its %dx%d image; the CPU path "
+                       "reports it", i, inp.width[i], inp.height[i])
+            inp.group[i] = G_CPU
+    return 0
+
+
 cdef int _decode_and_resize(_GpuBatch b) except -1:
-    """Step 3: the GPU's images, hardware group first (what it fails joins the hybrid
+    """Step 4: the GPU's images, hardware group first (what it fails joins the hybrid
     group), in rounds, each resized into its rows before its scratch is freed."""
     cdef _Inputs inp = b.inp
     cdef CUDABuffer buf
@@ -200,23 +256,22 @@ cdef int _decode_and_resize(_GpuBatch b) except -1:
             buf = decode_round(b.dec, inp, g, ids, out_fmt, b.planar, cfg, failures)
             try:
                 done = [i for i in ids if inp.group[i] == g]
-                npp_failed += resize_into(b.out, inp, done, b.plan, b.planar, algo, &b.ctx)
+                npp_failed += resize_into(b.out, inp, done, b.plan, b.planar, algo, b.crops, &b.ctx)
             finally:
                 buf.release()       # in the stream's order, after the resizes that read it
     for i, why in failures:
         _log.debug("nvJPEG could not decode input %d: %s", i, why)
-    for i, st in npp_failed:
+    for i, st, fn in npp_failed:
         # NPP refused an image (its parameters are checked before; this is not expected):
         # that image alone takes the CPU path, into its row.
-        _log.warning("nppiResize_8u_%s_Ctx failed with NppStatus %d for input %d (%dx%d); "
-                     "decoding it on the CPU", "P3R" if b.planar else "C3R", st, i,
-                     inp.width[i], inp.height[i])
+        _log.warning("%s failed with NppStatus %d for input %d (%dx%d); decoding it on the CPU",
+                     fn, st, i, inp.width[i], inp.height[i])
         inp.group[i] = G_CPU
     return 0
 
 
 def _start(srcs, plan):
-    """Steps 1 to 3, in the calling thread: the GPU part of the batch."""
+    """Steps 1 to 4, in the calling thread: the GPU part of the batch."""
     cdef _GpuBatch b = _GpuBatch.__new__(_GpuBatch)
     cdef object cfg = plan.device_config
     cdef Py_ssize_t n
@@ -224,9 +279,11 @@ def _start(srcs, plan):
         raise TypeError("srcs must be a list of paths or bytes-like objects")
     b.srcs = list(srcs)
     sources = [make_source(s, f"bytes #{i}") for i, s in enumerate(b.srcs)]
+    b.plan = plan
+    b.spec = compile_plan_spec(plan)
+    check_per_input(b.spec, len(sources))      # as the CPU path checks it, before any work
     check_device(cfg)
     load_libraries()
-    b.plan = plan
     b.dec = decoder(cfg.device_index)
     b.n = n = len(sources)
     b.inp = _Inputs(n)
@@ -241,6 +298,8 @@ def _start(srcs, plan):
         with b.dec.lock:
             if _classify(b):
                 try:
+                    if plan.augmented:
+                        _resolve_crops(b)
                     _decode_and_resize(b)
                 except BaseException as e:
                     keep_after_error(cfg.device_index, cfg.stream, b.inp, e)
@@ -248,36 +307,64 @@ def _start(srcs, plan):
                 # nvJPEG may read the encoded bytes until its work on the stream is done.
                 keep_until_done(cfg.device_index, cfg.stream, b.inp)
     b.cpu_idx = [i for i in range(n) if b.inp.group[i] == G_CPU]
+    # The CPU path draws an input's crop and flip from its index in the list it is given:
+    # for a plan that crops or flips, it is given the inputs 0 .. max(cpu_idx), those
+    # the GPU took replaced by a source that fails at once, so that each CPU row's
+    # index is its input's (and per-input boxes and flips stay in place).
+    b.padded = plan.augmented
     return b
 
 
 def _cpu_part(_GpuBatch b):
-    """The sources and plan of step 4 (the CPU path), or None when the GPU took every input."""
+    """The sources, plan and source indices of step 5 (the CPU path), or None when the GPU
+    took every input."""
     if not b.cpu_idx:
         return None
+    if b.padded:
+        cpu = set(b.cpu_idx)
+        return [b.srcs[i] if i in cpu else _NO_SOURCE for i in range(max(cpu) + 1)], b.cpu_plan(), None
     return [b.srcs[i] for i in b.cpu_idx], b.cpu_plan(), b.cpu_idx
 
 
+cdef tuple _crop_of(const Crop *c):
+    return (c.x, c.y, c.w, c.h, bool(c.flip))
+
+
 def _finish(_GpuBatch b, CPUBuffer host):
-    """Step 5, after the CPU path loaded host (or None): strict, the CPU rows, compaction."""
+    """Step 6, after the CPU path loaded host (or None): strict, the CPU rows, compaction."""
     cdef CUDABuffer out = b.out
+    cdef Py_ssize_t i
     errors = {}
     rows = []
+    crops = {}
+    if b.plan.augmented:
+        for i in range(b.n):
+            if b.inp.group[i] != G_CPU:
+                crops[i] = _crop_of(&b.crops[i])
     if host is not None:
+        # The host batch's indices are the inputs' own (padded), or into cpu_idx.
+        index = (lambda k: k) if b.padded else (lambda k: b.cpu_idx[k])
+        cpu = set(b.cpu_idx)
         for k, e in host.errors.items():
-            errors[b.cpu_idx[k]] = e
+            if index(k) in cpu:         # not the padding's
+                errors[index(k)] = e
         errors = dict(sorted(errors.items()))
         raise_for_failures(errors, b.n, strict=b.plan.strict)
-        rows = [(b.cpu_idx[k], r) for r, k in enumerate(host.indices)]
+        rows = [(index(k), r) for r, k in enumerate(host.indices)]
+        if host.crops is not None:
+            for r, k in enumerate(host.indices):
+                crops[index(k)] = host.crops[r]
         if rows:
             upload_rows(out, host, rows)
     if errors:
         keep = [i for i in range(b.n) if i not in errors]
         out = keep_rows(out, keep, b.plan.device_config)
-        out.indices = tuple(keep)
     else:
-        out.indices = tuple(range(b.n))
+        keep = list(range(b.n))
+    out.indices = tuple(keep)
     out.errors = errors
+    if b.plan.augmented:
+        out.crops = tuple(crops[i] for i in keep)
     return out
 
 
@@ -293,11 +380,18 @@ def load_image_batch_nvjpeg(srcs, **options):
     device, when the GPU cannot do what is asked: ``width`` or ``height``
     None, a ``pix_fmt`` other than ``rgb24``, ``bgr24`` or ``rgbp``,
     ``scale_mode="crop"``, ``scale_algo="area"``, a ``filter_desc``, a
-    ``DemuxConfig.format``, or a ``DecodeConfig.decoder`` or
-    ``decoder_options``. NPP resizes with ``scale_algo`` mapped to its own
+    ``DemuxConfig.format``, a ``DecodeConfig.decoder`` or
+    ``decoder_options``, or a ``dtype`` other than ``"uint8"`` or
+    ``layout="NCHW"``. NPP resizes with ``scale_algo`` mapped to its own
     interpolation (bicubic: supersampling when shrinking both ways; bilinear
     and fast_bilinear: linear; neighbor; lanczos), so pixels differ slightly
     from the CPU path's.
+
+    ``crop`` and ``hflip`` run on the GPU: each image's box and flip are
+    drawn as the CPU path draws them (the same ``seed`` and input index give
+    the same box; a ``seed`` of None is drawn once for the batch), the box is
+    NPP's source region, stretched to width x height, and a flipped row is
+    mirrored by NPP. ``buf.crops`` reports them as load_image_batch does.
 
     Raises CUDAUnavailableError when there is no CUDA device, or libcudart,
     libnvjpeg, libnppc or libnppig cannot be loaded (the message names it).

@@ -20,11 +20,12 @@ cdef struct NvjpegApi:
     nvjpegJpegStreamParseHeader_t JpegStreamParseHeader
     nvjpegDecodeBatchedSupported_t DecodeBatchedSupported
 
-# The NPP functions (libnppc's version, libnppig's resizes).
+# The NPP functions (libnppc's version, libnppig's resizes and mirror).
 cdef struct NppApi:
     nppGetLibVersion_t GetLibVersion
     nppiResize_8u_C3R_Ctx_t Resize_8u_C3R_Ctx
     nppiResize_8u_P3R_Ctx_t Resize_8u_P3R_Ctx
+    nppiMirror_8u_C3IR_Ctx_t Mirror_8u_C3IR_Ctx
 
 # The tables; filled once _load_libraries() has returned.
 cdef const NvjpegApi *nvjpeg_api() noexcept nogil

@@ -68,7 +68,7 @@ _NVJPEG_FUNCTIONS = (
     "nvjpegJpegStreamParse", "nvjpegJpegStreamParseHeader", "nvjpegDecodeBatchedSupported",
 )
 _NPPIG_FUNCTIONS = (
-    "nppiResize_8u_C3R_Ctx", "nppiResize_8u_P3R_Ctx",
+    "nppiResize_8u_C3R_Ctx", "nppiResize_8u_P3R_Ctx", "nppiMirror_8u_C3IR_Ctx",
 )
 
 

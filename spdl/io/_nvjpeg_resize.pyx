@@ -5,7 +5,10 @@ inputs dropped.
 
 NPP: supersampling when shrinking both ways, bicubic otherwise, nearest (an exact copy)
 at the same size; scale_mode "pad" fits inside width x height keeping the aspect ratio,
-centred, black borders; "stretch" fills the row.
+centred, black borders; "stretch" fills the row. A crop box (the plan's crop, resolved
+per image as the CPU path resolves it) is the resize's source ROI, stretched over the
+whole row; a flipped row is mirrored left to right in place after its resize, borders
+included, as the CPU path mirrors its rows.
 """
 
 from libc.stdint cimport uintptr_t
@@ -15,6 +18,7 @@ from spdl.io._buffer cimport CPUBuffer
 from spdl.io._cuda_buffer cimport CUDABuffer, alloc_cuda_buffer
 from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_device
 from spdl.io._cuda_runtime cimport CudaRuntimeApi, cudart
+from spdl.io._geometry cimport Crop
 from spdl.io._keepalive cimport check_then_keep
 from spdl.io._nvjpeg_decode cimport _Inputs
 from spdl.io._nvjpeg_lib cimport NppApi, npp_api
@@ -86,21 +90,29 @@ cdef int prepare_output(CUDABuffer out, bint pad, NppStreamContext *ctx) except 
 cdef struct _Place:
     Py_ssize_t row         # the input index, which is its row
     int sw, sh, ox, oy     # the scaled size and its top-left corner in the row
+    int bx, by, bw, bh     # the source ROI: the crop box, or the whole image
+    bint flip              # mirror the row left to right after the resize
 
 
 cdef list resize_into(CUDABuffer out, _Inputs inp, list images, object plan, bint planar,
-                      int algo, const NppStreamContext *ctx):
+                      int algo, const Crop *crops, const NppStreamContext *ctx):
     """Resize the GPU-decoded input images (indices) into their rows (the output has a row
     per input), placed by plan.geometry (as the CPU path places them); algo is an NPP
     interpolation, or 0 for bicubic (supersampling when shrinking both ways).
 
-    Returns [(input index, NppStatus)] of the images NPP refused (their rows
-    are left for the caller to fill); raises CUDAError for a failed CUDA call.
+    crops (NULL: none) holds what the plan does to each input (resolve_crop): a cropped
+    input's box is the source ROI, stretched over the whole row; a flipped input's row is
+    mirrored left to right in place after its resize (packed rows only: the plan flips
+    only packed formats).
+
+    Returns [(input index, NppStatus, NPP function)] of the images NPP refused (their
+    rows are left for the caller to fill); raises CUDAError for a failed CUDA call.
     """
     cdef const CudaRuntimeApi *rt = cudart()
     cdef Py_ssize_t m = len(images), j
     cdef _Place *place
     cdef NppStatus *npp_st
+    cdef bint *mirror_failed
     cdef int width = plan.width, height = plan.height
     cdef size_t row_bytes = <size_t>width * height * 3, plane_out = <size_t>width * height, plane_in
     cdef uintptr_t dst, src
@@ -109,36 +121,55 @@ cdef list resize_into(CUDABuffer out, _Inputs inp, list images, object plan, bin
     cdef NppStatus st = NPP_NO_ERROR
     cdef const unsigned char *srcp[3]
     cdef unsigned char *dstp[3]
-    cdef NppiSize src_size, dst_size
+    cdef NppiSize src_size, dst_size, row_size
     cdef NppiRect src_roi, dst_roi
     if m == 0:
         return []
+    if planar and crops != NULL:
+        for j in range(m):
+            if crops[<Py_ssize_t>images[j]].flip:
+                raise ValueError("a planar row cannot be flipped")
     place = <_Place *>calloc(m, sizeof(_Place))
     npp_st = <NppStatus *>calloc(m, sizeof(NppStatus))
-    if place == NULL or npp_st == NULL:
+    mirror_failed = <bint *>calloc(m, sizeof(bint))
+    if place == NULL or npp_st == NULL or mirror_failed == NULL:
         free(place)
         free(npp_st)
+        free(mirror_failed)
         raise MemoryError()
     for j in range(m):
         i = images[j]
-        _, _, sw, sh, ox, oy = plan.geometry(inp.width[i], inp.height[i])
-        place[j].row, place[j].sw, place[j].sh, place[j].ox, place[j].oy = i, sw, sh, ox, oy
+        w, h = inp.width[i], inp.height[i]
+        place[j].row = i
+        place[j].bx, place[j].by, place[j].bw, place[j].bh = 0, 0, w, h
+        if crops != NULL and crops[<Py_ssize_t>i].cropped:
+            place[j].bx, place[j].by = crops[<Py_ssize_t>i].x, crops[<Py_ssize_t>i].y
+            place[j].bw, place[j].bh = crops[<Py_ssize_t>i].w, crops[<Py_ssize_t>i].h
+            place[j].sw, place[j].sh, place[j].ox, place[j].oy = width, height, 0, 0
+        else:
+            _, _, sw, sh, ox, oy = plan.geometry(w, h)
+            place[j].sw, place[j].sh, place[j].ox, place[j].oy = sw, sh, ox, oy
+        place[j].flip = crops != NULL and crops[<Py_ssize_t>i].flip
+    row_size.width, row_size.height = width, height
     with nogil:
         if enter_device(rt, device, &scope) == 0:
             for j in range(m):
                 w = inp.width[place[j].row]
                 h = inp.height[place[j].row]
                 src = inp.decoded[place[j].row]
-                if place[j].sw == w and place[j].sh == h:
+                if place[j].sw == place[j].bw and place[j].sh == place[j].bh:
                     interp = NPPI_INTER_NN                    # same size: an exact copy
                 elif algo != 0:
                     interp = algo
-                elif place[j].sw < w and place[j].sh < h:
+                elif place[j].sw < place[j].bw and place[j].sh < place[j].bh:
                     interp = NPPI_INTER_SUPER                 # shrinking: area average
                 else:
                     interp = NPPI_INTER_CUBIC
+                # The source is the whole image (its origin and size), the ROI its part to
+                # resize: NPP scales the ROI onto the destination ROI.
                 src_size.width, src_size.height = w, h
-                src_roi.x, src_roi.y, src_roi.width, src_roi.height = 0, 0, w, h
+                src_roi.x, src_roi.y = place[j].bx, place[j].by
+                src_roi.width, src_roi.height = place[j].bw, place[j].bh
                 dst_size.width, dst_size.height = place[j].sw, place[j].sh
                 dst_roi.x, dst_roi.y, dst_roi.width, dst_roi.height = 0, 0, place[j].sw, place[j].sh
                 # The destination image is the scaled image's window in the row.
@@ -156,11 +187,21 @@ cdef list resize_into(CUDABuffer out, _Inputs inp, list images, object plan, bin
                         <const unsigned char *>src, w * 3, src_size, src_roi,
                         <unsigned char *>(dst + (<size_t>place[j].oy * width + place[j].ox) * 3),
                         width * 3, dst_size, dst_roi, interp, ctx[0])
+                if st >= 0 and place[j].flip:
+                    # The whole row, borders included (a padded image's window moves when
+                    # the border is odd), as the CPU path flips its rows.
+                    st = _npp.Mirror_8u_C3IR_Ctx(<unsigned char *>dst, width * 3, row_size,
+                                                 NPP_VERTICAL_AXIS, ctx[0])
+                    mirror_failed[j] = st < 0
                 npp_st[j] = st      # < 0: an error, > 0: a warning (the image is resized)
         leave_device(rt, &scope)
-    failed = [(place[j].row, npp_st[j]) for j in range(m) if npp_st[j] < 0]
+    failed = [(place[j].row, npp_st[j],
+               "nppiMirror_8u_C3IR_Ctx" if mirror_failed[j]
+               else "nppiResize_8u_P3R_Ctx" if planar else "nppiResize_8u_C3R_Ctx")
+              for j in range(m) if npp_st[j] < 0]
     free(place)
     free(npp_st)
+    free(mirror_failed)
     check_scope(&scope, cudaSuccess, None, f"cuda:{device}")
     return failed
 

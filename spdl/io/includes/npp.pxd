@@ -1,5 +1,5 @@
-# The part of NPP (nppdefs.h, nppi_geometry_transforms.h of CUDA 12) that
-# spdl.io calls to resize decoded images on the GPU.
+# The part of NPP (nppdefs.h, nppi_geometry_transforms.h of CUDA 12 and 13) that
+# spdl.io calls to resize (a crop box: the source ROI) and mirror decoded images on the GPU.
 #
 # libnppig is opened with dlopen at run time (see spdl/io/_nvjpeg_lib.pyx): this
 # file declares the structs (NppStreamContext is passed BY VALUE, so its layout
@@ -19,6 +19,11 @@ cdef enum:
     NPPI_INTER_CUBIC = 4
     NPPI_INTER_SUPER = 8              # supersampling: downscaling only
     NPPI_INTER_LANCZOS = 16
+
+# NppiAxis: the axis a mirror flips around.
+cdef enum:
+    NPP_HORIZONTAL_AXIS = 0           # top to bottom
+    NPP_VERTICAL_AXIS = 1             # left to right: a horizontal flip
 
 ctypedef struct NppiSize:
     int width
@@ -57,3 +62,6 @@ ctypedef NppStatus (*nppiResize_8u_P3R_Ctx_t)(const unsigned char **pSrc, int nS
                                              NppiRect oSrcRectROI, unsigned char **pDst, int nDstStep,
                                              NppiSize oDstSize, NppiRect oDstRectROI, int eInterpolation,
                                              NppStreamContext nppStreamCtx) noexcept nogil
+# In place; flip is an NppiAxis (an enum: passed as an int).
+ctypedef NppStatus (*nppiMirror_8u_C3IR_Ctx_t)(unsigned char *pSrcDst, int nSrcDstStep, NppiSize oROI,
+                                              int flip, NppStreamContext nppStreamCtx) noexcept nogil
