@@ -167,6 +167,24 @@ def test_draws_depend_on_seed_and_index_only():
     assert draw_crop(big, 2, 160, 120) == draw_crop(plan, 2, 160, 120)
 
 
+def test_part_of_a_batch_draws_its_inputs_own_crops():
+    """A backend that loads a part of the caller's list on the CPU (the nvJPEG loader's
+    fallback rows) passes their indices: each row gets its input's draw and per-input box."""
+    from spdl.io._load import run_plan
+
+    srcs = [INPUTS["jpeg420"]] * 5
+    whole = _load(srcs, seed=5, **TRAIN)
+    part = run_plan([srcs[1], srcs[3]], compile_plan(seed=5, **TRAIN), [1, 3])
+    assert part.crops == (whole.crops[1], whole.crops[3])
+    assert np.asarray(part).tobytes() == np.asarray(whole)[[1, 3]].tobytes()
+    boxes = [(0, 0, 10 + i, 10 + i) for i in range(5)]
+    plan = compile_plan(width=16, height=16, crop=boxes, hflip=[i % 2 == 1 for i in range(5)])
+    part = run_plan([srcs[1], srcs[4]], plan, [1, 4])
+    assert part.crops == ((0, 0, 11, 11, True), (0, 0, 14, 14, False))
+    with pytest.raises(ValueError, match="do not cover"):
+        run_plan([srcs[0]], plan, [7])
+
+
 def test_seed_none_draws_fresh_crops_that_match_the_pixels(load):
     srcs = [INPUTS["png"]] * 6
     a = load(srcs, seed=None, **TRAIN)

@@ -80,6 +80,8 @@ cdef class BatchJob:
 
     cdef Item *items
     cdef Py_ssize_t *order      # the order the workers take the images in
+    cdef Py_ssize_t *caller     # each source's index in the caller's list: what crops are
+                                # drawn for and per-input boxes and flips are looked up by
     cdef Py_ssize_t n
     cdef Py_ssize_t next_index
     cdef int cancelled
@@ -101,6 +103,7 @@ cdef class BatchJob:
     def __cinit__(self):
         self.items = NULL
         self.order = NULL
+        self.caller = NULL
         self.n = 0
 
     def __dealloc__(self):
@@ -109,6 +112,7 @@ cdef class BatchJob:
                 av_frame_free(&self.items[i].frame)
             free(self.items)
         free(self.order)
+        free(self.caller)
 
     def __init__(self, srcs, plan, HostAllocator allocator=None, indices=None):
         """srcs loaded as plan says; indices, if given, are the sources' indices in the
@@ -126,11 +130,14 @@ cdef class BatchJob:
         self.decode = compile_decode_config(plan.decode_config)
         self.sources = make_sources(srcs, indices)
         self.n = len(self.sources)
-        check_per_input(self.plan, self.n)
         self.items = <Item *>calloc(self.n if self.n else 1, sizeof(Item))
         self.order = <Py_ssize_t *>malloc((self.n if self.n else 1) * sizeof(Py_ssize_t))
-        if self.items == NULL or self.order == NULL:
+        self.caller = <Py_ssize_t *>malloc((self.n if self.n else 1) * sizeof(Py_ssize_t))
+        if self.items == NULL or self.order == NULL or self.caller == NULL:
             raise MemoryError()
+        for i, k in enumerate(indices if indices is not None else range(self.n)):
+            self.caller[i] = k
+        check_per_input(self.plan, self.n, indices)
         # Largest first, so no worker is left with a big image at the end while the
         # others idle (bytes sources: their size is known; paths keep their order,
         # a stat per file would cost more than it saves on slow file systems).
@@ -228,7 +235,8 @@ cdef class BatchJob:
                 if ret >= 0 and self.direct:
                     slot_planes(self.buf, i, &self.lay, self.out_w, self.out_h, dst, linesize)
                     if scratch != NULL:  # the image, then its conversion into the row
-                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, i,
+                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph,
+                                             self.caller[i],
                                              &item.crop, decoded, NULL, sdst, slines,
                                              &item.err)
                         if ret >= 0:
@@ -236,8 +244,9 @@ cdef class BatchJob:
                                             self.out_h, item.crop.flip,
                                             <uint8_t *>self.buf.data + i * self.buf.row_bytes())
                     else:
-                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, i,
-                                             &item.crop, decoded, NULL, dst, linesize, &item.err)
+                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph,
+                                             self.caller[i], &item.crop, decoded, NULL, dst,
+                                             linesize, &item.err)
                         if ret >= 0 and item.crop.flip:
                             flip_rows(dst[0], linesize[0], self.out_w, self.out_h,
                                       self.lay.channels * self.lay.itemsize)
@@ -246,9 +255,9 @@ cdef class BatchJob:
                     if item.frame == NULL:
                         ret = fail(&item.err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
                     else:
-                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph, i,
-                                             &item.crop, decoded, item.frame, NULL, NULL,
-                                             &item.err)
+                        ret = decode_planned(&d, &self.decode.spec, &dec, &scaler, sp, graph,
+                                             self.caller[i], &item.crop, decoded, item.frame,
+                                             NULL, NULL, &item.err)
                 item.status = DONE if ret >= 0 else FAILED
                 demux_reset(&d)
                 av_frame_unref(decoded)

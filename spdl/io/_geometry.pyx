@@ -102,11 +102,17 @@ cdef _compile_crop(CompiledPlan c, object plan):
         cs.flip_p = plan.hflip
 
 
-def check_per_input(CompiledPlan c, Py_ssize_t n):
-    """Raise ValueError when the plan's per-input boxes or flips do not match n inputs."""
-    if c.spec.crop.n >= 0 and c.spec.crop.n != n:
-        what = "boxes" if c.spec.crop.kind == CROP_BOXES else "hflip flags"
-        raise ValueError(f"{c.spec.crop.n} crop {what} for {n} inputs: give one per input")
+def check_per_input(CompiledPlan c, Py_ssize_t n, indices=None):
+    """Raise ValueError when the plan's per-input boxes or flips do not match n inputs (or,
+    for a part of the caller's list, do not cover the inputs' indices there)."""
+    cdef Py_ssize_t have = c.spec.crop.n
+    what = "crop boxes" if c.spec.crop.kind == CROP_BOXES else "hflip flags"
+    if have < 0:
+        return
+    if indices is None and have != n:
+        raise ValueError(f"{have} {what} for {n} inputs: give one per input")
+    if indices is not None and any(not 0 <= k < have for k in indices):
+        raise ValueError(f"{have} {what} do not cover input indices {max(indices)}")
 
 
 def draw_crop(plan, Py_ssize_t index, int iw, int ih):

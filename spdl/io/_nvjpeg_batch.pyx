@@ -127,10 +127,6 @@ def _compile(options):
     return plan
 
 
-#: A source no file can be (a NUL in its path): fails at once, reading nothing.
-_NO_SOURCE = "\0"
-
-
 cdef class _GpuBatch:
     """One call's state between its steps: the GPU part, then the CPU rows, then the result."""
     cdef object plan
@@ -144,22 +140,14 @@ cdef class _GpuBatch:
     cdef readonly list cpu_idx      # the inputs the CPU path loads (step 5)
     cdef CompiledPlan spec          # the plan in C, for its crops
     cdef Crop *crops                # what the plan does to each input (step 3), or NULL
-    cdef bint padded                # the CPU path loads inputs 0 .. max(cpu_idx) (_cpu_part)
 
     def __dealloc__(self):
         free(self.crops)
 
     cdef object cpu_plan(self):
         # The same plan for the CPU rows, into page-locked memory; strict is applied here.
-        plan = dataclasses.replace(self.plan, strict=False)
-        if self.padded:
-            # Its per-input boxes and flips, for the inputs it is given (0 .. max(cpu_idx)).
-            last = max(self.cpu_idx) + 1
-            if isinstance(plan.crop, tuple):
-                plan = dataclasses.replace(plan, crop=plan.crop[:last])
-            if isinstance(plan.hflip, tuple):
-                plan = dataclasses.replace(plan, hflip=plan.hflip[:last])
-        return plan
+        # (Its draws and per-input boxes and flips follow the inputs' own indices, cpu_idx.)
+        return dataclasses.replace(self.plan, strict=False)
 
 
 cdef int _read(_Inputs inp, list sources, int64_t max_file_size) except -1:
@@ -307,11 +295,6 @@ def _start(srcs, plan):
                 # nvJPEG may read the encoded bytes until its work on the stream is done.
                 keep_until_done(cfg.device_index, cfg.stream, b.inp)
     b.cpu_idx = [i for i in range(n) if b.inp.group[i] == G_CPU]
-    # The CPU path draws an input's crop and flip from its index in the list it is given:
-    # for a plan that crops or flips, it is given the inputs 0 .. max(cpu_idx), those
-    # the GPU took replaced by a source that fails at once, so that each CPU row's
-    # index is its input's (and per-input boxes and flips stay in place).
-    b.padded = plan.augmented
     return b
 
 
@@ -320,9 +303,6 @@ def _cpu_part(_GpuBatch b):
     took every input."""
     if not b.cpu_idx:
         return None
-    if b.padded:
-        cpu = set(b.cpu_idx)
-        return [b.srcs[i] if i in cpu else _NO_SOURCE for i in range(max(cpu) + 1)], b.cpu_plan(), None
     return [b.srcs[i] for i in b.cpu_idx], b.cpu_plan(), b.cpu_idx
 
 
@@ -342,13 +322,9 @@ def _finish(_GpuBatch b, CPUBuffer host):
             if b.inp.group[i] != G_CPU:
                 crops[i] = _crop_of(&b.crops[i])
     if host is not None:
-        # The host batch's indices are the inputs' own (padded), or into cpu_idx.
-        index = (lambda k: k) if b.padded else (lambda k: b.cpu_idx[k])
-        cpu = set(b.cpu_idx)
-        for k, e in host.errors.items():
-            if index(k) in cpu:         # not the padding's
-                errors[index(k)] = e
-        errors = dict(sorted(errors.items()))
+        # The host batch's rows and errors are numbered by position in cpu_idx.
+        index = b.cpu_idx.__getitem__
+        errors = {index(k): e for k, e in sorted(host.errors.items())}
         raise_for_failures(errors, b.n, strict=b.plan.strict)
         rows = [(index(k), r) for r, k in enumerate(host.indices)]
         if host.crops is not None:
