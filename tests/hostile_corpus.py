@@ -598,7 +598,14 @@ def build_corpus(root: Path, port: int) -> list[Case]:
         data = imgs[name]
         for frac in (0.1, 0.5, 0.8):
             add(Case(f"trunc_{name}_{int(frac * 100)}", data[: int(len(data) * frac)], FAIL, BAD_DATA))
-    add(Case("trunc_jpeg_no_eoi", imgs["jpeg"][:-2], FAIL, BAD_DATA, note="the last 2 bytes (EOI) cut"))
+    add(Case("trunc_jpeg_no_eoi", imgs["jpeg"][:-2], OK,
+             note="the last 2 bytes (EOI) cut: the scans are complete, it loads (issue 12)"))
+    for k in (3, 4, 12):
+        add(Case(f"trunc_jpeg_no_eoi_minus_{k}", imgs["jpeg"][:-k], FAIL, BAD_DATA,
+                 note="the EOI and the end of the last scan's data cut"))
+    add(Case("trunc_jpeg_progressive_at_scan", imgs["jpeg_progressive"][
+        :imgs["jpeg_progressive"].rindex(b"\xff\xda")], FAIL, BAD_DATA,
+        note="cut before the last scan: every scan there is whole, the image is not"))
 
     # -- bit flips: any outcome but a crash, a hang or an untyped error
     for name in ("jpeg", "jpeg_progressive", "png", "webp_lossy", "webp_lossless", "gif", "tiff", "bmp"):

@@ -146,3 +146,95 @@ def test_grey_alpha16_to_rgba(tmp_path):
     for c in range(3):
         np.testing.assert_array_equal(out[..., c], want_g)
     np.testing.assert_array_equal(out[..., 3], want_a)
+
+
+# ---------------------------------------------------------------------------
+# A JPEG whose scans are complete and whose end-of-image marker is missing
+# ---------------------------------------------------------------------------
+
+EOI = b"\xff\xd9"
+
+
+def _jpeg(tmp_path, kind):
+    """(bytes, pixels of the whole file) of a JPEG of the given kind."""
+    from _util import synth_rgb
+    a = synth_rgb(203, 150, seed=5)
+    bio = io.BytesIO()
+    if kind == "gray":
+        Image.fromarray(a).convert("L").save(bio, "JPEG", quality=90)
+    elif kind == "cmyk":
+        Image.fromarray(a).convert("CMYK").save(bio, "JPEG", quality=90)
+    else:
+        Image.fromarray(a).save(bio, "JPEG", quality=90, progressive=kind == "progressive",
+                                subsampling=0 if kind == "444" else 2)
+    data = bio.getvalue()
+    if kind in ("restart", "multiscan"):
+        if shutil.which("jpegtran") is None:
+            pytest.skip("no jpegtran (libjpeg-turbo-progs)")
+        src = tmp_path / "src.jpg"
+        src.write_bytes(data)
+        args = ["-restart", "1"]
+        if kind == "multiscan":  # sequential, one scan per component (non-interleaved)
+            script = tmp_path / "scans.txt"
+            script.write_text("0;\n1;\n2;\n")
+            args = ["-scans", str(script)]
+        data = subprocess.run(["jpegtran", *args, str(src)], check=True,
+                              capture_output=True).stdout
+    assert data.endswith(EOI)
+    return data, _load([data])[0]
+
+
+def _markers(data, code):
+    """Offsets of the markers FF code in data (outside entropy-coded data they are
+    exact; inside it FF is always stuffed, so none are found there)."""
+    return [i for i in range(2, len(data) - 1) if data[i] == 0xFF and data[i + 1] == code]
+
+
+JPEG_KINDS = ["420", "444", "progressive", "gray", "cmyk", "restart", "multiscan"]
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_jpeg_without_eoi_loads(tmp_path, kind):
+    """EOI missing, or only its second byte: the same pixels as the whole file, from
+    the bytes and the path, resized too; the caller's bytes are left as they were."""
+    data, full = _jpeg(tmp_path, kind)
+    path = tmp_path / "noeoi.jpg"
+    for cut in (data[:-2], data[:-1]):
+        keep = bytes(cut)
+        path.write_bytes(cut)
+        out = _load([cut, str(path)])
+        np.testing.assert_array_equal(out[0], full)
+        np.testing.assert_array_equal(out[1], full)
+        assert cut == keep
+        small = _load([cut, data], width=64, height=48, scale_mode="stretch")
+        np.testing.assert_array_equal(small[0], small[1])
+
+
+def _refused(data):
+    with pytest.raises(spdl.io.BatchLoadError) as e:
+        spdl.io.load_image_batch([data], width=None, height=None)
+    assert isinstance(e.value.errors[0], spdl.io.DecodeError), e.value
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_jpeg_cut_in_its_data_is_refused(tmp_path, kind):
+    """Cut inside the entropy-coded data (the last bytes of the last scan, and further
+    in): still a DecodeError, never a concealed picture."""
+    data, _ = _jpeg(tmp_path, kind)
+    last_sos = _markers(data, 0xDA)[-1]
+    cuts = list(range(3, 12)) + [len(data) - last_sos - 20, (len(data) - last_sos) // 2]
+    cuts += [len(data) // 3, len(data) // 2]
+    for c in cuts:
+        _refused(data[:-c])
+
+
+@pytest.mark.parametrize("kind", ["progressive", "multiscan"])
+def test_jpeg_cut_between_scans_is_refused(tmp_path, kind):
+    """Cut where a scan ends, before the next scan's tables or header: every scan there
+    is whole, but not every component or coefficient is coded: a DecodeError."""
+    data, _ = _jpeg(tmp_path, kind)
+    sos = _markers(data, 0xDA)
+    assert len(sos) >= 3
+    boundaries = sos[1:] + [i for i in _markers(data, 0xC4) if i > sos[0]]
+    for b in boundaries:
+        _refused(data[:b])

@@ -12,7 +12,9 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._config import DemuxConfig, config_or_default
-from spdl.io._structure cimport png_lacks_only_iend, webp_strip_metadata
+from spdl.io._structure cimport (
+    jpeg_lacks_eoi, jpeg_scans_complete, png_lacks_only_iend, webp_strip_metadata,
+)
 from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
@@ -270,6 +272,17 @@ cdef void _free_io(AVIOContext **io) noexcept nogil:
 cdef const unsigned char *_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # an empty chunk and its CRC
 
 
+cdef const unsigned char *_EOI = b"\xff\xd9"
+
+
+cdef int _append(AVPacket *pkt, const unsigned char *data, int size, Status *err) noexcept nogil:
+    """Append size bytes to our copy of the source, in pkt."""
+    if av_grow_packet(pkt, size) < 0:
+        return fail(err, ERR_NOMEM, "demux", "av_grow_packet", 0, "out of memory")
+    memcpy(pkt.data + pkt.size - size, data, size)
+    return 0
+
+
 cdef void _shrink(AVPacket *pkt, int size) noexcept nogil:
     """Cut pkt's data to size, zeroing what was after it (the padding the decoders read)."""
     if size < pkt.size:
@@ -291,9 +304,15 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
             _shrink(out.pkt, webp_strip_metadata(out.pkt.data, out.pkt.size))
         elif out.codec_id == AV_CODEC_ID_PNG and png_lacks_only_iend(out.pkt.data, out.pkt.size):
             # complete image data, trailer missing: give the decoder the trailer
-            if av_grow_packet(out.pkt, 12) < 0:
-                return fail(err, ERR_NOMEM, "demux", "av_grow_packet", 0, "out of memory")
-            memcpy(out.pkt.data + out.pkt.size - 12, _IEND, 12)
+            if _append(out.pkt, _IEND, 12, err) < 0:
+                return -1
+        elif out.codec_id == AV_CODEC_ID_MJPEG and jpeg_lacks_eoi(out.pkt.data, out.pkt.size):
+            # the end-of-image marker missing: with it, libjpeg says whether every scan is
+            # there; if not, the data goes as it came, and is refused as truncated
+            if _append(out.pkt, _EOI, 2, err) < 0:
+                return -1
+            if not jpeg_scans_complete(out.pkt.data, out.pkt.size):
+                _shrink(out.pkt, out.pkt.size - 2)
         if out.codec_id != AV_CODEC_ID_NONE:
             return 0
     raw = av_packet_alloc()

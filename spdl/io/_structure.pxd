@@ -25,3 +25,7 @@ cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexc
 cdef int webp_strip_metadata(unsigned char *d, int n) noexcept nogil
 # A PNG whose chunks are complete and whose IEND trailer alone is missing.
 cdef bint png_lacks_only_iend(const unsigned char *d, int n) noexcept nogil
+# A JPEG whose markers are whole and whose end-of-image marker is missing; and whether
+# the scans of one ending in that marker are complete (libjpeg reads them to tell).
+cdef bint jpeg_lacks_eoi(const unsigned char *d, int n) noexcept nogil
+cdef bint jpeg_scans_complete(const unsigned char *d, int n) noexcept nogil

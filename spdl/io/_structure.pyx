@@ -15,6 +15,15 @@ from spdl.io._status cimport ERR_DECODE, Status, fail
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
 
+cdef extern from "csrc/jpeg_complete.h" nogil:
+    int spdl_jpeg_scans_complete(const unsigned char *data, unsigned long size,
+                                 long long max_pixels, long max_memory)
+
+#: The largest JPEG whose missing end-of-image marker is looked into (the default
+#: max_pixels), and the coefficient memory libjpeg may use to do it.
+cdef long long EOI_CHECK_MAX_PIXELS = 50_000_000
+cdef long EOI_CHECK_MAX_MEMORY = 512 * 1024 * 1024
+
 #: A progressive JPEG may ask for at most this many pixel-scans (scans x width x
 #: height): 24 MP with 160 scans. Real encoders write about 10 scans.
 cdef long long MAX_PIXEL_SCANS = 4_000_000_000
@@ -123,6 +132,24 @@ cdef int jpeg_check_markers(const JpegMarkers *m, Status *err) noexcept nogil:
         return fail(err, ERR_DECODE, "decode", "jpeg_check_structure", 0,
                     "the JPEG data is truncated (no end-of-image marker)")
     return 0
+
+
+cdef bint jpeg_lacks_eoi(const unsigned char *d, int n) noexcept nogil:
+    """Whether a JPEG's markers are whole, with a frame header and a scan, and the data
+    ends without an end-of-image marker (inside or after the last scan's data)."""
+    cdef JpegMarkers m
+    jpeg_walk_markers(d, <size_t>n, &m)
+    return (m.sof != 0 and not m.sof_cut and m.scans > 0 and not m.eoi and not m.bad
+            and m.cut_marker == 0)
+
+
+cdef bint jpeg_scans_complete(const unsigned char *d, int n) noexcept nogil:
+    """Whether the scans of a JPEG that ends in an end-of-image marker are all there, as
+    libjpeg reads them (csrc/jpeg_complete.h): no scan runs into the marker, and every
+    component is coded to its last bit. Images over EOI_CHECK_MAX_PIXELS are not looked
+    into (False)."""
+    return spdl_jpeg_scans_complete(d, <unsigned long>n, EOI_CHECK_MAX_PIXELS,
+                                    EOI_CHECK_MAX_MEMORY) == 1
 
 
 cdef int _skip_sub_blocks(const unsigned char *d, int n, int pos) noexcept nogil:
