@@ -238,3 +238,89 @@ def test_jpeg_cut_between_scans_is_refused(tmp_path, kind):
     boundaries = sos[1:] + [i for i in _markers(data, 0xC4) if i > sos[0]]
     for b in boundaries:
         _refused(data[:b])
+
+
+# ---------------------------------------------------------------------------
+# Refusals say what the input looked like and why it is refused
+# ---------------------------------------------------------------------------
+
+
+def _pil(fmt, frames=1, **kw):
+    a = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    ims = [Image.fromarray(a), Image.fromarray(255 - a)][:frames]
+    bio = io.BytesIO()
+    if frames > 1:
+        kw.update(save_all=True, append_images=ims[1:], duration=100)
+    ims[0].save(bio, fmt, **kw)
+    return bio.getvalue()
+
+
+def _video(tmp_path, ext, codec=("-c:v", "mjpeg")):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("no ffmpeg CLI")
+    out = tmp_path / f"v.{ext}"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=32x32:rate=5", "-frames:v", "3", *codec, str(out)], check=True)
+    return out.read_bytes()
+
+
+def _cur():
+    data = bytearray(_pil("ICO"))
+    data[2] = 2  # the type field: a cursor
+    return bytes(data)
+
+
+def _box(brand):
+    """An ISO-BMFF file's first box, enough to be recognised (nothing decodes it)."""
+    return (b"\x00\x00\x00\x1cftyp" + brand + b"\x00\x00\x00\x00" + brand + b"mif1miaf"
+            + b"\x00\x00\x00\x08free")
+
+
+REFUSALS = {
+    "avif": (lambda p: _box(b"avif"), "looks like AVIF (ftyp avif)"),
+    "heic": (lambda p: _box(b"heic"), "looks like HEIF/HEIC (ftyp heic)"),
+    "animated_webp": (lambda p: _pil("WEBP", frames=2),
+                      "looks like an animated WebP (VP8X animation flag)"),
+    "ico": (lambda p: _pil("ICO"), "looks like an ICO icon (header 00 00 01 00"),
+    "cur": (lambda p: _cur(), "looks like a CUR cursor (header 00 00 02 00"),
+    "pdf": (lambda p: _pil("PDF"), "looks like a PDF document (%PDF-)"),
+    "svg": (lambda p: b'\xef\xbb\xbf\n <svg xmlns="http://www.w3.org/2000/svg"/>',
+            "looks like SVG/XML text (<svg "),
+    "xml_svg": (lambda p: b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>',
+                "looks like SVG/XML text (<?xml)"),
+    "html": (lambda p: b"<!DOCTYPE html><html><body><img src=x></body></html>",
+             "looks like an HTML page"),
+    "mp4": (lambda p: _video(p, "mp4"), "looks like an MP4/QuickTime file (ftyp isom)"),
+    "mov": (lambda p: _video(p, "mov"), "looks like an MP4/QuickTime file (ftyp qt"),
+    "mkv": (lambda p: _video(p, "mkv"), "looks like a Matroska/WebM file (EBML header)"),
+    "avi": (lambda p: _video(p, "avi"), "looks like an AVI file (RIFF AVI)"),
+    "ts": (lambda p: _video(p, "ts"), "looks like an MPEG transport stream"),
+    "flv": (lambda p: _video(p, "flv", ()), "looks like an FLV file (FLV header)"),
+    "ogg": (lambda p: _video(p, "ogv", ()), "looks like an Ogg file (OggS)"),
+}
+WHY = {"avif": "not among the image demuxers", "heic": "not among the image demuxers",
+       "animated_webp": "decodes still images only", "ico": "not among the image demuxers",
+       "cur": "not among the image demuxers", "pdf": "documents are not rasterised",
+       "svg": "vector images are not rasterised", "xml_svg": "vector images are not rasterised",
+       "html": "not an image"}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_refusal_names_the_format_and_the_reason(tmp_path, name):
+    make, looks = REFUSALS[name]
+    data = make(tmp_path)
+    path = tmp_path / f"in.{name}"
+    path.write_bytes(data)
+    buf = spdl.io.load_image_batch([data, str(path)], width=None, height=None, strict=False)
+    assert buf.indices == ()
+    for i in (0, 1):
+        e = buf.errors[i]
+        assert isinstance(e, spdl.io.UnsupportedFormatError), repr(e)
+        assert looks in str(e), str(e)
+        assert WHY.get(name, "video containers are not read") in str(e), str(e)
+
+
+def test_unknown_data_keeps_the_plain_refusal():
+    buf = spdl.io.load_image_batch([b"\x00\x01 nothing known here" * 8], width=None,
+                                   height=None, strict=False)
+    assert "not an image format this build accepts" in str(buf.errors[0])

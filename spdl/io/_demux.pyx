@@ -39,6 +39,7 @@ cdef extern from "<errno.h>":
     int EINVAL
 
 cdef extern from "<stdio.h>":
+    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
     int SEEK_SET
     int SEEK_CUR
     int SEEK_END
@@ -118,6 +119,90 @@ cdef AVCodecID sniff_codec(const uint8_t *d, int n, const char **format) noexcep
     return AV_CODEC_ID_NONE
 
 
+cdef bint _at(const uint8_t *d, int n, int pos, const char *magic, int size) noexcept nogil:
+    return n >= pos + size and memcmp(d + pos, magic, size) == 0
+
+
+cdef bint webp_animated(const uint8_t *d, int n) noexcept nogil:
+    """An extended WebP whose VP8X header says it is animated."""
+    return _at(d, n, 12, b"VP8X", 4) and n > 20 and d[20] & 0x02
+
+
+cdef int _text_start(const uint8_t *d, int n) noexcept nogil:
+    """Where text starts after a UTF-8 byte order mark and white space."""
+    cdef int i = 3 if _at(d, n, 0, b"\xef\xbb\xbf", 3) else 0
+    while i < n and d[i] in (0x20, 0x09, 0x0A, 0x0D):
+        i += 1
+    return i
+
+
+cdef bint _ico_header(const uint8_t *d, int n) noexcept nogil:
+    """An ICO/CUR directory: reserved 0, type 1 or 2, at least one entry, every entry's
+    reserved byte 0 and its data after the directory."""
+    cdef int count, i, off
+    if n < 22 or d[0] != 0 or d[1] != 0 or d[2] not in (1, 2) or d[3] != 0:
+        return False
+    count = d[4] | d[5] << 8
+    if count == 0 or n < 6 + 16 * count:
+        return False
+    for i in range(count):
+        off = 6 + 16 * i
+        if d[off + 3] != 0 or (d[off + 12] | d[off + 13] << 8 | d[off + 14] << 16
+                               | <long>d[off + 15] << 24) < 6 + 16 * count:
+            return False
+    return True
+
+
+cdef void refusal_message(const uint8_t *d, int n, char *msg, size_t size) noexcept nogil:
+    """Why no accepted demuxer opened d: what it looks like by its signature, and why
+    that is refused; or, for anything else, that it is no image format this build takes."""
+    cdef const char *video = "video containers are not read"
+    cdef const char *demuxer = "not among the image demuxers this loader accepts"
+    cdef int t = _text_start(d, n)
+    if _at(d, n, 4, b"ftyp", 4) and n >= 12:
+        if _at(d, n, 8, b"avif", 4) or _at(d, n, 8, b"avis", 4):
+            snprintf(msg, size, "looks like AVIF (ftyp %.4s): its demuxer (mov/mp4) is %s",
+                     d + 8, demuxer)
+        elif (_at(d, n, 8, b"hei", 3) or _at(d, n, 8, b"hev", 3) or _at(d, n, 8, b"mif1", 4)
+                or _at(d, n, 8, b"msf1", 4)):
+            snprintf(msg, size, "looks like HEIF/HEIC (ftyp %.4s): its demuxer (mov/mp4) is %s",
+                     d + 8, demuxer)
+        else:
+            snprintf(msg, size, "looks like an MP4/QuickTime file (ftyp %.4s): %s", d + 8, video)
+    elif webp_animated(d, n):
+        snprintf(msg, size, "looks like an animated WebP (VP8X animation flag): FFmpeg's "
+                 "WebP decoder in this build decodes still images only")
+    elif _ico_header(d, n):
+        snprintf(msg, size, "looks like %s (header 00 00 0%d 00, %d images): the ico demuxer "
+                 "is %s", "an ICO icon" if d[2] == 1 else "a CUR cursor", d[2],
+                 d[4] | d[5] << 8, demuxer)
+    elif _at(d, n, 0, b"%PDF-", 5):
+        snprintf(msg, size, "looks like a PDF document (%%PDF-): documents are not rasterised")
+    elif (_at(d, n, t, b"<svg", 4) or _at(d, n, t, b"<?xml", 5)
+            or _at(d, n, t, b"<!DOCTYPE svg", 13)):
+        snprintf(msg, size, "looks like SVG/XML text (%.5s): vector images are not rasterised",
+                 d + t)
+    elif _at(d, n, t, b"<!DOCTYPE html", 14) or _at(d, n, t, b"<html", 5):
+        snprintf(msg, size, "looks like an HTML page (%.5s): not an image", d + t)
+    elif _at(d, n, 0, b"\x1a\x45\xdf\xa3", 4):
+        snprintf(msg, size, "looks like a Matroska/WebM file (EBML header): %s", video)
+    elif _at(d, n, 0, b"RIFF", 4) and _at(d, n, 8, b"AVI ", 4):
+        snprintf(msg, size, "looks like an AVI file (RIFF AVI): %s", video)
+    elif _at(d, n, 0, b"FLV\x01", 4):
+        snprintf(msg, size, "looks like an FLV file (FLV header): %s", video)
+    elif _at(d, n, 0, b"OggS", 4):
+        snprintf(msg, size, "looks like an Ogg file (OggS): %s", video)
+    elif n > 376 and d[0] == 0x47 and d[188] == 0x47 and d[376] == 0x47:
+        snprintf(msg, size, "looks like an MPEG transport stream (sync bytes every 188): %s",
+                 video)
+    elif _at(d, n, 0, b"\x00\x00\x01\xba", 4):
+        snprintf(msg, size, "looks like an MPEG program stream (pack header): %s", video)
+    elif _at(d, n, 4, b"moov", 4) or _at(d, n, 4, b"mdat", 4):
+        snprintf(msg, size, "looks like a QuickTime file (%.4s atom): %s", d + 4, video)
+    else:
+        snprintf(msg, size, "not an image format this build accepts")
+
+
 cdef struct MemReader:
     const uint8_t *data
     int64_t size
@@ -195,6 +280,7 @@ cdef int _demux_with_libavformat(AVPacket *data, const DemuxSpec *opts, Demuxed 
     cdef unsigned char *iobuf = NULL
     cdef AVIOContext *io = NULL
     cdef int ret, i, video = -1
+    cdef char msg[200]
     if fmt == NULL:
         return fail(err, ERR_NOMEM, "demux", "avformat_alloc_context", 0, "out of memory")
     iobuf = <unsigned char *>av_malloc(opts.buffer_size)
@@ -226,8 +312,8 @@ cdef int _demux_with_libavformat(AVPacket *data, const DemuxSpec *opts, Demuxed 
     if ret < 0:
         av_dict_free(&options)
         _free_io(&io)  # fmt was freed by avformat_open_input
-        return fail(err, ERR_FORMAT, "demux", "avformat_open_input", ret,
-                    "not an image format this build accepts")
+        refusal_message(data.data, data.size, msg, sizeof(msg))
+        return fail(err, ERR_FORMAT, "demux", "avformat_open_input", ret, msg)
     ret = check_consumed(options, "demuxer", fmt.iformat.name, "demux", "avformat_open_input", err)
     av_dict_free(&options)
     if ret < 0:
@@ -295,10 +381,14 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
     """Fill out (initialised by demux_init) with the image's packet."""
     cdef AVPacket *raw
     cdef int ret
+    cdef char msg[200]
     if read_source(src, opts.max_file_size, out.pkt, err) < 0:
         return -1
     if opts.format == NULL and opts.format_options == NULL:
         out.codec_id = sniff_codec(out.pkt.data, out.pkt.size, &out.format)
+        if out.codec_id == AV_CODEC_ID_WEBP and webp_animated(out.pkt.data, out.pkt.size):
+            refusal_message(out.pkt.data, out.pkt.size, msg, sizeof(msg))
+            return fail(err, ERR_FORMAT, "demux", "sniff", 0, msg)
         if out.codec_id == AV_CODEC_ID_WEBP:
             # our own copy of the source: metadata the decoder would misjudge goes
             _shrink(out.pkt, webp_strip_metadata(out.pkt.data, out.pkt.size))
