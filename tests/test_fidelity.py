@@ -264,12 +264,6 @@ def _video(tmp_path, ext, codec=("-c:v", "mjpeg")):
     return out.read_bytes()
 
 
-def _cur():
-    data = bytearray(_pil("ICO"))
-    data[2] = 2  # the type field: a cursor
-    return bytes(data)
-
-
 def _box(brand):
     """An ISO-BMFF file's first box, enough to be recognised (nothing decodes it)."""
     return (b"\x00\x00\x00\x1cftyp" + brand + b"\x00\x00\x00\x00" + brand + b"mif1miaf"
@@ -281,8 +275,8 @@ REFUSALS = {
     "heic": (lambda p: _box(b"heic"), "looks like HEIF/HEIC (ftyp heic)"),
     "animated_webp": (lambda p: _pil("WEBP", frames=2),
                       "looks like an animated WebP (VP8X animation flag)"),
-    "ico": (lambda p: _pil("ICO"), "looks like an ICO icon (header 00 00 01 00"),
-    "cur": (lambda p: _cur(), "looks like a CUR cursor (header 00 00 02 00"),
+    "ico_too_many": (lambda p: b"\x00\x00\x01\x00\x01\x04" + b"\x10\x10\x00\x00" * 4 * 300,
+                     "looks like an ICO/CUR with more images than any icon has"),
     "pdf": (lambda p: _pil("PDF"), "looks like a PDF document (%PDF-)"),
     "svg": (lambda p: b'\xef\xbb\xbf\n <svg xmlns="http://www.w3.org/2000/svg"/>',
             "looks like SVG/XML text (<svg "),
@@ -299,8 +293,8 @@ REFUSALS = {
     "ogg": (lambda p: _video(p, "ogv", ()), "looks like an Ogg file (OggS)"),
 }
 WHY = {"avif": "not among the image demuxers", "heic": "not among the image demuxers",
-       "animated_webp": "decodes still images only", "ico": "not among the image demuxers",
-       "cur": "not among the image demuxers", "pdf": "documents are not rasterised",
+       "animated_webp": "decodes still images only", "ico_too_many": "(over 256)",
+       "pdf": "documents are not rasterised",
        "svg": "vector images are not rasterised", "xml_svg": "vector images are not rasterised",
        "html": "not an image"}
 
@@ -324,3 +318,33 @@ def test_unknown_data_keeps_the_plain_refusal():
     buf = spdl.io.load_image_batch([b"\x00\x01 nothing known here" * 8], width=None,
                                    height=None, strict=False)
     assert "not an image format this build accepts" in str(buf.errors[0])
+
+
+# ---------------------------------------------------------------------------
+# ICO and CUR: the largest image
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cursor", [False, True])
+@pytest.mark.parametrize("bitmap_format", ["png", "bmp"])
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_icon_loads_its_largest_image(tmp_path, cursor, bitmap_format, mode):
+    """An icon (or a cursor: type 2, which FFmpeg's probe does not take) loads its largest
+    image, whatever the directory order, equal to Pillow's, from the bytes and the path."""
+    a = np.random.default_rng(2).integers(0, 256, (64, 64, 4), dtype=np.uint8)
+    im = Image.fromarray(a if mode == "RGBA" else a[..., :3], mode)
+    bio = io.BytesIO()
+    im.save(bio, "ICO", sizes=[(16, 16), (64, 64), (32, 32)], bitmap_format=bitmap_format)
+    data = bio.getvalue()
+    if cursor:
+        data = data[:2] + b"\x02" + data[3:]
+    with Image.open(io.BytesIO(b"\x00\x00\x01\x00" + data[4:])) as ref:
+        ref.load()
+        want = {"rgb24": np.asarray(ref.convert("RGB")), "rgba": np.asarray(ref.convert("RGBA"))}
+    path = tmp_path / ("c.cur" if cursor else "i.ico")
+    path.write_bytes(data)
+    for pix_fmt, w in want.items():
+        assert w.shape[:2] == (64, 64)
+        out = _load([data, str(path)], pix_fmt=pix_fmt)
+        np.testing.assert_array_equal(out[0], w)
+        np.testing.assert_array_equal(out[1], w)

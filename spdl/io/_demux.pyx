@@ -48,12 +48,13 @@ cdef extern from "libavutil/avutil.h":
     int AVMEDIA_TYPE_VIDEO
 
 
-#: The demuxers that may read a source: single-image formats only. Playlists,
-#: concat scripts, SDP, devices, video containers and SVG are not among them.
+#: The demuxers that may read a source: single-image formats only (ico: its largest
+#: image). Playlists, concat scripts, SDP, devices, video containers and SVG are not
+#: among them.
 IMAGE_DEMUXERS = tuple(
     name for name in (
         "apng", "bmp_pipe", "cri_pipe", "dds_pipe", "dpx_pipe", "exr_pipe", "gem_pipe", "gif",
-        "gif_pipe", "j2k_pipe", "jpeg_pipe", "jpegls_pipe", "jpegxl_pipe", "pam_pipe",
+        "gif_pipe", "ico", "j2k_pipe", "jpeg_pipe", "jpegls_pipe", "jpegxl_pipe", "pam_pipe",
         "pbm_pipe", "pcx_pipe", "pfm_pipe", "pgm_pipe", "pgmyuv_pipe", "pgx_pipe", "phm_pipe",
         "photocd_pipe", "pictor_pipe", "png_pipe", "ppm_pipe", "psd_pipe", "qdraw_pipe",
         "qoi_pipe", "sgi_pipe", "sunrast_pipe", "tiff_pipe", "vbn_pipe", "webp_pipe",
@@ -61,6 +62,9 @@ IMAGE_DEMUXERS = tuple(
     )
     if av_find_input_format(name.encode()) != NULL
 )
+#: An icon file holds one image per size and depth: a few, never hundreds (each is a
+#: stream to the ico demuxer).
+cdef int MAX_ICO_IMAGES = 256
 cdef bytes _WHITELIST = ",".join(IMAGE_DEMUXERS).encode()
 
 
@@ -151,6 +155,19 @@ cdef bint _ico_header(const uint8_t *d, int n) noexcept nogil:
                                | <long>d[off + 15] << 24) < 6 + 16 * count:
             return False
     return True
+
+
+cdef int _ico_largest(const uint8_t *d, int n) noexcept nogil:
+    """The directory entry of an ICO/CUR (checked by _ico_header) with the most pixels
+    (a size byte of 0 is 256), then the most bits a pixel: the image a viewer shows."""
+    cdef int i, off, best = 0
+    cdef int64_t score, top = -1
+    for i in range(d[4] | d[5] << 8):
+        off = 6 + 16 * i
+        score = ((d[off] or 256) * (d[off + 1] or 256)) * 64 + (d[off + 6] | d[off + 7] << 8) % 64
+        if score > top:
+            top, best = score, i
+    return best
 
 
 cdef void refusal_message(const uint8_t *d, int n, char *msg, size_t size) noexcept nogil:
@@ -306,9 +323,18 @@ cdef int _demux_with_libavformat(AVPacket *data, const DemuxSpec *opts, Demuxed 
         _free_io(&io)
         avformat_close_input(&fmt)
         return fail(err, ERR_NOMEM, "demux", "av_dict_set", ret, NULL)
+    if (data.size >= 6 and data.data[0] == 0 and data.data[1] == 0 and data.data[2] in (1, 2)
+            and data.data[3] == 0 and (data.data[4] | data.data[5] << 8) > MAX_ICO_IMAGES):
+        av_dict_free(&options)
+        _free_io(&io)
+        avformat_close_input(&fmt)
+        return fail(err, ERR_FORMAT, "demux", "avformat_open_input", 0,
+                    "looks like an ICO/CUR with more images than any icon has (over 256)")
+    # A cursor is an icon whose type field is 2, which FFmpeg's icon probe does not take.
     ret = avformat_open_input(&fmt, NULL,
-                              av_find_input_format(opts.format) if opts.format != NULL else NULL,
-                              &options)
+                              av_find_input_format(opts.format) if opts.format != NULL
+                              else av_find_input_format("ico") if _ico_header(data.data, data.size)
+                              else NULL, &options)
     if ret < 0:
         av_dict_free(&options)
         _free_io(&io)  # fmt was freed by avformat_open_input
@@ -320,10 +346,15 @@ cdef int _demux_with_libavformat(AVPacket *data, const DemuxSpec *opts, Demuxed 
         avformat_close_input(&fmt)
         _free_io(&io)
         return -1
-    for i in range(<int>fmt.nb_streams):
-        if fmt.streams[i].codecpar.codec_type == AVMEDIA_TYPE_VIDEO:
-            video = i
-            break
+    if memcmp(fmt.iformat.name, b"ico", 4) == 0:
+        video = _ico_largest(data.data, data.size)  # stream i is entry i of the directory
+        if video >= <int>fmt.nb_streams:
+            video = -1
+    else:
+        for i in range(<int>fmt.nb_streams):
+            if fmt.streams[i].codecpar.codec_type == AVMEDIA_TYPE_VIDEO:
+                video = i
+                break
     if video < 0:
         avformat_close_input(&fmt)
         _free_io(&io)
