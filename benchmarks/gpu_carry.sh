@@ -9,9 +9,9 @@
 # (nvidia-cuda-runtime) but not nvJPEG or NPP. Carried, and nothing else:
 #   * our wheel for CPython 3.12 (manylinux; ./run wheel with PYTHON=python3.12 builds it);
 #   * nvidia-nvjpeg 13.x (the wheel, ~4 MB);
-#   * libnppc.so.13 and libnppig.so.13 with NPP's headers, taken from the nvidia-npp 13.x
-#     wheel (~154 MB, most of it libraries spdl.io does not use) into npp-cu13.tar.xz
-#     (~23 MB), laid out as the wheel lays them out (nvidia/cu13/lib, nvidia/cu13/include);
+#   * libnppc.so.13, libnppig.so.13, libnppicc.so.13 and libnppidei.so.13 with NPP's headers,
+#     taken from the nvidia-npp 13.x wheel (~154 MB, most of it libraries spdl.io does not
+#     use) into npp-cu13.tar.xz (~23 MB before libnppicc/libnppidei joined), laid out as the wheel lays them out (nvidia/cu13/lib, nvidia/cu13/include);
 #   * pytest-asyncio (the tests' async functions; not on that machine).
 #   (PyAV is not carried: no GPU test uses it.)
 # NVJPEG_SPEC / NPP_SPEC choose other versions (default the newest 13.x, what
@@ -94,14 +94,15 @@ import sys, zipfile
 whl, dest = sys.argv[1:]
 with zipfile.ZipFile(whl) as z:
     names = [n for n in z.namelist()
-             if n in ("nvidia/cu13/lib/libnppc.so.13", "nvidia/cu13/lib/libnppig.so.13")
+             if n in ("nvidia/cu13/lib/libnppc.so.13", "nvidia/cu13/lib/libnppig.so.13",
+                      "nvidia/cu13/lib/libnppicc.so.13", "nvidia/cu13/lib/libnppidei.so.13")
              or (n.startswith("nvidia/cu13/include/npp") and n.endswith(".h"))]
-    assert sum(n.endswith(".so.13") for n in names) == 2, names
+    assert sum(n.endswith(".so.13") for n in names) == 4, names
     z.extractall(dest, names)
 EOF
 NPP_VERSION=$(basename "$NPP" | cut -d- -f2)
 echo "$NPP_VERSION" > "$tmp/nvidia/cu13/NPP_VERSION"
-say "compressing libnppc.so.13 and libnppig.so.13 ($(du -sm "$tmp/nvidia" | cut -f1) MB) from $(basename "$NPP")"
+say "compressing libnppc, libnppig, libnppicc, libnppidei .so.13 ($(du -sm "$tmp/nvidia" | cut -f1) MB) from $(basename "$NPP")"
 tar -C "$tmp" -cf - nvidia | xz -T0 -6 > "$OUT/npp-cu13.tar.xz"
 
 # What travels besides: the repository's tracked and untracked, not ignored, files.
@@ -111,7 +112,7 @@ repo_bytes=$(git ls-files -z -co --exclude-standard | xargs -0 -r stat -c %s 2>/
 {
     echo "# .gpucarry: what benchmarks/gpu_check.sh installs on the GPU machine (made $(date -u +%FT%TZ))"
     (cd "$OUT" && for f in *; do [ "$f" = MANIFEST.txt ] || echo "$(stat -c %s "$f") $(sha256sum "$f")"; done)
-    echo "# npp-cu13.tar.xz: libnppc.so.13, libnppig.so.13 and nvidia/cu13/include/npp*.h of $(basename "$NPP")"
+    echo "# npp-cu13.tar.xz: libnppc, libnppig, libnppicc, libnppidei .so.13 and nvidia/cu13/include/npp*.h of $(basename "$NPP")"
 } > "$OUT/MANIFEST.txt"
 carry_bytes=$(du -sb "$OUT" | cut -f1)
 total=$((carry_bytes + repo_bytes))

@@ -5,7 +5,7 @@
 #   bash benchmarks/gpu_check.sh --dry-run  anywhere: every step up to the first GPU call
 #
 # Needs .gpucarry/ (benchmarks/gpu_carry.sh makes it: our CPython 3.12 wheel, nvidia-nvjpeg
-# 13.x, libnppc/libnppig 13, pytest-asyncio) and a Python 3.12 with numpy, Pillow and pytest
+# 13.x, libnppc/libnppig/libnppicc/libnppidei 13, pytest-asyncio) and a Python 3.12 with numpy, Pillow and pytest
 # (PyTorch and CuPy with CUDA for their tests) and the CUDA runtime: $GPU_CHECK_PYTHON, else
 # python3. With the device tool: carry [".gpucarry"], command `bash benchmarks/gpu_check.sh`.
 #
@@ -88,7 +88,7 @@ env_step() {
     fi
     command -v nvcc >/dev/null && nvcc --version | tail -2 || echo "nvcc: not found"
     for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
-        [ -d "$d" ] && echo "$d: $(ls "$d" | grep -E '^lib(cudart|nvjpeg|nppc|nppig)\.so\.[0-9]+$' | tr '\n' ' ')"
+        [ -d "$d" ] && echo "$d: $(ls "$d" | grep -E '^lib(cudart|nvjpeg|nppc|nppig|nppicc|nppidei)\.so\.[0-9]+$' | tr '\n' ' ')"
     done
     "$PY" -m pip list --disable-pip-version-check 2>/dev/null \
         | grep -iE '^(nvidia-|torch |cupy|numpy |pillow |pytest|cuda-)' || true

@@ -17,8 +17,10 @@
 #   1. tests/test_cuda_wheels.py: each venv's loader picks its own set, cuda_info() reports
 #      the paths inside the venv and versions 13.x / 12.x, every GPU entry point says
 #      "no CUDA device" (no NVIDIA driver here), never "library missing";
-#   2. tests/test_cuda.py inside each venv: the constants and struct layouts against that
-#      set's headers (nvidia/cu13/include, nvidia/<name>/include), the libraries' symbols.
+#   2. tests/test_cuda.py inside each venv: the constants, struct layouts and NPP function
+#      prototypes against that set's headers (nvidia/cu13/include, nvidia/<name>/include), the
+#      symbols of every library the loader opens (libnvjpeg, libnppc, libnppig, libnppicc,
+#      libnppidei).
 # Environment: SPDL_PYTHON, SPDL_CUDA_WHEELS_CACHE, and pip's own (PIP_FIND_LINKS,
 # PIP_INDEX_URL, ...) for a local wheel folder or mirror.
 set -euo pipefail

@@ -150,9 +150,11 @@ def test_nvjpeg_takes_the_cpu_loaders_arguments():
     ({"crop": spdl.io.RandomResizedCrop(), "hflip": 0.5}, None),
     ({"crop": [(0, 0, 8, 8)], "hflip": [True], "pix_fmt": "bgr24"}, None),
     ({"crop": spdl.io.CenterCrop(), "pix_fmt": "rgbp"}, None),
-    ({"dtype": "float32", "mean": 0.5, "std": 0.25}, "dtype 'float32'"),
-    ({"dtype": "float16"}, "dtype 'float16'"),
-    ({"layout": "NCHW", "hflip": True}, "layout 'NCHW'"),
+    ({"dtype": "float32", "mean": 0.5, "std": 0.25}, None),
+    ({"dtype": "float16"}, None),
+    ({"layout": "NCHW", "hflip": True}, None),
+    ({"dtype": "float16", "layout": "NCHW", "pix_fmt": "bgr24"}, None),
+    ({"dtype": "float32", "pix_fmt": "gray"}, "pix_fmt 'gray'"),
 ])
 def test_nvjpeg_cpu_path_for_what_the_gpu_cannot_do(kwargs, why):
     from spdl.io._plan import compile_plan
@@ -238,7 +240,8 @@ def test_open_library_names_library_and_every_path_tried():
 
 
 @pytest.mark.parametrize("major", [13, 12])
-@pytest.mark.parametrize("which, stem", [("nvjpeg", "libnvjpeg"), ("nppc", "libnppc"), ("nppig", "libnppig")])
+@pytest.mark.parametrize("which, stem", [("nvjpeg", "libnvjpeg"), ("nppc", "libnppc"), ("nppig", "libnppig"),
+                                         ("nppicc", "libnppicc"), ("nppidei", "libnppidei")])
 def test_nvjpeg_npp_loader_names_library(which, stem, major):
     soname = f"{stem}.so.{major}"
     with pytest.raises(spdl.io.CUDAUnavailableError) as ei:
@@ -257,7 +260,7 @@ def test_loader_rejects_a_library_without_the_symbols():
 
 
 @needs_nvjpeg
-@pytest.mark.parametrize("which", ["nvjpeg", "nppc", "nppig"])
+@pytest.mark.parametrize("which", ["nvjpeg", "nppc", "nppig", "nppicc", "nppidei"])
 def test_libraries_have_every_symbol(which):
     """nvJPEG and NPP of the runtime's major load and export every function spdl.io calls."""
     path = _testing.probe_nvjpeg_library(which)
@@ -324,7 +327,7 @@ def test_cuda_info_never_raises_and_is_plain_data():
     info = spdl.io.cuda_info()
     json.dumps(info)
     assert info is not spdl.io.cuda_info()
-    for name in ("cudart", "nvjpeg", "nppc", "nppig", "libcuda"):
+    for name in ("cudart", "nvjpeg", "nppc", "nppig", "nppicc", "nppidei", "libcuda"):
         lib = info[name]
         assert set(lib) == {"soname", "path", "version", "error", "tried"}, name
         assert (lib["path"] is None) == (lib["error"] is not None) or name == "libcuda", (name, lib)
@@ -946,6 +949,57 @@ def test_constants_match_headers(pxd):
         pytest.skip(f"no CUDA headers with {', '.join(_PXD_HEADERS[pxd])} here (CUDA wheels or toolkit)")
 
 
+# The NPP headers that declare the functions npp.pxd has pointer types for.
+_NPP_FUNCTION_HEADERS = ["nppi_geometry_transforms.h", "nppi_color_conversion.h",
+                         "nppi_data_exchange_and_initialization.h"]
+# What a parameter type means to the ABI: NPP's typedefs as C types, its enums (passed as an
+# int in npp.pxd), an array parameter as the pointer C passes; const dropped (it changes
+# nothing in a call).
+_NPP_TYPES = {"Npp8u": "unsigned char", "Npp16u": "unsigned short", "Npp32u": "unsigned int",
+              "Npp32f": "float", "NppRoundMode": "int", "NppiAxis": "int",
+              "NppiInterpolationMode": "int"}
+
+
+def _abi_type(param, named):
+    """The type of one C parameter ("const Npp8u * const aDst[3]" -> "unsigned char**"), its
+    name dropped when named."""
+    p = re.sub(r"\bconst\b", " ", param).strip()
+    arrays = len(re.findall(r"\[\w*\]", p))
+    p = re.sub(r"\[\w*\]", "", p).strip()
+    if named:
+        p = re.sub(r"\s*\b\w+$", "", p)
+    for k, v in _NPP_TYPES.items():
+        p = re.sub(rf"\b{k}\b", v, p)
+    return re.sub(r"\s+", " ", p.replace("*", " * ")).strip().replace(" *", "*") + "*" * arrays
+
+
+def test_npp_prototypes_match_headers():
+    """Each NPP function pointer type of npp.pxd has the parameters of the real prototype in
+    every set of CUDA headers here (CUDA 13 and CUDA 12 wheels, a toolkit): the same count,
+    and types the same to the ABI."""
+    pxd = _our_pxd("npp.pxd").read_text()
+    ours = {name: [_abi_type(a, True) for a in args.split(",")]
+            for name, args in re.findall(r"ctypedef NppStatus \(\*(\w+)_t\)\((.*?)\)\s*noexcept nogil",
+                                         pxd, re.S)}
+    assert {"nppiLUTPalette_8u32u_C1R_Ctx", "nppiCopy_8u_C3P3R_Ctx", "nppiConvert_32f16u_C1R_Ctx",
+            "nppiResize_8u_C3R_Ctx"} <= set(ours), sorted(ours)
+    checked = []
+    for name, incs in _header_sets().items():
+        paths = [_find_header(incs, h) for h in _NPP_FUNCTION_HEADERS]
+        if None in paths:
+            continue
+        text = "".join(re.sub(r"/\*.*?\*/|//[^\n]*", "", p.read_text(errors="replace"), flags=re.S)
+                       for p in paths)
+        for fn, want in ours.items():
+            m = re.search(rf"\bNppStatus\s+{fn}\s*\((.*?)\)\s*;", text, re.S)
+            assert m, f"{fn} is not declared in the headers of {name}"
+            theirs = [_abi_type(a, True) for a in m.group(1).split(",")]
+            assert theirs == want, (name, fn, theirs, want)
+        checked.append(name)
+    if not checked:
+        pytest.skip(f"no CUDA headers with {', '.join(_NPP_FUNCTION_HEADERS)} here (CUDA wheels or toolkit)")
+
+
 _LAYOUT_PYX = '''
 # cython: language_level=3
 from spdl.io.includes cimport nvjpeg as nv, npp as np_
@@ -1058,9 +1112,10 @@ def test_struct_layouts_match_headers(tmp_path, headers):
 # context; cudaSetDevice is never called) and without one (the fallback to
 # cudaGetDevice / cudaSetDevice).
 
-FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc / libnppig, for tests on machines
- * without a GPU: "device" memory is malloc'd, copies are memcpy, events are always complete.
- * Built as four shared objects from this one file (-DFAKE_CUDART, -DFAKE_NVJPEG, ...). */
+FAKE_CUDA_C = r"""/* A host-memory stand-in for libcudart / libnvjpeg / libnppc / libnppig / libnppicc /
+ * libnppidei, for tests on machines without a GPU: "device" memory is malloc'd, copies are
+ * memcpy, events are always complete. Built as one shared object per library from this one
+ * file (-DFAKE_CUDART, -DFAKE_NVJPEG, ...). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
@@ -1119,12 +1174,26 @@ static int pinned_block(const void *s, size_t n) {
 EXPORT int cudaGetDeviceCount(int *n) { if (fake_devcount_error) return fake_devcount_error; *n = 2; return 0; }
 EXPORT int cudaGetDevice(int *d) { *d = current; return 0; }
 EXPORT int cudaSetDevice(int d) { fake_counts[C_SETDEVICE]++; if (d < 0 || d >= 2) return 101; current = d; return 0; }
-EXPORT int cudaMalloc(void **p, size_t n) { *p = malloc(n); fake_counts[C_MALLOC]++; return *p ? 0 : 2; }
-EXPORT int cudaFree(void *p) { FLOG("free", p, 0); free(p); fake_counts[C_FREE]++; return 0; }
-EXPORT int cudaMallocAsync(void **p, size_t n, void *st) {
-    fake_counts[C_MALLOCASYNC]++; *p = malloc(n); fake_unsynced = 1; FLOG("mallocasync", *p, st); return *p ? 0 : 2;
+/* The live blocks of cudaMalloc / cudaMallocAsync: fake_device_block says whether n bytes at p
+ * lie in one (1), in a cudaHostAlloc block (-1) or neither (0: a caller's allocator, or
+ * pageable memory); the fake NPP checks that what must be device memory is. */
+static struct { char *p; size_t n; } dev_blocks[4096];
+static void dev_add(void *p, size_t n) {
+    for (int i = 0; p && i < 4096; i++) if (!dev_blocks[i].p) { dev_blocks[i].p = p; dev_blocks[i].n = n; break; }
 }
-EXPORT int cudaFreeAsync(void *p, void *st) { FLOG("freeasync", p, st); free(p); fake_counts[C_FREEASYNC]++; return 0; }
+static void dev_del(void *p) { for (int i = 0; i < 4096; i++) if (dev_blocks[i].p == p) dev_blocks[i].p = NULL; }
+EXPORT int fake_device_block(const void *s, size_t n) {
+    for (int i = 0; i < 4096; i++)
+        if (dev_blocks[i].p && (const char *)s >= dev_blocks[i].p && (const char *)s + n <= dev_blocks[i].p + dev_blocks[i].n)
+            return 1;
+    return pinned_block(s, n) ? -1 : 0;
+}
+EXPORT int cudaMalloc(void **p, size_t n) { *p = malloc(n); dev_add(*p, n); fake_counts[C_MALLOC]++; return *p ? 0 : 2; }
+EXPORT int cudaFree(void *p) { FLOG("free", p, 0); dev_del(p); free(p); fake_counts[C_FREE]++; return 0; }
+EXPORT int cudaMallocAsync(void **p, size_t n, void *st) {
+    fake_counts[C_MALLOCASYNC]++; *p = malloc(n); dev_add(*p, n); fake_unsynced = 1; FLOG("mallocasync", *p, st); return *p ? 0 : 2;
+}
+EXPORT int cudaFreeAsync(void *p, void *st) { FLOG("freeasync", p, st); dev_del(p); free(p); fake_counts[C_FREEASYNC]++; return 0; }
 EXPORT int cudaHostAlloc(void **p, size_t n, unsigned f) { FAIL_IF_ASKED(C_HOSTALLOC); host_call("hostalloc", 0);
     *p = malloc(n); fake_counts[C_HOSTALLOC]++;
     for (int i = 0; *p && i < 256; i++) if (!pinned[i].p) { pinned[i].p = *p; pinned[i].n = n; break; }
@@ -1304,12 +1373,121 @@ static const NppLibraryVersion version = {12, 0, 0};
 EXPORT const NppLibraryVersion *nppGetLibVersion(void) { return &version; }
 #endif
 
-#ifdef FAKE_NPPIG
+#if defined(FAKE_NPPIG) || defined(FAKE_NPPICC) || defined(FAKE_NPPIDEI)
 typedef struct { int width, height; } NppiSize;
 typedef struct { int x, y, width, height; } NppiRect;
 typedef struct { void *hStream; int nCudaDeviceId, nMultiProcessorCount, nMaxThreadsPerMultiProcessor,
                  nMaxThreadsPerBlock; size_t nSharedMemPerBlock; int major, minor;
                  unsigned nStreamFlags; int nReserved0; } NppStreamContext;
+/* Every NPP call of the conversion (libnppicc, libnppidei), in call order: which function
+ * (1 LUTPalette_8u32u_C1R, 2 Copy_8u_C3P3R, 3 Copy_32f_P3C3R, 4 Copy_16u_P3C3R,
+ * 5 Convert_32f16u_C1R), ROI width and height, source and destination steps in bytes, and
+ * the last argument (nBitSize, the round mode, or 0); fake_npp_conv_reset clears. The calls
+ * of both libraries go into libnppicc's record (found with dlsym). */
+typedef struct { int fn, w, h, sstep, dstep, extra; unsigned table[256]; int table_on_device; } conv_call_t;
+#endif
+
+#ifdef FAKE_NPPICC
+EXPORT conv_call_t fake_conv[4096];
+EXPORT long fake_nconv;
+EXPORT void fake_npp_conv_reset(void) { fake_nconv = 0; }
+#endif
+
+#if defined(FAKE_NPPICC) || defined(FAKE_NPPIDEI)
+#include <math.h>
+static void *lib_sym(const char *soname, const char *name) {   /* a symbol of a fake loaded beside us */
+    Dl_info info;
+    char path[4096];
+    if (!dladdr((void *)lib_sym, &info) || !info.dli_fname || strlen(info.dli_fname) > 4000) return NULL;
+    strcpy(path, info.dli_fname);
+    char *slash = strrchr(path, '/');
+    strcpy(slash ? slash + 1 : path, soname);
+    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    return h ? dlsym(h, name) : NULL;
+}
+static conv_call_t *record_conv(int fn, NppiSize roi, int sstep, int dstep, int extra) {
+    conv_call_t *calls = lib_sym("libnppicc.so.12", "fake_conv");
+    long *n = lib_sym("libnppicc.so.12", "fake_nconv");
+    if (!calls || !n) return NULL;
+    conv_call_t *c = *n < 4096 ? &calls[*n] : NULL;
+    (*n)++;
+    if (c) { c->fn = fn; c->w = roi.width; c->h = roi.height; c->sstep = sstep; c->dstep = dstep; c->extra = extra; }
+    return c;
+}
+static int bad_roi(NppiSize roi, int sstep, int sbytes, int dstep, int dbytes) {
+    if (roi.width < 1 || roi.height < 1) return -1000;              /* NPP_SIZE_ERROR territory */
+    if (sstep < roi.width * sbytes || dstep < roi.width * dbytes) return -14;    /* NPP_STEP_ERROR */
+    return 0;
+}
+#endif
+
+#ifdef FAKE_NPPICC
+/* Each sample's nBitSize low bits index pTable, which must be device memory ("this is a device
+ * memory pointer", nppi_color_conversion.h): recorded, and refused in page-locked host memory. */
+EXPORT int nppiLUTPalette_8u32u_C1R_Ctx(const unsigned char *src, int sstep, unsigned *dst, int dstep,
+                                        NppiSize roi, const unsigned *table, int bits, NppStreamContext ctx) {
+    int (*on_device)(const void *, size_t) = lib_sym("libcudart.so.12", "fake_device_block");
+    int bad = bad_roi(roi, sstep, 1, dstep, 4);
+    if (bad) return bad;
+    if (bits < 1 || bits > 8) return -107;                          /* NPP_LUT_PALETTE_BITSIZE_ERROR */
+    conv_call_t *c = record_conv(1, roi, sstep, dstep, bits);
+    int dev = on_device ? on_device(table, sizeof(unsigned) << bits) : 0;
+    if (c) { c->table_on_device = dev; memcpy(c->table, table, sizeof(unsigned) << bits); }
+    if (dev < 0) return -1000;          /* page-locked host memory: a kernel cannot read it so */
+    for (int y = 0; y < roi.height; y++)
+        for (int x = 0; x < roi.width; x++)
+            *(unsigned *)((char *)dst + (size_t)y * dstep + 4 * x) = table[src[(size_t)y * sstep + x] & ((1 << bits) - 1)];
+    return 0;
+}
+#endif
+
+#ifdef FAKE_NPPIDEI
+EXPORT int nppiCopy_8u_C3P3R_Ctx(const unsigned char *src, int sstep, unsigned char *const dst[3], int dstep,
+                                 NppiSize roi, NppStreamContext ctx) {
+    int bad = bad_roi(roi, sstep, 3, dstep, 1);
+    if (bad) return bad;
+    record_conv(2, roi, sstep, dstep, 0);
+    for (int y = 0; y < roi.height; y++)
+        for (int x = 0; x < roi.width; x++)
+            for (int c = 0; c < 3; c++) dst[c][(size_t)y * dstep + x] = src[(size_t)y * sstep + 3 * x + c];
+    return 0;
+}
+static int planar_to_packed(int fn, const void *const src[3], int sstep, void *dst, int dstep, NppiSize roi, int size) {
+    int bad = bad_roi(roi, sstep, size, dstep, 3 * size);
+    if (bad) return bad;
+    record_conv(fn, roi, sstep, dstep, 0);
+    for (int y = 0; y < roi.height; y++)
+        for (int x = 0; x < roi.width; x++)
+            for (int c = 0; c < 3; c++)
+                memcpy((char *)dst + (size_t)y * dstep + (3 * x + c) * size, (const char *)src[c] + (size_t)y * sstep + x * size, size);
+    return 0;
+}
+EXPORT int nppiCopy_32f_P3C3R_Ctx(const float *const src[3], int sstep, float *dst, int dstep, NppiSize roi,
+                                  NppStreamContext ctx) {
+    return planar_to_packed(3, (const void *const *)src, sstep, dst, dstep, roi, 4);
+}
+EXPORT int nppiCopy_16u_P3C3R_Ctx(const unsigned short *const src[3], int sstep, unsigned short *dst, int dstep,
+                                  NppiSize roi, NppStreamContext ctx) {
+    return planar_to_packed(4, (const void *const *)src, sstep, dst, dstep, roi, 2);
+}
+/* Rounded by the mode (0 nearest even, 1 half away from zero, 2 toward zero), saturated. */
+EXPORT int nppiConvert_32f16u_C1R_Ctx(const float *src, int sstep, unsigned short *dst, int dstep, NppiSize roi,
+                                      int mode, NppStreamContext ctx) {
+    int bad = bad_roi(roi, sstep, 4, dstep, 2);
+    if (bad) return bad;
+    if (mode < 0 || mode > 2) return -1000;
+    record_conv(5, roi, sstep, dstep, mode);
+    for (int y = 0; y < roi.height; y++)
+        for (int x = 0; x < roi.width; x++) {
+            float v = *(const float *)((const char *)src + (size_t)y * sstep + 4 * x);
+            double r = mode == 0 ? nearbyint(v) : mode == 1 ? round(v) : trunc(v);
+            *(unsigned short *)((char *)dst + (size_t)y * dstep + 2 * x) = r < 0 ? 0 : r > 65535 ? 65535 : (unsigned short)r;
+        }
+    return 0;
+}
+#endif
+
+#ifdef FAKE_NPPIG
 EXPORT long fake_npp_calls, fake_npp_small;
 EXPORT int fake_npp_last_interp;
 /* Each resize's source ROI and destination size (x, y, w, h, dst w, dst h), and each mirror's
@@ -1807,9 +1985,10 @@ def _build_fake_cuda(tmp_path):
     (tmp_path / "drv").mkdir()
     for macro, soname in (("FAKE_CUDART", "libcudart.so.12"), ("FAKE_NVJPEG", "libnvjpeg.so.12"),
                           ("FAKE_NPPC", "libnppc.so.12"), ("FAKE_NPPIG", "libnppig.so.12"),
+                          ("FAKE_NPPICC", "libnppicc.so.12"), ("FAKE_NPPIDEI", "libnppidei.so.12"),
                           ("FAKE_CUDA_DRIVER", "drv/libcuda.so.1")):
         subprocess.run([cc, "-shared", "-fPIC", "-O1", f"-D{macro}", "-o", str(tmp_path / soname),
-                        str(src), "-ldl"], check=True, capture_output=True, timeout=120)
+                        str(src), "-ldl", "-lm"], check=True, capture_output=True, timeout=120)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("FAKE_NVJPEG_HW", None)
     return env

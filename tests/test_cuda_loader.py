@@ -31,9 +31,12 @@ import spdl.io
 from spdl.io import _cuda_device, _cuda_lib, _cuda_runtime, _nvjpeg_lib, _testing
 
 SPDL_ROOT = Path(spdl.__file__).resolve().parents[1]
-WHEEL_DIR = {"cudart": "cuda_runtime", "nvjpeg": "nvjpeg", "nppc": "npp", "nppig": "npp"}
-STEM = {"cudart": "libcudart", "nvjpeg": "libnvjpeg", "nppc": "libnppc", "nppig": "libnppig"}
+WHEEL_DIR = {"cudart": "cuda_runtime", "nvjpeg": "nvjpeg", "nppc": "npp", "nppig": "npp", "nppicc": "npp",
+             "nppidei": "npp"}
+STEM = {"cudart": "libcudart", "nvjpeg": "libnvjpeg", "nppc": "libnppc", "nppig": "libnppig",
+        "nppicc": "libnppicc", "nppidei": "libnppidei"}
 ALL = tuple(STEM)
+NPP_SET = [n for n in ALL if n != "cudart"]      # nvJPEG and the NPP libraries
 
 
 def _check(kind, path, major):
@@ -67,6 +70,8 @@ static const NppLibraryVersion version = {MAJOR, 1, 7};
 EXPORT const NppLibraryVersion *nppGetLibVersion(void) { return &version; }
 """,
     "nppig": "",
+    "nppicc": "",
+    "nppidei": "",
     "libcuda": """
 #include <stdlib.h>
 EXPORT int cuDriverGetVersion(int *v) {
@@ -275,14 +280,15 @@ def test_an_incomplete_cuda13_set_is_passed_over_for_a_complete_cuda12_one(tmp_p
     site = _wheel_site(_wheel_site(tmp_path / "site", stubs, 13, ["cudart"]), stubs, 12)
     out = _probe(tmp_path, [site], driver=13000)
     assert out["major"] == 12
-    assert "CUDA 13 lacks libnvjpeg.so.13, libnppc.so.13, libnppig.so.13" in out["reason"]
+    assert ("CUDA 13 lacks libnvjpeg.so.13, libnppc.so.13, libnppig.so.13, libnppicc.so.13, "
+            "libnppidei.so.13" in out["reason"]), out["reason"]
     assert all(p.endswith(".so.12") for p in _paths(out).values())
 
 
 def test_never_mixes_majors(tmp_path, stubs, driver):
     """The CUDA 13 runtime with only CUDA 12 nvJPEG / NPP: the runtime loads, the decoder says why not."""
     site = _wheel_site(_wheel_site(tmp_path / "site", stubs, 13, ["cudart"]), stubs, 12,
-                       ["nvjpeg", "nppc", "nppig"])
+                       NPP_SET)
     out = _probe(tmp_path, [site], driver=13000)
     assert out["major"] == 13 and out["runtime_error"] is None
     e = out["nvjpeg_error"]
@@ -294,7 +300,7 @@ def test_never_mixes_majors(tmp_path, stubs, driver):
     assert f"{site}/nvidia/cu13/lib/libnvjpeg.so.13: not found" in msg
     info = out["info"]
     assert info["cudart"]["path"].endswith(".so.13")
-    for n in ("nvjpeg", "nppc", "nppig"):
+    for n in NPP_SET:
         assert info[n]["path"] is None and info[n]["soname"] == f"{STEM[n]}.so.13"
         assert f"{site}/nvidia/cu13/lib/{STEM[n]}.so.13" in info[n]["tried"]
     # The GPU decoder's own entry point reports the device first (there is none).
@@ -329,11 +335,11 @@ def test_libraries_split_over_several_sys_path_folders(tmp_path, stubs, driver):
     empty = tmp_path / "empty"
     empty.mkdir()
     rt = _wheel_site(tmp_path / "rt", stubs, 13, ["cudart"])
-    rest = _wheel_site(tmp_path / "rest", stubs, 13, ["nvjpeg", "nppc", "nppig"])
+    rest = _wheel_site(tmp_path / "rest", stubs, 13, NPP_SET)
     out = _probe(tmp_path, [empty, rest, rt], driver=13000)
     assert out["major"] == 13
     assert out["info"]["cudart"]["path"] == f"{rt}/nvidia/cu13/lib/libcudart.so.13"
-    for n in ("nvjpeg", "nppc", "nppig"):
+    for n in NPP_SET:
         assert out["info"][n]["path"] == f"{rest}/nvidia/cu13/lib/{STEM[n]}.so.13"
     assert out["runtime_error"] is None and out["nvjpeg_error"] is None
 
@@ -410,7 +416,7 @@ def test_a_gpu_older_than_cuda13_with_only_cuda13_says_install_cuda12(tmp_path, 
         assert out[key]["library"] == "libcudart.so.12"
 
 
-@pytest.mark.parametrize("broken", ["cudart", "nvjpeg", "nppig"])
+@pytest.mark.parametrize("broken", ["cudart", "nvjpeg", "nppig", "nppidei"])
 def test_a_cuda13_set_that_does_not_open_gives_way_to_cuda12(tmp_path, stubs, driver, broken):
     """A present but unloadable file (a truncated or wrong-architecture wheel) is not chosen."""
     site = _wheel_site(_wheel_site(tmp_path / "site", stubs, 13), stubs, 12)

@@ -74,8 +74,13 @@ _PROBE = textwrap.dedent("""
         libs = f"{type(e).__name__}: {e}"
     print("PROBE " + json.dumps({"prefix": sys.prefix, "info": info, "errors": errors, "nvjpeg_libs": libs,
                                  "nvjpeg_info": _nvjpeg_lib.nvjpeg_info(),
-                                 "symbols": {w: _testing.probe_nvjpeg_library(w) for w in ("nvjpeg", "nppc", "nppig")}}))
+                                 "symbols": {w: _testing.probe_nvjpeg_library(w)
+                                             for w in ("nvjpeg", "nppc", "nppig", "nppicc", "nppidei")}}))
 """)
+
+
+#: The libraries the nvJPEG loader opens (load_libraries), in its order.
+_GPU_LIBS = ("nvjpeg", "nppc", "nppig", "nppicc", "nppidei")
 
 
 def _venv_python(major):
@@ -120,9 +125,9 @@ def test_the_wheels_are_found_loaded_and_reported(tmp_path, major):
     site = _site(out)
     assert Path(out["prefix"]).resolve() == venv.resolve()
     assert info["cuda_major"] == major, info["reason"]
-    libdir = {13: {n: "cu13" for n in ("cudart", "nvjpeg", "nppc", "nppig")},
-              12: {"cudart": "cuda_runtime", "nvjpeg": "nvjpeg", "nppc": "npp", "nppig": "npp"}}[major]
-    stem = {"cudart": "libcudart", "nvjpeg": "libnvjpeg", "nppc": "libnppc", "nppig": "libnppig"}
+    libdir = {13: {n: "cu13" for n in ("cudart", *_GPU_LIBS)},
+              12: {"cudart": "cuda_runtime", "nvjpeg": "nvjpeg", **{n: "npp" for n in _GPU_LIBS[1:]}}}[major]
+    stem = {n: f"lib{n}" for n in ("cudart", *_GPU_LIBS)}
     for name, d in libdir.items():
         lib = info[name]
         assert lib["error"] is None, (name, lib["error"])
@@ -130,9 +135,9 @@ def test_the_wheels_are_found_loaded_and_reported(tmp_path, major):
         assert lib["soname"] == f"{stem[name]}.so.{major}"
         assert lib["version"].startswith(f"{major}."), (name, lib["version"])
         assert len(lib["version"].split(".")) == (2 if name == "cudart" else 3)
-    assert out["nvjpeg_libs"] == [info[n]["path"] for n in ("nvjpeg", "nppc", "nppig")]
+    assert out["nvjpeg_libs"] == [info[n]["path"] for n in _GPU_LIBS]
     assert out["nvjpeg_info"]["error"] is None and out["nvjpeg_info"]["nvjpeg_version"] == info["nvjpeg"]["version"]
-    assert out["symbols"] == {n: info[n]["path"] for n in ("nvjpeg", "nppc", "nppig")}
+    assert out["symbols"] == {n: info[n]["path"] for n in _GPU_LIBS}
     # No NVIDIA driver here: no device, and it says so.
     assert info["driver_version"] is None and info["libcuda"]["path"] is None
     assert info["device_count"] == 0 and info["device_error"].startswith("no CUDA device")
@@ -160,6 +165,6 @@ def test_both_sets_installed_without_a_driver_takes_cuda13(tmp_path):
     out = _probe(py12, tmp_path, extra_path=[site13])
     info = out["info"]
     assert info["cuda_major"] == 13
-    for name in ("cudart", "nvjpeg", "nppc", "nppig"):
+    for name in ("cudart", *_GPU_LIBS):
         assert info[name]["path"].startswith(str(site13 / "nvidia" / "cu13" / "lib")), (name, info[name])
     assert out["errors"]["load_image_batch_nvjpeg"]["message"].startswith("no CUDA device")

@@ -442,7 +442,7 @@ def _run_on_the_fake(tmp_path, script, done):
 
 # ---------------------------------------------------------------------------
 # Training plans (issue 10) on the fake: crop boxes as NPP's source ROI, flips by NPP's
-# mirror, the CPU path's rows and crops, float output on the CPU path
+# mirror, the CPU path's rows and crops, float and NCHW output made by NPP
 
 _TRAIN_SCRIPT = r'''
 import asyncio
@@ -590,18 +590,122 @@ assert len(m) == 2 and all(e[1:] == (64 * 3, 64, 64, 1) for e in m), m
 out = load(srcs, width=64, height=64)
 assert out.crops is None and records()[1] == []
 
-# --- dtype / layout: the whole batch on the CPU path (nvJPEG not called), then one copy;
-# the float rows and the crops are the CPU path's.
+# --- dtype / layout on the GPU: the uint8 packed rows (the GPU's, and the CPU path's loaded
+# as uint8) looked up per channel in the CPU path's table by NPP (device table, 8 bits),
+# split into planes first, interleaved after for NHWC, float16 through its 16-bit patterns;
+# the rows of failed inputs dropped by the conversion itself.
+class Conv(ctypes.Structure):
+    _fields_ = [("fn", ctypes.c_int), ("w", ctypes.c_int), ("h", ctypes.c_int), ("sstep", ctypes.c_int),
+                ("dstep", ctypes.c_int), ("extra", ctypes.c_int), ("table", ctypes.c_uint * 256),
+                ("dev", ctypes.c_int)]
+icc = ctypes.CDLL(os.path.join(FAKE, "libnppicc.so.12"))
+conv = (Conv * 4096).in_dll(icc, "fake_conv")
+nconv = ctypes.c_long.in_dll(icc, "fake_nconv")
+LUT, SPLIT, P3C3_32F, P3C3_16U, CVT = 1, 2, 3, 4, 5
+
+def conv_calls():
+    out = [conv[k] for k in range(min(nconv.value, 4096))]
+    out = [(c.fn, c.w, c.h, c.sstep, c.dstep, c.extra, tuple(c.table) if c.fn == LUT else None, c.dev)
+           for c in out]
+    icc.fake_npp_conv_reset()
+    return out
+
+def table(dtype, mean, std):
+    """The CPU path's numbers (torchvision's ToDtype + Normalize in float32), per channel."""
+    v = np.arange(256, dtype=np.float32) / np.float32(255)
+    m = np.array(mean or (0.0,) * 3, np.float32)[:, None]
+    d = np.array(std or (1.0,) * 3, np.float32)[:, None]
+    return ((v[None, :] - m) / d).astype(dtype)
+
+def bits(a):
+    return a.view({4: np.uint32, 2: np.uint16, 1: np.uint8}[a.dtype.itemsize])
+
+srcs = [jpeg(200, 150), png(60, 40), jpeg(300, 200, "FAKE_GRADIENT FAKE_FAIL"), b"not an image",
+        jpeg(400, 100), jpeg(97, 61)]
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+cases = [
+    ({"dtype": "float32", "mean": MEAN, "std": STD}, {}),
+    ({"dtype": "float32", "layout": "NCHW"}, {"crop": spdl.io.RandomResizedCrop(), "hflip": 0.5}),
+    ({"dtype": "float16", "layout": "NCHW", "mean": MEAN, "std": STD}, {"crop": spdl.io.RandomResizedCrop()}),
+    ({"dtype": "float16", "mean": [0.5, 0.25, 0.125], "std": [1e-3, 0.5, 3.0]}, {"pix_fmt": "bgr24", "hflip": True}),
+    ({"layout": "NCHW"}, {"crop": spdl.io.CenterCrop(), "hflip": [True, False] * 3}),
+]
+W, H = 32, 24
 n0 = L(nvj, "fake_nvjpeg_batched_calls")
-srcs = [jpeg(200, 150), png(60, 40)]
-for extra in ({"dtype": "float32", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
-              {"dtype": "float16", "layout": "NCHW"}, {"layout": "NCHW"}):
-    kw = dict(width=32, height=24, crop=spdl.io.RandomResizedCrop(), hflip=0.5, seed=3, **extra)
-    out = load(srcs, **kw)
-    cpu = spdl.io.load_image_batch(srcs, **kw)
-    assert out.dtype == cpu.dtype and out.shape == cpu.shape and out.crops == cpu.crops, (out.dtype, out.shape)
-    np.testing.assert_array_equal(_testing.to_host(out), np.asarray(cpu))
-assert L(nvj, "fake_nvjpeg_batched_calls") == n0
+for extra, geo in cases:
+    kw = dict(width=W, height=H, seed=3, strict=False, **geo)
+    conv_calls()
+    out = load(srcs, **kw, **extra)
+    calls = conv_calls()
+    u8 = load(srcs, **kw)                                   # the same rows, uint8 NHWC
+    assert conv_calls() == []                               # no conversion for uint8 NHWC
+    cpu = spdl.io.load_image_batch(srcs, **kw, **extra)
+    dtype = np.dtype(extra.get("dtype", "uint8"))
+    nchw = extra.get("layout") == "NCHW"
+    assert out.indices == cpu.indices == u8.indices == (0, 1, 2, 4, 5), out.indices
+    assert set(out.errors) == {3} and str(out.errors[3]) == str(cpu.errors[3])
+    assert out.crops == cpu.crops == u8.crops, (out.crops, cpu.crops)
+    assert out.dtype == cpu.dtype and out.shape == cpu.shape, (out.dtype, out.shape, cpu.shape)
+    assert out.shape == ((5, 3, H, W) if nchw else (5, H, W, 3)) and out.pix_fmt == cpu.pix_fmt
+    a, c, u = _testing.to_host(out), np.asarray(cpu), _testing.to_host(u8)
+    assert a.dtype == dtype, a.dtype
+    # Every element is the CPU path's table at the uint8 pixel, borders (pad) included.
+    t = table(dtype, extra.get("mean"), extra.get("std")) if dtype != np.uint8 else None
+    want = np.stack([t[k][u[..., k]] for k in range(3)], -1) if t is not None else u
+    if nchw:
+        want = want.transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(bits(a), bits(np.ascontiguousarray(want)))
+    # The CPU path's rows (the PNG, the JPEG nvJPEG failed) are exactly load_image_batch's.
+    for k in (1, 2):
+        np.testing.assert_array_equal(bits(a[k]), bits(c[k]))
+    # NPP's calls, row by row: the split, the look-ups, then the interleave or the conversion.
+    per_row = [(SPLIT, W, H, 3 * W, W, 0)]
+    if dtype != np.uint8:
+        per_row += [(LUT, W, H, W, 4 * W, 8)] * 3
+    if dtype == np.float32 and not nchw:
+        per_row += [(P3C3_32F, W, H, 4 * W, 12 * W, 0)]
+    if dtype == np.float16:
+        per_row += [(CVT, W, 3 * H, 4 * W, 2 * W, 0)]        # NPP_RND_NEAR, the three planes at once
+        if not nchw:
+            per_row += [(P3C3_16U, W, H, 2 * W, 6 * W, 0)]
+    assert [x[:6] for x in calls] == per_row * 5, [x[:6] for x in calls]
+    luts = [x for x in calls if x[0] == LUT]
+    assert all(x[7] == 1 for x in luts), "the table must be in device memory"
+    if t is not None:
+        # float32: the values' bits; float16: its 16-bit patterns, as float32 integers.
+        host = (t.view(np.uint32) if dtype == np.float32 else t.view(np.uint16).astype(np.float32).view(np.uint32))
+        assert [x[6] for x in luts] == [tuple(int(v) for v in host[k]) for k in range(3)] * 5
+    again = asyncio.run(spdl.io.async_load_image_batch_nvjpeg(srcs, device_config=cfg, **kw, **extra))
+    assert again.indices == out.indices and again.crops == out.crops
+    np.testing.assert_array_equal(bits(_testing.to_host(again)), bits(a))
+    conv_calls()
+assert L(nvj, "fake_nvjpeg_batched_calls") > n0             # the GPU decoded them
+# float16 is the CPU path's rounding (to nearest, ties to even, overflow to inf) because it
+# is the CPU path's own table: a std this small overflows some entries.
+out = load([jpeg(64, 48)], width=W, height=H, dtype="float16", mean=[0.0] * 3, std=[1e-6] * 3)
+assert np.isinf(_testing.to_host(out)).any()
+np.testing.assert_array_equal(
+    bits(_testing.to_host(out)),
+    bits(table(np.float16, [0.0] * 3, [1e-6] * 3)[0][_testing.to_host(load([jpeg(64, 48)], width=W, height=H))]))
+# Nothing left: an empty batch of the plan's dtype and layout; no input at all, the same.
+for bad in ([b"not an image"], []):
+    out = load(bad, width=W, height=H, dtype="float32", layout="NCHW", strict=False)
+    assert out.shape == (0, 3, H, W) and _testing.to_host(out).dtype == np.float32, out.shape
+# A custom allocator's memory holds the table and the scratch as well.
+live = {}
+def alloc(n, dev, stream):
+    b = ctypes.create_string_buffer(n); live[ctypes.addressof(b)] = b; return ctypes.addressof(b)
+def free(p):
+    del live[p]
+acfg = CUDAConfig(1, stream=7, allocator=(alloc, free))
+out = _nvjpeg_batch.load_image_batch_nvjpeg(srcs, device_config=acfg, width=W, height=H, dtype="float16",
+                                            strict=False)
+want = load(srcs, width=W, height=H, dtype="float16", strict=False)
+np.testing.assert_array_equal(bits(_testing.to_host(out)), bits(_testing.to_host(want)))
+del out
+conv_calls()
+gc.collect(); _keepalive.synchronize_transfers()
+assert live == {}, live
 gc.collect(); _keepalive.synchronize_transfers()
 print("GPU TRAIN OK")
 '''
@@ -610,5 +714,6 @@ print("GPU TRAIN OK")
 def test_training_plans_on_the_fake(tmp_path):
     """crop= and hflip= on the nvJPEG path: the same draws as the CPU path (GPU rows and the
     CPU path's rows of one batch), each box NPP's source ROI, mirrors for the flipped rows
-    only, buf.crops, the CPU path's errors; dtype/layout on the CPU path for the batch."""
+    only, buf.crops, the CPU path's errors; dtype/layout made on the GPU by NPP from the
+    uint8 rows with the CPU path's table (its values exactly; NPP's arguments checked)."""
     _run_on_the_fake(tmp_path, _TRAIN_SCRIPT, "GPU TRAIN OK")

@@ -6,7 +6,7 @@ from typing import Any
 
 __all__ = ["cuda_info"]
 
-_LIBRARIES = ("cudart", "nvjpeg", "nppc", "nppig")
+_LIBRARIES = ("cudart", "nvjpeg", "nppc", "nppig", "nppicc", "nppidei")
 
 
 def _failed(e: BaseException) -> dict[str, Any]:
@@ -20,12 +20,13 @@ def cuda_info() -> dict[str, object]:
 
     * ``"cuda_major"``: 13 or 12, the CUDA major whose libraries spdl.io
       loads, or None when none can be used; ``"reason"``: why.
-    * ``"cudart"``, ``"nvjpeg"``, ``"nppc"``, ``"nppig"``, ``"libcuda"``:
-      one dict per library, ``{"soname", "path", "version", "error",
-      "tried"}``: the file it loaded and its version as a string
+    * ``"cudart"``, ``"nvjpeg"``, ``"nppc"``, ``"nppig"``, ``"nppicc"``,
+      ``"nppidei"``, ``"libcuda"``: one dict per library, ``{"soname",
+      "path", "version", "error", "tried"}``: the file it loaded and its
+      version as a string
       (``"13.0"`` from ``cudaRuntimeGetVersion``; ``"13.3.2"`` from
-      ``nvjpegGetProperty``; NPP's ``nppGetLibVersion`` for both NPP
-      libraries; the driver's CUDA version for ``libcuda.so.1``), or
+      ``nvjpegGetProperty``; NPP's ``nppGetLibVersion`` for every NPP
+      library; the driver's CUDA version for ``libcuda.so.1``), or
       ``path`` None and ``error`` saying why, with every path tried.
     * ``"driver_version"``: the CUDA version the NVIDIA driver runs, as
       ``"13.0"``, or None without a driver.

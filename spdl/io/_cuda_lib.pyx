@@ -24,8 +24,8 @@ from spdl.io.includes.nvml cimport *
 # ---------------------------------------------------------------------------
 # Finding and opening the libraries
 #
-# The GPU path needs libcudart (this module), libnvjpeg, libnppc and libnppig
-# (_nvjpeg), all of ONE CUDA major, 13 or 12: nvJPEG and NPP each carry their
+# The GPU path needs libcudart (this module), libnvjpeg, libnppc, libnppig, libnppicc and
+# libnppidei (_nvjpeg), all of ONE CUDA major, 13 or 12: nvJPEG and NPP each carry their
 # own copy of the runtime of their major, NVIDIA supports a toolkit's libraries
 # together, and a driver runs only the majors up to its own (a CUDA 12 driver
 # cannot run CUDA 13 code). Each library of a major is looked for, in order:
@@ -42,7 +42,7 @@ from spdl.io.includes.nvml cimport *
 # cuInit), the GPUs' compute capabilities (NVML, libnvidia-ml.so.1, which does
 # not initialize CUDA either: CUDA 13 needs 7.5 or newer, MIN_CAPABILITY) and
 # the files: the first major (13, then 12) that the driver and every GPU run
-# and whose four libraries are all present and open (dlopen; a set that is
+# and whose six libraries are all present and open (dlopen; a set that is
 # present but does not open gives way to the next); else the first such major
 # whose runtime is present (the GPU decoder then names what is missing). Without a driver nothing can run, but the libraries are
 # still found and opened, so that cuda_info() reports them and the entry points
@@ -59,6 +59,8 @@ _LIBS = {
     "nvjpeg": ("nvidia.nvjpeg", "libnvjpeg"),
     "nppc": ("nvidia.npp", "libnppc"),
     "nppig": ("nvidia.npp", "libnppig"),
+    "nppicc": ("nvidia.npp", "libnppicc"),
+    "nppidei": ("nvidia.npp", "libnppidei"),
 }
 _WHEELS = {
     13: "nvidia-cuda-runtime, nvidia-nvjpeg, nvidia-npp 13.x",
@@ -69,7 +71,8 @@ _SYSTEM_CUDA = ("/usr/local/cuda",)     # where a CUDA toolkit is installed when
 
 
 def soname(str name, int major):
-    """The file name of library ``name`` ("cudart", "nvjpeg", "nppc", "nppig") of CUDA ``major``."""
+    """The file name of library ``name`` ("cudart", "nvjpeg", "nppc", "nppig", "nppicc",
+    "nppidei") of CUDA ``major``."""
     return f"{_LIBS[name][1]}.so.{major}"
 
 

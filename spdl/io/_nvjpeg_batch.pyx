@@ -29,7 +29,12 @@ the plan. One call:
 6. upload the CPU rows and compact: the rows of inputs that failed are dropped
    at the end (one device-to-device copy, only then); buf.crops, when the plan
    crops or flips, holds each row's box and flip (the GPU's from step 3, the
-   CPU path's from its batch).
+   CPU path's from its batch);
+7. dtype and layout: steps 4 to 6 make uint8 packed rows (the CPU rows loaded
+   as uint8 too, a quarter of float32's bytes to upload); a plan with a float
+   dtype or NCHW gets its batch from them on the GPU (_nvjpeg_resize.convert_rows,
+   with the CPU path's own per-channel table, so exactly its values), the
+   compaction of step 6 fused into it.
 
 What the GPU cannot do itself takes the CPU path for the whole batch (the plan
 is loaded by spdl.io._load.run_plan and transferred): see cpu_reason().
@@ -60,7 +65,7 @@ from spdl.io._nvjpeg_decode cimport (
 )
 from spdl.io._nvjpeg_decode import plan_rounds
 from spdl.io._nvjpeg_lib import load_libraries
-from spdl.io._nvjpeg_resize cimport keep_rows, prepare_output, resize_into, upload_rows
+from spdl.io._nvjpeg_resize cimport convert_rows, keep_rows, prepare_output, resize_into, upload_rows
 from spdl.io._source cimport Source, make_source, read_source
 from spdl.io._status cimport Status, status_init
 from spdl.io.includes.libavcodec cimport AVPacket, av_packet_alloc
@@ -102,8 +107,6 @@ def cpu_reason(plan):
         return "a DemuxConfig.format"
     if plan.decode_config.decoder is not None or plan.decode_config.decoder_options:
         return "a DecodeConfig.decoder or decoder_options"
-    if plan.converted:
-        return f"dtype {plan.dtype!r} / layout {plan.layout!r} (float and NCHW batches are made on the CPU)"
     return None
 
 
@@ -147,6 +150,11 @@ cdef class _GpuBatch:
     cdef object cpu_plan(self):
         # The same plan for the CPU rows, into page-locked memory; strict is applied here.
         # (Its draws and per-input boxes and flips follow the inputs' own indices, cpu_idx.)
+        # Its rows are uint8 packed as the GPU's are before step 7, which converts both: the
+        # CPU path's float rows are its table applied to these very pixels.
+        if self.plan.converted:
+            return dataclasses.replace(self.plan, strict=False, dtype="uint8", layout="NHWC",
+                                       mean=None, std=None)
         return dataclasses.replace(self.plan, strict=False)
 
 
@@ -278,7 +286,8 @@ def _start(srcs, plan):
     b.planar = plan.pix_fmt == "rgbp"
     w, h = plan.width, plan.height
     # The output has a row per input, in input order (the rows of inputs that fail are
-    # dropped at the end): each GPU round is resized into it before the next.
+    # dropped at the end): each GPU round is resized into it before the next. For a float
+    # or NCHW plan these are uint8 packed rows, converted at the end (step 7).
     b.out = alloc_cuda_buffer((n, 3, h, w) if b.planar else (n, h, w, 3), 1, plan.pix_fmt, cfg)
     if n:
         prepare_output(b.out, plan.scale_mode == "pad", &b.ctx)
@@ -311,7 +320,8 @@ cdef tuple _crop_of(const Crop *c):
 
 
 def _finish(_GpuBatch b, CPUBuffer host):
-    """Step 6, after the CPU path loaded host (or None): strict, the CPU rows, compaction."""
+    """Steps 6 and 7, after the CPU path loaded host (or None): strict, the CPU rows,
+    compaction, and a float or NCHW plan's conversion."""
     cdef CUDABuffer out = b.out
     cdef Py_ssize_t i
     errors = {}
@@ -332,11 +342,11 @@ def _finish(_GpuBatch b, CPUBuffer host):
                 crops[index(k)] = host.crops[r]
         if rows:
             upload_rows(out, host, rows)
-    if errors:
-        keep = [i for i in range(b.n) if i not in errors]
+    keep = [i for i in range(b.n) if i not in errors]
+    if b.plan.converted:
+        out = convert_rows(out, keep, b.plan, &b.ctx)
+    elif errors:
         out = keep_rows(out, keep, b.plan.device_config)
-    else:
-        keep = list(range(b.n))
     out.indices = tuple(keep)
     out.errors = errors
     if b.plan.augmented:
@@ -356,9 +366,8 @@ def load_image_batch_nvjpeg(srcs, **options):
     device, when the GPU cannot do what is asked: ``width`` or ``height``
     None, a ``pix_fmt`` other than ``rgb24``, ``bgr24`` or ``rgbp``,
     ``scale_mode="crop"``, ``scale_algo="area"``, a ``filter_desc``, a
-    ``DemuxConfig.format``, a ``DecodeConfig.decoder`` or
-    ``decoder_options``, or a ``dtype`` other than ``"uint8"`` or
-    ``layout="NCHW"``. NPP resizes with ``scale_algo`` mapped to its own
+    ``DemuxConfig.format``, or a ``DecodeConfig.decoder`` or
+    ``decoder_options``. NPP resizes with ``scale_algo`` mapped to its own
     interpolation (bicubic: supersampling when shrinking both ways; bilinear
     and fast_bilinear: linear; neighbor; lanczos), so pixels differ slightly
     from the CPU path's.
@@ -369,8 +378,14 @@ def load_image_batch_nvjpeg(srcs, **options):
     NPP's source region, stretched to width x height, and a flipped row is
     mirrored by NPP. ``buf.crops`` reports them as load_image_batch does.
 
+    ``dtype`` (``"float32"``, ``"float16"``, with ``mean`` and ``std``) and
+    ``layout="NCHW"`` are made on the GPU too, from the uint8 rows (the CPU
+    path's rows among them), with the CPU path's per-channel table: the same
+    uint8 pixels give exactly load_image_batch's values.
+
     Raises CUDAUnavailableError when there is no CUDA device, or libcudart,
-    libnvjpeg, libnppc or libnppig cannot be loaded (the message names it).
+    libnvjpeg, libnppc, libnppig, libnppicc or libnppidei cannot be loaded
+    (the message names it).
     """
     plan = _compile(options)
     why = cpu_reason(plan)

@@ -1,8 +1,8 @@
 # cython: language_level=3
 """nvJPEG and NPP opened at run time: their function tables, versions and reports.
 
-libnvjpeg and libnppc / libnppig are opened with dlopen the first time, under
-a lock, once, like libcudart and of the same CUDA major (_cuda_lib.cuda_major():
+libnvjpeg and libnppc / libnppig / libnppicc / libnppidei are opened with dlopen
+the first time, under a lock, once, like libcudart and of the same CUDA major (_cuda_lib.cuda_major():
 13 from the nvidia-nvjpeg / nvidia-npp wheels, 12 from the -cu12 ones, or a
 CUDA toolkit; see _cuda_lib's "Finding and opening the libraries").
 """
@@ -35,6 +35,8 @@ _HINTS = {
     "nvjpeg": "nvJPEG is needed for GPU decoding",
     "nppc": "NPP is needed to resize on the GPU",
     "nppig": "NPP is needed to resize on the GPU",
+    "nppicc": "NPP is needed to make float batches on the GPU",
+    "nppidei": "NPP is needed to make float and channels-first batches on the GPU",
 }
 
 
@@ -60,7 +62,7 @@ cdef const NppApi *npp_api() noexcept nogil:
 
 
 # The functions of each table, in the order of its fields (_nvjpeg_lib.pxd); libnppc fills
-# NppApi's first field, libnppig the others.
+# NppApi's first field, libnppig, libnppicc and libnppidei the runs after it.
 _NVJPEG_FUNCTIONS = (
     "nvjpegGetProperty", "nvjpegCreateEx", "nvjpegDestroy", "nvjpegJpegStateCreate",
     "nvjpegJpegStateDestroy", "nvjpegGetImageInfo", "nvjpegDecodeBatchedInitialize",
@@ -69,6 +71,11 @@ _NVJPEG_FUNCTIONS = (
 )
 _NPPIG_FUNCTIONS = (
     "nppiResize_8u_C3R_Ctx", "nppiResize_8u_P3R_Ctx", "nppiMirror_8u_C3IR_Ctx",
+)
+_NPPICC_FUNCTIONS = ("nppiLUTPalette_8u32u_C1R_Ctx",)
+_NPPIDEI_FUNCTIONS = (
+    "nppiCopy_8u_C3P3R_Ctx", "nppiCopy_32f_P3C3R_Ctx", "nppiCopy_16u_P3C3R_Ctx",
+    "nppiConvert_32f16u_C1R_Ctx",
 )
 
 
@@ -81,12 +88,38 @@ cdef int fill_nppc(_Library lib, NppApi *t) except -1:
 
 
 cdef int fill_nppig(_Library lib, NppApi *t) except -1:
-    return fill_table(lib, <void **>&t.Resize_8u_C3R_Ctx, sizeof(NppApi) - sizeof(t.GetLibVersion),
+    return fill_table(lib, <void **>&t.Resize_8u_C3R_Ctx,
+                      <char *>&t.LUTPalette_8u32u_C1R_Ctx - <char *>&t.Resize_8u_C3R_Ctx,
                       _NPPIG_FUNCTIONS)
 
 
+cdef int fill_nppicc(_Library lib, NppApi *t) except -1:
+    return fill_table(lib, <void **>&t.LUTPalette_8u32u_C1R_Ctx,
+                      <char *>&t.Copy_8u_C3P3R_Ctx - <char *>&t.LUTPalette_8u32u_C1R_Ctx,
+                      _NPPICC_FUNCTIONS)
+
+
+cdef int fill_nppidei(_Library lib, NppApi *t) except -1:
+    return fill_table(lib, <void **>&t.Copy_8u_C3P3R_Ctx,
+                      sizeof(NppApi) - (<char *>&t.Copy_8u_C3P3R_Ctx - <char *>t), _NPPIDEI_FUNCTIONS)
+
+
+cdef int fill_npp(str which, _Library lib, NppApi *t) except -1:
+    """Fill t's run of NPP library which ("nppc", "nppig", "nppicc" or "nppidei") from lib."""
+    if which == "nppc":
+        return fill_nppc(lib, t)
+    if which == "nppig":
+        return fill_nppig(lib, t)
+    if which == "nppicc":
+        return fill_nppicc(lib, t)
+    if which == "nppidei":
+        return fill_nppidei(lib, t)
+    raise ValueError(f"not an NPP library: {which!r}")
+
+
 def load_libraries():
-    """Open libnvjpeg, libnppc and libnppig of the runtime's CUDA major and fill the tables, once."""
+    """Open libnvjpeg, libnppc, libnppig, libnppicc and libnppidei of the runtime's CUDA major
+    and fill the tables, once."""
     global _ready, _failure, _libs
     if _ready:
         return _libs
@@ -97,15 +130,20 @@ def load_libraries():
                     major = cuda_major()
                     nv = open_library("nvjpeg", major)
                     fill_nvjpeg(nv, &_nv)
-                    # libnppig needs libnppc: open it first so that its absence is named.
+                    # The other NPP libraries need libnppc: open it first so that its
+                    # absence is named.
                     nppc = open_library("nppc", major)
                     fill_nppc(nppc, &_npp)
                     nppig = open_library("nppig", major)
                     fill_nppig(nppig, &_npp)
+                    nppicc = open_library("nppicc", major)
+                    fill_nppicc(nppicc, &_npp)
+                    nppidei = open_library("nppidei", major)
+                    fill_nppidei(nppidei, &_npp)
                 except CUDAUnavailableError as e:
                     _failure = (str(e), e.library, e.tried)
                 else:
-                    _libs = (nv, nppc, nppig)
+                    _libs = (nv, nppc, nppig, nppicc, nppidei)
                     _ready = True
             if _failure is not None:
                 msg, library, tried = _failure
@@ -114,10 +152,11 @@ def load_libraries():
 
 
 def open_library(str which, int major, paths=None):
-    """Open library which ("nvjpeg", "nppc" or "nppig") of major, from paths (default: the
-    usual search, _cuda_lib.candidates); CUDAUnavailableError naming it otherwise."""
+    """Open library which ("nvjpeg", "nppc", "nppig", "nppicc" or "nppidei") of major, from
+    paths (default: the usual search, _cuda_lib.candidates); CUDAUnavailableError naming it
+    otherwise."""
     if which not in _HINTS:
-        raise ValueError(f"which must be 'nvjpeg', 'nppc' or 'nppig', got {which!r}")
+        raise ValueError(f"which must be one of {', '.join(map(repr, _HINTS))}, got {which!r}")
     return _open_library(soname(which, major), candidates(which, major) if paths is None else paths,
                          _hint(which, major))
 
@@ -139,7 +178,7 @@ cdef str _npp_version(NppApi *t):
 def nvjpeg_info():
     """The nvJPEG and NPP libraries in use and their versions, or why they cannot load. Never raises."""
     try:
-        nv, nppc, nppig = load_libraries()
+        nv, nppc, nppig, _, _ = load_libraries()
     except CUDAUnavailableError as e:
         return {"nvjpeg": None, "npp": None, "error": str(e)}
     return {"nvjpeg": nv.path, "nvjpeg_version": _nvjpeg_version(&_nv),
@@ -147,13 +186,14 @@ def nvjpeg_info():
 
 
 def library_report(str which):
-    """For cuda_info(): library which ("nvjpeg", "nppc" or "nppig") of the chosen CUDA major.
+    """For cuda_info(): library which ("nvjpeg", "nppc", "nppig", "nppicc" or "nppidei") of
+    the chosen CUDA major.
 
     Opens it on its own (dlopen of an open library returns it again), so each
     library is reported even when another one is missing. Returns ``{"soname",
     "path", "version", "error", "tried"}``; never raises. NPP's version
     (nppGetLibVersion, in libnppc) is that of the whole NPP release: it is
-    given for libnppig too.
+    given for the other NPP libraries too.
     """
     cdef NvjpegApi nv
     cdef NppApi npp
@@ -167,8 +207,8 @@ def library_report(str which):
             fill_nvjpeg(lib, &nv)
             out["version"] = _nvjpeg_version(&nv)
         else:
-            if which == "nppig":
-                fill_nppig(lib, &npp)
+            if which != "nppc":
+                fill_npp(which, lib, &npp)
                 lib = open_library("nppc", major)
             fill_nppc(lib, &npp)
             out["version"] = _npp_version(&npp)

@@ -14,3 +14,6 @@ cdef list resize_into(CUDABuffer out, _Inputs inp, list images, object plan, bin
 cdef CUDABuffer keep_rows(CUDABuffer out, list keep, object cfg)
 # Copy rows (out_row, host_row) of host into out, keeping host alive until done.
 cdef int upload_rows(CUDABuffer out, CPUBuffer host, list rows) except -1
+# A new buffer holding rows `keep` of out (uint8 packed) as plan's dtype and layout, made on
+# out's stream by NPP with the CPU path's tables (exactly its values).
+cdef CUDABuffer convert_rows(CUDABuffer src, list keep, object plan, const NppStreamContext *ctx)

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The nvJPEG loader's output: NPP's resize of the decoded images into their rows (placed
-as the CPU path places them), the rows from the CPU path copied in, and the rows of failed
-inputs dropped.
+as the CPU path places them), the rows from the CPU path copied in, the rows of failed
+inputs dropped, and a training plan's float or channels-first batch made from the rows.
 
 NPP: supersampling when shrinking both ways, bicubic otherwise, nearest (an exact copy)
 at the same size; scale_mode "pad" fits inside width x height keeping the aspect ratio,
@@ -9,10 +9,17 @@ centred, black borders; "stretch" fills the row. A crop box (the plan's crop, re
 per image as the CPU path resolves it) is the resize's source ROI, stretched over the
 whole row; a flipped row is mirrored left to right in place after its resize, borders
 included, as the CPU path mirrors its rows.
+
+A plan with dtype float32/float16 or layout "NCHW" gets its batch from these uint8 packed
+rows in one more pass on the GPU (convert_rows), with the CPU path's own table
+(_layout.compile_output: for each channel and each of the 256 values, (v / 255 - mean) /
+std in float32, or that rounded to float16), so every element is exactly the CPU path's.
 """
 
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free
+
+from libc.string cimport memcpy
 
 from spdl.io._buffer cimport CPUBuffer
 from spdl.io._cuda_buffer cimport CUDABuffer, alloc_cuda_buffer
@@ -20,11 +27,15 @@ from spdl.io._cuda_device cimport DeviceScope, check_scope, enter_device, leave_
 from spdl.io._cuda_runtime cimport CudaRuntimeApi, cudart
 from spdl.io._geometry cimport Crop
 from spdl.io._keepalive cimport check_then_keep
+from spdl.io._layout cimport OUT_F16, OUT_F32, OUT_U8, CompiledOutput, compile_output
 from spdl.io._nvjpeg_decode cimport _Inputs
 from spdl.io._nvjpeg_lib cimport NppApi, npp_api
 from spdl.io.includes.cuda_runtime cimport *
 from spdl.io.includes.dlpack cimport kDLFloat
 from spdl.io.includes.npp cimport *
+
+from spdl.io._errors import CUDAError
+from spdl.io._pinned import host_allocator
 
 cdef const NppApi *_npp = npp_api()     # filled by load_libraries() before any use
 
@@ -270,3 +281,163 @@ cdef int upload_rows(CUDABuffer out, CPUBuffer host, list rows) except -1:
     check_then_keep(&scope, err, "cudaMemcpyAsync", f"rows decoded on the CPU to cuda:{out._device}",
                     out._device, stream, host)
     return 0
+
+
+# ---------------------------------------------------------------------------
+# Float and channels-first batches (a plan's dtype and layout)
+
+cdef size_t _ALIGN = 256           # each part of the conversion's scratch starts 256-byte aligned
+
+
+cdef inline size_t _up(size_t n) noexcept nogil:
+    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+
+
+cdef CPUBuffer _device_table(object plan, int dtype, object cfg):
+    """The CPU path's per-channel table of the plan (compile_output), as NPP's palette look-up
+    takes it: 3 x 256 32-bit entries in page-locked memory, to copy to the device.
+
+    float32: the float32 values' bits. float16: each float16 value's 16 bits as an integer
+    (0..65535) in a float32, which the look-up writes and nppiConvert_32f16u_C1R_Ctx then
+    turns into those 16 bits exactly (an integer below 2^24 is exact in a float32; the
+    conversion only rounds fractions and saturates outside 0..65535)."""
+    import numpy as np
+
+    cdef CompiledOutput c = compile_output(plan)
+    if dtype == OUT_F16:
+        table = np.frombuffer(c.lut, np.uint16).astype(np.float32)
+    else:
+        table = np.frombuffer(c.lut, np.float32)
+    if table.size != 3 * 256:
+        raise AssertionError(f"a table of {table.size} entries for 3 channels")
+    cdef bytes data = table.tobytes()
+    cdef CPUBuffer host = CPUBuffer.allocate((3 * 256,), 4, None, host_allocator(cfg), True)
+    memcpy(host.data, <const char *>data, 3 * 256 * 4)
+    return host
+
+
+cdef CUDABuffer convert_rows(CUDABuffer src, list keep, object plan, const NppStreamContext *ctx):
+    """A new buffer holding rows `keep` of src (uint8, packed (n, height, width, 3) in the
+    plan's channel order) as the plan's dtype and layout, made on src's stream.
+
+    Each row: its three channels split into planes (nppiCopy_8u_C3P3R_Ctx; for uint8
+    NCHW, straight into the row), each plane looked up in its channel's table
+    (nppiLUTPalette_8u32u_C1R_Ctx, the table in device memory) into float32 planes (for
+    float32 NCHW, straight into the row), then for float32 NHWC the planes interleaved
+    (nppiCopy_32f_P3C3R_Ctx), for float16 the looked-up 16-bit patterns made 16-bit
+    (nppiConvert_32f16u_C1R_Ctx) and, for NHWC, interleaved (nppiCopy_16u_P3C3R_Ctx).
+    Raises CUDAError for a failed CUDA or NPP call.
+    """
+    cdef const CudaRuntimeApi *rt = cudart()
+    cdef object cfg = plan.device_config
+    cdef int dtype = {"uint8": OUT_U8, "float32": OUT_F32, "float16": OUT_F16}[plan.dtype]
+    cdef bint nchw = plan.layout == "NCHW"
+    cdef int w = plan.width, h = plan.height
+    cdef int itemsize = 1 if dtype == OUT_U8 else 4 if dtype == OUT_F32 else 2
+    cdef Py_ssize_t m = len(keep), r
+    cdef size_t plane = <size_t>w * h, row_in = plane * 3, row_out = plane * 3 * itemsize
+    cdef tuple shape
+    if nchw:
+        shape = (m, 3, h, w)
+    else:
+        shape = (m, h, w, 3)
+    cdef CUDABuffer dst = alloc_cuda_buffer(shape, itemsize, src.pix_fmt, cfg, dtype != OUT_U8)
+    cdef CUDABuffer scratch = None
+    cdef CPUBuffer table = None
+    cdef Py_ssize_t *rows = NULL
+    cdef uintptr_t stream = src._stream, tab = 0, u8 = 0, f32 = 0, u16 = 0, s_row, d_row
+    cdef size_t total = 0
+    cdef int device = src._device, c
+    cdef DeviceScope scope
+    cdef cudaError_t err = cudaSuccess
+    cdef NppStatus st = NPP_NO_ERROR
+    cdef const char *fn = NULL
+    cdef NppiSize roi, tall
+    cdef unsigned char *u_planes[3]
+    cdef const unsigned char *u_src[3]
+    cdef unsigned int *lut_dst[3]
+    cdef const float *f_planes[3]
+    cdef const unsigned short *h_planes[3]
+    if m == 0:
+        return dst
+    if src._nbytes != <size_t>src._shape[0] * row_in or src.itemsize != 1:
+        raise AssertionError("the rows to convert are not uint8 width x height x 3")
+    # The scratch: the tables, the uint8 planes, the float32 planes, the 16-bit planes.
+    if dtype != OUT_U8:
+        table = _device_table(plan, dtype, cfg)
+        total = _up(3 * 256 * 4)
+    if dtype != OUT_U8 or not nchw:
+        u8 = total
+        total += _up(row_in)
+    if dtype != OUT_U8 and not (dtype == OUT_F32 and nchw):
+        f32 = total
+        total += _up(row_in * 4)
+    if dtype == OUT_F16 and not nchw:
+        u16 = total
+        total += _up(row_in * 2)
+    rows = <Py_ssize_t *>calloc(m, sizeof(Py_ssize_t))
+    if rows == NULL:
+        raise MemoryError()
+    for r in range(m):
+        rows[r] = keep[r]
+    if total:
+        scratch = alloc_cuda_buffer((total,), 1, None, cfg)
+        tab, u8, f32, u16 = scratch.ptr, scratch.ptr + u8, scratch.ptr + f32, scratch.ptr + u16
+    roi.width, roi.height = w, h
+    tall.width, tall.height = w, 3 * h         # three planes one after the other
+    try:
+        with nogil:
+            if enter_device(rt, device, &scope) == 0:
+                if table is not None:
+                    err = rt.cudaMemcpyAsync(<void *>tab, <const void *>table.data, 3 * 256 * 4,
+                                             cudaMemcpyHostToDevice, <cudaStream_t>stream)
+                r = 0
+                while err == cudaSuccess and st >= 0 and r < m:
+                    s_row = src.ptr + <size_t>rows[r] * row_in
+                    d_row = dst.ptr + <size_t>r * row_out
+                    for c in range(3):
+                        u_planes[c] = <unsigned char *>((d_row if dtype == OUT_U8 else u8) + c * plane)
+                        u_src[c] = u_planes[c]
+                        lut_dst[c] = <unsigned int *>((d_row if dtype == OUT_F32 and nchw else f32)
+                                                      + c * plane * 4)
+                        f_planes[c] = <const float *>lut_dst[c]
+                        h_planes[c] = <const unsigned short *>(u16 + c * plane * 2)
+                    fn = "nppiCopy_8u_C3P3R_Ctx"
+                    st = _npp.Copy_8u_C3P3R_Ctx(<const unsigned char *>s_row, w * 3, u_planes, w,
+                                                roi, ctx[0])
+                    c = 0
+                    while dtype != OUT_U8 and st >= 0 and c < 3:
+                        fn = "nppiLUTPalette_8u32u_C1R_Ctx"
+                        st = _npp.LUTPalette_8u32u_C1R_Ctx(
+                            u_src[c], w, lut_dst[c], w * 4, roi,
+                            <const unsigned int *>(tab + c * 256 * 4), 8, ctx[0])
+                        c += 1
+                    if st >= 0 and dtype == OUT_F32 and not nchw:
+                        fn = "nppiCopy_32f_P3C3R_Ctx"
+                        st = _npp.Copy_32f_P3C3R_Ctx(f_planes, w * 4, <float *>d_row, w * 12, roi,
+                                                     ctx[0])
+                    elif st >= 0 and dtype == OUT_F16:
+                        fn = "nppiConvert_32f16u_C1R_Ctx"
+                        st = _npp.Convert_32f16u_C1R_Ctx(
+                            f_planes[0], w * 4, <unsigned short *>(d_row if nchw else u16), w * 2,
+                            tall, NPP_RND_NEAR, ctx[0])
+                        if st >= 0 and not nchw:
+                            fn = "nppiCopy_16u_P3C3R_Ctx"
+                            st = _npp.Copy_16u_P3C3R_Ctx(h_planes, w * 2, <unsigned short *>d_row,
+                                                         w * 6, roi, ctx[0])
+                    r += 1
+            leave_device(rt, &scope)
+        # The table is read by the copy enqueued above: kept until the stream gets past it.
+        if table is not None:
+            check_then_keep(&scope, err, "cudaMemcpyAsync", f"the dtype table to cuda:{device}",
+                            device, stream, table)
+        else:
+            check_scope(&scope, err, "cudaMemcpyAsync", f"cuda:{device}")
+        if st < 0:
+            raise CUDAError(f"{fn.decode()} failed with NppStatus {st} making the {plan.dtype} "
+                            f"{plan.layout} batch on cuda:{device}", op=fn.decode(), code=st)
+    finally:
+        free(rows)
+        if scratch is not None:
+            scratch.release()       # in the stream's order, after the calls that use it
+    return dst

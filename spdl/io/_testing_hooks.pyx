@@ -18,7 +18,7 @@ from spdl.io._cuda_lib import _open_library, cuda_major
 from spdl.io._cuda_runtime cimport CudaDriverApi, CudaRuntimeApi, cudart, fill_driver, fill_runtime
 from spdl.io._nvjpeg_decode cimport JPEG_GPU_OK, JPEG_NO_IMAGE, JPEG_NOT_8BIT_HUFFMAN, JPEG_RGB, JPEG_TRUNCATED
 from spdl.io._nvjpeg_decode cimport gpu_check, set_scratch_bounds as _set_scratch
-from spdl.io._nvjpeg_lib cimport NppApi, NvjpegApi, fill_nppc, fill_nppig, fill_nvjpeg
+from spdl.io._nvjpeg_lib cimport NppApi, NvjpegApi, fill_npp, fill_nvjpeg
 from spdl.io._nvjpeg_lib import open_library
 from spdl.io._pinned cimport PINNED_CACHE_SLOTS, cache_sizes, pinned_class, set_cache_bytes
 from spdl.io._decode cimport set_jpeg_resampler
@@ -158,7 +158,8 @@ def probe_library(str which, str path):
 
 
 def probe_nvjpeg_library(str which, candidates=None, major=None):
-    """Open one of "nvjpeg", "nppc", "nppig" (not cached) and check its symbols.
+    """Open one of "nvjpeg", "nppc", "nppig", "nppicc", "nppidei" (not cached) and check its
+    symbols.
 
     major defaults to the chosen CUDA major, candidates to the usual search.
     Returns the path it loaded; raises CUDAUnavailableError naming the library.
@@ -168,10 +169,8 @@ def probe_nvjpeg_library(str which, candidates=None, major=None):
     lib = open_library(which, major or cuda_major(), candidates)
     if which == "nvjpeg":
         fill_nvjpeg(lib, &nv)
-    elif which == "nppc":
-        fill_nppc(lib, &npp)
     else:
-        fill_nppig(lib, &npp)
+        fill_npp(which, lib, &npp)
     return lib.path
 
 
