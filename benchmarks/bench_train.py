@@ -397,6 +397,21 @@ class Workers:
             res["foreign_load"] = max(0.0, others / ((t1 - t0) * ncpu))
         return res
 
+    def wait_quiet(self, limit_s: float) -> float:
+        """Wait at most limit_s for a 0.5 s window in which other processes use less than
+        --max-foreign-load of the machine; returns the seconds waited."""
+        hz, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+        start = time.monotonic()
+        while time.monotonic() - start < limit_s:
+            j0, t0 = _busy_jiffies(), time.monotonic()
+            if j0 is None:
+                break
+            time.sleep(0.5)
+            load = (_busy_jiffies() - j0) / hz / ((time.monotonic() - t0) * ncpu)
+            if load < self.args.max_foreign_load:
+                break
+        return time.monotonic() - start
+
     def close(self):
         for p in self.procs.values():
             if p.poll() is None:
@@ -551,6 +566,10 @@ def parse_args(argv):
     ap.add_argument("--min-seconds", type=float, default=1.5)
     ap.add_argument("--limit", type=int, default=0, help="use the first N images of the set")
     ap.add_argument("--max-foreign-load", type=float, default=0.2)
+    ap.add_argument("--busy-wait", type=float, default=3.0,
+                    help="before a measurement, wait at most this long for a quiet moment")
+    ap.add_argument("--busy-wait-total", type=float, default=90.0,
+                    help="... and at most this long over the whole run")
     ap.add_argument("--quick", action="store_true",
                     help="64 images, 1 rep, 0.3 s; report under the cache root")
     ap.add_argument("--out", type=Path, default=None, help="markdown report path")
@@ -602,6 +621,13 @@ def main(argv=None) -> int:
         return 1
     args.n_images = len(_load_set(args.set_dir, args.limit or None))
     started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    # The commit measured is the one checked out when the workers start (an editable install
+    # loads the working tree's modules, so say when spdl/ has uncommitted changes).
+    info = machine_info()
+    dirty = subprocess.run(["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "spdl"],
+                           capture_output=True, text=True).stdout.strip()
+    if dirty:
+        info["git"] += " + uncommitted changes in spdl/"
     t_start = time.monotonic()
     workers = Workers(args)
     cfgs = [(t, b) for t in args.threads for b in args.batch_sizes]
@@ -625,6 +651,7 @@ def main(argv=None) -> int:
         # At most one re-measurement per measurement, and a fifth of them in all: on a host
         # that stays busy, re-measuring only makes the run longer.
         retries_left = max(2, len(runnable) * args.reps // 5)
+        wait_left = args.busy_wait_total
         for rep in range(args.reps):
             for t, b in cfgs:
                 ms = [m for m in args.methods if (m, t, b) in runnable]
@@ -634,6 +661,8 @@ def main(argv=None) -> int:
                 for m in ms[shift:] + ms[:shift]:
                     req = {"cmd": "measure", "method": m, "threads": t, "batch": b,
                            "min_seconds": args.min_seconds}
+                    if wait_left > 0:
+                        wait_left -= workers.wait_quiet(min(args.busy_wait, wait_left))
                     res = workers.ask(METHODS[m].family, req)
                     if (res.get("ok") and res.get("foreign_load", 0) > args.max_foreign_load
                             and retries_left > 0):
@@ -653,7 +682,7 @@ def main(argv=None) -> int:
         workers.close()
     summary = summarize(results, args.methods, args.threads, args.batch_sizes)
     write_report(args, [Path(sys.executable).name, "benchmarks/bench_train.py", *argv],
-                 machine_info(), versions, summary, results, started)
+                 info, versions, summary, results, started)
     print(f"[train] {time.monotonic() - t_start:.0f} s; wrote {args.out_md} and "
           f"{args.out_json}", flush=True)
     return 0
