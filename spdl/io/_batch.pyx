@@ -301,8 +301,8 @@ cdef class BatchJob:
         buf.indices = tuple(good)
         buf.errors = errors
         if self.augmented:
-            buf.crops = tuple((self.items[i].crop.x, self.items[i].crop.y, self.items[i].crop.w,
-                               self.items[i].crop.h, bool(self.items[i].crop.flip)) for i in good)
+            buf.crops = tuple((self.items[i].crop.vx, self.items[i].crop.vy, self.items[i].crop.vw,
+                               self.items[i].crop.vh, bool(self.items[i].crop.flip)) for i in good)
         return buf
 
     cdef CPUBuffer _assemble(self, list good):

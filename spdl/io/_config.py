@@ -106,17 +106,26 @@ class DecodeConfig:
             error that names them.
         max_pixels: Images whose header claims more pixels (width x height)
             are refused before any frame memory is allocated.
+        apply_orientation: Turn each image as its EXIF orientation says (JPEG
+            APP1, WebP EXIF and PNG eXIf), as viewers show it: sizes, padding
+            and crop boxes are then in the turned image's pixels. False keeps
+            the pixels as stored. Missing or malformed EXIF data counts as
+            orientation 1 (as stored).
     """
 
     decoder: str | None = None
     decoder_options: Mapping[str, str] | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    apply_orientation: bool = True
 
     def __post_init__(self) -> None:
         if self.decoder is not None and not isinstance(self.decoder, str):
             raise TypeError(f"decoder must be a str or None, not {type(self.decoder).__name__}")
         object.__setattr__(self, "decoder_options", _check_options("decoder_options", self.decoder_options))
         object.__setattr__(self, "max_pixels", _positive("max_pixels", self.max_pixels))
+        if not isinstance(self.apply_orientation, bool):
+            raise TypeError("apply_orientation must be a bool, not "
+                            f"{type(self.apply_orientation).__name__}")
 
 
 Allocator = tuple[Callable[[int, int, int], int], Callable[[int], None]]

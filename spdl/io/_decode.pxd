@@ -14,6 +14,7 @@ cdef struct DecodeSpec:
     const AVCodec *codec            # forced decoder, or NULL for the codec's default
     AVDictionary *options           # copied for each open; owned by the caller
     int64_t max_pixels
+    bint apply_orientation          # turn images by their EXIF orientation (Demuxed.orientation)
 
 cdef struct Decoder:
     AVCodecContext *ctx             # an open decoder kept for the next image, or NULL

@@ -16,10 +16,12 @@ from spdl.io._jpeg cimport (
 )
 from spdl.io._geometry cimport (
     CompiledPlan, Crop, Extent, Geometry, ScaleSpec, compile_plan_spec, crop_extent,
-    ext_geometry, extent_of, resolve_crop,
+    ext_geometry, extent_of, orient_axes, orient_spec, resolve_crop,
 )
 from spdl.io._graph cimport filter_graph_frame
-from spdl.io._scale cimport Scaler, scale_frame, scale_to_frame, scaler_free, scaler_init
+from spdl.io._scale cimport (
+    Scaler, orient_copy, oriented_format, scale_frame, scale_to_frame, scaler_free, scaler_init,
+)
 from spdl.io.includes.libavcodec cimport (
     AV_CODEC_ID_APNG, AV_CODEC_ID_GEM, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_PHOTOCD,
     AV_CODEC_ID_PNG, AV_CODEC_ID_VBN, AV_CODEC_PROP_INTRA_ONLY, AVCodec,
@@ -74,6 +76,7 @@ cdef CompiledDecodeConfig compile_decode_config(object config):
     o.spec.codec = NULL
     o.spec.options = NULL
     o.spec.max_pixels = config.max_pixels
+    o.spec.apply_orientation = bool(config.apply_orientation)
     if config.decoder is not None:
         o.spec.codec = avcodec_find_decoder_by_name(config.decoder.encode())
         if o.spec.codec == NULL:
@@ -303,12 +306,86 @@ cdef int decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Sca
     takes the libjpeg-turbo path and our resampler, reduced in the DCT as far as the
     output size allows; everything else decodes to a frame that swscale converts.
     """
-    cdef AVFrame *filtered
-    cdef Extent ext       # what the decoded frame covers (a DCT-reduced one ends in a partial pixel)
-    cdef int ret
+    cdef int orient = d.orientation if o.apply_orientation else 1
     if spec.out_fmt == AV_PIX_FMT_GBRP:
         return _planar_rgb(d, o, dec, scaler, spec, graph, index, crop, decoded, out, dst,
                            linesize, err)
+    if 2 <= orient <= 8:
+        return _oriented(d, o, dec, scaler, spec, graph, index, crop, decoded, out, dst, linesize,
+                         orient, err)
+    return _decode_planned(d, o, dec, scaler, spec, graph, index, crop, decoded, out, dst,
+                           linesize, err)
+
+
+cdef int _oriented(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
+                   const ScaleSpec *spec, const char *graph, Py_ssize_t index, Crop *crop,
+                   AVFrame *decoded, AVFrame *out, uint8_t **dst, const int *linesize,
+                   int orient, Status *err) noexcept nogil:
+    """decode_planned for an image of EXIF orientation orient (2..8): the plan (its size,
+    placement and crop boxes in the viewed image) turned into the stored orientation
+    (orient_spec), the image decoded, cropped and resized as it is stored into a scratch
+    image of the output's size, which orient_copy then turns into dst or out: one copy
+    of the output's pixels, whatever the source's size."""
+    cdef ScaleSpec local
+    cdef AVFrame *tmp
+    cdef AVPixelFormat fmt
+    cdef bint swap, mx, my
+    cdef int ret
+    orient_spec(spec, orient, &local)
+    orient_axes(orient, &swap, &mx, &my)
+    if out == NULL:  # the plan's fixed size and format
+        if scaler.oriented == NULL:
+            scaler.oriented = av_frame_alloc()
+            if scaler.oriented == NULL:
+                return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
+        tmp = scaler.oriented
+        if (tmp.width != local.scale_w or tmp.height != local.scale_h
+                or tmp.format != spec.out_fmt):
+            av_frame_unref(tmp)
+            tmp.width, tmp.height, tmp.format = local.scale_w, local.scale_h, spec.out_fmt
+            ret = av_frame_get_buffer(tmp, 0)
+            if ret < 0:
+                return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+        ret = _decode_planned(d, o, dec, scaler, &local, graph, index, crop, decoded, NULL,
+                              tmp.data, tmp.linesize, err)
+        if ret >= 0:
+            orient_copy(tmp, orient, dst, linesize)
+        return ret
+    tmp = av_frame_alloc()
+    if tmp == NULL:
+        return fail(err, ERR_NOMEM, "filter", "av_frame_alloc", 0, NULL)
+    ret = _decode_planned(d, o, dec, scaler, &local, graph, index, crop, decoded, tmp, NULL,
+                          NULL, err)
+    if ret >= 0:
+        fmt = oriented_format(<AVPixelFormat>tmp.format, orient)
+        if fmt == AV_PIX_FMT_NONE:
+            ret = fail(err, ERR_FORMAT, "filter", "orient", 0,
+                       "this pixel format cannot be turned by the EXIF orientation: give a "
+                       "pix_fmt, or DecodeConfig(apply_orientation=False)")
+    if ret >= 0:
+        out.width, out.height = (tmp.height, tmp.width) if swap else (tmp.width, tmp.height)
+        out.format = fmt
+        ret = av_frame_get_buffer(out, 0)
+        if ret < 0:
+            ret = fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
+    if ret >= 0:
+        out.color_range, out.colorspace = tmp.color_range, tmp.colorspace
+        orient_copy(tmp, orient, out.data, out.linesize)
+        if tmp.metadata != NULL and av_dict_copy(&out.metadata, tmp.metadata, 0) < 0:
+            av_frame_unref(out)
+            ret = fail(err, ERR_NOMEM, "filter", "av_dict_copy", 0, NULL)
+    av_frame_free(&tmp)
+    return ret
+
+
+cdef int _decode_planned(const Demuxed *d, const DecodeSpec *o, Decoder *dec, Scaler *scaler,
+                         const ScaleSpec *spec, const char *graph, Py_ssize_t index, Crop *crop,
+                         AVFrame *decoded, AVFrame *out, uint8_t **dst, const int *linesize,
+                         Status *err) noexcept nogil:
+    """decode_planned in the image's stored orientation (spec: orient_spec's, or the plan's)."""
+    cdef AVFrame *filtered
+    cdef Extent ext       # what the decoded frame covers (a DCT-reduced one ends in a partial pixel)
+    cdef int ret
     if graph != NULL:  # (a plan never crops a graph's output, so only the flip is drawn)
         ret = decode_image(d, o, dec, NULL, index, NULL, decoded, &ext, err)
         if ret < 0:

@@ -17,6 +17,7 @@ cdef struct Demuxed:
     AVCodecParameters *par          # from a demuxer, or NULL when detected by signature
     AVCodecID codec_id
     const char *format              # static name of the container format
+    int orientation                 # EXIF orientation (JPEG APP1, WebP EXIF, PNG eXIf), 1..8
 
 cdef class CompiledDemuxConfig:
     """Owns the C form of a DemuxConfig."""

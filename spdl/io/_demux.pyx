@@ -13,7 +13,8 @@ from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._config import DemuxConfig, config_or_default
 from spdl.io._structure cimport (
-    jpeg_lacks_eoi, jpeg_scans_complete, png_lacks_only_iend, webp_strip_metadata,
+    JpegMarkers, jpeg_markers_lack_eoi, jpeg_scans_complete, jpeg_walk_markers, png_lacks_only_iend,
+    png_orientation, webp_orientation, webp_strip_metadata,
 )
 from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
@@ -268,6 +269,7 @@ cdef int demux_init(Demuxed *d) noexcept nogil:
     d.par = NULL
     d.codec_id = AV_CODEC_ID_NONE
     d.format = NULL
+    d.orientation = 1
     d.pkt = av_packet_alloc()
     return 0 if d.pkt != NULL else -1
 
@@ -283,6 +285,20 @@ cdef void demux_reset(Demuxed *d) noexcept nogil:
     avcodec_parameters_free(&d.par)
     d.codec_id = AV_CODEC_ID_NONE
     d.format = NULL
+    d.orientation = 1
+
+
+cdef int _orientation(AVCodecID codec_id, const uint8_t *d, int n) noexcept nogil:
+    """The EXIF orientation an image's data carries (1 when none, or for other formats)."""
+    cdef JpegMarkers m
+    if codec_id == AV_CODEC_ID_MJPEG and n >= 4 and d[0] == 0xFF and d[1] == 0xD8:
+        jpeg_walk_markers(d, <size_t>n, &m)
+        return m.orientation
+    if codec_id == AV_CODEC_ID_WEBP:
+        return webp_orientation(d, n)
+    if codec_id == AV_CODEC_ID_PNG and n >= 8 and memcmp(d, b"\x89PNG\r\n\x1a\n", 8) == 0:
+        return png_orientation(d, n)
+    return 1
 
 
 cdef int _demux_with_libavformat(AVPacket *data, const DemuxSpec *opts, Demuxed *out,
@@ -413,6 +429,8 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
     cdef AVPacket *raw
     cdef int ret
     cdef char msg[200]
+    cdef JpegMarkers m
+    out.orientation = 1
     if read_source(src, opts.max_file_size, out.pkt, err) < 0:
         return -1
     if opts.format == NULL and opts.format_options == NULL:
@@ -420,14 +438,20 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
         if out.codec_id == AV_CODEC_ID_WEBP and webp_animated(out.pkt.data, out.pkt.size):
             refusal_message(out.pkt.data, out.pkt.size, msg, sizeof(msg))
             return fail(err, ERR_FORMAT, "demux", "sniff", 0, msg)
+        if out.codec_id == AV_CODEC_ID_MJPEG:
+            jpeg_walk_markers(out.pkt.data, <size_t>out.pkt.size, &m)  # one walk for both
+            out.orientation = m.orientation
+        elif out.codec_id != AV_CODEC_ID_NONE:
+            out.orientation = _orientation(out.codec_id, out.pkt.data, out.pkt.size)
         if out.codec_id == AV_CODEC_ID_WEBP:
-            # our own copy of the source: metadata the decoder would misjudge goes
+            # our own copy of the source: metadata the decoder would misjudge goes (the
+            # orientation was read above)
             _shrink(out.pkt, webp_strip_metadata(out.pkt.data, out.pkt.size))
         elif out.codec_id == AV_CODEC_ID_PNG and png_lacks_only_iend(out.pkt.data, out.pkt.size):
             # complete image data, trailer missing: give the decoder the trailer
             if _append(out.pkt, _IEND, 12, err) < 0:
                 return -1
-        elif out.codec_id == AV_CODEC_ID_MJPEG and jpeg_lacks_eoi(out.pkt.data, out.pkt.size):
+        elif out.codec_id == AV_CODEC_ID_MJPEG and jpeg_markers_lack_eoi(&m):
             # the end-of-image marker missing: with it, libjpeg says whether every scan is
             # there; if not, the data goes as it came, and is refused as truncated
             if _append(out.pkt, _EOI, 2, err) < 0:
@@ -443,6 +467,8 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
     av_packet_move_ref(raw, out.pkt)
     ret = _demux_with_libavformat(raw, opts, out, err)
     av_packet_free(&raw)
+    if ret >= 0:
+        out.orientation = _orientation(out.codec_id, out.pkt.data, out.pkt.size)
     return ret
 
 

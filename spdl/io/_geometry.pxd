@@ -30,10 +30,14 @@ cdef struct CropSpec:
 
 cdef struct Crop:
     # What the plan does to one image.
-    int x                 # the box resized to the output, in the image's pixels
-    int y
+    int x                 # the box resized to the output, in the image's pixels as stored
+    int y                 # (what the decoders read)
     int w
     int h
+    int vx                # the same box in the image's pixels as viewed (EXIF orientation
+    int vy                # applied): what the plan drew and the batch reports
+    int vw
+    int vh
     bint cropped          # the box fills the output (else the plan's scale_mode places the image)
     bint flip             # mirrored left to right
 
@@ -46,6 +50,9 @@ cdef struct ScaleSpec:
     bint cubic            # bicubic: the JPEG path's own resampler may serve it
     AVPixelFormat out_fmt # AV_PIX_FMT_NONE: keep the decoded format
     CropSpec crop
+    int orient            # 1, or the EXIF orientation (2..8) of the image this copy is for:
+                          # scale_w/scale_h are then the stored image's (swapped for 5..8) and
+                          # the geometry is the one that orient_copy turns into the plan's
 
 cdef struct Geometry:
     int out_w             # the output image
@@ -80,6 +87,8 @@ cdef int resolve_crop(const ScaleSpec *spec, Py_ssize_t index, int iw, int ih, C
 cdef void crop_extent(const Crop *c, Extent *ext) noexcept nogil
 cdef int ext_geometry(const ScaleSpec *spec, const Extent *ext, Geometry *g,
                       Status *err) noexcept nogil
+cdef void orient_axes(int orient, bint *swap, bint *mx, bint *my) noexcept nogil
+cdef void orient_spec(const ScaleSpec *spec, int orient, ScaleSpec *out) noexcept nogil
 cdef bint is_yuv(const AVPixFmtDescriptor *d) noexcept nogil
 cdef void fill_black(AVPixelFormat fmt, int w, int h, uint8_t **dst,
                      const int *linesize) noexcept nogil

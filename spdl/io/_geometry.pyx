@@ -61,6 +61,7 @@ cdef CompiledPlan compile_plan_spec(object plan):
         if c.spec.out_fmt == AV_PIX_FMT_NONE:
             raise ValueError(f"pixel format {plan.pix_fmt!r} is not known to this FFmpeg build")
     c.graph = plan.filter_desc.encode() if plan.filter_desc is not None else None
+    c.spec.orient = 1
     _compile_crop(c, plan)
     return c
 
@@ -129,27 +130,65 @@ def draw_crop(plan, Py_ssize_t index, int iw, int ih):
         ret = resolve_crop(&c.spec, index, iw, ih, &crop, &err)
     if ret < 0:
         raise ValueError(f"input {index}: the crop box lies outside the {iw}x{ih} image")
-    return (crop.x, crop.y, crop.w, crop.h, bool(crop.flip))
+    return (crop.vx, crop.vy, crop.vw, crop.vh, bool(crop.flip))
+
+
+# EXIF orientation 1..8 as (swap, mx, my): the viewed image's pixel (x, y) is the stored
+# one's (sx, sy), where (u, v) = (y, x) if swap else (x, y), sx = W - 1 - u if mx else u,
+# sy = H - 1 - v if my else v (W x H: the stored size).
+cdef unsigned char _ORIENT[9]
+_ORIENT[:] = [0, 0, 2, 6, 4, 1, 5, 7, 3]   # bit 0: swap, bit 1: mx, bit 2: my
+
+
+cdef void orient_axes(int orient, bint *swap, bint *mx, bint *my) noexcept nogil:
+    cdef int a = _ORIENT[orient] if 1 <= orient <= 8 else 0
+    swap[0], mx[0], my[0] = (a & 1) != 0, (a & 2) != 0, (a & 4) != 0
+
+
+cdef void orient_spec(const ScaleSpec *spec, int orient, ScaleSpec *out) noexcept nogil:
+    """out: spec for an image of EXIF orientation orient, in the stored image's terms
+    (the output size swapped for 5..8); ext_geometry then mirrors the placement and
+    resolve_crop draws boxes in the viewed image."""
+    cdef bint swap, mx, my
+    out[0] = spec[0]
+    out.orient = orient if 1 <= orient <= 8 else 1
+    orient_axes(out.orient, &swap, &mx, &my)
+    if swap:
+        out.scale_w, out.scale_h = spec.scale_h, spec.scale_w
 
 
 cdef int resolve_crop(const ScaleSpec *spec, Py_ssize_t index, int iw, int ih, Crop *c,
                       Status *err) noexcept nogil:
-    """What spec does to input index, an iw x ih image: its crop box and flip."""
+    """What spec does to input index, an iw x ih image (as stored): its crop box and flip.
+    The box is drawn in the viewed image (spec.orient applied: vx..vh) and mapped back to
+    the stored pixels (x..h) that the decoders read."""
     cdef const CropSpec *cs = &spec.crop
     cdef char msg[160]
-    c.x, c.y, c.w, c.h = 0, 0, iw, ih
+    cdef bint swap = False, mx = False, my = False
+    cdef int vw = iw, vh = ih, tw = spec.scale_w, th = spec.scale_h, u, v, lu, lv
+    if spec.orient > 1:
+        orient_axes(spec.orient, &swap, &mx, &my)
+        if swap:
+            vw, vh, tw, th = ih, iw, spec.scale_h, spec.scale_w
+    c.vx, c.vy, c.vw, c.vh = 0, 0, vw, vh
     c.cropped = cs.kind != CROP_NONE
     if cs.kind == CROP_RANDOM:
-        spdl_random_resized_crop(cs.seed, index, iw, ih, cs.scale_lo, cs.scale_hi,
-                                 cs.log_ratio_lo, cs.log_ratio_hi, &c.x, &c.y, &c.w, &c.h)
+        spdl_random_resized_crop(cs.seed, index, vw, vh, cs.scale_lo, cs.scale_hi,
+                                 cs.log_ratio_lo, cs.log_ratio_hi, &c.vx, &c.vy, &c.vw, &c.vh)
     elif cs.kind == CROP_CENTER:
-        spdl_center_crop(iw, ih, spec.scale_w, spec.scale_h, cs.fraction, &c.x, &c.y, &c.w, &c.h)
+        spdl_center_crop(vw, vh, tw, th, cs.fraction, &c.vx, &c.vy, &c.vw, &c.vh)
     elif cs.kind == CROP_BOXES:
-        c.x, c.y, c.w, c.h = cs.boxes[4 * index], cs.boxes[4 * index + 1], cs.boxes[4 * index + 2], cs.boxes[4 * index + 3]
-        if <long long>c.x + c.w > iw or <long long>c.y + c.h > ih:
+        c.vx, c.vy, c.vw, c.vh = cs.boxes[4 * index], cs.boxes[4 * index + 1], cs.boxes[4 * index + 2], cs.boxes[4 * index + 3]
+        if <long long>c.vx + c.vw > vw or <long long>c.vy + c.vh > vh:
             snprintf(msg, sizeof(msg), "the crop box (%d, %d, %d, %d) lies outside the %dx%d image",
-                     c.x, c.y, c.w, c.h, iw, ih)
+                     c.vx, c.vy, c.vw, c.vh, vw, vh)
             return fail(err, ERR_FILTER, "filter", "crop", 0, msg)
+    u, v, lu, lv = c.vx, c.vy, c.vw, c.vh
+    if swap:
+        u, v, lu, lv = c.vy, c.vx, c.vh, c.vw
+    c.x = iw - (u + lu) if mx else u
+    c.y = ih - (v + lv) if my else v
+    c.w, c.h = lu, lv
     if cs.flips != NULL:
         c.flip = cs.flips[index] != 0
     else:
@@ -173,9 +212,20 @@ cdef void crop_extent(const Crop *c, Extent *ext) noexcept nogil:
 cdef int ext_geometry(const ScaleSpec *spec, const Extent *ext, Geometry *g,
                       Status *err) noexcept nogil:
     """Where the part ext marks lands: a crop box fills the output, stretched; a whole
-    image goes where the plan's scale_mode puts it."""
+    image goes where the plan's scale_mode puts it. For an oriented spec (orient_spec):
+    in the stored orientation, mirrored so that orient_copy puts it where the plan puts
+    the viewed image (padding and crop offsets included)."""
+    cdef bint swap, mx, my
     if not ext.cropped:
-        return compute_geometry(spec, ext.orig_w, ext.orig_h, g, err)
+        if compute_geometry(spec, ext.orig_w, ext.orig_h, g, err) < 0:
+            return -1
+        if spec.orient > 1:
+            orient_axes(spec.orient, &swap, &mx, &my)
+            if mx:
+                g.ox = g.out_w - (g.ox + g.sw)
+            if my:
+                g.oy = g.out_h - (g.oy + g.sh)
+        return 0
     g.out_w, g.out_h = spec.scale_w, spec.scale_h
     g.sw, g.sh = spec.scale_w, spec.scale_h
     g.ox = g.oy = 0

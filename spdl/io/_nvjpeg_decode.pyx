@@ -246,7 +246,9 @@ cdef void classify(_Decoder dec, _Inputs inp, int64_t max_pixels) noexcept nogil
         if inp.length[i] > <size_t>INT_MAX:
             continue
         jpeg_walk_markers(d, inp.length[i], &m)
-        if jpeg_check_markers(&m, &err) < 0 or gpu_check(&m, &scans) != JPEG_GPU_OK:
+        # (an EXIF-oriented image is turned on the CPU path, so both paths agree)
+        if (jpeg_check_markers(&m, &err) < 0 or gpu_check(&m, &scans) != JPEG_GPU_OK
+                or m.orientation != 1):
             continue
         nc = 0
         css = NVJPEG_CSS_UNKNOWN

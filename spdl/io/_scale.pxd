@@ -12,6 +12,7 @@ cdef struct Scaler:
     SwsContext *conv_sws  # pixel format conversion (no resizing) before resampling
     AVFrame *conv         # its output
     Resampler rs          # our resampler's scratch
+    AVFrame *oriented     # an output in its stored orientation, before orient_copy
 
 cdef void scaler_init(Scaler *s) noexcept nogil
 cdef void scaler_free(Scaler *s) noexcept nogil
@@ -20,3 +21,6 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
                      const int *dst_linesize, Status *err) noexcept nogil
 cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, const Extent *ext,
                         AVFrame *out, Status *err) noexcept nogil
+cdef AVPixelFormat oriented_format(AVPixelFormat fmt, int orient) noexcept nogil
+cdef void orient_copy(const AVFrame *src, int orient, uint8_t **dst,
+                      const int *linesize) noexcept nogil

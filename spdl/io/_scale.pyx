@@ -12,7 +12,7 @@ from libc.string cimport memcmp, memcpy
 
 from spdl.io._geometry cimport (
     Extent, Geometry, MODE_STRETCH, ScaleSpec, compute_geometry, ext_geometry, extent_of,
-    fill_black, fill_margins, is_yuv,
+    fill_black, fill_margins, is_yuv, orient_axes,
 )
 from spdl.io._resample cimport resample_into, resampler_free, resampler_init
 from spdl.io._status cimport ERR_FILTER, ERR_NOMEM, Status, fail
@@ -24,7 +24,7 @@ from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_YUVJ444P,
     AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, AVCOL_SPC_BT709, AVFrame, AVPixelFormat,
     AVPixFmtDescriptor, av_frame_alloc, av_frame_free, av_frame_get_buffer, av_frame_unref,
-    av_image_copy_plane, av_pix_fmt_desc_get,
+    av_get_pix_fmt, av_get_pix_fmt_name, av_image_copy_plane, av_pix_fmt_desc_get,
 )
 from spdl.io.includes.libswscale cimport (
     SWS_CS_DEFAULT, SWS_CS_ITU709, SWS_POINT, SwsContext, sws_freeContext, sws_getCachedContext,
@@ -32,9 +32,18 @@ from spdl.io.includes.libswscale cimport (
 )
 
 
+cdef extern from "csrc/orient.h" nogil:
+    void spdl_orient_plane(const uint8_t *src, ptrdiff_t sstride, int sw, int sh, uint8_t *dst,
+                           ptrdiff_t dstride, int bpp, int swap, int mx, int my)
+
+cdef extern from "<string.h>" nogil:
+    size_t strlen(const char *s)
+    char *strstr(const char *haystack, const char *needle)
+
+
 cdef void scaler_init(Scaler *s) noexcept nogil:
     s.sws = s.conv_sws = NULL
-    s.tmp = s.conv = NULL
+    s.tmp = s.conv = s.oriented = NULL
     resampler_init(&s.rs)
 
 
@@ -43,6 +52,7 @@ cdef void scaler_free(Scaler *s) noexcept nogil:
     sws_freeContext(s.conv_sws)
     av_frame_free(&s.tmp)
     av_frame_free(&s.conv)
+    av_frame_free(&s.oriented)
     resampler_free(&s.rs)
     scaler_init(s)
 
@@ -363,3 +373,70 @@ cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, const Ex
         return fail(err, ERR_NOMEM, "filter", "av_frame_get_buffer", ret, NULL)
     return scale_frame(s, spec, src, ext, &g, fmt, out.data, out.linesize, err)
 
+
+
+cdef AVPixelFormat oriented_format(AVPixelFormat fmt, int orient) noexcept nogil:
+    """The format of a frame of fmt turned by EXIF orientation orient: fmt, or for a
+    transpose of chroma subsampled unequally, the transposed subsampling (yuv422p and
+    yuv440p, in every depth FFmpeg has both); AV_PIX_FMT_NONE when there is none or the
+    format's pixels are not whole bytes."""
+    cdef const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fmt)
+    cdef const AVPixFmtDescriptor *t
+    cdef bint swap, mx, my
+    cdef char name[64]
+    cdef const char *n
+    cdef char *at
+    cdef AVPixelFormat out
+    if d == NULL or d.flags & (AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL):
+        return AV_PIX_FMT_NONE
+    orient_axes(orient, &swap, &mx, &my)
+    if not swap or not is_yuv(d) or d.log2_chroma_w == d.log2_chroma_h:
+        return fmt
+    n = av_get_pix_fmt_name(fmt)
+    if n == NULL or strlen(n) >= sizeof(name):
+        return AV_PIX_FMT_NONE
+    memcpy(name, n, strlen(n) + 1)
+    at = strstr(name, "422")
+    if at != NULL:
+        at[1], at[2] = ord('4'), ord('0')
+    else:
+        at = strstr(name, "440")
+        if at == NULL:
+            return AV_PIX_FMT_NONE
+        at[1], at[2] = ord('2'), ord('2')
+    out = av_get_pix_fmt(name)
+    t = av_pix_fmt_desc_get(out)
+    if (t == NULL or t.log2_chroma_w != d.log2_chroma_h or t.log2_chroma_h != d.log2_chroma_w
+            or t.comp[0].depth != d.comp[0].depth or t.nb_components != d.nb_components):
+        return AV_PIX_FMT_NONE
+    return out
+
+
+cdef void orient_copy(const AVFrame *src, int orient, uint8_t **dst,
+                      const int *linesize) noexcept nogil:
+    """Write src, an image in its stored orientation, into dst turned by EXIF orientation
+    orient (dst: oriented_format's format, src's size transposed for 5..8), plane by plane."""
+    cdef const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(<AVPixelFormat>src.format)
+    cdef bint swap, mx, my
+    cdef int p, c, hs, vs, bpp
+    cdef bint found
+    orient_axes(orient, &swap, &mx, &my)
+    for p in range(4):
+        if src.data[p] == NULL or dst[p] == NULL:
+            continue
+        if d.flags & AV_PIX_FMT_FLAG_PAL and p == 1:
+            memcpy(dst[1], src.data[1], 1024)        # the palette
+            continue
+        found = False
+        hs = vs = bpp = 0
+        for c in range(d.nb_components):
+            if d.comp[c].plane == p:
+                found = True
+                bpp = d.comp[c].step
+                if is_yuv(d) and (c == 1 or c == 2):
+                    hs, vs = d.log2_chroma_w, d.log2_chroma_h
+                break
+        if not found:
+            continue
+        spdl_orient_plane(src.data[p], src.linesize[p], -((-src.width) >> hs),
+                          -((-src.height) >> vs), dst[p], linesize[p], bpp, swap, mx, my)

@@ -12,6 +12,7 @@ cdef struct JpegMarkers:
     int cut_marker          # the marker of the segment the data ends inside (after its length), or 0
     bint eoi                # an end-of-image marker follows the last scan
     bint bad                # bytes where a marker must be, a second frame header, a bad length
+    int orientation         # the EXIF orientation of the first Exif APP1 segment (1..8), else 1
 
 cdef size_t jpeg_skip_entropy(const unsigned char *d, size_t n, size_t pos) noexcept nogil
 # The one JPEG marker walker: used by jpeg_check_structure (the CPU path) and by the
@@ -21,6 +22,12 @@ cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) 
 cdef int jpeg_check_markers(const JpegMarkers *m, Status *err) noexcept nogil
 cdef int jpeg_check_structure(const unsigned char *d, int n, Status *err) noexcept nogil
 cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexcept nogil
+# The EXIF orientation (tag 0x0112 of IFD0, 1..8) of a TIFF structure (EXIF data after
+# its "Exif\0\0" prefix); 1 when absent or malformed. Reads nothing outside tiff[0:n].
+cdef int exif_orientation(const unsigned char *tiff, size_t n) noexcept nogil
+# The orientation of a WebP's EXIF chunk, and of a PNG's eXIf chunk (1 when none).
+cdef int webp_orientation(const unsigned char *d, int n) noexcept nogil
+cdef int png_orientation(const unsigned char *d, int n) noexcept nogil
 # Remove an extended WebP's EXIF and XMP chunks in place; returns the new size.
 cdef int webp_strip_metadata(unsigned char *d, int n) noexcept nogil
 # A PNG whose chunks are complete and whose IEND trailer alone is missing.
@@ -28,4 +35,5 @@ cdef bint png_lacks_only_iend(const unsigned char *d, int n) noexcept nogil
 # A JPEG whose markers are whole and whose end-of-image marker is missing; and whether
 # the scans of one ending in that marker are complete (libjpeg reads them to tell).
 cdef bint jpeg_lacks_eoi(const unsigned char *d, int n) noexcept nogil
+cdef bint jpeg_markers_lack_eoi(const JpegMarkers *m) noexcept nogil
 cdef bint jpeg_scans_complete(const unsigned char *d, int n) noexcept nogil

@@ -52,9 +52,10 @@ cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) 
     cdef size_t pos = 2, length
     cdef int m, i
     cdef const unsigned char *seg
-    cdef bint cut
+    cdef bint cut, exif_seen = False
     memset(out, 0, sizeof(JpegMarkers))
     out.transform = -1
+    out.orientation = 1
     while pos + 1 < n:
         if d[pos] != 0xFF:
             out.bad = True
@@ -85,6 +86,10 @@ cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) 
         seg = d + pos + 4
         if m == 0xEE and not cut and length >= 14 and memcmp(seg, b"Adobe", 5) == 0:
             out.transform = seg[11]             # "Adobe", version, flags0, flags1, transform
+        elif (m == 0xE1 and not cut and not exif_seen and length >= 8
+              and memcmp(seg, b"Exif\0\0", 6) == 0):
+            exif_seen = True                    # the first Exif segment is the one
+            out.orientation = exif_orientation(seg + 6, length - 8)
         elif 0xC0 <= m <= 0xCF and m != 0xC4 and m != 0xC8 and m != 0xCC:
             if out.sof != 0:
                 out.bad = out.bad or not cut    # a second frame header
@@ -139,6 +144,11 @@ cdef bint jpeg_lacks_eoi(const unsigned char *d, int n) noexcept nogil:
     ends without an end-of-image marker (inside or after the last scan's data)."""
     cdef JpegMarkers m
     jpeg_walk_markers(d, <size_t>n, &m)
+    return jpeg_markers_lack_eoi(&m)
+
+
+cdef bint jpeg_markers_lack_eoi(const JpegMarkers *m) noexcept nogil:
+    """jpeg_lacks_eoi on a walk already made."""
     return (m.sof != 0 and not m.sof_cut and m.scans > 0 and not m.eoi and not m.bad
             and m.cut_marker == 0)
 
@@ -262,3 +272,94 @@ cdef bint png_lacks_only_iend(const unsigned char *d, int n) noexcept nogil:
         pos += 12 + <int>length
     return idat and pos == n
 
+
+
+cdef inline unsigned int _rd16(const unsigned char *p, bint le) noexcept nogil:
+    return (p[0] | (<unsigned int>p[1] << 8)) if le else ((<unsigned int>p[0] << 8) | p[1])
+
+
+cdef inline unsigned int _rd32(const unsigned char *p, bint le) noexcept nogil:
+    if le:
+        return p[0] | (<unsigned int>p[1] << 8) | (<unsigned int>p[2] << 16) | (<unsigned int>p[3] << 24)
+    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
+
+
+cdef int exif_orientation(const unsigned char *tiff, size_t n) noexcept nogil:
+    """The Orientation tag (0x0112, one SHORT of 1..8) of IFD0 of a TIFF structure:
+    byte order "II" or "MM", 42, IFD0's offset, its entry count, 12-byte entries. Every
+    read is checked against n; nothing but IFD0 is visited (no offsets followed, so no
+    loops); anything malformed, absent or out of range is 1."""
+    cdef bint le
+    cdef size_t ifd, count, i, e
+    cdef unsigned int v
+    if tiff == NULL or n < 8:
+        return 1
+    if tiff[0] == 0x49 and tiff[1] == 0x49:
+        le = True
+    elif tiff[0] == 0x4D and tiff[1] == 0x4D:
+        le = False
+    else:
+        return 1
+    if _rd16(tiff + 2, le) != 42:
+        return 1
+    ifd = _rd32(tiff + 4, le)
+    if ifd < 8 or ifd > n - 2:
+        return 1
+    count = _rd16(tiff + ifd, le)
+    for i in range(count):
+        e = ifd + 2 + 12 * i
+        if e + 12 > n:
+            return 1
+        if _rd16(tiff + e, le) != 0x0112:
+            continue
+        if _rd16(tiff + e + 2, le) != 3 or _rd32(tiff + e + 4, le) != 1:
+            return 1                           # not one SHORT
+        v = _rd16(tiff + e + 8, le)
+        return <int>v if 1 <= v <= 8 else 1
+    return 1
+
+
+cdef int _exif_payload_orientation(const unsigned char *p, size_t n) noexcept nogil:
+    """A WebP EXIF / PNG eXIf payload: a TIFF structure, or one after a JPEG-style
+    "Exif\0\0" prefix (which some writers put there)."""
+    if n >= 6 and memcmp(p, b"Exif\0\0", 6) == 0:
+        return exif_orientation(p + 6, n - 6)
+    return exif_orientation(p, n)
+
+
+cdef int webp_orientation(const unsigned char *d, int n) noexcept nogil:
+    """The orientation in an extended (VP8X) WebP's EXIF chunk; 1 when none or malformed.
+    Chunks are walked by their sizes within the RIFF size and n."""
+    cdef unsigned int riff_end, size
+    cdef size_t pos = 12, end
+    if n < 30 or memcmp(d, b"RIFF", 4) != 0 or memcmp(d + 8, b"WEBPVP8X", 8) != 0:
+        return 1
+    riff_end = _le32(d + 4)
+    end = <size_t>n if riff_end > <unsigned int>(n - 8) else <size_t>riff_end + 8
+    while pos + 8 <= end:
+        size = _le32(d + pos + 4)
+        if size > end - pos - 8:
+            return 1
+        if memcmp(d + pos, b"EXIF", 4) == 0:
+            return _exif_payload_orientation(d + pos + 8, size)
+        pos += 8 + <size_t>size + (size & 1)
+    return 1
+
+
+cdef int png_orientation(const unsigned char *d, int n) noexcept nogil:
+    """The orientation in a PNG's eXIf chunk (before IDAT per the PNG spec; taken anywhere
+    before IEND); 1 when none or malformed."""
+    cdef size_t pos = 8
+    cdef unsigned int length
+    if n < 8:
+        return 1
+    while pos + 12 <= <size_t>n:
+        length = _be32(d + pos)
+        if length > <size_t>n - pos - 12:
+            return 1
+        if memcmp(d + pos + 4, b"eXIf", 4) == 0:
+            return _exif_payload_orientation(d + pos + 8, length)
+        if memcmp(d + pos + 4, b"IEND", 4) == 0:
+            return 1
+        pos += 12 + <size_t>length
+    return 1
