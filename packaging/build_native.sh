@@ -35,7 +35,7 @@ SRC_SECURITY_SUITES="bookworm-security"
 # ---- what FFmpeg contains ---------------------------------------------------------------
 # The image demuxers of spdl.io's IMAGE_DEMUXERS (spdl/io/_demux.pyx) that FFmpeg 5.1 can
 # decode without external libraries (jpegxl_pipe needs libjxl: left out).
-DEMUXERS="apng gif image_bmp_pipe image_cri_pipe image_dds_pipe image_dpx_pipe
+DEMUXERS="apng gif ico image_bmp_pipe image_cri_pipe image_dds_pipe image_dpx_pipe
   image_exr_pipe image_gem_pipe image_gif_pipe image_j2k_pipe image_jpeg_pipe
   image_jpegls_pipe image_pam_pipe image_pbm_pipe image_pcx_pipe image_pfm_pipe
   image_pgm_pipe image_pgmyuv_pipe image_pgx_pipe image_phm_pipe image_photocd_pipe
