@@ -276,3 +276,34 @@ def test_filter_graph_sees_stored_pixels(o):
     data = _with_orientation(_stored(), "PNG", o)
     got = np.asarray(_load(data, filter_desc="null"))[0]
     assert np.array_equal(got, _viewed(data))
+
+
+def test_mixed_batch_two_threads():
+    """Every orientation in one batch, two workers (the per-worker scratch is reused between
+    images of different orientations): each row equals the image loaded alone."""
+    srcs = [_with_orientation(_stored(), fmt, o) for o in range(1, 9) for fmt in ("PNG", "JPEG")]
+    before = sio.get_num_threads()
+    sio.set_num_threads(2)
+    try:
+        for kw in (dict(width=40, height=36),
+                   dict(width=40, height=36, dtype="float32", layout="NCHW")):
+            batch = np.asarray(sio.load_image_batch(srcs, pix_fmt="rgb24", **kw))
+            for i, s in enumerate(srcs):
+                one = np.asarray(sio.load_image_batch([s], pix_fmt="rgb24", **kw))[0]
+                assert np.array_equal(batch[i], one)
+    finally:
+        sio.set_num_threads(before)
+
+
+def test_random_exif_bytes_never_fail():
+    """Mutated EXIF payloads (bytes flipped, cut, grown) load, as some orientation in 1..8."""
+    rng = np.random.default_rng(12)
+    good = _tiff(GOOD + [(0x0131, 2, 4, 0x41414141)], next_ifd=8)
+    for i in range(300):
+        t = bytearray(good)
+        for _ in range(rng.integers(1, 6)):
+            t[rng.integers(len(t))] = rng.integers(256)
+        t = bytes(t[: rng.integers(0, len(t) + 1)]) + bytes(rng.integers(0, 256, rng.integers(0, 8), np.uint8))
+        data = (_jpeg_app1, _png_exif, _webp_exif)[i % 3](t)
+        a = np.asarray(_load(data))[0]
+        assert a.shape in ((48, 64, 3), (64, 48, 3))

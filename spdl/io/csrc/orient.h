@@ -13,23 +13,23 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline void spdl_px_copy(uint8_t *d, const uint8_t *s, int bpp)
-{
-    switch (bpp) {
-    case 1: d[0] = s[0]; break;
-    case 2: memcpy(d, s, 2); break;
-    case 3: d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; break;
-    case 4: memcpy(d, s, 4); break;
-    default: memcpy(d, s, (size_t)bpp);
+/* One tile of a transpose: dst rows y0..y1, columns x0..x1, a pixel of BPP bytes. */
+#define SPDL_ORIENT_TILE(BPP)                                                          \
+    for (y = ty; y < y1; y++) {                                                        \
+        const uint8_t *sp = src + (ptrdiff_t)(mx ? sw - 1 - y : y) * (BPP)            \
+                            + (ptrdiff_t)(my ? sh - 1 - tx : tx) * sstride;            \
+        uint8_t *d = dst + (ptrdiff_t)y * dstride + (ptrdiff_t)tx * (BPP);            \
+        for (x = tx; x < x1; x++, sp += step, d += (BPP))                              \
+            memcpy(d, sp, (BPP));                                                      \
     }
-}
 
 static void spdl_orient_plane(const uint8_t *src, ptrdiff_t sstride, int sw, int sh,
                               uint8_t *dst, ptrdiff_t dstride, int bpp, int swap, int mx,
                               int my)
 {
     int dw = swap ? sh : sw, dh = swap ? sw : sh;
-    int x, y, tx, ty, x1, y1;
+    int x, y, tx, ty, x1, y1, k;
+    ptrdiff_t step = my ? -sstride : sstride;
     if (!swap) {
         for (y = 0; y < dh; y++) {
             const uint8_t *s = src + (ptrdiff_t)(my ? sh - 1 - y : y) * sstride;
@@ -38,8 +38,10 @@ static void spdl_orient_plane(const uint8_t *src, ptrdiff_t sstride, int sw, int
                 memcpy(d, s, (size_t)dw * bpp);
                 continue;
             }
-            for (x = 0; x < dw; x++)
-                spdl_px_copy(d + (ptrdiff_t)x * bpp, s + (ptrdiff_t)(sw - 1 - x) * bpp, bpp);
+            s += (ptrdiff_t)(sw - 1) * bpp;
+            for (x = 0; x < dw; x++, s -= bpp, d += bpp)
+                for (k = 0; k < bpp; k++)
+                    d[k] = s[k];
         }
         return;
     }
@@ -48,12 +50,19 @@ static void spdl_orient_plane(const uint8_t *src, ptrdiff_t sstride, int sw, int
         y1 = ty + 16 < dh ? ty + 16 : dh;
         for (tx = 0; tx < dw; tx += 16) {
             x1 = tx + 16 < dw ? tx + 16 : dw;
-            for (y = ty; y < y1; y++) {
-                const uint8_t *col = src + (ptrdiff_t)(mx ? sw - 1 - y : y) * bpp;
-                uint8_t *d = dst + (ptrdiff_t)y * dstride;
-                for (x = tx; x < x1; x++)
-                    spdl_px_copy(d + (ptrdiff_t)x * bpp,
-                                 col + (ptrdiff_t)(my ? sh - 1 - x : x) * sstride, bpp);
+            switch (bpp) {
+            case 1: SPDL_ORIENT_TILE(1) break;
+            case 2: SPDL_ORIENT_TILE(2) break;
+            case 3: SPDL_ORIENT_TILE(3) break;
+            case 4: SPDL_ORIENT_TILE(4) break;
+            default:
+                for (y = ty; y < y1; y++) {
+                    const uint8_t *sp = src + (ptrdiff_t)(mx ? sw - 1 - y : y) * bpp
+                                        + (ptrdiff_t)(my ? sh - 1 - tx : tx) * sstride;
+                    uint8_t *d = dst + (ptrdiff_t)y * dstride + (ptrdiff_t)tx * bpp;
+                    for (x = tx; x < x1; x++, sp += step, d += bpp)
+                        memcpy(d, sp, (size_t)bpp);
+                }
             }
         }
     }
