@@ -307,3 +307,13 @@ def test_random_exif_bytes_never_fail():
         data = (_jpeg_app1, _png_exif, _webp_exif)[i % 3](t)
         a = np.asarray(_load(data))[0]
         assert a.shape in ((48, 64, 3), (64, 48, 3))
+
+
+@pytest.mark.parametrize("o", range(1, 9))
+def test_tiff_orientation_tag(o):
+    b = io.BytesIO()
+    Image.fromarray(_stored()).save(b, "TIFF", tiffinfo={0x0112: o})
+    data = b.getvalue()
+    assert np.array_equal(np.asarray(_load(data))[0], _viewed(data))
+    kept = _load(data, decode_config=sio.DecodeConfig(apply_orientation=False))
+    assert np.array_equal(np.asarray(kept)[0], _stored())

@@ -107,7 +107,7 @@ class DecodeConfig:
         max_pixels: Images whose header claims more pixels (width x height)
             are refused before any frame memory is allocated.
         apply_orientation: Turn each image as its EXIF orientation says (JPEG
-            APP1, WebP EXIF and PNG eXIf), as viewers show it: sizes, padding
+            APP1, WebP EXIF, PNG eXIf, TIFF Orientation), as viewers show it: sizes, padding
             and crop boxes are then in the turned image's pixels. False keeps
             the pixels as stored. Missing or malformed EXIF data counts as
             orientation 1 (as stored).

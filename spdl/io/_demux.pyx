@@ -13,7 +13,7 @@ from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._config import DemuxConfig, config_or_default
 from spdl.io._structure cimport (
-    JpegMarkers, jpeg_markers_lack_eoi, jpeg_scans_complete, jpeg_walk_markers, png_lacks_only_iend,
+    JpegMarkers, exif_orientation, jpeg_markers_lack_eoi, jpeg_scans_complete, jpeg_walk_markers, png_lacks_only_iend,
     png_orientation, webp_orientation, webp_strip_metadata,
 )
 from spdl.io._status cimport (
@@ -298,6 +298,10 @@ cdef int _orientation(AVCodecID codec_id, const uint8_t *d, int n) noexcept nogi
         return webp_orientation(d, n)
     if codec_id == AV_CODEC_ID_PNG and n >= 8 and memcmp(d, b"\x89PNG\r\n\x1a\n", 8) == 0:
         return png_orientation(d, n)
+    if codec_id == AV_CODEC_ID_TIFF and n > 0:
+        # the file is a TIFF structure: IFD0's Orientation tag, of the image FFmpeg decodes
+        # (its decoder does not apply it)
+        return exif_orientation(d, <size_t>n)
     return 1
 
 
