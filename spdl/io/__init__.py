@@ -4,7 +4,8 @@
     arr = spdl.io.to_numpy(buf)   # (N, 224, 224, 3) uint8, no copy
 
 The stages are public too: demux_image -> decode_packets -> convert_frames ->
-transfer_buffer, each with an async_ twin.
+transfer_buffer, each with an async_ twin. Datasets (folders, tar shards, Parquet)
+come in batches from iter_image_batches / aiter_image_batches.
 """
 
 from spdl._conflicts import warn_if_meta_spdl as _warn_if_meta_spdl
@@ -45,9 +46,12 @@ from spdl.io._load import (
     convert_frames,
     decode_packets,
     demux_image,
+    get_num_threads,
     load_image_batch,
+    set_num_threads,
     transfer_buffer,
 )
+from spdl.io._dataset import ImageBatches, aiter_image_batches, iter_image_batches
 from spdl.io._nvjpeg_batch import async_load_image_batch_nvjpeg, load_image_batch_nvjpeg
 
 __all__ = [
@@ -66,6 +70,7 @@ __all__ = [
     "DemuxConfig",
     "FilterError",
     "FrameOptions",
+    "ImageBatches",
     "IMAGE_DEMUXERS",
     "ImageFrames",
     "ImagePackets",
@@ -78,6 +83,7 @@ __all__ = [
     "SpdlIOError",
     "UnbatchableFormatError",
     "UnsupportedFormatError",
+    "aiter_image_batches",
     "async_convert_frames",
     "async_decode_packets",
     "async_demux_image",
@@ -89,10 +95,13 @@ __all__ = [
     "cuda_info",
     "decode_packets",
     "demux_image",
+    "get_num_threads",
     "get_video_filter_desc",
+    "iter_image_batches",
     "load_image_batch",
     "load_image_batch_nvjpeg",
     "set_ffmpeg_log_level",
+    "set_num_threads",
     "to_numpy",
     "to_torch",
     "transfer_buffer",

@@ -35,6 +35,10 @@ cdef class Batch:
     # For a batch from the loaders with crop= or hflip=: a tuple with one
     # (x, y, w, h, flipped) per row, in the source image's pixels; else None.
     cdef readonly object crops
+    # For a batch from the dataset iterators: each row's key (path, "shard.tar/member",
+    # "file.parquet#row") and label (None when the source has none); else None.
+    cdef readonly object keys
+    cdef readonly object labels
 
 cdef class CPUBuffer(Batch):
     cdef void *data             # never NULL once built

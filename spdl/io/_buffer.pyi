@@ -1,6 +1,6 @@
 # The typed face of _buffer.pyx (host memory batches).
 
-from typing import Literal, TypedDict, type_check_only
+from typing import Any, Literal, TypedDict, type_check_only
 
 from typing_extensions import CapsuleType, NotRequired
 
@@ -40,6 +40,11 @@ class Batch:
     def errors(self) -> dict[int, SpdlIOError]: ...
     @property
     def crops(self) -> tuple[tuple[int, int, int, int, bool], ...] | None: ...
+    @property
+    def keys(self) -> tuple[str, ...] | None: ...
+    @property
+    def labels(self) -> tuple[int | str, ...] | None: ...
+    def __len__(self) -> int: ...
     # Each subclass implements these (for its memory); declared once here.
     @property
     def nbytes(self) -> int: ...
@@ -65,7 +70,32 @@ class CPUBuffer(Batch):
     def pinned(self) -> bool: ...
     @property
     def __array_interface__(self) -> ArrayInterface: ...
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]: ...
 
+@type_check_only
+class DatasetBatch(CPUBuffer):
+    """A batch of the dataset iterators (spdl.io.iter_image_batches): its rows are named by
+    key, and its errors are keyed like keys."""
+
+    @property
+    def keys(self) -> tuple[str, ...]: ...
+    @property
+    def errors(self) -> dict[str, SpdlIOError]: ...  # type: ignore[override]
+
+def _rebuild_cpu_buffer(
+    data: bytes,
+    shape: tuple[int, ...],
+    dtype: str,
+    pix_fmt: str,
+    indices: object,
+    errors: dict[Any, SpdlIOError],
+    crops: object,
+    keys: object,
+    labels: object,
+) -> CPUBuffer: ...
+def _label_rows(
+    buf: Batch, keys: tuple[str, ...], labels: object, errors: dict[Any, SpdlIOError]
+) -> None: ...
 def _pool_info() -> tuple[int, int]: ...
 def _pool_hold(seconds: float) -> None: ...
 def _pool_trim() -> int: ...

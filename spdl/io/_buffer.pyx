@@ -1,11 +1,12 @@
 # cython: language_level=3
 """CPUBuffer: a batch of images in one contiguous, 64-byte aligned allocation."""
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New, PyCapsule_SetName
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import operator
 
@@ -227,10 +228,16 @@ cdef class Batch:
         self.dtype_code = kDLUInt
         self.errors = {}
         self.crops = None
+        self.keys = None
+        self.labels = None
 
     @property
     def shape(self):
         return shape_tuple(self._shape, self.ndim)
+
+    def __len__(self):
+        """The number of rows (images)."""
+        return self._shape[0] if self.ndim else 0
 
     @property
     def dtype(self):
@@ -355,5 +362,43 @@ cdef class CPUBuffer(Batch):
             raise
         return dl_capsule(t, self)
 
+    def __reduce__(self):
+        # Pickled as a copy of the elements (multiprocessing, queues): it unpickles into
+        # a new CPUBuffer in ordinary host memory, with the same attributes.
+        cdef bytes data = PyBytes_FromStringAndSize(<const char *>self.data, self.nbytes_c())
+        return (_rebuild_cpu_buffer, (data, self.shape, self.dtype, self.pix_fmt, self.indices,
+                                      self.errors, self.crops, self.keys, self.labels))
+
     def __repr__(self):
         return f"CPUBuffer(shape={self.shape}, dtype={self.dtype}, pix_fmt={self.pix_fmt!r})"
+
+
+def _rebuild_cpu_buffer(bytes data, tuple shape, str dtype, str pix_fmt, indices, dict errors,
+                        crops, keys, labels):
+    """Internal: the CPUBuffer a pickle holds (CPUBuffer.__reduce__)."""
+    cdef int itemsize
+    cdef int code = parse_dtype(dtype, &itemsize)
+    cdef CPUBuffer buf = CPUBuffer.allocate(shape, itemsize, pix_fmt, None, code == kDLFloat)
+    if <size_t>len(data) != buf.nbytes_c():
+        raise ValueError(f"a pickled CPUBuffer of shape {shape} ({dtype}) holds {len(data)} bytes, "
+                         f"not {buf.nbytes_c()}")
+    if len(data):
+        memcpy(buf.data, <const char *>data, len(data))
+    buf.indices = indices
+    buf.errors = errors
+    buf.crops = crops
+    buf.keys = keys
+    buf.labels = labels
+    return buf
+
+
+def _label_rows(Batch buf, tuple keys, labels, dict errors):
+    """Internal (the dataset iterators): name a batch's rows by key and label, and key its
+    errors like keys."""
+    if len(keys) != len(buf):
+        raise ValueError(f"{len(keys)} keys for a batch of {len(buf)} rows")
+    if labels is not None and len(labels) != len(keys):
+        raise ValueError(f"{len(labels)} labels for {len(keys)} rows")
+    buf.keys = keys
+    buf.labels = None if labels is None else tuple(labels)
+    buf.errors = errors

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, ParamSpec, TypeVar, overload
+
 
 from spdl.io._batch import BatchJob, default_workers
 from spdl.io._buffer import CPUBuffer
@@ -20,7 +23,7 @@ from spdl.io._config import CUDAConfig, DemuxConfig
 from spdl.io._layout import convert_frames
 from spdl.io._decode import ImageFrames, decode_packets
 from spdl.io._demux import ImagePackets, demux_image
-from spdl.io._plan import LoadPlan, compile_plan
+from spdl.io._plan import LoadPlan, check_num_threads, compile_plan
 from spdl.io._types import FrameOptions, LoadOptions, Source, Sources
 
 if TYPE_CHECKING:
@@ -43,7 +46,26 @@ __all__ = [
     "async_convert_frames",
     "async_transfer_buffer",
     "async_load_image_batch",
+    "set_num_threads",
+    "get_num_threads",
 ]
+
+_num_threads: int | None = None
+
+
+def set_num_threads(num_threads: int | None) -> None:
+    """Set how many workers decode a batch when a loader is not given ``num_threads``
+    (the async loaders and the dataset iterators); None restores the default, the
+    CPUs this process may run on. Several processes on one machine each set their
+    share, so they do not oversubscribe the cores."""
+    global _num_threads
+    _num_threads = check_num_threads(num_threads)
+
+
+def get_num_threads() -> int:
+    """How many workers decode a batch by default: set_num_threads's value, else the CPUs
+    this process may run on."""
+    return _num_threads if _num_threads is not None else default_workers()
 
 
 def transfer_buffer(buffer: CPUBuffer, *, device_config: CUDAConfig) -> CUDABuffer:
@@ -95,6 +117,10 @@ LOAD_DOC = """
         layout: ``"NHWC"`` (default) or ``"NCHW"`` (channels first).
             dtype, layout and hflip need width, height and a packed pix_fmt
             (rgb24, bgr24, rgba, gray).
+        num_threads: How many threads decode the batch: None (default) is the
+            calling thread only for load_image_batch, and
+            spdl.io.get_num_threads() (the CPUs this process may use, or what
+            spdl.io.set_num_threads set) for the async loader.
         device_config: A CUDAConfig to return the batch on a GPU, or None.
         strict: If True, any failure raises BatchLoadError naming the failed
             inputs. If False, the batch holds the images that loaded, in input
@@ -134,13 +160,42 @@ def _batch_job(srcs: Sources, plan: LoadPlan, indices: Sequence[int] | None) -> 
     return BatchJob(srcs, plan, allocator, indices)
 
 
-def run_plan(srcs: Sources, plan: LoadPlan, indices: Sequence[int] | None = None) -> CPUBuffer:
-    """Load srcs on the CPU as plan says, in the calling thread; the batch stays on the host.
+def run_job(job: BatchJob, workers: int, executor: Executor | None = None) -> None:
+    """Run job on the calling thread and workers - 1 more: the executor's, or new threads.
+
+    Returns when every worker has; an exception (KeyboardInterrupt) cancels the job first."""
+    extra = min(len(job), workers) - 1
+    threads: list[threading.Thread] = []
+    futures = []
+    try:
+        if extra > 0 and executor is not None:
+            futures = [executor.submit(job.run_worker) for _ in range(extra)]
+        elif extra > 0:
+            threads = [threading.Thread(target=job.run_worker, name="spdl-decode", daemon=True)
+                       for _ in range(extra)]
+            for t in threads:
+                t.start()
+        job.run_worker()
+    except BaseException:
+        job.cancel()
+        raise
+    finally:
+        for t in threads:
+            t.join()
+        for f in futures:
+            if not f.cancel():
+                f.result()
+
+
+def run_plan(srcs: Sources, plan: LoadPlan, indices: Sequence[int] | None = None,
+             executor: Executor | None = None) -> CPUBuffer:
+    """Load srcs on the CPU as plan says, in the calling thread (and plan.num_threads - 1
+    more: the executor's, or threads of its own); the batch stays on the host.
 
     indices, if given, are the sources' indices in the caller's list (errors name bytes
     sources by them)."""
     job = _batch_job(srcs, plan, indices)
-    job.run_worker()
+    run_job(job, plan.num_threads or 1, executor)
     return job.finish(plan.strict)
 
 
@@ -149,7 +204,8 @@ async def async_run_plan(srcs: Sources, plan: LoadPlan,
     """Load srcs on the CPU as plan says, on workers of the running loop's executor."""
     job = _batch_job(srcs, plan, indices)
     loop = asyncio.get_running_loop()
-    workers = [loop.run_in_executor(None, job.run_worker) for _ in range(min(len(job), default_workers()))]
+    n = min(len(job), plan.num_threads or get_num_threads())
+    workers = [loop.run_in_executor(None, job.run_worker) for _ in range(n)]
     try:
         await asyncio.gather(*workers)
     except asyncio.CancelledError:
@@ -173,8 +229,8 @@ def load_image_batch(srcs: Sources, *, device_config: CUDAConfig | None = None,
                      **options: Unpack[LoadOptions]) -> CPUBuffer | CUDABuffer:
     """Load images (paths or bytes) into one batch, in the calling thread.
 
-    The images are processed one after another with the GIL released; use
-    :func:`async_load_image_batch` to spread them over threads.
+    The images are processed one after another with the GIL released; pass
+    ``num_threads`` (or use :func:`async_load_image_batch`) to spread them over threads.
     """
     plan = compile_plan(device_config=device_config, **options)
     buf = run_plan(srcs, plan)

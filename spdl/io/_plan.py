@@ -28,6 +28,7 @@ __all__ = [
     "LAYOUTS",
     "LoadPlan",
     "compile_plan",
+    "check_num_threads",
     "PIX_FMTS",
     "SCALE_ALGOS",
     "SCALE_MODES",
@@ -166,6 +167,8 @@ class LoadPlan:
         dtype: ``"uint8"``, ``"float32"`` or ``"float16"``.
         mean, std: Per-channel normalisation of float output, or None.
         layout: ``"NHWC"`` or ``"NCHW"``.
+        num_threads: How many workers decode the batch, or None for the
+            loader's default (spdl.io.set_num_threads).
     """
 
     width: int | None
@@ -185,6 +188,7 @@ class LoadPlan:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     layout: Layout = "NHWC"
+    num_threads: int | None = None
 
     @property
     def augmented(self) -> bool:
@@ -244,14 +248,14 @@ def _geometry(width: int | None, height: int | None, mode: str, iw: int,
     return width, height, sw, sh, x, y
 
 
-def _dim(name: str, value: object) -> int | None:
+def _dim(name: str, value: object, limit: int = 65535) -> int | None:
     if value is None:
         return None
     v = as_int(value)
     if v is None:
         raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}")
-    if not 0 < v <= 65535:
-        raise ValueError(f"{name} must be between 1 and 65535, got {v}")
+    if not 0 < v <= limit:
+        raise ValueError(f"{name} must be between 1 and {limit}, got {v}")
     return v
 
 
@@ -332,6 +336,11 @@ def _per_channel(name: str, value: object, channels: int) -> tuple[float, ...] |
     return out
 
 
+def check_num_threads(num_threads: object) -> int | None:
+    """num_threads (how many workers decode a batch: 1 to 1024, or None), checked."""
+    return _dim("num_threads", num_threads, 1024)
+
+
 def compile_plan(
     *,
     width: int | None,
@@ -351,6 +360,7 @@ def compile_plan(
     mean: float | Sequence[float] | None = None,
     std: float | Sequence[float] | None = None,
     layout: str = "NHWC",
+    num_threads: int | None = None,
 ) -> LoadPlan:
     """Check the loaders' keyword arguments and compile them into a LoadPlan.
 
@@ -377,6 +387,7 @@ def compile_plan(
     if pix_fmt == "yuv420p" and ((width or 0) % 2 or (height or 0) % 2):
         raise ValueError(f"pix_fmt='yuv420p' needs an even width and height, got {width}x{height}")
     crop, hflip, seed = _crop(crop), _hflip(hflip), _seed(seed)
+    num_threads = check_num_threads(num_threads)
     dtype, layout = _choice("dtype", dtype, DTYPES), _choice("layout", layout, LAYOUTS)
     if crop is not None and (width is None or height is None):
         raise ValueError("crop needs both width and height (the crop is resized to width x height)")
@@ -413,4 +424,5 @@ def compile_plan(
         mean=mean_t,
         std=std_t,
         layout=layout,  # type: ignore[arg-type]
+        num_threads=num_threads,
     )

@@ -60,3 +60,5 @@ class LoadOptions(_Size, _Output, total=False):
     mean: float | Sequence[float] | None
     std: float | Sequence[float] | None
     layout: str
+    # how many workers decode a batch (None: spdl.io.set_num_threads's default)
+    num_threads: int | None
