@@ -288,6 +288,31 @@ def test_async_twin_and_cancellation(shards: list[Path]) -> None:
     assert _threads() == threads and _fds() == fds
 
 
+def test_cancelled_while_waiting_for_a_batch(tmp_path: Path) -> None:
+    """A task cancelled while it awaits a batch stops the producer before it returns."""
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8)).save(big)
+    gc.collect()
+    threads = _threads()
+
+    async def main() -> None:
+        async def consume() -> None:
+            async for _ in spdl.io.aiter_image_batches([big] * 400, batch_size=200,
+                                                       num_threads=1, **SIZE):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)  # inside the first batch (~2 s of decoding)
+        t0 = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - t0 < 1.0  # the batch was cancelled, not finished
+        assert _threads() == threads
+
+    asyncio.run(main())
+
+
 class _Counted(os.PathLike):
     """A path that counts how often the loader asks for it."""
 

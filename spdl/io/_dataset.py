@@ -241,7 +241,7 @@ class _ParquetShard(_Shard):
 
 def _parquet() -> Any:
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         raise ImportError("reading Parquet needs pyarrow: pip install 'pixelbatch[parquet]'") from None
     return pq
@@ -250,7 +250,7 @@ def _parquet() -> Any:
 def _image_values(array: Any, column: str) -> Any:
     """The binary array of an image column: the column itself, or a struct's ``bytes``
     field (Hugging Face's Image feature: {bytes, path})."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
     if pa.types.is_struct(array.type):
         field = column.split(".", 1)[1] if "." in column else "bytes"
@@ -368,11 +368,11 @@ def _list_tars(paths: list[str], first_shard: int) -> tuple[list[Item], list[_Sh
                     continue
                 label: Label = None
                 for ext in ("cls", "txt"):
-                    m = members.get(ext) or next(
+                    lm = members.get(ext) or next(
                         (v for e, v in members.items() if e.endswith("." + ext)), None)
-                    if m is not None and m.offset_data + m.size <= size:
-                        f.seek(m.offset_data)
-                        label = _decode_label(f.read(m.size), ext)
+                    if lm is not None and lm.offset_data + lm.size <= size:
+                        f.seek(lm.offset_data)
+                        label = _decode_label(f.read(lm.size), ext)
                         break
                 end = min(image.offset_data + image.size, size)
                 items.append(Item(f"{path}/{image.name}", label,
@@ -583,7 +583,7 @@ class _Pass:
         self._ahead = 0
         self._stop = False
         self._job: Any = None
-        self._notify: Callable[[], None] | None = None
+        self._notify: Callable[[], object] | None = None
         self._executor = (ThreadPoolExecutor(threads - 1, thread_name_prefix="spdl-decode")
                           if threads > 1 else None)
         self._thread = threading.Thread(target=self._produce, name="spdl-batches", daemon=True)
@@ -637,7 +637,7 @@ class _Pass:
                     self._job = None
             if self._stop:
                 return None
-            buf = job.finish(plan.strict)
+            buf: CPUBuffer = job.finish(plan.strict)
         finally:
             job = None  # drops the job's hold on the sources, then the views into tar maps
             for src in srcs:
@@ -647,8 +647,8 @@ class _Pass:
                     except BufferError:
                         pass
             srcs.clear()
-        for i, e in buf.errors.items():
-            failed[pos[i]] = e
+        for i, exc in buf.errors.items():
+            failed[pos[i]] = exc
         rows = [items[pos[i]] for i in buf.indices]
         labels = tuple(r.label for r in rows) if self._labelled else None
         errors = {items[k].key: failed[k] for k in sorted(failed)}
@@ -694,7 +694,7 @@ class _Pass:
             value = self._take()
         return self._result(value)
 
-    def set_notify(self, fn: Callable[[], None] | None) -> None:
+    def set_notify(self, fn: Callable[[], object] | None) -> None:
         with self._cond:
             self._notify = fn
             ready = bool(self._ready)
@@ -887,7 +887,7 @@ def _run(p: _Pass, owner: ImageBatches | None) -> Iterator[DatasetBatch]:
 async def _arun(p: _Pass, owner: ImageBatches) -> AsyncIterator[DatasetBatch]:
     loop = asyncio.get_running_loop()
     event = asyncio.Event()
-    p.set_notify(lambda: loop.call_soon_threadsafe(event.set))
+    p.set_notify(functools.partial(loop.call_soon_threadsafe, event.set))
     try:
         while True:
             value = p.poll()
