@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 import spdl.io
-from spdl.io import _cli, _shards
+from spdl.io import _cli, _shards, _sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = ["--width", "40", "--height", "32"]
@@ -318,7 +318,7 @@ def test_progress_without_tqdm(folder: Path, tmp_path: Path, monkeypatch: pytest
 def test_png_writer_is_read_by_pillow() -> None:
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
-    with Image.open(io.BytesIO(_cli.png_bytes(rgb))) as im:
+    with Image.open(io.BytesIO(_sheet.png_bytes(rgb))) as im:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), rgb)
 
 

@@ -30,22 +30,20 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
-import io
 import json
 import math
 import os
-import struct
 import sys
 import time
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from spdl.io._shards import SHARD_FILES
+from spdl.io._sheet import ContactSheet
 
 __all__ = ["main", "run", "build_parser", "IngestError"]
 
@@ -55,9 +53,6 @@ FAILURES = "failures.jsonl"
 SUMMARY = "summary.json"
 SHEET = "contact_sheet.png"
 MANIFEST_VERSION = 1
-#: How many rows the contact sheet shows at most, and the longest side of each tile.
-SHEET_ROWS = 64
-SHEET_TILE = 96
 #: Channels of each accepted pix_fmt (packed uint8 formats only: rows are images).
 PIX_FMTS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}
 FORMATS = {name: cls.suffix for name, cls in SHARD_FILES.items()}
@@ -303,76 +298,6 @@ def failure_record(key: str, index: int, shard: int, exc: BaseException) -> dict
             "error": type(exc).__name__, "reason": str(exc)}
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """An (H, W, 3) uint8 array as an 8-bit RGB PNG: every row Sub-filtered (each byte
-    minus the one a pixel to its left), deflated by zlib run-length (fast; photos gain
-    little from more)."""
-    h, w, _ = rgb.shape
-    rows = np.ascontiguousarray(rgb).reshape(h, w * 3)
-    raw = np.empty((h, w * 3 + 1), np.uint8)
-    raw[:, 0] = 1                            # filter type Sub
-    raw[:, 1:4] = rows[:, :3]
-    np.subtract(rows[:, 3:], rows[:, :-3], out=raw[:, 4:])   # wraps mod 256, as PNG wants
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + tag + data
-                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
-
-    z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    idat = z.compress(raw.data) + z.flush()
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
-def thumbnail(row: np.ndarray, side: int = SHEET_TILE) -> np.ndarray:
-    """A copy of an (H, W, C) row with every f-th pixel, f the least integer that brings
-    its longest side to <= side (nearest neighbour: a preview, made in microseconds)."""
-    f = -(-max(row.shape[:2]) // side)
-    return row[::f, ::f].copy() if f > 1 else row.copy()
-
-
-def _to_rgb(row: np.ndarray, pix_fmt: str) -> np.ndarray:
-    if pix_fmt == "gray":
-        return np.repeat(row, 3, axis=2)
-    if pix_fmt == "bgr24":
-        return row[:, :, ::-1]
-    return row[:, :, :3]
-
-
-def contact_sheet(rows: Sequence[np.ndarray], pix_fmt: str = "rgb24", gap: int = 4) -> np.ndarray:
-    """The rows (each (H, W, C) uint8) tiled on a grey grid, as one (H', W', 3) RGB array."""
-    n = len(rows)
-    h, w = rows[0].shape[:2]
-    cols = math.ceil(math.sqrt(n))
-    nrows = math.ceil(n / cols)
-    sheet = np.full((nrows * (h + gap) + gap, cols * (w + gap) + gap, 3), 64, np.uint8)
-    for k, row in enumerate(rows):
-        r, q = divmod(k, cols)
-        y, x = gap + r * (h + gap), gap + q * (w + gap)
-        sheet[y:y + h, x:x + w] = _to_rgb(row, pix_fmt)
-    return sheet
-
-
-class _Sampler:
-    """Picks up to SHEET_ROWS rows spread evenly over inputs [start, stop)."""
-
-    def __init__(self, start: int, stop: int, k: int = SHEET_ROWS) -> None:
-        span = max(stop - start, 1)
-        k = min(k, span)
-        self.targets = [start + (j * span) // k for j in range(k)]
-        self.next = 0
-        self.rows: list[np.ndarray] = []
-        self.keys: list[str] = []
-
-    def offer(self, index: int, key: str, row: np.ndarray) -> None:
-        if self.next >= len(self.targets) or index < self.targets[self.next]:
-            return
-        self.rows.append(thumbnail(row))
-        self.keys.append(key)
-        while self.next < len(self.targets) and self.targets[self.next] <= index:
-            self.next += 1
-
-
 # ---------------------------------------------------------------------------------------
 # Progress: tqdm when installed, else one line on stderr.
 
@@ -515,6 +440,7 @@ def _keep_failures(out: Path, shards: int) -> None:
     """Drop the failure lines of shards that were not finished (a resumed run redoes them)."""
     path = out / FAILURES
     if not path.exists():
+        path.touch()
         return
     kept = []
     for line in path.read_text().splitlines():
@@ -566,8 +492,8 @@ def _run(opts: Options, batches: Any, old: dict[str, Any] | None, t0: float,
         n_shards = min(n_shards, len(finished) + opts.max_shards)
     stop = min(n_shards * size, n)
     progress = _Progress(n, start, opts.quiet)
-    sampler = _Sampler(start, stop)
-    shards = _Assembler(opts, items, state, label_kind, start, stop, sampler, progress)
+    sheet = ContactSheet(start, stop, (opts.height, opts.width, opts.channels), opts.pix_fmt)
+    shards = _Assembler(opts, items, state, label_kind, start, stop, sheet, progress)
     try:
         if start < stop:
             batches.span = (start, stop)
@@ -590,12 +516,13 @@ def _run(opts: Options, batches: Any, old: dict[str, Any] | None, t0: float,
                      "shards_written": len(state.shards) - len(finished),
                      "shards_resumed": len(finished)},
         "shape": [opts.height, opts.width, opts.channels], "label_kind": label_kind,
-        "contact_sheet": {"file": SHEET, "keys": sampler.keys} if sampler.rows else None,
+        "contact_sheet": {"file": SHEET, "keys": sheet.keys} if sheet.keys else None,
         "arguments": opts.all_args(),
         "versions": _versions(),
     }
-    if sampler.rows:
-        _write_atomic(opts.out / SHEET, png_bytes(contact_sheet(sampler.rows, opts.pix_fmt)))
+    png = sheet.png()
+    if png is not None:
+        _write_atomic(opts.out / SHEET, png)
     _write_json(opts.out / SUMMARY, summary)
     return summary
 
@@ -620,10 +547,10 @@ class _Assembler:
     for: the file renamed into place, its failures appended, progress.json updated."""
 
     def __init__(self, opts: Options, items: Sequence[Any], state: _State, label_kind: str,
-                 start: int, stop: int, sampler: _Sampler, progress: _Progress) -> None:
+                 start: int, stop: int, sheet: ContactSheet, progress: _Progress) -> None:
         self.opts, self.items, self.state, self.label_kind = opts, items, state, label_kind
         self.pos, self.start, self.stop = start, start, stop
-        self.sampler, self.progress = sampler, progress
+        self.sheet, self.progress = sheet, progress
         self.ok = self.failed = 0
         self.shard: _Open | None = None
 
@@ -654,7 +581,7 @@ class _Assembler:
             item = self.items[j]
             if r < len(keys) and keys[r] == item.key:
                 assert rows is not None
-                self.sampler.offer(j, item.key, rows[r])
+                self.sheet.offer(j, item.key, rows[r])
                 run.append(j)
                 r += 1
             elif item.key in errors:
