@@ -173,9 +173,13 @@ def main() -> None:
         if n_quiet == 0:
             rates = all_rates
         med = {m: statistics.median(r) for m, r in rates.items()}
+        # each rep's rate over the same rep's bytes rate: the machine's drift cancels out
+        paired = {m: statistics.median(a / b for a, b in zip(r, rates["bytes"]))
+                  for m, r in rates.items()}
         for m in methods:
             print(f"{m:8s} {med[m]:8.1f} img/s  ratio {med[m] / med['bytes']:.3f}  "
-                  f"(min {min(rates[m]):.1f}, max {max(rates[m]):.1f})", flush=True)
+                  f"paired {paired[m]:.3f}  (min {min(rates[m]):.1f}, max {max(rates[m]):.1f})",
+                  flush=True)
 
         cmd = [sys.executable, __file__, "--rss-child", str(folder), "--images", str(args.images),
                "--batch", str(args.batch), "--threads", str(args.threads)]
@@ -207,26 +211,24 @@ def main() -> None:
         f"- Images: the {len(files)} ImageNet-sized JPEGs of {SRC} (page cache warm), "
         f"224 x 224 rgb24 (pad), batches of {args.batch}, {args.threads} decoding threads; "
         "each rep two epochs of each method, the methods' order rotating from rep to rep",
-        "",
         f"- Reps: {args.reps}; {n_quiet} of them quiet (other processes used at most "
         f"{args.max_foreign_load:.0%} of the machine during each of the rep's three "
         f"measurements). The table is over "
         + ("the quiet reps." if n_quiet else "all reps (none was quiet)."),
-        "",
         f"- Listing (once per dataset, not in the rates; each pass after it uses set_epoch): "
         f"folder {listing['folder'] * 1e3:.1f} ms, tar {listing['tar'] * 1e3:.1f} ms for "
         f"{len(files)} images (tarfile reads every member header: "
         f"{listing['tar'] / len(files) * 1e6:.0f} us an image here)",
         "",
-        "| method | images/s (median) | min | max | vs bytes |",
-        "|---|---:|---:|---:|---:|",
+        "| method | images/s (median) | min | max | vs bytes (medians) | vs bytes (median of per-rep ratios) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     desc = {"bytes": "load_image_batch(pre-read bytes)",
             "folder": "iter_image_batches(folder tree, labels='folder', shuffle=True)",
             "tar": "iter_image_batches(4 tar shards, shuffle=True)"}
     for m in rates:
         lines.append(f"| {desc[m]} | {med[m]:.1f} | {min(rates[m]):.1f} | {max(rates[m]):.1f} | "
-                     f"{med[m] / med['bytes']:.3f} |")
+                     f"{med[m] / med['bytes']:.3f} | {paired[m]:.3f} |")
     lines += [
         "",
         f"Memory over {rows[-1][0]} images (folder iterator, prefetch 2, shuffled epochs, "
