@@ -151,6 +151,23 @@ def test_tar_members_are_views_of_the_map(shards: list[Path]) -> None:
         view.release()
 
 
+def test_items_pickle_unopened(shards: list[Path], tmp_path: Path) -> None:
+    """An Item travels to another process (a Ray task) by path and offsets, and reads there."""
+    with list_items([str(p) for p in shards]) as items:
+        items[0].read().release()  # the shard's map is open here; the pickle holds no map
+        copy = pickle.loads(pickle.dumps(items[7]))
+    assert (copy.key, copy.label) == (items[7].key, items[7].label)
+    view = copy.read()
+    assert bytes(view) == _jpeg(7)
+    view.release()
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"image": [_jpeg(0), _jpeg(1)]}), path)
+    with list_items(path) as items:
+        assert bytes(pickle.loads(pickle.dumps(items[1])).read()) == _jpeg(1)
+
+
 def test_broken_file_and_corrupt_tar_member(tmp_path: Path, folder: Path) -> None:
     bad = tmp_path / "dir"
     (bad / "x").mkdir(parents=True)
