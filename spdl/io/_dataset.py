@@ -32,7 +32,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Union, cast
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from spdl.io._buffer import CPUBuffer, _label_rows
 from spdl.io._config import as_int
@@ -498,6 +499,8 @@ def list_items(source: DatasetSource, *, labels: Labels = None, column: str | No
 
 
 def _rng(seed: int, epoch: int, *more: int) -> np.random.Generator:
+    import numpy as np  # (not at import: `import spdl.io` stays light)
+
     return np.random.Generator(np.random.PCG64([seed & (2**64 - 1), epoch & (2**64 - 1), *more]))
 
 
@@ -520,6 +523,8 @@ def shard_items(items: Sequence[Item], *, rank: int = 0, world_size: int = 1,
     for i, it in enumerate(items):
         if it.shard >= 0:
             units.setdefault(it.shard, []).append(i)
+    import numpy as np
+
     rng = _rng(shuffle_seed, epoch)
     if n and len(units) >= world_size and all(it.shard >= 0 for it in items):
         order = list(units)

@@ -20,7 +20,7 @@ def transfer_buffer(buffer, *, device_config):
     """Copy a CPUBuffer to the GPU of device_config; returns a CUDABuffer.
 
     The CUDABuffer has the CPUBuffer's shape, dtype and pixel format, and its
-    ``indices``, ``errors`` and ``crops``.
+    ``indices``, ``errors``, ``crops``, ``keys`` and ``labels``.
 
     The device memory comes from ``device_config.allocator`` (cudaMalloc by
     default). The copy is a cudaMemcpyAsync on ``device_config.stream``: the
@@ -52,6 +52,8 @@ def transfer_buffer(buffer, *, device_config):
     out.indices = src.indices
     out.errors = dict(src.errors)
     out.crops = src.crops
+    out.keys = src.keys
+    out.labels = src.labels
     n = src.nbytes_c()
     device = device_config.device_index
     stream = device_config.stream
