@@ -36,6 +36,7 @@ import platform
 import shlex
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,9 +60,9 @@ def _busy_s() -> float:
     return (sum(v[:3]) + sum(v[5:8])) / HZ
 
 
-def _tree_s() -> float:
-    """CPU seconds of this process and its descendants (the local Ray cluster: raylet, workers,
-    actors), live ones and the reaped ones their parents account for."""
+def _tree_times() -> dict[int, int]:
+    """{pid: CPU clock ticks} of this process and its descendants (the local Ray cluster:
+    raylet, workers, actors)."""
     stats = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -76,16 +77,33 @@ def _tree_s() -> float:
         pid = todo.pop()
         tree.add(pid)
         todo.extend(c for c, (ppid, _) in stats.items() if ppid == pid and c not in tree)
-    return sum(stats[p][1] for p in tree if p in stats) / HZ
+    return {p: stats[p][1] for p in tree if p in stats}
 
 
 def _measured(fn):
-    """(result, seconds, share of the CPUs that processes outside this tree used meanwhile)."""
-    b0, c0, t0 = _busy_s(), _tree_s(), time.perf_counter()
+    """(result, seconds, share of the CPUs that processes outside this tree used meanwhile).
+
+    The tree is sampled every 100 ms while fn runs: Ray reaps the actors it ends without
+    accounting their time to a parent, so each process counts as last seen."""
+    start = _tree_times()
+    last = dict(start)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            last.update(_tree_times())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    b0, t0 = _busy_s(), time.perf_counter()
+    sampler.start()
     got = fn()
     wall = time.perf_counter() - t0
-    foreign = (_busy_s() - b0) - (_tree_s() - c0)
-    return got, wall, max(0.0, foreign / (wall * NCPU))
+    busy = _busy_s() - b0
+    done.set()
+    sampler.join()
+    last.update(_tree_times())
+    own = sum(t - start.get(p, 0) for p, t in last.items()) / HZ
+    return got, wall, max(0.0, (busy - own) / (wall * NCPU))
 
 
 def _files(root: Path) -> list[str]:

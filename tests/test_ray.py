@@ -92,6 +92,18 @@ def test_decoder_arrow_sliced_chunks():
     np.testing.assert_array_equal(got, np.stack([want[i] for i in range(5)]))
 
 
+def test_decoder_hugging_face_struct():
+    """Hugging Face's Image column (struct of bytes and path) decodes from its bytes field,
+    in Arrow and as numpy rows of dicts."""
+    blobs = [_encode(i)[1] for i in range(3)]
+    images = pa.array([{"bytes": b, "path": f"{i}.jpg"} for i, b in enumerate(blobs)])
+    want = np.stack(list(_local(blobs).values()))
+    out = spdl_ray.ImageDecoder(W, H)(pa.table({"image": images}))
+    np.testing.assert_array_equal(out.column("pixels").combine_chunks().to_numpy(), want)
+    out = spdl_ray.ImageDecoder(W, H)({"image": np.array(images.to_pylist(), dtype=object)})
+    np.testing.assert_array_equal(out["pixels"], want)
+
+
 def test_decoder_numpy_errors_column():
     blobs = [_encode(0)[1], BROKEN, _encode(1)[1]]
     batch = {"key": np.array(["a", "b", "c"], dtype=object), "image": np.array(blobs, dtype=object)}

@@ -64,9 +64,10 @@ class ImageDecoder:
 
     Args:
         width, height: The size of every output image.
-        column: The input column: encoded images (Arrow binary / Python bytes),
-            decoded from the batch's memory without a copy where Arrow holds
-            them; or file paths (strings), read by the loader itself. A bytes
+        column: The input column: encoded images (Arrow binary / Python bytes,
+            or Hugging Face's Image struct of ``bytes`` and ``path``), decoded
+            from the batch's memory without a copy where Arrow holds them; or
+            file paths (strings), read by the loader itself. A bytes
             column is replaced by ``out_column``; a path column stays (it names
             the row).
         out_column: The output column: an (N, H, W, C) tensor (the loader's
@@ -280,6 +281,9 @@ def _as_source(value: Any) -> Source | None:
         return value
     if isinstance(value, (str, os.PathLike)):
         return os.fspath(value)
+    if isinstance(value, Mapping):  # Hugging Face's Image: {"bytes": ..., "path": ...}
+        data = value.get("bytes")
+        return _as_source(data if data is not None else value.get("path"))
     if isinstance(value, np.ndarray) and value.dtype == np.uint8:
         return np.ascontiguousarray(value).data.cast("B")
     raise TypeError(f"ImageDecoder: a column value must be bytes or a path, not {type(value).__name__}")
@@ -290,6 +294,13 @@ def _arrow_sources(column: pa.ChunkedArray) -> list[Any]:
     data buffer (no copy); None for nulls; other types as Python values."""
     out: list[Any] = []
     for chunk in column.chunks:
+        if pa.types.is_struct(chunk.type) and chunk.type.get_field_index("bytes") >= 0:
+            # Hugging Face's Image struct: its bytes field (null rows fall back to the path)
+            if chunk.field("bytes").null_count == 0 and chunk.null_count == 0:
+                chunk = chunk.flatten()[chunk.type.get_field_index("bytes")]
+            else:
+                out.extend(chunk.to_pylist())
+                continue
         if chunk.type not in _BINARY_TYPES:
             out.extend(chunk.to_pylist())
             continue
