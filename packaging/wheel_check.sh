@@ -78,8 +78,9 @@ check_root() {
     mkdir -p "$ROOT/check/run"
     cp "$wheel" "$ROOT/check/"
     cp packaging/wheel_smoke.py "$ROOT/check/"
-    # the tests, and the typed example tests/test_typing.py checks against the installed wheel
-    tar -C "$REPO" --exclude=__pycache__ -cf - tests examples/typed_example.py | tar -C "$ROOT/check" -xf -
+    # the tests, and the examples they run against the installed wheel (test_typing's typed
+    # example, test_train_example's training loop)
+    tar -C "$REPO" --exclude=__pycache__ -cf - tests examples | tar -C "$ROOT/check" -xf -
     write_pytest_config "$ROOT/check"
 
     # The [test] extra if the wheel declares one, else the suite's imports by name.
