@@ -11,7 +11,6 @@ under test.
 from __future__ import annotations
 
 import gc
-import subprocess
 import sys
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 import spdl.io
 from spdl.io import _testing
 
-from test_cuda import FAKE, _build_fake_cuda, _tensor
+from test_cuda import FAKE, _run_on_fake_cuda, _tensor
 
 DTYPES = ["uint8", "uint16", "float16", "float32"]
 # DLPack's (type code, bits): kDLUInt = 1, kDLFloat = 2.
@@ -196,9 +195,5 @@ print("FAKE TRANSFER OK")
 
 
 def test_transfer_keeps_dtype_and_crops_on_a_fake_of_cuda(tmp_path):
-    env = _build_fake_cuda(tmp_path)
-    (tmp_path / "run.py").write_text(FAKE_TRANSFER)
-    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = _run_on_fake_cuda(tmp_path, FAKE_TRANSFER)
     assert r.stdout.strip().endswith("FAKE TRANSFER OK")

@@ -1994,13 +1994,22 @@ def _build_fake_cuda(tmp_path):
     return env
 
 
-@pytest.mark.parametrize("mode", ["driver", "nodriver"])
-def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path, mode):
+def _run_on_fake_cuda(tmp_path, script, *args, hw=False):
+    """Build the fake CUDA libraries into tmp_path, run script (run.py tmp_path *args) against
+    them (hw: with a hardware nvJPEG backend), require success; its CompletedProcess."""
     env = _build_fake_cuda(tmp_path)
-    (tmp_path / "run.py").write_text(FAKE_RUN)
-    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path), mode],
+    if hw:
+        env["FAKE_NVJPEG_HW"] = "1"
+    (tmp_path / "run.py").write_text(script)
+    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path), *args],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+@pytest.mark.parametrize("mode", ["driver", "nodriver"])
+def test_pipeline_on_a_host_memory_fake_of_cuda(tmp_path, mode):
+    r = _run_on_fake_cuda(tmp_path, FAKE_RUN, mode)
     assert r.stdout.strip().endswith("FAKE OK")
 
 
@@ -2008,12 +2017,7 @@ def test_nvjpeg_hardware_backend_and_failures_on_the_fake(tmp_path):
     """With a (fake) hardware decoder: per-state blocking events, small images and NPP
     refusals on the CPU path, the host wait before the hardware decode into stream-ordered
     scratch, hardware failures retried on the hybrid backend, the call's own error surfacing."""
-    env = _build_fake_cuda(tmp_path)
-    env["FAKE_NVJPEG_HW"] = "1"
-    (tmp_path / "run.py").write_text(FAKE_RUN_REVIEW)
-    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = _run_on_fake_cuda(tmp_path, FAKE_RUN_REVIEW, hw=True)
     assert r.stdout.strip().endswith("FAKE REVIEW OK")
 
 

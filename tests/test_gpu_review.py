@@ -12,14 +12,13 @@ in, not what NVIDIA's libraries do with them.
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 
 import pytest
 
 from spdl.io import _keepalive, _nvjpeg_batch, _pinned, _testing
 
-from test_cuda import FAKE_RUN_REVIEW, _build_fake_cuda
+from test_cuda import FAKE_RUN_REVIEW, _run_on_fake_cuda
 
 MiB = 1 << 20
 
@@ -431,12 +430,7 @@ def test_review_findings_on_the_fake(tmp_path):
 
 def _run_on_the_fake(tmp_path, script, done):
     """Run script after the prelude against the fake (with a hardware backend); it prints done."""
-    env = _build_fake_cuda(tmp_path)
-    env["FAKE_NVJPEG_HW"] = "1"
-    (tmp_path / "run.py").write_text(_PRELUDE + script)
-    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = _run_on_fake_cuda(tmp_path, _PRELUDE + script, hw=True)
     assert r.stdout.strip().endswith(done)
 
 

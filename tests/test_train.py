@@ -18,7 +18,6 @@ import asyncio
 import io
 import json
 import math
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -741,13 +740,9 @@ print(json.dumps(report))
 
 
 def test_nvjpeg_loader_takes_a_training_plan_on_the_fake(tmp_path):
-    from test_cuda import _build_fake_cuda
+    from test_cuda import _run_on_fake_cuda
 
-    env = _build_fake_cuda(tmp_path)
-    (tmp_path / "run.py").write_text(_FAKE_SCRIPT)
-    r = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = _run_on_fake_cuda(tmp_path, _FAKE_SCRIPT)
     report = json.loads(r.stdout.strip().splitlines()[-1])
     expect = [("float32", [3, 3, 24, 32], (-2.0, 2.0)), ("float16", [3, 16, 16, 3], (0.0, 1.0)),
               ("uint8", [3, 12, 16, 3], (0, 255))]

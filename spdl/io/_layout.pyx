@@ -214,7 +214,9 @@ cdef CompiledOutput compile_output(object plan):
     lookup: (v / 255 - mean) / std for each of the 256 values, computed in float32 as
     torchvision's ToDtype + Normalize compute it, and rounded to float16 for float16."""
     cdef CompiledOutput c = CompiledOutput.__new__(CompiledOutput)
-    channels = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}.get(plan.pix_fmt, 0)
+    from spdl.io._plan import TRAIN_PIX_FMTS
+
+    channels = TRAIN_PIX_FMTS.get(plan.pix_fmt, 0)
     c.spec.dtype = {"uint8": OUT_U8, "float32": OUT_F32, "float16": OUT_F16}[plan.dtype]
     c.spec.nchw = plan.layout == "NCHW"
     c.spec.channels = channels

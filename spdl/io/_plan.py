@@ -48,8 +48,8 @@ Layout = Literal["NHWC", "NCHW"]
 DTYPES: tuple[str, ...] = ("uint8", "float32", "float16")
 #: Batch layouts of the packed formats: channels last (as decoded) or first.
 LAYOUTS: tuple[str, ...] = ("NHWC", "NCHW")
-#: The formats whose batch may be float or NCHW: packed, 8 bits a sample.
-_TRAIN_PIX_FMTS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}
+#: The formats whose batch may be float, NCHW or flipped (packed, 8 bits a sample): channels.
+TRAIN_PIX_FMTS = {"rgb24": 3, "bgr24": 3, "rgba": 4, "gray": 1}
 
 #: How an image meets width x height: fit inside and pad with black, fill and crop
 #: the overflow (both keep the aspect ratio, centred), or stretch.
@@ -394,14 +394,14 @@ def compile_plan(
     if crop is not None and filter_desc is not None:
         raise ValueError("crop and filter_desc cannot be combined: crop the graph's output "
                          "in the graph, or leave filter_desc out")
-    if hflip != 0.0 and (pix_fmt not in _TRAIN_PIX_FMTS or width is None or height is None):
+    if hflip != 0.0 and (pix_fmt not in TRAIN_PIX_FMTS or width is None or height is None):
         raise ValueError(f"hflip needs width, height and a packed pix_fmt "
-                         f"({', '.join(_TRAIN_PIX_FMTS)}), got pix_fmt={pix_fmt!r}")
-    channels = _TRAIN_PIX_FMTS.get(pix_fmt or "", 0)
+                         f"({', '.join(TRAIN_PIX_FMTS)}), got pix_fmt={pix_fmt!r}")
+    channels = TRAIN_PIX_FMTS.get(pix_fmt or "", 0)
     if dtype != "uint8" or layout != "NHWC":
         if not channels or width is None or height is None:
             raise ValueError(f"dtype={dtype!r}, layout={layout!r} need width, height and a packed "
-                             f"pix_fmt ({', '.join(_TRAIN_PIX_FMTS)}), got pix_fmt={pix_fmt!r}")
+                             f"pix_fmt ({', '.join(TRAIN_PIX_FMTS)}), got pix_fmt={pix_fmt!r}")
     if (mean is not None or std is not None) and dtype == "uint8":
         raise ValueError("mean and std apply to float output: pass dtype='float32' or 'float16'")
     mean_t = _per_channel("mean", mean, channels)
