@@ -27,7 +27,7 @@ from libc.string cimport memcpy
 
 from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
 from spdl.io._geometry cimport (
-    Crop, Extent, Geometry, ScaleSpec, compute_geometry, ext_geometry, resolve_crop,
+    Crop, Extent, Geometry, ScaleSpec, compute_geometry, crop_extent, ext_geometry, resolve_crop,
 )
 from spdl.io._resample cimport resample_fast3, resample_into, reserve
 from spdl.io._scale cimport Scaler
@@ -331,8 +331,8 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
         return -1
     ext.orig_w, ext.orig_h = iw, ih
     ext.x = ext.y = 0
-    ext.cropped = crop.cropped
-    if ext.cropped:
+    ext.cropped = False
+    if crop.cropped:
         f = _pick_factor(crop.w, crop.h, spec.scale_w, spec.scale_h)
     else:
         if compute_geometry(spec, iw, ih, &g, err) < 0:
@@ -344,9 +344,7 @@ cdef int jpeg_decode_into(JpegDecoder *j, Scaler *scaler, const unsigned char *d
     w, h = _scaled(iw, f), _scaled(ih, f)
     ext.w = <double>iw * f.num / f.denom
     ext.h = <double>ih * f.num / f.denom
-    if ext.cropped:
-        ext.x, ext.y = crop.x * ext.w / iw, crop.y * ext.h / ih
-        ext.w, ext.h = crop.w * ext.w / iw, crop.h * ext.h / ih
+    crop_extent(crop, &ext)
     if ext_geometry(spec, &ext, &g, err) < 0:
         return -1
     resize = not (w == g.sw and h == g.sh and ext.w == w and ext.h == h and not ext.cropped)
