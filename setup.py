@@ -27,9 +27,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (TurboJPEG for whole images, its libjpeg API for a crop's rows and columns only).
 FFMPEG_LIBS = ["libavformat", "libavcodec", "libavfilter", "libswscale", "libavutil"]
 JPEG_LIBS = ["libturbojpeg", "libjpeg"]  # libjpeg: the region-only decode of crops
-NATIVE_LIBS = FFMPEG_LIBS + JPEG_LIBS
+# The formats FFmpeg 5.1 decodes wrong or not at all: TIFF (libtiff), animated WebP's first
+# frame (libwebp's demux API), AVIF (libavif, decoding with dav1d).
+FORMAT_LIBS = ["libtiff-4", "libwebpdemux", "libwebp", "libavif"]
+NATIVE_LIBS = FFMPEG_LIBS + JPEG_LIBS + FORMAT_LIBS
 APT_PACKAGES = ("pkg-config libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev "
-                "libavutil-dev libturbojpeg0-dev libjpeg-dev")
+                "libavutil-dev libturbojpeg0-dev libjpeg-dev libtiff-dev libwebp-dev libavif-dev")
 BUILD_NATIVE = os.path.join(HERE, "packaging", "build_native.sh")
 
 
@@ -67,7 +70,7 @@ def bundle_prefix():
 
 def no_native_libraries(why):
     fail(
-        f"the extension needs FFmpeg ({', '.join(FFMPEG_LIBS)}) and {', '.join(JPEG_LIBS)}, "
+        f"the extension needs FFmpeg ({', '.join(FFMPEG_LIBS)}) and {', '.join(JPEG_LIBS + FORMAT_LIBS)}, "
         "and found neither the system's nor a bundle. Either "
         f"install the system's development files (Debian/Ubuntu: apt-get install {APT_PACKAGES}; "
         "FFmpeg 5.1 to 7.x) and build again, or build the pinned bundle from Debian's sources "
