@@ -19,6 +19,8 @@ from spdl.io._geometry cimport (
     ext_geometry, extent_of, orient_axes, orient_spec, resolve_crop,
 )
 from spdl.io._graph cimport filter_graph_frame
+from spdl.io._legacy cimport LEGACY_NOT_HANDLED, dds_decode_frame
+from spdl.io.includes.libavcodec cimport AV_CODEC_ID_DDS
 from spdl.io._scale cimport (
     Scaler, orient_copy, oriented_format, scale_frame, scale_to_frame, scaler_free, scaler_init,
 )
@@ -159,6 +161,18 @@ cdef int _decode_error(Decoder *dec, const DecodeSpec *o, int ret, const char *o
     return fail(err, ERR_DECODE, "decode", op, ret, NULL)
 
 
+cdef int _own_frame(int ret, const ScaleSpec *spec, Py_ssize_t index, Crop *crop,
+                    AVFrame *frame, Extent *ext, Status *err) noexcept nogil:
+    """The end of decode_image for a frame one of our own decoders filled (ret: its result)."""
+    if ret < 0:
+        return ret
+    extent_of(frame, ext)
+    if crop != NULL and resolve_crop(spec, index, frame.width, frame.height, crop, err) < 0:
+        av_frame_unref(frame)
+        return -1
+    return 0
+
+
 cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const ScaleSpec *spec,
                       Py_ssize_t index, Crop *crop, AVFrame *frame, Extent *ext,
                       Status *err) noexcept nogil:
@@ -176,6 +190,10 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
         return -1
     if d.codec_id == AV_CODEC_ID_GIF and gif_check_first_frame(d.pkt.data, d.pkt.size, err) < 0:
         return -1
+    if d.codec_id == AV_CODEC_ID_DDS and o.codec == NULL and o.options == NULL:
+        ret = dds_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
+        if ret != LEGACY_NOT_HANDLED:  # (FFmpeg's decoder swaps channels of some variants)
+            return _own_frame(ret, spec, index, crop, frame, ext, err)
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, index, crop,
                           frame, ext, err)

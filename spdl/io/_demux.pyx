@@ -21,8 +21,8 @@ from spdl.io._status cimport (
 )
 from spdl.io._source cimport Source, make_source, read_source
 from spdl.io.includes.libavcodec cimport (
-    AV_CODEC_ID_BMP, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_NONE, AV_CODEC_ID_PNG,
-    AV_CODEC_ID_TIFF, AV_CODEC_ID_WEBP, avcodec_get_name, avcodec_parameters_alloc,
+    AV_CODEC_ID_BMP, AV_CODEC_ID_DDS, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_NONE,
+    AV_CODEC_ID_PNG, AV_CODEC_ID_TIFF, AV_CODEC_ID_WEBP, avcodec_get_name, avcodec_parameters_alloc,
     avcodec_parameters_copy, avcodec_parameters_free, av_grow_packet, av_packet_alloc, av_packet_free,
     av_packet_move_ref, av_packet_unref, AVPacket,
 )
@@ -121,6 +121,9 @@ cdef AVCodecID sniff_codec(const uint8_t *d, int n, const char **format) noexcep
             and d[17] == 0 and d[14] in (12, 40, 52, 56, 64, 108, 124)):
         format[0] = "bmp"
         return AV_CODEC_ID_BMP
+    if n >= 128 and memcmp(d, b"DDS |\0\0\0", 8) == 0:  # magic, then the header size (124)
+        format[0] = "dds"
+        return AV_CODEC_ID_DDS
     return AV_CODEC_ID_NONE
 
 

@@ -1,0 +1,69 @@
+# cython: language_level=3
+"""Older image formats FFmpeg 5.1 decodes wrong: the variants decoded here.
+
+DDS (csrc/dds.h): every uncompressed mask layout, BC1-BC5 and the DXGI formats of
+the same kinds; the rest goes to FFmpeg's dds decoder or is refused by name.
+"""
+
+from libc.stdint cimport int64_t, uint8_t
+
+from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
+from spdl.io.includes.libavutil cimport (
+    AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AVFrame, av_frame_get_buffer,
+    av_frame_unref,
+)
+
+cdef extern from "<stdio.h>":
+    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
+
+cdef extern from "csrc/dds.h" nogil:
+    int DDS_OWN
+    int DDS_FFMPEG
+    ctypedef struct DdsInfo:
+        int width
+        int height
+        int channels
+        size_t offset
+        unsigned long long data_size
+    int dds_parse(const uint8_t *d, size_t n, DdsInfo *o, char *msg, size_t size)
+    void dds_decode(const uint8_t *d, const DdsInfo *o, uint8_t *dst, ptrdiff_t stride)
+
+
+cdef int _frame(AVFrame *frame, int width, int height, int channels, int64_t max_pixels,
+                const char *what, Status *err) noexcept nogil:
+    """Allocate frame for a width x height image of 1 (gray8), 3 (rgb24) or 4 (rgba)
+    channels, after checking its size against max_pixels."""
+    cdef char msg[128]
+    cdef int ret
+    if <int64_t>width * height > max_pixels:
+        snprintf(msg, sizeof(msg), "the image is %dx%d, more than max_pixels (%lld)",
+                 width, height, <long long>max_pixels)
+        return fail(err, ERR_TOO_LARGE, "decode", what, 0, msg)
+    frame.width, frame.height = width, height
+    frame.format = (AV_PIX_FMT_GRAY8 if channels == 1 else AV_PIX_FMT_RGB24 if channels == 3
+                    else AV_PIX_FMT_RGBA)
+    ret = av_frame_get_buffer(frame, 0)
+    if ret < 0:
+        return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, NULL)
+    return 0
+
+
+cdef int dds_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVFrame *frame,
+                          Status *err) noexcept nogil:
+    """Decode a DDS file into frame (gray8, rgb24 or rgba), or return LEGACY_NOT_HANDLED
+    for the variants FFmpeg's decoder is left to."""
+    cdef DdsInfo info
+    cdef char msg[160]
+    cdef int ret = dds_parse(data, <size_t>size, &info, msg, sizeof(msg))
+    if ret == DDS_FFMPEG:
+        return LEGACY_NOT_HANDLED
+    if ret != DDS_OWN:
+        return fail(err, ERR_FORMAT, "decode", "dds_parse", 0, msg)
+    if <unsigned long long>size - info.offset < info.data_size:
+        snprintf(msg, sizeof(msg), "DDS data truncated: %lld bytes of pixels, %lld needed",
+                 <long long>(size - <int>info.offset), <long long>info.data_size)
+        return fail(err, ERR_DECODE, "decode", "dds_decode", 0, msg)
+    if _frame(frame, info.width, info.height, info.channels, max_pixels, "dds_decode", err) < 0:
+        return -1
+    dds_decode(data, &info, frame.data[0], frame.linesize[0])
+    return 0

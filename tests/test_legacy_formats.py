@@ -1,0 +1,295 @@
+"""Older formats as the person sees them (issue 12): DDS, TGA, BMP.
+
+Every input is written here, byte by byte (struct/numpy), and each result is
+compared with the value its specification gives and with Pillow's decode.
+
+DDS: a sample of an n-bit channel mask is round(v * 255 / (2^n - 1)) (Pillow
+truncates: 1 below for some 5/6/10-bit values); BC1-BC5 follow Microsoft's block
+compression reference: endpoints are exact, interpolated values within 1 of
+Pillow (the spec allows decoders that much). BC4 is grey (Pillow and FFmpeg show
+it so); BC5 (ATI2, BC5U, DX10 BC5_UNORM alike) is red and green with blue 0.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import spdl.io
+from _util import np_batch
+
+
+def _load(src, pix_fmt="rgba"):
+    return np_batch(spdl.io.load_image_batch([src], width=None, height=None, pix_fmt=pix_fmt))[0]
+
+
+def _refusal(src):
+    with pytest.raises(spdl.io.BatchLoadError) as e:
+        spdl.io.load_image_batch([src], width=None, height=None, pix_fmt="rgba")
+    return e.value.errors[0]
+
+
+def _pillow(data, mode="RGBA"):
+    return np.asarray(Image.open(io.BytesIO(data)).convert(mode))
+
+
+# ---------------------------------------------------------------------------
+# DDS
+# ---------------------------------------------------------------------------
+
+DDPF_ALPHAPIXELS, DDPF_ALPHA, DDPF_FOURCC, DDPF_RGB, DDPF_LUMINANCE = 0x1, 0x2, 0x4, 0x40, 0x20000
+
+
+def _dds(w, h, pf_flags, *, fourcc=b"\0\0\0\0", bpp=0, masks=(0, 0, 0, 0), data=b"", dxgi=None,
+         mipmaps=0):
+    """A DDS file: magic, DDS_HEADER (124 bytes, its DDS_PIXELFORMAT inside), the DX10
+    header when dxgi is given, then data."""
+    flags = 0x1 | 0x2 | 0x4 | 0x1000 | (0x20000 if mipmaps else 0)
+    out = struct.pack("<4sIIIIIII44x", b"DDS ", 124, flags, h, w, 0, 0, mipmaps)
+    out += struct.pack("<II4sIIIII", 32, pf_flags, fourcc, bpp, *masks)
+    out += struct.pack("<IIIII", 0x1000, 0, 0, 0, 0)
+    if dxgi is not None:
+        out += struct.pack("<IIIII", dxgi, 3, 0, 1, 0)
+    return out + data
+
+
+def _quantise(v, mask):
+    """An 8-bit sample stored under mask, and the 8-bit value the spec reads back."""
+    shift = (mask & -mask).bit_length() - 1
+    mx = mask >> shift
+    q = (v.astype(np.int64) * mx + 127) // 255
+    return q << shift, (q * 255 * 2 + mx) // (2 * mx)
+
+
+def _pack_masked(rgba, bpp, masks):
+    """(bytes of rgba under masks, the RGBA image the spec says they decode to)."""
+    h, w, _ = rgba.shape
+    v = np.zeros((h, w), np.int64)
+    back = np.zeros_like(rgba)
+    for c, m in enumerate(masks):
+        if m:
+            stored, back[..., c] = _quantise(rgba[..., c], m)
+            v |= stored
+    raw = np.stack([(v >> (8 * i)) & 0xFF for i in range(bpp // 8)], axis=-1).astype(np.uint8)
+    return raw.tobytes(), back
+
+
+ARGB = (0xFF0000, 0xFF00, 0xFF, 0xFF000000)
+ABGR = (0xFF, 0xFF00, 0xFF0000, 0xFF000000)
+# name: (flags, bits a pixel, masks, what the image shows: rgba, rgb, grey, grey+alpha)
+DDS_RAW = {
+    "A8R8G8B8": (DDPF_RGB | DDPF_ALPHAPIXELS, 32, ARGB, "rgba"),
+    "X8R8G8B8": (DDPF_RGB, 32, (0xFF0000, 0xFF00, 0xFF, 0), "rgb"),
+    "A8B8G8R8": (DDPF_RGB | DDPF_ALPHAPIXELS, 32, ABGR, "rgba"),
+    "X8B8G8R8": (DDPF_RGB, 32, (0xFF, 0xFF00, 0xFF0000, 0), "rgb"),
+    "R8G8B8": (DDPF_RGB, 24, (0xFF0000, 0xFF00, 0xFF, 0), "rgb"),
+    "B8G8R8": (DDPF_RGB, 24, (0xFF, 0xFF00, 0xFF0000, 0), "rgb"),
+    "R5G6B5": (DDPF_RGB, 16, (0xF800, 0x7E0, 0x1F, 0), "rgb"),
+    "X1R5G5B5": (DDPF_RGB, 16, (0x7C00, 0x3E0, 0x1F, 0), "rgb"),
+    "A1R5G5B5": (DDPF_RGB | DDPF_ALPHAPIXELS, 16, (0x7C00, 0x3E0, 0x1F, 0x8000), "rgba"),
+    "A4R4G4B4": (DDPF_RGB | DDPF_ALPHAPIXELS, 16, (0xF00, 0xF0, 0xF, 0xF000), "rgba"),
+    "A2R10G10B10": (DDPF_RGB | DDPF_ALPHAPIXELS, 32, (0x3FF00000, 0xFFC00, 0x3FF, 0xC0000000),
+                    "rgba"),
+    "L8": (DDPF_LUMINANCE, 8, (0xFF, 0, 0, 0), "grey"),
+    "A8L8": (DDPF_LUMINANCE | DDPF_ALPHAPIXELS, 16, (0xFF, 0, 0, 0xFF00), "greya"),
+}
+
+
+def _expected_view(back, shows):
+    if shows == "rgb":
+        back[..., 3] = 255
+    elif shows == "grey":
+        back[..., 1] = back[..., 2] = back[..., 0]
+        back[..., 3] = 255
+    elif shows == "greya":
+        back[..., 1] = back[..., 2] = back[..., 0]
+    return back
+
+
+@pytest.mark.parametrize("name", DDS_RAW)
+def test_dds_uncompressed_masks(name):
+    """Every mask layout: exactly the spec's values in rgba, rgb24 is the stored colour
+    (alpha dropped), and Pillow agrees within its truncation (1)."""
+    flags, bpp, masks, shows = DDS_RAW[name]
+    rgba = np.random.RandomState(len(name)).randint(0, 256, (7, 9, 4)).astype(np.uint8)
+    data, back = _pack_masked(rgba, bpp, masks)
+    want = _expected_view(back, shows)
+    src = _dds(9, 7, flags, bpp=bpp, masks=masks, data=data)
+    got = _load(src)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(_load(src, "rgb24"), want[..., :3])
+    peer = _pillow(src)
+    assert np.abs(got.astype(int) - peer).max() <= 1
+
+
+@pytest.mark.parametrize("dxgi,masks,alpha", [
+    (28, ABGR, True),   # R8G8B8A8_UNORM (FFmpeg 5.1 swapped red and blue)
+    (29, ABGR, True),   # R8G8B8A8_UNORM_SRGB
+    (87, ARGB, True),   # B8G8R8A8_UNORM (FFmpeg 5.1 swapped red and blue)
+    (88, ARGB, False),  # B8G8R8X8_UNORM
+    (85, (0xF800, 0x7E0, 0x1F, 0), False),  # B5G6R5_UNORM
+])
+def test_dds_dx10_uncompressed(dxgi, masks, alpha):
+    rgba = np.random.RandomState(dxgi).randint(0, 256, (5, 6, 4)).astype(np.uint8)
+    bpp = 32 if masks[0] > 0xFFFF or masks[2] > 0xFFFF else 16
+    data, back = _pack_masked(rgba, bpp, masks)
+    if not alpha:
+        back[..., 3] = 255
+    src = _dds(6, 5, DDPF_FOURCC, fourcc=b"DX10", dxgi=dxgi, data=data)
+    np.testing.assert_array_equal(_load(src), back)
+
+
+def _rgb565(r, g, b):
+    return (r >> 3) << 11 | (g >> 2) << 5 | b >> 3
+
+
+def _bc1(c0, c1, idx):
+    bits = sum(int(k) << (2 * i) for i, k in enumerate(idx))
+    return struct.pack("<HHI", c0, c1, bits)
+
+
+def _bc4(v0, v1, idx):
+    bits = sum(int(k) << (3 * i) for i, k in enumerate(idx))
+    return struct.pack("<BB", v0, v1) + bits.to_bytes(6, "little")
+
+
+def _bc2_alpha(alpha4):
+    return struct.pack("<Q", sum(int(a) << (4 * i) for i, a in enumerate(alpha4)))
+
+
+RED, GREEN, BLUE, WHITE = _rgb565(255, 0, 0), _rgb565(0, 255, 0), _rgb565(0, 0, 255), 0xFFFF
+
+
+def _blocks_image(w, h, per_block):
+    """Place each 4x4 block's 16 values (row-major) into an image of w x h."""
+    bw, bh = (w + 3) // 4, (h + 3) // 4
+    first = np.asarray(per_block[0])
+    img = np.zeros((bh * 4, bw * 4) + first.shape[1:], first.dtype)
+    for k, vals in enumerate(per_block):
+        by, bx = divmod(k, bw)
+        img[by * 4:by * 4 + 4, bx * 4:bx * 4 + 4] = np.asarray(vals).reshape((4, 4) + first.shape[1:])
+    return img[:h, :w]
+
+
+def _bc_case(kind, w=10, h=6, seed=0):
+    """(file, the spec's RGBA image) for a BCn texture of endpoint-only indices (exact
+    values), and one of random indices (interpolated values) for the Pillow check."""
+    rng = np.random.RandomState(seed)
+    nblocks = ((w + 3) // 4) * ((h + 3) // 4)
+    data, vals = b"", []
+    colours = {RED: (255, 0, 0), GREEN: (0, 255, 0), BLUE: (0, 0, 255), WHITE: (255, 255, 255)}
+    for k in range(nblocks):
+        c0, c1 = [RED, GREEN, BLUE, WHITE][k % 4], [GREEN, BLUE, WHITE, RED][k % 4]
+        if c0 < c1:  # 4-colour mode needs c0 > c1 in BC1
+            c0, c1 = c1, c0
+        i2 = rng.randint(0, 2, 16)
+        rgb = np.array([colours[c0] if i == 0 else colours[c1] for i in i2])
+        a0, a1 = int(rng.randint(0, 256)), int(rng.randint(0, 256))
+        a0, a1 = min(a0, a1), max(a0, a1)  # r0 <= r1: codes 6 and 7 are 0 and 255
+        i3 = rng.choice([0, 1, 6, 7], 16)
+        av = np.array([a0, a1, 0, 255])[np.searchsorted([0, 1, 6, 7], i3)]
+        b1 = _bc1(c0, c1, i2)
+        if kind == "BC1":
+            data += b1
+            vals.append(np.column_stack([rgb, np.full(16, 255)]))
+        elif kind == "BC2":
+            a4 = rng.randint(0, 16, 16)
+            data += _bc2_alpha(a4) + b1
+            vals.append(np.column_stack([rgb, a4 * 17]))
+        elif kind == "BC3":
+            data += _bc4(a0, a1, i3) + b1
+            vals.append(np.column_stack([rgb, av]))
+        elif kind == "BC4":
+            data += _bc4(a0, a1, i3)
+            vals.append(np.column_stack([av, av, av, np.full(16, 255)]))
+        elif kind == "BC5":
+            g0, g1 = sorted(int(x) for x in rng.randint(0, 256, 2))
+            j3 = rng.choice([0, 1, 6, 7], 16)
+            gv = np.array([g0, g1, 0, 255])[np.searchsorted([0, 1, 6, 7], j3)]
+            data += _bc4(a0, a1, i3) + _bc4(g0, g1, j3)
+            vals.append(np.column_stack([av, gv, np.zeros(16, int), np.full(16, 255)]))
+    return data, _blocks_image(w, h, vals).astype(np.uint8)
+
+
+def _bc_random(kind, w, h, seed=1):
+    """Blocks of random bytes (every mode and interpolated value)."""
+    size = {"BC1": 8, "BC4": 8}.get(kind, 16)
+    return np.random.RandomState(seed).randint(0, 256, ((w + 3) // 4) * ((h + 3) // 4) * size,
+                                               dtype=np.uint8).tobytes()
+
+
+# (name, FourCC, DXGI format or None, BC kind)
+DDS_BC = [
+    ("DXT1", b"DXT1", None, "BC1"), ("DXT3", b"DXT3", None, "BC2"), ("DXT5", b"DXT5", None, "BC3"),
+    ("ATI1", b"ATI1", None, "BC4"), ("BC4U", b"BC4U", None, "BC4"),
+    ("ATI2", b"ATI2", None, "BC5"), ("BC5U", b"BC5U", None, "BC5"),
+    ("DX10 BC1_UNORM", b"DX10", 71, "BC1"), ("DX10 BC2_UNORM", b"DX10", 74, "BC2"),
+    ("DX10 BC3_UNORM", b"DX10", 77, "BC3"), ("DX10 BC4_UNORM", b"DX10", 80, "BC4"),
+    ("DX10 BC5_UNORM", b"DX10", 83, "BC5"),
+]
+
+
+@pytest.mark.parametrize("name,fourcc,dxgi,kind", DDS_BC, ids=[c[0] for c in DDS_BC])
+def test_dds_block_compressed(name, fourcc, dxgi, kind):
+    """Endpoint values exactly as the spec gives them (10x6: partial blocks at the
+    edges), BC5 red and green from its two blocks with blue 0 (ATI2 included), BC4 grey;
+    rgb24 is the stored colour; random blocks within 1 of Pillow."""
+    data, want = _bc_case(kind)
+    src = _dds(10, 6, DDPF_FOURCC, fourcc=fourcc, dxgi=dxgi, data=data)
+    np.testing.assert_array_equal(_load(src), want)
+    np.testing.assert_array_equal(_load(src, "rgb24"), want[..., :3])
+    if kind == "BC4":
+        np.testing.assert_array_equal(_load(src, "gray")[..., 0], want[..., 0])
+    peer = _pillow(src)
+    assert np.abs(_load(src).astype(int) - peer).max() == 0
+    src = _dds(12, 8, DDPF_FOURCC, fourcc=fourcc, dxgi=dxgi, data=_bc_random(kind, 12, 8))
+    assert np.abs(_load(src).astype(int) - _pillow(src)).max() <= 1
+
+
+def test_dds_bc5_variants_agree():
+    """ATI2, BC5U and DX10 BC5_UNORM are one layout: the same blocks, the same pixels."""
+    data = _bc_random("BC5", 16, 8, seed=5)
+    got = [_load(_dds(16, 8, DDPF_FOURCC, fourcc=f, dxgi=x, data=data))
+           for f, x in [(b"ATI2", None), (b"BC5U", None), (b"DX10", 83)]]
+    np.testing.assert_array_equal(got[0], got[1])
+    np.testing.assert_array_equal(got[0], got[2])
+    assert not got[0][..., 2].any()
+
+
+def test_dds_bc1_three_colour_mode():
+    """color0 <= color1: the third colour is the mean, the fourth transparent black."""
+    src = _dds(4, 4, DDPF_FOURCC, fourcc=b"DXT1", data=_bc1(0, WHITE, [0, 1, 2, 3] * 4))
+    got = _load(src)
+    np.testing.assert_array_equal(got[0], [[0, 0, 0, 255], [255, 255, 255, 255],
+                                           [128, 128, 128, 255], [0, 0, 0, 0]])
+    assert np.abs(got.astype(int) - _pillow(src)).max() <= 1
+
+
+def test_dds_mipmaps_and_large():
+    """A texture with its mip chain after it: the first (largest) level; 301x300."""
+    rgba = np.random.RandomState(3).randint(0, 256, (300, 301, 4)).astype(np.uint8)
+    data, back = _pack_masked(rgba, 32, ARGB)
+    src = _dds(301, 300, DDPF_RGB | DDPF_ALPHAPIXELS, bpp=32, masks=ARGB,
+               data=data + bytes(150 * 151 * 4 + 75 * 76 * 4), mipmaps=3)
+    np.testing.assert_array_equal(_load(src), back)
+
+
+def test_dds_refusals():
+    """Truncated data is a DecodeError; variants not decoded are refused by name."""
+    data, _ = _bc_case("BC1")
+    e = _refusal(_dds(10, 6, DDPF_FOURCC, fourcc=b"DXT1", data=data[:-1]))
+    assert isinstance(e, spdl.io.DecodeError) and "truncated" in str(e)
+    e = _refusal(_dds(8, 8, DDPF_FOURCC, fourcc=b"BC5S", data=bytes(64)))
+    assert isinstance(e, spdl.io.UnsupportedFormatError) and "BC5S" in str(e)
+    e = _refusal(_dds(8, 8, DDPF_FOURCC, fourcc=b"DX10", dxgi=98, data=bytes(64)))
+    assert "BC7" in str(e)
+    e = _refusal(_dds(8, 8, DDPF_FOURCC, fourcc=b"DX10", dxgi=84, data=bytes(64)))
+    assert "BC5 SNORM" in str(e)
+    e = _refusal(_dds(8, 8, DDPF_RGB, bpp=32, masks=(0, 0, 0, 0), data=bytes(256)))
+    assert "without channel masks" in str(e)
+    e = _refusal(_dds(1 << 16, 1 << 16, DDPF_FOURCC, fourcc=b"DXT1", data=bytes(64)))
+    assert isinstance(e, (spdl.io.DecodeError, spdl.io.ImageTooLargeError))
