@@ -81,16 +81,13 @@ GREY = [("png", 8), ("png", 16), ("pgm", 8), ("pgm", 9), ("pgm", 10), ("pgm", 12
 @pytest.mark.parametrize("kind,bits", GREY)
 @pytest.mark.parametrize("scale_algo", ["bicubic", "neighbor"])
 def test_grey_is_full_range(tmp_path, kind, bits, scale_algo):
-    """0..m maps to 0..255 as round(v * 255 / m), through our resampler (bicubic) and
-    through swscale (neighbor), from the path and from the bytes alike.
-
-    Exact, except JPEG 2000 of 9 to 12 bits: FFmpeg's decoder hands those over as
-    v << (16 - bits) in a 16-bit frame, the stored depth lost, so the 16-bit value is
-    what is rounded; that is within 0.5 of the true level, hence within 1 after
-    rounding (±1, counted)."""
+    """0..m maps to 0..255 as round(v * 255 / m), exactly, through our resampler (bicubic)
+    and through swscale (neighbor), from the path and from the bytes alike (JPEG 2000 of
+    9 to 15 bits too: FFmpeg's decoder hands those over as v << (16 - bits) in a 16-bit
+    frame, and the decoder's bits_per_raw_sample restores the depth)."""
     path, a, mx = _grey_file(tmp_path, kind, bits)
     want = (a * 510 + mx) // (2 * mx)
-    tol = 1 if kind == "j2k" and 8 < bits < 16 else 0
+    tol = 0
     data = path.read_bytes()
     for pix_fmt, ch in (("rgb24", 3), ("gray", 1)):
         out = _load([str(path), data], pix_fmt=pix_fmt, scale_algo=scale_algo).astype(int)
@@ -146,6 +143,88 @@ def test_grey_alpha16_to_rgba(tmp_path):
     for c in range(3):
         np.testing.assert_array_equal(out[..., c], want_g)
     np.testing.assert_array_equal(out[..., 3], want_a)
+
+
+_TUPLTYPE = {1: b"GRAYSCALE", 2: b"GRAYSCALE_ALPHA", 3: b"RGB", 4: b"RGB_ALPHA"}
+
+
+def _opj(tmp_path, samples, bits):
+    """A JPEG 2000 (lossless, opj_compress) of samples (h, w, components), and the
+    samples opj_decompress reads back from it (h, w, components). Written from a PAM
+    (8 to 16 bits), or raw samples below 8 bits (a PAM's maxval under 255 gives 8)."""
+    if shutil.which("opj_compress") is None or shutil.which("opj_decompress") is None:
+        pytest.skip("no opj_compress/opj_decompress (libopenjp2-tools)")
+    h, w, nc = samples.shape
+    dt = "u1" if bits <= 8 else "<u2"
+    j2k, back = tmp_path / "x.j2k", tmp_path / "back.rawl"
+    if bits >= 8:
+        src, args = tmp_path / "in.pnm", []
+        src.write_bytes(b"P7\nWIDTH %d\nHEIGHT %d\nDEPTH %d\nMAXVAL %d\nTUPLTYPE %s\nENDHDR\n"
+                        % (w, h, nc, (1 << bits) - 1, _TUPLTYPE[nc])
+                        + samples.astype(">u2" if bits > 8 else "u1").tobytes())
+    else:
+        src, args = tmp_path / "in.rawl", ["-F", f"{w},{h},{nc},{bits},u"]
+        src.write_bytes(samples.transpose(2, 0, 1).astype(dt).tobytes())
+    subprocess.run(["opj_compress", "-i", str(src), "-o", str(j2k), "-n", "3", *args],
+                   check=True, capture_output=True)
+    subprocess.run(["opj_decompress", "-i", str(j2k), "-o", str(back)], check=True,
+                   capture_output=True)
+    ref = np.frombuffer(back.read_bytes(), dt).reshape(nc, h, w).transpose(1, 2, 0)
+    return j2k, ref.astype(int)
+
+
+# (opj_compress refuses the raw RGBA samples of 4 bits that the seed gives)
+@pytest.mark.parametrize("nc,bits", [(nc, b) for nc in (1, 2, 3, 4)
+                                     for b in (4, 8, 9, 10, 12, 14, 16) if (nc, b) != (4, 4)])
+def test_jpeg2000_depths_match_opj_decompress(tmp_path, nc, bits):
+    """JPEG 2000 grey, grey+alpha, RGB and RGBA of 4 to 16 bits (FFmpeg gives gray8/ya8/
+    rgb24/rgba below 9 bits, shifted up; gray16/rgb48/rgba64 shifted up and ya16 not,
+    above): every 8-bit output holds round(v * 255 / m) of opj_decompress's samples v,
+    exactly (alpha too; rgb24 and bgr24 drop it, gray only from grey)."""
+    mx = (1 << bits) - 1
+    rng = np.random.default_rng(bits * 10 + nc)
+    a = rng.integers(0, mx + 1, (37, 23, nc))
+    a[0, :, :] = mx
+    a[1, :, :] = 0
+    j2k, ref = _opj(tmp_path, a, bits)
+    np.testing.assert_array_equal(ref, a)  # lossless: the reference decoder agrees
+    want = (ref * 510 + mx) // (2 * mx)
+    colour = want[..., :3] if nc >= 3 else np.repeat(want[..., :1], 3, -1)
+    alpha = want[..., nc - 1] if nc in (2, 4) else np.full(a.shape[:2], 255)
+    cases = {"rgb24": colour, "bgr24": colour[..., ::-1],
+             "rgba": np.concatenate([colour, alpha[..., None]], -1)}
+    if nc <= 2:
+        cases["gray"] = want[..., :1]
+    for pix_fmt, exp in cases.items():
+        for algo in ("bicubic", "neighbor"):
+            out = _load([str(j2k)], pix_fmt=pix_fmt, scale_algo=algo).astype(int)[0]
+            err = np.abs(out - exp)
+            assert err.max() == 0, (pix_fmt, algo, err.max(), np.count_nonzero(err))
+
+
+@pytest.mark.parametrize("fmt", ["rgb48be", "rgba64be"])
+def test_png16_colour_rounds(tmp_path, fmt):
+    """16-bit RGB(A) PNG: each sample becomes round(v * 255 / 65535) (swscale sent
+    these through YUV, up to 2 levels off); Pillow and OpenCV keep the high byte, at
+    most 1 below."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("no ffmpeg CLI")
+    nc = 4 if fmt == "rgba64be" else 3
+    a = np.random.default_rng(3).integers(0, 65536, (23, 37, nc))
+    raw = tmp_path / "c.raw"
+    raw.write_bytes(a.astype("<u2").tobytes())
+    path = tmp_path / "c16.png"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt",
+                    fmt[:-2] + "le", "-s", "37x23", "-i", str(raw), "-pix_fmt", fmt, str(path)],
+                   check=True)
+    want = (a * 510 + 65535) // 131070
+    rgba = np.concatenate([want[..., :3], want[..., 3:] if nc == 4 else
+                           np.full((23, 37, 1), 255)], -1)
+    for pix_fmt, exp in (("rgb24", want[..., :3]), ("bgr24", want[..., 2::-1]), ("rgba", rgba)):
+        for algo in ("bicubic", "neighbor"):
+            out = _load([str(path)], pix_fmt=pix_fmt, scale_algo=algo).astype(int)[0]
+            np.testing.assert_array_equal(out, exp, err_msg=f"{pix_fmt} {algo}")
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), a[..., :3] >> 8)
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from libc.stdint cimport int64_t, uint8_t
 
 from spdl.io._config import DecodeConfig, config_or_default
 from spdl.io._plan import compile_plan
-from spdl.io._demux cimport ImagePackets
+from spdl.io._demux cimport ImagePackets, webp_animated
 from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, check_consumed, fail, raise_error,
     status_bind, status_init,
@@ -19,6 +19,7 @@ from spdl.io._geometry cimport (
     ext_geometry, extent_of, orient_axes, orient_spec, resolve_crop,
 )
 from spdl.io._graph cimport filter_graph_frame
+from spdl.io._webp cimport webp_anim_decode
 from spdl.io._legacy cimport LEGACY_NOT_HANDLED, dds_decode_frame
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_DDS
 from spdl.io._scale cimport (
@@ -26,7 +27,7 @@ from spdl.io._scale cimport (
 )
 from spdl.io.includes.libavcodec cimport (
     AV_CODEC_ID_APNG, AV_CODEC_ID_GEM, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_PHOTOCD,
-    AV_CODEC_ID_PNG, AV_CODEC_ID_VBN, AV_CODEC_PROP_INTRA_ONLY, AVCodec,
+    AV_CODEC_ID_PNG, AV_CODEC_ID_VBN, AV_CODEC_ID_WEBP, AV_CODEC_PROP_INTRA_ONLY, AVCodec,
     AVCodecDescriptor, avcodec_descriptor_get, AVCodecContext, av_codec_is_decoder, avcodec_alloc_context3,
     avcodec_find_decoder, avcodec_find_decoder_by_name, avcodec_flush_buffers,
     avcodec_free_context, avcodec_open2, avcodec_parameters_to_context, avcodec_receive_frame,
@@ -194,6 +195,10 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
         ret = dds_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         if ret != LEGACY_NOT_HANDLED:  # (FFmpeg's decoder swaps channels of some variants)
             return _own_frame(ret, spec, index, crop, frame, ext, err)
+    if (d.codec_id == AV_CODEC_ID_WEBP and o.codec == NULL and o.options == NULL
+            and webp_animated(d.pkt.data, d.pkt.size)):  # FFmpeg 5.1 decodes stills only
+        return _own_frame(webp_anim_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err),
+                          spec, index, crop, frame, ext, err)
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, index, crop,
                           frame, ext, err)

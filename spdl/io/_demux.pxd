@@ -1,4 +1,4 @@
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 from spdl.io._status cimport Status
 from spdl.io._source cimport SourceRef
@@ -27,6 +27,8 @@ cdef class CompiledDemuxConfig:
 
 cdef CompiledDemuxConfig compile_demux_config(object config)
 cdef int demux_init(Demuxed *d) noexcept nogil
+# An extended WebP whose VP8X header says it is animated (decoded by spdl/io/_webp.pyx).
+cdef bint webp_animated(const uint8_t *d, int n) noexcept nogil
 cdef void demux_clear(Demuxed *d) noexcept nogil
 cdef void demux_reset(Demuxed *d) noexcept nogil
 cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,

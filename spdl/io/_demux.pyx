@@ -190,9 +190,6 @@ cdef void refusal_message(const uint8_t *d, int n, char *msg, size_t size) noexc
                      d + 8, demuxer)
         else:
             snprintf(msg, size, "looks like an MP4/QuickTime file (ftyp %.4s): %s", d + 8, video)
-    elif webp_animated(d, n):
-        snprintf(msg, size, "looks like an animated WebP (VP8X animation flag): FFmpeg's "
-                 "WebP decoder in this build decodes still images only")
     elif _ico_header(d, n):
         snprintf(msg, size, "looks like %s (header 00 00 0%d 00, %d images): the ico demuxer "
                  "is %s", "an ICO icon" if d[2] == 1 else "a CUR cursor", d[2],
@@ -435,16 +432,12 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
     """Fill out (initialised by demux_init) with the image's packet."""
     cdef AVPacket *raw
     cdef int ret
-    cdef char msg[200]
     cdef JpegMarkers m
     out.orientation = 1
     if read_source(src, opts.max_file_size, out.pkt, err) < 0:
         return -1
     if opts.format == NULL and opts.format_options == NULL:
         out.codec_id = sniff_codec(out.pkt.data, out.pkt.size, &out.format)
-        if out.codec_id == AV_CODEC_ID_WEBP and webp_animated(out.pkt.data, out.pkt.size):
-            refusal_message(out.pkt.data, out.pkt.size, msg, sizeof(msg))
-            return fail(err, ERR_FORMAT, "demux", "sniff", 0, msg)
         if out.codec_id == AV_CODEC_ID_MJPEG:
             jpeg_walk_markers(out.pkt.data, <size_t>out.pkt.size, &m)  # one walk for both
             out.orientation = m.orientation

@@ -21,6 +21,7 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
                      const int *dst_linesize, Status *err) noexcept nogil
 cdef int scale_to_frame(Scaler *s, const ScaleSpec *spec, AVFrame *src, const Extent *ext,
                         AVFrame *out, Status *err) noexcept nogil
+cdef int jpeg2000_full_scale(AVFrame *frame, int bits, Status *err) noexcept nogil
 cdef AVPixelFormat oriented_format(AVPixelFormat fmt, int orient) noexcept nogil
 cdef void orient_copy(const AVFrame *src, int orient, uint8_t **dst,
                       const int *linesize) noexcept nogil

@@ -20,11 +20,13 @@ from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_FLAG_BE, AV_PIX_FMT_FLAG_BITSTREAM, AV_PIX_FMT_FLAG_FLOAT,
     AV_PIX_FMT_FLAG_HWACCEL, AV_PIX_FMT_FLAG_PAL, AV_PIX_FMT_FLAG_PLANAR, AV_PIX_FMT_FLAG_RGB,
     AV_PIX_FMT_NONE, AV_PIX_FMT_RGBA, AV_PIX_FMT_BGR24, AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24,
+    AV_PIX_FMT_GRAY16, AV_PIX_FMT_RGB48, AV_PIX_FMT_RGBA64, AV_PIX_FMT_YA8, AV_PIX_FMT_YA16,
     AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUVJ440P,
     AV_PIX_FMT_YUVJ444P,
     AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, AVCOL_SPC_BT709, AVFrame, AVPixelFormat,
-    AVPixFmtDescriptor, av_frame_alloc, av_frame_free, av_frame_get_buffer, av_frame_unref,
-    av_get_pix_fmt, av_get_pix_fmt_name, av_image_copy_plane, av_pix_fmt_desc_get,
+    AVComponentDescriptor, AVPixFmtDescriptor, av_frame_alloc, av_frame_free,
+    av_frame_get_buffer, av_frame_make_writable, av_frame_unref, av_get_pix_fmt,
+    av_get_pix_fmt_name, av_image_copy_plane, av_pix_fmt_desc_get,
 )
 from spdl.io.includes.libswscale cimport (
     SWS_CS_DEFAULT, SWS_CS_ITU709, SWS_POINT, SwsContext, sws_freeContext, sws_getCachedContext,
@@ -98,48 +100,99 @@ cdef inline bint _is_gray(const AVPixFmtDescriptor *d) noexcept nogil:
                           | AV_PIX_FMT_FLAG_BITSTREAM) and d.nb_components <= 2
 
 
-cdef bint _gray_wide(const AVPixFmtDescriptor *d) noexcept nogil:
-    """Integer grey (and alpha) of 9 to 16 bits in 16-bit words: gray9..gray16, ya16."""
-    return (_is_gray(d) and not d.flags & AV_PIX_FMT_FLAG_FLOAT and 8 < d.comp[0].depth <= 16
-            and d.comp[0].step == 2 * d.nb_components)
+cdef bint _wide(const AVPixFmtDescriptor *d) noexcept nogil:
+    """Packed integer grey or RGB (and alpha) of 9 to 16 bits in 16-bit words: gray9..gray16,
+    ya16, rgb48, bgr48, rgba64, bgra64."""
+    if d.flags & (AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_PLANAR | AV_PIX_FMT_FLAG_PAL
+                  | AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM):
+        return False
+    if not (8 < d.comp[0].depth <= 16 and d.comp[0].step == 2 * d.nb_components):
+        return False
+    return _is_gray(d) or (d.flags & AV_PIX_FMT_FLAG_RGB and d.nb_components >= 3)
 
 
 cdef inline unsigned int _word(const uint8_t *p, bint be) noexcept nogil:
     return (<unsigned int>p[0] << 8 | p[1]) if be else (<unsigned int>p[1] << 8 | p[0])
 
 
-cdef int _gray_wide_to_packed8(Scaler *s, const AVFrame *src, const AVPixFmtDescriptor *d,
-                               AVPixelFormat dst_fmt, Status *err) noexcept nogil:
-    """Convert a 9-16 bit grey frame into s.conv in a packed 8-bit format (gray, rgb24,
-    bgr24, rgba), each sample v of maximum m = 2**depth - 1 becoming round(v * 255 / m):
-    full range, exactly (swscale truncates, and took grey for limited-range luma)."""
+cdef inline uint8_t _level(const uint8_t *px, const AVComponentDescriptor *c, bint be,
+                           unsigned int mx) noexcept nogil:
+    """round(v * 255 / m) of the component c of the pixel at px (m is odd: never a tie)."""
+    return <uint8_t>((((_word(px + c.offset, be) >> c.shift) & mx) * 510 + mx) // (2 * mx))
+
+
+cdef int _wide_to_packed8(Scaler *s, const AVFrame *src, const AVPixFmtDescriptor *d,
+                          AVPixelFormat dst_fmt, Status *err) noexcept nogil:
+    """Convert a 9-16 bit grey or RGB frame (_wide) into s.conv in a packed 8-bit format
+    (gray from grey only, rgb24, bgr24, rgba), each sample v of maximum m = 2**depth - 1
+    becoming round(v * 255 / m): full range, exactly (swscale truncates grey, took it for
+    limited-range luma, and sends 16-bit RGB through YUV, 2 levels off)."""
     cdef int ch = _packed8_channels(dst_fmt)
-    cdef int x, y, k
-    cdef unsigned int v, a
+    cdef int x, y
     cdef unsigned int mx = (1u << d.comp[0].depth) - 1
-    cdef int shift = d.comp[0].shift
+    cdef int step = d.comp[0].step
     cdef bint be = d.flags & AV_PIX_FMT_FLAG_BE
-    cdef bint alpha = d.nb_components == 2
-    cdef const uint8_t *row
+    cdef bint rgb = d.nb_components >= 3
+    cdef int alpha = d.nb_components - 1 if d.nb_components in (2, 4) else -1
+    cdef int r = 2 if dst_fmt == AV_PIX_FMT_BGR24 else 0  # where red goes
+    cdef const uint8_t *px
     cdef uint8_t *out
     if _conv_frame(s, src, dst_fmt, err) < 0:
         return -1
     for y in range(src.height):
-        row = src.data[0] + <int64_t>y * src.linesize[0]
+        px = src.data[0] + <int64_t>y * src.linesize[0]
         out = s.conv.data[0] + <int64_t>y * s.conv.linesize[0]
         for x in range(src.width):
-            k = x * (4 if alpha else 2)
-            v = _word(row + k, be)
-            v = ((v >> shift) & mx) * 510 + mx  # m is odd, so v * 255 / m is never a tie
-            out[0] = <uint8_t>(v // (2 * mx))
+            out[r] = _level(px, &d.comp[0], be, mx)
             if ch >= 3:
-                out[1] = out[2] = out[0]
+                out[1] = _level(px, &d.comp[1], be, mx) if rgb else out[r]
+                out[2 - r] = _level(px, &d.comp[2], be, mx) if rgb else out[r]
             if ch == 4:
-                a = 255 * 2 * mx + mx
-                if alpha:
-                    a = ((_word(row + k + 2, be) >> d.comp[1].shift) & mx) * 510 + mx
-                out[3] = <uint8_t>(a // (2 * mx))
+                out[3] = _level(px, &d.comp[alpha], be, mx) if alpha >= 0 else 255
             out += ch
+            px += step
+    return 0
+
+
+cdef int jpeg2000_full_scale(AVFrame *frame, int bits, Status *err) noexcept nogil:
+    """Make the samples of a JPEG 2000 image of `bits` bits per sample span their words.
+
+    FFmpeg 5.1's decoder stores a b-bit image in 8- or 16-bit words unscaled: v << (8 - b)
+    in gray8, ya8, rgb24 and rgba when b < 8, v << (16 - b) in gray16, rgb48 and rgba64,
+    and v itself in ya16, when 8 < b < 16; the frame does not say b. Each sample becomes
+    round(v * w / m) in place (m = 2**b - 1, w the word's maximum), so white is white;
+    for 16-bit words the 8-bit outputs then get round(v * 255 / m) exactly (w / 255 = 257
+    is odd, so rounding twice is rounding once)."""
+    cdef AVPixelFormat fmt = <AVPixelFormat>frame.format
+    cdef int word, ch, shift, x, y, n, ret
+    cdef unsigned int m, w
+    cdef uint8_t *p8
+    cdef unsigned short *p16
+    if fmt in (AV_PIX_FMT_GRAY8, AV_PIX_FMT_YA8, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA):
+        word = 8
+    elif fmt in (AV_PIX_FMT_GRAY16, AV_PIX_FMT_YA16, AV_PIX_FMT_RGB48, AV_PIX_FMT_RGBA64):
+        word = 16
+    else:
+        return 0  # planar YUV keeps its own depth in its pixel format
+    if bits <= 0 or bits >= word or (word == 16 and bits <= 8):
+        return 0
+    ch = av_pix_fmt_desc_get(fmt).nb_components
+    shift = 0 if fmt == AV_PIX_FMT_YA16 else word - bits
+    m = (1u << bits) - 1
+    w = (1u << word) - 1
+    ret = av_frame_make_writable(frame)
+    if ret < 0:
+        return fail(err, ERR_NOMEM, "decode", "av_frame_make_writable", ret, NULL)
+    n = frame.width * ch
+    for y in range(frame.height):
+        if word == 8:
+            p8 = frame.data[0] + <int64_t>y * frame.linesize[0]
+            for x in range(n):
+                p8[x] = <uint8_t>((((p8[x] >> shift) & m) * 2 * w + m) // (2 * m))
+        else:
+            p16 = <unsigned short *>(frame.data[0] + <int64_t>y * frame.linesize[0])
+            for x in range(n):
+                p16[x] = <unsigned short>((((p16[x] >> shift) & m) * 2 * w + m) // (2 * m))
     return 0
 
 
@@ -297,9 +350,10 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
     cdef AVFrame view
     if sd == NULL or dd == NULL or sd.flags & AV_PIX_FMT_FLAG_HWACCEL:
         return fail(err, ERR_FILTER, "filter", "sws_scale", 0, "unsupported pixel format")
-    if _packed8_channels(dst_fmt) and _gray_wide(sd) and src.color_range != AVCOL_RANGE_MPEG:
-        # full-range 9-16 bit grey to 8 bits, rounded; then as an 8-bit frame
-        if _gray_wide_to_packed8(s, src, sd, dst_fmt, err) < 0:
+    if (_packed8_channels(dst_fmt) and _wide(sd) and src.color_range != AVCOL_RANGE_MPEG
+            and (_is_gray(sd) or dst_fmt != AV_PIX_FMT_GRAY8)):
+        # 9-16 bit grey (full range) or RGB to 8 bits, rounded; then as an 8-bit frame
+        if _wide_to_packed8(s, src, sd, dst_fmt, err) < 0:
             return -1
         src, sd = s.conv, dd
     # RGB and gray go through the cubic resampler (swscale's RGB input path is slow, and

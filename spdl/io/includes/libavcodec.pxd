@@ -17,6 +17,7 @@ cdef extern from "libavcodec/codec_id.h" nogil:
         AV_CODEC_ID_PHOTOCD
         AV_CODEC_ID_VBN
         AV_CODEC_ID_GEM
+        AV_CODEC_ID_JPEG2000
         AV_CODEC_ID_DDS
         AV_CODEC_ID_TARGA
 
@@ -95,6 +96,7 @@ cdef extern from "libavcodec/avcodec.h" nogil:
         int thread_count
         int thread_type
         int lowres
+        int bits_per_raw_sample
         int64_t max_pixels
         void *opaque                # the caller's: our spdl_status (csrc/status.h)
 

@@ -64,6 +64,10 @@ cdef extern from "libavutil/pixfmt.h" nogil:
         AV_PIX_FMT_RGBA
         AV_PIX_FMT_GRAY8
         AV_PIX_FMT_GRAY16
+        AV_PIX_FMT_YA8
+        AV_PIX_FMT_YA16
+        AV_PIX_FMT_RGB48
+        AV_PIX_FMT_RGBA64
         AV_PIX_FMT_YUV444P
         AV_PIX_FMT_YUV420P
         AV_PIX_FMT_GBRP
@@ -134,6 +138,7 @@ cdef extern from "libavutil/frame.h" nogil:
     void av_frame_unref(AVFrame *frame)
     void av_frame_move_ref(AVFrame *dst, AVFrame *src)
     int av_frame_get_buffer(AVFrame *frame, int align)
+    int av_frame_make_writable(AVFrame *frame)
 
 
 cdef extern from "libavutil/imgutils.h" nogil:
