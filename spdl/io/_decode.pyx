@@ -19,6 +19,8 @@ from spdl.io._geometry cimport (
     ext_geometry, extent_of, orient_axes, orient_spec, resolve_crop,
 )
 from spdl.io._graph cimport filter_graph_frame
+from spdl.io._avif cimport avif_decode
+from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
 from spdl.io._webp cimport webp_anim_decode
 from spdl.io._legacy cimport LEGACY_NOT_HANDLED, dds_decode_frame
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_DDS
@@ -199,6 +201,10 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
             and webp_animated(d.pkt.data, d.pkt.size)):  # FFmpeg 5.1 decodes stills only
         return _own_frame(webp_anim_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err),
                           spec, index, crop, frame, ext, err)
+    if d.codec_id == AV_CODEC_ID_AV1 and d.par == NULL and o.codec == NULL and o.options == NULL:
+        # an AVIF file, known by its ftyp: libavif reads it whole (FFmpeg has no demuxer for it)
+        ret = avif_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
+        return _own_frame(ret, spec, index, crop, frame, ext, err)
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, index, crop,
                           frame, ext, err)

@@ -20,6 +20,8 @@ from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
 from spdl.io._source cimport Source, make_source, read_source
+from spdl.io._avif cimport avif_brand, avif_orientation, avif_refused
+from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
 from spdl.io.includes.libavcodec cimport (
     AV_CODEC_ID_BMP, AV_CODEC_ID_DDS, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_NONE,
     AV_CODEC_ID_PNG, AV_CODEC_ID_TIFF, AV_CODEC_ID_WEBP, avcodec_get_name, avcodec_parameters_alloc,
@@ -121,6 +123,9 @@ cdef AVCodecID sniff_codec(const uint8_t *d, int n, const char **format) noexcep
             and d[17] == 0 and d[14] in (12, 40, 52, 56, 64, 108, 124)):
         format[0] = "bmp"
         return AV_CODEC_ID_BMP
+    if n >= 16 and avif_brand(d, <size_t>n):  # an ftyp box listing 'avif' or 'avis'
+        format[0] = "avif"
+        return AV_CODEC_ID_AV1
     if n >= 128 and memcmp(d, b"DDS |\0\0\0", 8) == 0:  # magic, then the header size (124)
         format[0] = "dds"
         return AV_CODEC_ID_DDS
@@ -181,13 +186,13 @@ cdef void refusal_message(const uint8_t *d, int n, char *msg, size_t size) noexc
     cdef const char *demuxer = "not among the image demuxers this loader accepts"
     cdef int t = _text_start(d, n)
     if _at(d, n, 4, b"ftyp", 4) and n >= 12:
-        if _at(d, n, 8, b"avif", 4) or _at(d, n, 8, b"avis", 4):
-            snprintf(msg, size, "looks like AVIF (ftyp %.4s): its demuxer (mov/mp4) is %s",
-                     d + 8, demuxer)
+        if avif_brand(d, <size_t>n):  # (read by libavif unless a demuxer is forced)
+            snprintf(msg, size, "looks like AVIF (ftyp %.4s): AVIF is decoded by libavif, "
+                     "without a DemuxConfig format or format_options", d + 8)
         elif (_at(d, n, 8, b"hei", 3) or _at(d, n, 8, b"hev", 3) or _at(d, n, 8, b"mif1", 4)
                 or _at(d, n, 8, b"msf1", 4)):
-            snprintf(msg, size, "looks like HEIF/HEIC (ftyp %.4s): its demuxer (mov/mp4) is %s",
-                     d + 8, demuxer)
+            snprintf(msg, size, "looks like HEIF/HEIC (ftyp %.4s): HEIF/HEIC is not supported "
+                     "(AVIF is)", d + 8)
         else:
             snprintf(msg, size, "looks like an MP4/QuickTime file (ftyp %.4s): %s", d + 8, video)
     elif _ico_header(d, n):
@@ -298,6 +303,8 @@ cdef int _orientation(AVCodecID codec_id, const uint8_t *d, int n) noexcept nogi
         return webp_orientation(d, n)
     if codec_id == AV_CODEC_ID_PNG and n >= 8 and memcmp(d, b"\x89PNG\r\n\x1a\n", 8) == 0:
         return png_orientation(d, n)
+    if codec_id == AV_CODEC_ID_AV1:  # the primary item's irot/imir
+        return avif_orientation(d, <size_t>n)
     if codec_id == AV_CODEC_ID_TIFF and n > 0:
         # the file is a TIFF structure: IFD0's Orientation tag, of the image FFmpeg decodes
         # (its decoder does not apply it)
@@ -433,11 +440,15 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
     cdef AVPacket *raw
     cdef int ret
     cdef JpegMarkers m
+    cdef char avif_msg[200]
     out.orientation = 1
     if read_source(src, opts.max_file_size, out.pkt, err) < 0:
         return -1
     if opts.format == NULL and opts.format_options == NULL:
         out.codec_id = sniff_codec(out.pkt.data, out.pkt.size, &out.format)
+        if out.codec_id == AV_CODEC_ID_AV1 and avif_refused(out.pkt.data, out.pkt.size, avif_msg,
+                                                            sizeof(avif_msg)):
+            return fail(err, ERR_FORMAT, "demux", "sniff", 0, avif_msg)
         if out.codec_id == AV_CODEC_ID_MJPEG:
             jpeg_walk_markers(out.pkt.data, <size_t>out.pkt.size, &m)  # one walk for both
             out.orientation = m.orientation
