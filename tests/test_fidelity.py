@@ -350,7 +350,7 @@ def _box(brand):
 
 
 REFUSALS = {
-    "avif": (lambda p: _box(b"avif"), "looks like AVIF (ftyp avif)"),
+    "avis": (lambda p: _box(b"avis"), "AVIF image sequence"),  # (stills: test_avif)
     "heic": (lambda p: _box(b"heic"), "looks like HEIF/HEIC (ftyp heic)"),
     "animated_webp": (lambda p: _pil("WEBP", frames=2),
                       "looks like an animated WebP (VP8X animation flag)"),
@@ -371,7 +371,7 @@ REFUSALS = {
     "flv": (lambda p: _video(p, "flv", ()), "looks like an FLV file (FLV header)"),
     "ogg": (lambda p: _video(p, "ogv", ()), "looks like an Ogg file (OggS)"),
 }
-WHY = {"avif": "not among the image demuxers", "heic": "not among the image demuxers",
+WHY = {"avis": "only still AVIF images are decoded", "heic": "HEIF/HEIC is not supported",
        "animated_webp": "decodes still images only", "ico_too_many": "(over 256)",
        "pdf": "documents are not rasterised",
        "svg": "vector images are not rasterised", "xml_svg": "vector images are not rasterised",
