@@ -1,0 +1,139 @@
+# cython: language_level=3
+"""webp_anim_decode: the first frame of an animated WebP, with libwebp's demux API.
+
+FFmpeg 5.1's WebP decoder decodes still images only. An animated WebP (a VP8X header
+whose animation flag is set) comes here instead: libwebp's animation decoder composes
+its first frame on the canvas the way a viewer shows it (the canvas size, the frame at
+its offset, the rest of the canvas transparent) and the result is an rgba frame, like
+the one FFmpeg gives for a still WebP with alpha. Still WebPs keep going to FFmpeg.
+
+The first frame is all that is read: a file cut after it, or damaged after it,
+loads (its first frame), as a browser shows what has arrived.
+"""
+
+from libc.stdint cimport uint8_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp, memcpy
+
+from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
+from spdl.io.includes.libavutil cimport AV_PIX_FMT_RGBA, AVFrame, av_frame_get_buffer, av_frame_unref
+from spdl.io.includes.libwebp cimport (
+    MODE_RGBA, WEBP_FF_CANVAS_HEIGHT, WEBP_FF_CANVAS_WIDTH, WebPAnimDecoder,
+    WebPAnimDecoderDelete, WebPAnimDecoderGetNext, WebPAnimDecoderNew, WebPAnimDecoderOptions,
+    WebPAnimDecoderOptionsInit, WebPData, WebPDemux, WebPDemuxDelete, WebPDemuxer, WebPDemuxGetI,
+)
+
+cdef extern from "<stdio.h>":
+    int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
+
+
+cdef struct _Chunks:
+    int frames              # ANMF chunks that are whole in the data
+    size_t first_end        # where the first whole ANMF chunk ends (with its pad byte), or 0
+    bint cut                # the data ends before the RIFF size says, or inside a chunk
+
+
+cdef inline unsigned int _le32(const uint8_t *p) noexcept nogil:
+    return p[0] | (<unsigned int>p[1] << 8) | (<unsigned int>p[2] << 16) | (<unsigned int>p[3] << 24)
+
+
+cdef void _walk(const uint8_t *d, size_t n, _Chunks *out) noexcept nogil:
+    """The top-level chunks of a RIFF WebP: its whole ANMF chunks, and whether it is cut."""
+    cdef size_t riff_end = <size_t>_le32(d + 4) + 8
+    cdef size_t pos = 12, end, size
+    out.frames, out.first_end, out.cut = 0, 0, riff_end > n
+    end = n if riff_end > n else riff_end
+    while pos + 8 <= end:
+        size = _le32(d + pos + 4)
+        if size > end - pos - 8:
+            out.cut = True
+            return
+        if memcmp(d + pos, b"ANMF", 4) == 0:
+            out.frames += 1
+            if out.first_end == 0:
+                out.first_end = pos + 8 + size + (size & 1)
+        pos += 8 + size + (size & 1)
+    if pos < end:
+        out.cut = True                      # a chunk header cut short
+
+
+cdef int webp_anim_decode(const uint8_t *data, int size, long long max_pixels, AVFrame *frame,
+                          Status *err) noexcept nogil:
+    """Decode the first frame of the animated WebP data[0:size] (its VP8X animation flag
+    is set) into frame (unreferenced), as rgba of the canvas's size.
+
+    The canvas's size is checked against max_pixels before anything of its size is
+    allocated. A file that ends, or is damaged, after its first frame gives that frame:
+    the demuxer then reads a copy of the file up to the end of the first frame."""
+    cdef _Chunks chunks
+    cdef WebPData webp
+    cdef WebPDemuxer *demux
+    cdef WebPAnimDecoderOptions options
+    cdef WebPAnimDecoder *dec
+    cdef uint8_t *head = NULL
+    cdef uint8_t *canvas = NULL
+    cdef long long width, height
+    cdef int timestamp, ret, y
+    cdef char msg[160]
+    if size < 30:
+        return fail(err, ERR_DECODE, "decode", "WebPDemux", 0, "the animated WebP is truncated")
+    _walk(data, <size_t>size, &chunks)
+    if chunks.frames == 0:
+        if chunks.cut:
+            return fail(err, ERR_DECODE, "decode", "WebPDemux", 0,
+                        "the animated WebP is truncated before the end of its first frame")
+        return fail(err, ERR_FORMAT, "decode", "WebPDemux", 0,
+                    "an animated WebP with no frames (no ANMF chunk): nothing to show")
+    webp.bytes, webp.size = data, <size_t>size
+    demux = WebPDemux(&webp)
+    if demux == NULL:
+        # cut or damaged after its first frame: the file up to the end of that frame,
+        # with the RIFF size saying so
+        head = <uint8_t *>calloc(chunks.first_end, 1)
+        if head == NULL:
+            return fail(err, ERR_NOMEM, "decode", "calloc", 0, "out of memory")
+        memcpy(head, data, min(chunks.first_end, <size_t>size))
+        head[4], head[5], head[6], head[7] = ((chunks.first_end - 8) & 0xFF,
+                                              ((chunks.first_end - 8) >> 8) & 0xFF,
+                                              ((chunks.first_end - 8) >> 16) & 0xFF,
+                                              ((chunks.first_end - 8) >> 24) & 0xFF)
+        webp.bytes, webp.size = head, chunks.first_end
+        demux = WebPDemux(&webp)
+        if demux == NULL:
+            free(head)
+            return fail(err, ERR_DECODE, "decode", "WebPDemux", 0,
+                        "the animated WebP's chunks are damaged")
+    width = WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH)
+    height = WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT)
+    WebPDemuxDelete(demux)
+    if width * height > max_pixels:
+        free(head)
+        snprintf(msg, sizeof(msg), "the animated WebP's canvas is %lldx%lld, more than "
+                 "max_pixels (%lld)", width, height, max_pixels)
+        return fail(err, ERR_TOO_LARGE, "decode", "WebPDemux", 0, msg)
+    WebPAnimDecoderOptionsInit(&options)
+    options.color_mode = MODE_RGBA          # stored colour and alpha, not premultiplied
+    options.use_threads = 0                 # images are decoded in parallel, one per thread
+    dec = WebPAnimDecoderNew(&webp, &options)
+    if dec == NULL:
+        free(head)
+        return fail(err, ERR_DECODE, "decode", "WebPAnimDecoderNew", 0,
+                    "libwebp could not set up the animation decoder")
+    if not WebPAnimDecoderGetNext(dec, &canvas, &timestamp):
+        WebPAnimDecoderDelete(dec)
+        free(head)
+        return fail(err, ERR_DECODE, "decode", "WebPAnimDecoderGetNext", 0,
+                    "the animated WebP's first frame does not decode")
+    frame.width, frame.height, frame.format = <int>width, <int>height, AV_PIX_FMT_RGBA
+    ret = av_frame_get_buffer(frame, 0)
+    if ret < 0:
+        WebPAnimDecoderDelete(dec)
+        free(head)
+        av_frame_unref(frame)
+        return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, "out of memory")
+    for y in range(<int>height):
+        memcpy(frame.data[0] + <size_t>y * frame.linesize[0], canvas + <size_t>y * width * 4,
+               <size_t>width * 4)
+    WebPAnimDecoderDelete(dec)              # owns canvas
+    free(head)
+    return 0
