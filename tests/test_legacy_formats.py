@@ -293,3 +293,190 @@ def test_dds_refusals():
     assert "without channel masks" in str(e)
     e = _refusal(_dds(1 << 16, 1 << 16, DDPF_FOURCC, fourcc=b"DXT1", data=bytes(64)))
     assert isinstance(e, (spdl.io.DecodeError, spdl.io.ImageTooLargeError))
+
+
+# ---------------------------------------------------------------------------
+# TGA
+# ---------------------------------------------------------------------------
+
+
+def _tga_pixels(img, depth):
+    """Stored TGA pixels (h, w, bytes) of an RGBA image (grey or indices when depth 8)."""
+    if depth == 8:
+        return img[..., None].astype(np.uint8)
+    if depth in (15, 16):
+        r, g, b = (img[..., i].astype(np.uint16) >> 3 for i in range(3))
+        v = (r << 10) | (g << 5) | b | ((img[..., 3] >= 128).astype(np.uint16) << 15)
+        return np.stack([v & 0xFF, v >> 8], -1).astype(np.uint8)
+    return img[..., [2, 1, 0, 3][:depth // 8]].astype(np.uint8)
+
+
+def _tga_rle_row(row):
+    """One row as RLE packets: runs of equal pixels, raw packets between them."""
+    out, i, n = bytearray(), 0, len(row)
+    same = [row[k].tobytes() == row[k + 1].tobytes() for k in range(n - 1)] + [False]
+    while i < n:
+        j = i
+        if same[i]:
+            while j + 1 < n and j - i < 127 and same[j]:
+                j += 1
+            out.append(0x80 | (j - i))
+            out += row[i].tobytes()
+        else:
+            while j + 1 < n and j - i < 127 and not same[j + 1 if j + 1 < n else j] and not same[j]:
+                j += 1
+            out.append(j - i)
+            out += row[i:j + 1].tobytes()
+        i = j + 1
+    return bytes(out)
+
+
+def _tga(img, depth, *, kind="true", rle=False, top=False, right=False, cmap=None, cmap_bits=24,
+         image_id=b"", footer=False):
+    """A TGA file: header, image ID, colour map, pixels stored from the origin the
+    descriptor names (bit 4 right-to-left, bit 5 top-to-bottom), raw or RLE, and the
+    TGA 2.0 footer when asked."""
+    h, w = img.shape[:2]
+    image_type = {"map": 1, "true": 2, "grey": 3}[kind] + (8 if rle else 0)
+    desc = (8 if depth == 32 else 0) | (0x10 if right else 0) | (0x20 if top else 0)
+    n_map = 0 if cmap is None else len(cmap)
+    out = struct.pack("<BBBHHBHHHHBB", len(image_id), int(cmap is not None), image_type, 0, n_map,
+                      cmap_bits if n_map else 0, 0, 0, w, h, depth, desc) + image_id
+    if n_map:
+        out += _tga_pixels(np.asarray(cmap, np.uint8)[None], cmap_bits)[0].tobytes()
+    px = _tga_pixels(img, depth)
+    px = px if top else px[::-1]
+    px = px[:, ::-1] if right else px
+    out += b"".join(_tga_rle_row(r) for r in px) if rle else px.tobytes()
+    if footer:
+        out += struct.pack("<II", 0, 0) + b"TRUEVISION-XFILE.\0"
+    return out
+
+
+def _expand5(v):
+    """A 5-bit sample (v >> 3 of an 8-bit one) as FFmpeg reads it (bit replication)."""
+    q = v.astype(np.int64) >> 3
+    return ((q << 3) | (q >> 2)).astype(np.uint8)
+
+
+TGA_KINDS = [("true", 24), ("true", 32), ("true", 16), ("true", 15), ("grey", 8), ("map", 8)]
+
+
+@pytest.mark.parametrize("kind,depth", TGA_KINDS, ids=[f"{k}{d}" for k, d in TGA_KINDS])
+@pytest.mark.parametrize("rle", [False, True], ids=["raw", "rle"])
+@pytest.mark.parametrize("top,right", [(False, False), (True, False), (False, True), (True, True)],
+                         ids=["bottom-left", "top-left", "bottom-right", "top-right"])
+def test_tga(kind, depth, rle, top, right):
+    """Every origin, raw and RLE, grey, 15/16/24/32-bit and colour-mapped: the image
+    as written (5-bit channels by bit replication), equal to Pillow's (within 1 for
+    5-bit channels; Pillow has no 15-bit TGA); 32-bit alpha kept in rgba."""
+    rng = np.random.RandomState(depth + 2 * rle + 4 * top + 8 * right)
+    rgba = rng.randint(0, 256, (6, 9, 4)).astype(np.uint8)
+    rgba[2, 1:7] = rgba[2, 1]  # a run for the RLE coder
+    pal = rng.randint(0, 256, (20, 3)).astype(np.uint8)
+    idx = rng.randint(0, 20, (6, 9)).astype(np.uint8)
+    img = rgba[..., 0] if kind == "grey" else idx if kind == "map" else rgba
+    src = _tga(img, depth, kind=kind, rle=rle, top=top, right=right,
+               cmap=pal if kind == "map" else None)
+    packets = spdl.io.demux_image(src)
+    assert (packets.format, packets.codec) == ("tga", "targa")
+    got = _load(src, "rgb24")
+    if kind == "grey":
+        want = np.repeat(img[..., None], 3, -1)
+    elif kind == "map":
+        want = pal[idx]
+    elif depth in (15, 16):
+        want = _expand5(rgba[..., :3])
+    else:
+        want = rgba[..., :3]
+    np.testing.assert_array_equal(got, want)
+    if depth == 32:
+        np.testing.assert_array_equal(_load(src, "rgba"), rgba)
+    if depth != 15:
+        assert np.abs(got.astype(int) - _pillow(src, "RGB")).max() <= (1 if depth == 16 else 0)
+
+
+def test_tga_id_footer_and_colour_map_with_alpha():
+    rng = np.random.RandomState(7)
+    rgba = rng.randint(0, 256, (4, 5, 4)).astype(np.uint8)
+    src = _tga(rgba, 24, image_id=b"made by a test", footer=True)
+    np.testing.assert_array_equal(_load(src, "rgb24"), rgba[..., :3])
+    pal = rng.randint(0, 256, (8, 4)).astype(np.uint8)
+    idx = rng.randint(0, 8, (4, 5)).astype(np.uint8)
+    src = _tga(idx, 8, kind="map", cmap=pal, cmap_bits=32)
+    np.testing.assert_array_equal(_load(src, "rgba"), pal[idx])
+    np.testing.assert_array_equal(_load(src, "rgba"), _pillow(src))
+
+
+def test_tga_truncated_and_invalid():
+    """Uncompressed pixels cut short: a DecodeError naming TGA; a header with a field
+    the spec does not allow is not taken for a TGA at all."""
+    src = _tga(np.zeros((8, 8, 4), np.uint8), 24)
+    e = _refusal(src[:-10])
+    assert isinstance(e, spdl.io.DecodeError) and "TGA" in str(e)
+    rle = _tga(np.random.RandomState(0).randint(0, 256, (8, 8, 4)).astype(np.uint8), 24, rle=True)
+    assert isinstance(_refusal(rle[:-10]), spdl.io.DecodeError)
+    for offset, value in [(2, 4), (1, 2), (16, 12), (17, 0x40), (12, 0), (14, 0)]:
+        bad = bytearray(src)
+        bad[offset] = value
+        if offset in (12, 14):
+            bad[offset + 1] = 0
+        assert isinstance(_refusal(bytes(bad)), spdl.io.UnsupportedFormatError), offset
+
+
+def test_random_bytes_are_not_tga():
+    """1000 random byte strings (of 18 to 3000 bytes; a third with TGA-like first
+    bytes): none is taken for a TGA unless its header is valid, and nothing crashes."""
+    rng = np.random.RandomState(12)
+    taken = 0
+    for i in range(1000):
+        data = bytearray(rng.randint(0, 256, int(rng.randint(18, 3000)), dtype=np.uint8).tobytes())
+        if i % 3 == 0:  # no ID, no colour map, true colour: closer to a real header
+            data[0:3] = b"\x00\x00\x02"
+        try:
+            packets = spdl.io.demux_image(bytes(data))
+        except spdl.io.UnsupportedFormatError:
+            continue
+        except spdl.io.DecodeError:
+            continue
+        if packets.format != "tga":
+            continue
+        taken += 1
+        h = struct.unpack_from("<BBBHHBHHHHBB", data)
+        assert h[2] in (1, 2, 3, 9, 10, 11) and h[10] in (8, 15, 16, 24, 32) and h[11] < 0x40
+        try:
+            spdl.io.decode_packets(packets)
+        except spdl.io.SpdlIOError:
+            pass
+    assert taken < 20
+
+
+@pytest.mark.parametrize("fmt", ["dds-bc3", "dds-raw", "tga-rle", "tga-map"])
+def test_mutated_headers(fmt):
+    """300 copies with random header bytes changed: each decodes or is refused with an
+    spdl error; none crashes or reads out of bounds (the sanitizer-free check: pixels
+    of a decoded one are within its frame)."""
+    rng = np.random.RandomState(len(fmt))
+    rgba = rng.randint(0, 256, (9, 13, 4)).astype(np.uint8)
+    if fmt == "dds-bc3":
+        base = _dds(13, 9, DDPF_FOURCC, fourcc=b"DXT5", data=_bc_random("BC3", 13, 9))
+    elif fmt == "dds-raw":
+        base = _dds(13, 9, DDPF_RGB | DDPF_ALPHAPIXELS, bpp=32, masks=ARGB,
+                    data=_pack_masked(rgba, 32, ARGB)[0])
+    elif fmt == "tga-rle":
+        base = _tga(rgba, 32, rle=True, right=True)
+    else:
+        base = _tga(rgba[..., 0] % 16, 8, kind="map", cmap=rgba[0, :16, :3], rle=True)
+    head = 148 if fmt.startswith("dds") else 18
+    decoded = 0
+    for _ in range(300):
+        data = bytearray(base)
+        for _ in range(int(rng.randint(1, 4))):
+            data[int(rng.randint(0, head))] = int(rng.randint(0, 256))
+        try:
+            out = _load(bytes(data))
+        except spdl.io.SpdlIOError:
+            continue
+        decoded += 1
+        assert out.ndim == 3
+    assert decoded > 0

@@ -20,6 +20,7 @@ from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
 from spdl.io._source cimport Source, make_source, read_source
+from spdl.io.includes.libavcodec cimport AV_CODEC_ID_TARGA
 from spdl.io._avif cimport avif_brand, avif_orientation, avif_refused
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
 from spdl.io.includes.libavcodec cimport (
@@ -49,6 +50,11 @@ cdef extern from "<stdio.h>":
 
 cdef extern from "libavutil/avutil.h":
     int AVMEDIA_TYPE_VIDEO
+
+cdef extern from "csrc/tga.h" nogil:
+    int TGA_NO
+    int TGA_SHORT
+    int tga_check(const uint8_t *d, size_t n)
 
 
 #: The demuxers that may read a source: single-image formats only (ico: its largest
@@ -434,6 +440,27 @@ cdef void _shrink(AVPacket *pkt, int size) noexcept nogil:
         pkt.size = size
 
 
+cdef int _as_tga(AVPacket *raw, Demuxed *out, Status *err) noexcept nogil:
+    """A file no signature nor demuxer took: a TGA image if its header says so strictly
+    (csrc/tga.h; the format has no magic number), the whole file its packet; else the
+    refusal in err stands (-1)."""
+    cdef int kind = tga_check(raw.data, <size_t>raw.size)
+    if kind == TGA_NO:
+        return -1
+    status_init(err, err.index)
+    if kind == TGA_SHORT:
+        return fail(err, ERR_DECODE, "demux", "tga_check", 0, "looks like a TGA image, "
+                    "truncated: the file is shorter than its pixels")
+    av_packet_unref(out.pkt)
+    av_packet_move_ref(out.pkt, raw)
+    if out.pkt.data[16] == 15 and out.pkt.data[17] & 0x10:
+        # FFmpeg 5.1 mirrors right-to-left rows of 16 bits, not of 15: the same layout
+        out.pkt.data[16] = 16
+    out.codec_id = AV_CODEC_ID_TARGA
+    out.format = "tga"
+    return 0
+
+
 cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
                       Status *err) noexcept nogil:
     """Fill out (initialised by demux_init) with the image's packet."""
@@ -477,6 +504,8 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
     # The raw file moves to raw; the demuxer's packet lands in out.pkt.
     av_packet_move_ref(raw, out.pkt)
     ret = _demux_with_libavformat(raw, opts, out, err)
+    if ret < 0 and err.kind == ERR_FORMAT and opts.format == NULL:
+        ret = _as_tga(raw, out, err)
     av_packet_free(&raw)
     if ret >= 0:
         out.orientation = _orientation(out.codec_id, out.pkt.data, out.pkt.size)
