@@ -29,7 +29,7 @@ def images() -> dict[str, bytes]:
                         ("WEBP", {"lossless": True}), ("GIF", {}), ("TIFF", {}), ("TIFF", {"compression": "tiff_lzw"}),
                         ("TIFF", {"compression": "tiff_adobe_deflate"}), ("TIFF", {"compression": "packbits"}),
                         ("BMP", {}), ("PPM", {}), ("QOI", {}), ("TGA", {}), ("SGI", {}), ("PCX", {}),
-                        ("JPEG2000", {}), ("DDS", {})):
+                        ("JPEG2000", {}), ("DDS", {}), ("AVIF", {"quality": 50})):
             try:
                 out[f"{fmt}_{w}x{h}_{'_'.join(map(str, kw.values()))}"] = hc.encode(a, fmt, **kw)
             except Exception:  # a format this Pillow cannot write
@@ -38,6 +38,10 @@ def images() -> dict[str, bytes]:
         out[f"gray_jpeg_{w}x{h}"] = _save(Image.fromarray(a).convert("L"), "JPEG")
         out[f"rgba_png_{w}x{h}"] = _save(Image.fromarray(a).convert("RGBA"), "PNG")
         out[f"rgba_webp_{w}x{h}"] = _save(Image.fromarray(a).convert("RGBA"), "WEBP")
+        try:  # (Pillow 11.3+ writes AVIF)
+            out[f"rgba_avif_{w}x{h}"] = _save(Image.fromarray(a).convert("RGBA"), "AVIF", quality=50)
+        except (KeyError, OSError, ValueError):
+            pass
         out[f"palette_png_{w}x{h}"] = _save(Image.fromarray(a).convert("P"), "PNG")
         out[f"cmyk_jpeg_{w}x{h}"] = _save(Image.fromarray(a).convert("CMYK"), "JPEG")
         out[f"optimized_png_{w}x{h}"] = _save(Image.fromarray(a), "PNG", optimize=True)

@@ -222,6 +222,49 @@ def test_clap_then_irot(tmp_path):
                                   _displayed(src[4:34, 8:48], 3, None))
 
 
+def _pillow_avif(a, **kw):
+    """a as an AVIF written by Pillow (11.3+; its own libavif), or skip."""
+    import io
+
+    b = io.BytesIO()
+    try:
+        Image.fromarray(a).save(b, "AVIF", **kw)
+    except (KeyError, OSError, ValueError) as e:
+        pytest.skip(f"this Pillow cannot write AVIF: {e}")
+    return b.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_pillow_exif_orientation_as_irot_imir(orientation):
+    """Pillow writes an EXIF orientation as irot/imir (and reads them back the same way):
+    the loader shows what Pillow shows, pixel for pixel (both are libavif)."""
+    import io
+
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _pillow_avif(smooth_rgb(48, 32, seed=orientation), quality=90, exif=exif.tobytes())
+    with Image.open(io.BytesIO(data)) as im:
+        ref = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    np.testing.assert_array_equal(_load(data, pix_fmt="rgb24"), ref)
+
+
+def test_grid(tmp_path):
+    """A grid image (2x2 cells, each its own AV1 item) is the whole image."""
+    src = synth_rgb(160, 128, seed=13)
+    path = _avifenc(tmp_path, src, "grid", "-l", "--grid", "2x2")
+    np.testing.assert_array_equal(_load(str(path), pix_fmt="rgb24"), src)
+
+
+def test_premultiplied_alpha_matches_avifdec(tmp_path):
+    """Colour stored premultiplied by alpha comes out straight, as avifdec gives it."""
+    alpha = np.tile(np.linspace(30, 255, 40).astype(np.uint8), (30, 1))
+    src = np.dstack([smooth_rgb(40, 30, seed=3), alpha])
+    path = _avifenc(tmp_path, src, "premul", "--premultiply", "-y", "444")
+    np.testing.assert_array_equal(_load(str(path), pix_fmt="rgba"), _avifdec(tmp_path, path))
+
+
 def test_sequence_with_primary_item_gives_it(tmp_path):
     """avifenc writes an image sequence ('avis') with the first frame as its primary
     item: that still image is decoded."""
