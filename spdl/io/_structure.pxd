@@ -22,6 +22,9 @@ cdef void jpeg_walk_markers(const unsigned char *d, size_t n, JpegMarkers *out) 
 cdef int jpeg_check_markers(const JpegMarkers *m, Status *err) noexcept nogil
 cdef int jpeg_check_structure(const unsigned char *d, int n, Status *err) noexcept nogil
 cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexcept nogil
+# The colour for FFmpeg's GIF trans_color option: the first image's transparent index's
+# stored colour (0xRRGGBB), or -1 to leave the decoder's default.
+cdef long gif_trans_color(const unsigned char *d, int n) noexcept nogil
 # The EXIF orientation (tag 0x0112 of IFD0, 1..8) of a TIFF structure (EXIF data after
 # its "Exif\0\0" prefix); 1 when absent or malformed. Reads nothing outside tiff[0:n].
 cdef int exif_orientation(const unsigned char *tiff, size_t n) noexcept nogil

@@ -205,6 +205,44 @@ cdef int gif_check_first_frame(const unsigned char *d, int n, Status *err) noexc
                 "the GIF is truncated (its first image is incomplete)")
 
 
+cdef long gif_trans_color(const unsigned char *d, int n) noexcept nogil:
+    """The colour (0xRRGGBB) for FFmpeg's GIF decoder to give the pixels of the first
+    image's transparent index and the screen around that image: the index's stored colour
+    in the colour table the image uses (black for an index past its end); with no
+    transparent index and no global colour table (so no background colour), black.
+    -1: leave the decoder's own choice (no transparent index: the background colour),
+    or the image descriptor is not all there.
+
+    FFmpeg's decoder puts its trans_color option (transparent white by default) in those
+    pixels; given this colour, they are the stored palette colour, as Pillow gives."""
+    cdef int pos = 13, trans = -1
+    cdef long table = 13, entries = 0
+    if n < 13:
+        return -1
+    if d[10] & 0x80:
+        entries = 2 << (d[10] & 7)
+        pos += <int>(3 * entries)
+    while pos < n:
+        if d[pos] == 0x21:                  # extension: a graphic control one sets the index
+            if pos + 7 < n and d[pos + 1] == 0xF9 and d[pos + 2] == 4:
+                trans = d[pos + 6] if d[pos + 3] & 1 else -1
+            pos = _skip_sub_blocks(d, n, pos + 2)
+            if pos < 0:
+                return -1
+        elif d[pos] == 0x2C and pos + 10 <= n:
+            if trans < 0:
+                return -1 if d[10] & 0x80 else 0
+            if d[pos + 9] & 0x80:           # its own colour table
+                table, entries = pos + 10, 2 << (d[pos + 9] & 7)
+            if trans >= entries or table + 3 * trans + 3 > n:
+                return 0
+            table += 3 * trans
+            return (<long>d[table] << 16) | (<long>d[table + 1] << 8) | d[table + 2]
+        else:
+            return -1
+    return -1
+
+
 cdef inline unsigned int _le32(const unsigned char *p) noexcept nogil:
     return p[0] | (<unsigned int>p[1] << 8) | (<unsigned int>p[2] << 16) | (<unsigned int>p[3] << 24)
 
