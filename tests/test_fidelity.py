@@ -352,8 +352,6 @@ def _box(brand):
 REFUSALS = {
     "avis": (lambda p: _box(b"avis"), "AVIF image sequence"),  # (stills: test_avif)
     "heic": (lambda p: _box(b"heic"), "looks like HEIF/HEIC (ftyp heic)"),
-    "animated_webp": (lambda p: _pil("WEBP", frames=2),
-                      "looks like an animated WebP (VP8X animation flag)"),
     "ico_too_many": (lambda p: b"\x00\x00\x01\x00\x01\x04" + b"\x10\x10\x00\x00" * 4 * 300,
                      "looks like an ICO/CUR with more images than any icon has"),
     "pdf": (lambda p: _pil("PDF"), "looks like a PDF document (%PDF-)"),
@@ -372,7 +370,7 @@ REFUSALS = {
     "ogg": (lambda p: _video(p, "ogv", ()), "looks like an Ogg file (OggS)"),
 }
 WHY = {"avis": "only still AVIF images are decoded", "heic": "HEIF/HEIC is not supported",
-       "animated_webp": "decodes still images only", "ico_too_many": "(over 256)",
+       "ico_too_many": "(over 256)",
        "pdf": "documents are not rasterised",
        "svg": "vector images are not rasterised", "xml_svg": "vector images are not rasterised",
        "html": "not an image"}

@@ -311,3 +311,27 @@ def test_ffmpeg_decoder_forced_does_not_take_it():
     with pytest.raises(spdl.io.BatchLoadError):
         spdl.io.load_image_batch([data], width=None, height=None,
                                  decode_config=spdl.io.DecodeConfig(decoder="webp"))
+
+
+def test_mutated_files_never_crash():
+    """Hostile input: byte changes in the headers and chunk sizes, and cuts, of a small
+    animated WebP either load (canvas size) or fail with an spdl.io error; never a crash,
+    and never more than max_pixels allocated for a canvas."""
+    base = _pillow_anim(_frames(12, 10), lossless=True)
+    lossy = _pillow_anim(_frames(12, 10), quality=50)
+    rng = np.random.RandomState(12)
+    cfg = spdl.io.DecodeConfig(max_pixels=1 << 20)
+    srcs = []
+    for data in (base, lossy):
+        for _ in range(150):
+            d = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                pos = rng.randint(0, min(len(d), 96)) if rng.rand() < 0.7 else rng.randint(0, len(d))
+                d[pos] = rng.randint(0, 256)
+            if rng.rand() < 0.3:
+                d = d[:rng.randint(12, len(d))]
+            srcs.append(bytes(d))
+    out = spdl.io.load_image_batch(srcs, width=8, height=8, decode_config=cfg, strict=False)
+    assert len(out.indices) + len(out.errors) == len(srcs)
+    for e in out.errors.values():
+        assert isinstance(e, spdl.io.SpdlIOError), e
