@@ -7,6 +7,9 @@ checkout, with no FFmpeg on the library path (`env -u LD_LIBRARY_PATH`). It chec
 
 1. every ELF file of the installed package resolves (ldd) only to the wheel's own
    libraries and the few system ones manylinux allows (glibc, libstdc++, libgcc_s);
+   pixelbatch.libs holds each library of BUNDLED and none of NOT_BUNDLED (the codecs the
+   bundle builds in statically, or leaves out); the format libraries answer their version
+   calls, and libavif names dav1d as its only codec;
 2. `import spdl.io` works and names its version;
 3. the demuxers: every name of the candidate list in spdl/io/_demux.pyx (read from the
    checkout given by --repo) is in spdl.io.IMAGE_DEMUXERS, except those the bundle leaves
@@ -15,7 +18,7 @@ checkout, with no FFmpeg on the library path (`env -u LD_LIBRARY_PATH`). It chec
    .dist-info/licenses/bundled/): spdl.io accepts each decoder by name, and each filter
    runs on an image; get_video_filter_desc's pad, crop and stretch descriptions run;
 5. a sample of every format Pillow can write decodes, each through sniffing and through
-   its demuxer by name.
+   its demuxer by name (TGA, AVIF and animated WebP have none: sniffed only).
 
 Exits 1 with one line per problem.
 """
@@ -29,6 +32,9 @@ import pathlib
 import re
 import subprocess
 import sys
+
+# the libraries the wheel must and must not hold: one list, finish_wheel.py's
+from finish_wheel import BUNDLED, NOT_BUNDLED
 
 #: Candidates spdl.io accepts that the bundle leaves out on purpose, and why.
 LEFT_OUT = {"jpegxl_pipe": "needs libjxl"}
@@ -66,6 +72,43 @@ def check_ldd(site: pathlib.Path) -> None:
                 if not SYSTEM_LIBS.match(name):
                     problem(f"{f.name}: {name} resolves outside the wheel: {where}")
     print(f"ldd: {len(files)} ELF files, only the wheel's libraries and glibc/libstdc++")
+    names = {re.sub(r"(-[0-9a-f]{8})?\.so.*$", "", p.name) for p in libs.iterdir()}
+    for want in BUNDLED:
+        if want not in names:
+            problem(f"pixelbatch.libs has no {want}")
+    for unwanted in NOT_BUNDLED:
+        if unwanted in names:
+            problem(f"pixelbatch.libs holds {unwanted}, which the bundle builds in or leaves out")
+    print(f"pixelbatch.libs: {', '.join(sorted(names))}")
+
+
+def check_format_libs(site: pathlib.Path) -> None:
+    """libtiff, libwebp, libwebpdemux and libavif of the wheel load and name their versions."""
+    import ctypes
+
+    def lib(name: str) -> ctypes.CDLL | None:
+        found = sorted((site / "pixelbatch.libs").glob(f"{name}-*.so*"))
+        if not found:
+            problem(f"no {name} in pixelbatch.libs")
+            return None
+        return ctypes.CDLL(str(found[0]))
+
+    versions = []
+    if tiff := lib("libtiff"):
+        tiff.TIFFGetVersion.restype = ctypes.c_char_p
+        versions.append(tiff.TIFFGetVersion().decode().splitlines()[0])
+    for name, fn in (("libwebp", "WebPGetDecoderVersion"), ("libwebpdemux", "WebPGetDemuxVersion")):
+        if webp := lib(name):
+            v = getattr(webp, fn)()
+            versions.append(f"{name} {v >> 16}.{(v >> 8) & 255}.{v & 255}")
+    if avif := lib("libavif"):
+        avif.avifVersion.restype = ctypes.c_char_p
+        codecs = ctypes.create_string_buffer(256)
+        avif.avifCodecVersions(codecs)
+        versions.append(f"libavif {avif.avifVersion().decode()} ({codecs.value.decode()})")
+        if not codecs.value.decode().startswith("dav1d [dec]:") or "," in codecs.value.decode():
+            problem(f"libavif's codecs are {codecs.value.decode()!r}, not dav1d (decode) alone")
+    print(f"format libraries: {'; '.join(versions)}")
 
 
 def demuxer_candidates(repo: pathlib.Path) -> list[str]:
@@ -126,6 +169,17 @@ def samples():
     add("j2k", "j2k_pipe", rgb, "JPEG2000", no_jp2=True)
     add("dds", "dds_pipe", rgb.convert("RGBA"), "DDS")
     add("qoi", "qoi_pipe", rgb, "QOI")
+    # the formats of the bundle's libtiff, libwebp (animation), libavif (dav1d) and FFmpeg's
+    # targa decoder; TGA, AVIF and an animation's first frame have no demuxer to name
+    add("tiff-lzw", "tiff_pipe", rgb, "TIFF", compression="tiff_lzw")
+    add("tiff-packbits", "tiff_pipe", rgb, "TIFF", compression="packbits")
+    add("tiff-group4", "tiff_pipe", rgb.convert("1"), "TIFF", compression="group4")
+    add("tiff-16bit", "tiff_pipe", rgb.convert("I;16"), "TIFF")
+    add("webp-animated", None, rgb, "WEBP", save_all=True, lossless=True, duration=100,
+        append_images=[rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    add("avif", None, rgb, "AVIF", quality=90)
+    add("tga", None, rgb, "TGA")
+    add("tga-rle", None, rgb, "TGA", compression="tga_rle")
     return out
 
 
@@ -146,6 +200,7 @@ def main() -> int:
         problem(f"spdl.io was imported from the checkout ({pkg}), not from the installed wheel")
     print(f"spdl.io {spdl.io.__version__} from {pkg}")
     check_ldd(site)
+    check_format_libs(site)
 
     accepted = set(spdl.io.IMAGE_DEMUXERS)
     candidates = demuxer_candidates(args.repo)
@@ -185,7 +240,7 @@ def main() -> int:
 
     n = 0
     for name, data, demuxer in samples():
-        for cfg in (None, spdl.io.DemuxConfig(format=demuxer)):
+        for cfg in (None, spdl.io.DemuxConfig(format=demuxer)) if demuxer else (None,):
             try:
                 buf = spdl.io.load_image_batch([data], width=16, height=16, demux_config=cfg)
                 assert spdl.io.to_numpy(buf).shape == (1, 16, 16, 3)

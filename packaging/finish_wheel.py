@@ -3,15 +3,17 @@
     python packaging/finish_wheel.py WHEEL PREFIX OUTDIR
 
 PREFIX is packaging/build_native.sh's prefix; its licenses/ (FFmpeg, libjpeg-turbo, zlib,
-copied from their Debian source trees) go into the wheel's
+libtiff, libwebp, dav1d, libavif, copied from their Debian source trees) go into the wheel's
 <name>.dist-info/licenses/bundled/. The result, written into OUTDIR, must hold no build
-leftovers (.c, .pyx, .pxd, .h), only stripped ELF files, and weigh under 20 MB; its path is
-printed last.
+leftovers (.c, .pyx, .pxd, .h), only stripped ELF files, every library of BUNDLED in
+<name>.libs/ and none of the ones built in statically or left out, and weigh under 20 MB;
+its path is printed last.
 """
 
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,17 @@ import zipfile
 
 MAX_BYTES = 20 * 1000 * 1000
 LEFTOVERS = (".c", ".pyx", ".pxd", ".h", ".o")
+#: The libraries auditwheel must have copied into <name>.libs/ (as <lib>-<hash>.so.<N>).
+BUNDLED = ("libavcodec", "libavfilter", "libavformat", "libavutil", "libswscale",
+           "libturbojpeg", "libjpeg", "libtiff", "libwebp", "libwebpdemux", "libavif")
+#: Never there: zlib and dav1d are static inside FFmpeg/libtiff and libavif; the others are
+#: left out of the bundle (a copy would mean a module linked a system library).
+NOT_BUNDLED = ("libz", "libdav1d", "libaom", "librav1e", "libgav1", "libSvtAv1Dec", "libyuv",
+               "libsharpyuv", "liblzma", "libzstd", "libjbig", "libLerc", "libdeflate",
+               "libwebpmux", "libwebpdecoder", "libtiffxx", "libpng")
+LICENSES = ("ffmpeg/COPYING.LGPLv2.1", "libjpeg-turbo/LICENSE.md", "zlib/LICENSE",
+            "libtiff/LICENSE.md", "libwebp/COPYING", "libwebp/PATENTS", "dav1d/COPYING",
+            "libavif/LICENSE")
 
 
 def add_licenses(wheel: pathlib.Path, prefix: pathlib.Path, outdir: pathlib.Path) -> pathlib.Path:
@@ -67,9 +80,13 @@ def check(wheel: pathlib.Path) -> list[str]:
         libs = sorted(n for n in names if ".libs/" in n)
         mods = sorted(n for n in names if n.endswith(".so") and ".libs/" not in n)
         lic = sorted(n for n in names if "/licenses/bundled/" in n)
-    for want in ("ffmpeg/COPYING.LGPLv2.1", "libjpeg-turbo/LICENSE.md", "zlib/LICENSE"):
+    for want in LICENSES:
         if not any(n.endswith("/licenses/bundled/" + want) for n in lic):
             problems.append(f"missing license file {want}")
+    have = {re.sub(r"(-[0-9a-f]{8})?\.so.*$", "", pathlib.PurePath(n).name) for n in libs}
+    problems += [f"no bundled {want} in .libs/" for want in BUNDLED if want not in have]
+    problems += [f"bundled {bad}: built in statically or left out, a module must not link it"
+                 for bad in NOT_BUNDLED if bad in have]
     print(f"{wheel.name}: {size / 1e6:.2f} MB, {len(mods)} extension modules, "
           f"{len(libs)} bundled libraries: {', '.join(pathlib.PurePath(n).name for n in libs)}",
           file=sys.stderr)

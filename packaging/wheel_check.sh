@@ -105,16 +105,27 @@ EOF
 
     say "$name: ldd of every shared object of $dist"
     in_root sh -c 'cd /check/run && exec /opt/venv/bin/python - "$1"' sh "$dist" <<'EOF' || status=1
-import importlib.metadata as md, subprocess, sys
+import importlib.metadata as md, re, subprocess, sys, sysconfig
 files = [f.locate() for f in md.files(sys.argv[1]) if ".so" in f.name]
+venv = sysconfig.get_paths()["platlib"]
+# glibc's and the compiler runtime's, which manylinux lets a wheel take from the system;
+# anything else (a system libtiff, libwebp, libavif, libdav1d, libaom, ...) must come from
+# the wheel.
+system_ok = re.compile(r"^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux-x86-64|linux-vdso)\.so")
 bad = {}
 for f in files:
     out = subprocess.run(["ldd", str(f)], capture_output=True, text=True).stdout
-    missing = sorted({l.split()[0] for l in out.splitlines() if "not found" in l})
+    missing = set()
+    for l in out.splitlines():
+        name, _, where = l.strip().partition(" => ")
+        if "not found" in where:
+            missing.add(name)
+        elif where.startswith("/") and not where.startswith(venv) and not system_ok.match(name):
+            missing.add(f"{name} (from the system: {where.split(' (')[0]})")
     if missing:
-        bad[f.name] = missing
-        print(f"  {f.name}: {' '.join(missing)} not found")
-print(f"  {len(files)} shared objects, {len(bad)} with unresolved libraries"
+        bad[f.name] = sorted(missing)
+        print(f"  {f.name}: {' '.join(sorted(missing))} not found in the wheel")
+print(f"  {len(files)} shared objects, {len(bad)} with libraries from outside the wheel"
       + (f": {' '.join(sorted({m for v in bad.values() for m in v}))}" if bad else ""))
 sys.exit(1 if bad or not files else 0)
 EOF
