@@ -10,7 +10,7 @@ from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, check_consumed, fail, raise_error,
     status_bind, status_init,
 )
-from spdl.io._structure cimport gif_check_first_frame, gif_trans_color, jpeg_check_structure
+from spdl.io._structure cimport gif_check_first_frame, jpeg_check_structure
 from spdl.io._jpeg cimport (
     JPEG_NOT_HANDLED, jpeg_decode, jpeg_decode_into, jpeg_free, jpeg_init, jpeg_packed_format,
 )
@@ -19,6 +19,8 @@ from spdl.io._geometry cimport (
     ext_geometry, extent_of, orient_axes, orient_spec, resolve_crop,
 )
 from spdl.io._graph cimport filter_graph_frame
+from spdl.io._tiff cimport tiff_decode
+from spdl.io.includes.libavcodec cimport AV_CODEC_ID_TIFF
 from spdl.io._avif cimport avif_decode
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
 from spdl.io._webp cimport webp_anim_decode
@@ -118,8 +120,6 @@ cdef int _open(const Demuxed *d, const DecodeSpec *o, const AVCodec *codec, Deco
                Status *err) noexcept nogil:
     cdef AVDictionary *options = NULL
     cdef int ret
-    cdef long colour
-    cdef char value[24]
     _free_ffmpeg(dec)
     dec.ctx = avcodec_alloc_context3(codec)
     if dec.ctx == NULL:
@@ -137,14 +137,6 @@ cdef int _open(const Demuxed *d, const DecodeSpec *o, const AVCodec *codec, Deco
     if o.options != NULL and av_dict_copy(&options, o.options, 0) < 0:
         _free_ffmpeg(dec)
         return fail(err, ERR_NOMEM, "decode", "av_dict_copy", 0, "out of memory")
-    if codec.id == AV_CODEC_ID_GIF and av_dict_get(options, "trans_color", NULL, 0) == NULL:
-        # transparent pixels keep their stored palette colour (FFmpeg's default: white)
-        colour = gif_trans_color(d.pkt.data, d.pkt.size)
-        if colour >= 0:
-            snprintf(value, sizeof(value), "%ld", colour)  # ARGB, alpha 0
-            if av_dict_set(&options, "trans_color", value, 0) < 0:
-                _free_ffmpeg(dec)
-                return fail(err, ERR_NOMEM, "decode", "av_dict_set", 0, "out of memory")
     ret = avcodec_open2(dec.ctx, codec, &options)
     if ret < 0:
         av_dict_free(&options)
@@ -214,6 +206,10 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
     if d.codec_id == AV_CODEC_ID_AV1 and d.par == NULL and o.codec == NULL and o.options == NULL:
         # an AVIF file, known by its ftyp: libavif reads it whole (FFmpeg has no demuxer for it)
         ret = avif_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
+        return _own_frame(ret, spec, index, crop, frame, ext, err)
+    if d.codec_id == AV_CODEC_ID_TIFF and o.codec == NULL and o.options == NULL:
+        # libtiff: FFmpeg 5.1's decoder gets tiles, JPEG, FillOrder 2 and palettes wrong
+        ret = tiff_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         return _own_frame(ret, spec, index, crop, frame, ext, err)
     if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, index, crop,

@@ -441,7 +441,7 @@ cdef int _decode(TIFF *tif, spdl_tiff_src *src, Layout *L, int64_t max_pixels, u
             or not spdl_tiff_u32(tif, TIFFTAG_IMAGELENGTH, &L.h) or L.w == 0 or L.h == 0):
         return fail(err, ERR_DECODE, "decode", "TIFFGetField", 0, "TIFF without an image size")
     if <int64_t>L.w * L.h > max_pixels:
-        snprintf(msg, sizeof(msg), "the image is %ux%u, more than max_pixels (%lld)", L.w, L.h,
+        snprintf(msg, sizeof(msg), "the image is %ux%u, larger than max_pixels (%lld)", L.w, L.h,
                  <long long>max_pixels)
         return fail(err, ERR_TOO_LARGE, "decode", "tiff_decode", 0, msg)
     if L.w > 0x7FFFFFFF // 8 or L.h > 0x7FFFFFFF:
