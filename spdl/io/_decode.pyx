@@ -10,7 +10,7 @@ from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, check_consumed, fail, raise_error,
     status_bind, status_init,
 )
-from spdl.io._structure cimport gif_check_first_frame, jpeg_check_structure
+from spdl.io._structure cimport gif_check_first_frame, gif_trans_color, jpeg_check_structure
 from spdl.io._jpeg cimport (
     JPEG_NOT_HANDLED, jpeg_decode, jpeg_decode_into, jpeg_free, jpeg_init, jpeg_packed_format,
 )
@@ -120,6 +120,8 @@ cdef int _open(const Demuxed *d, const DecodeSpec *o, const AVCodec *codec, Deco
                Status *err) noexcept nogil:
     cdef AVDictionary *options = NULL
     cdef int ret
+    cdef long colour
+    cdef char value[24]
     _free_ffmpeg(dec)
     dec.ctx = avcodec_alloc_context3(codec)
     if dec.ctx == NULL:
@@ -137,6 +139,14 @@ cdef int _open(const Demuxed *d, const DecodeSpec *o, const AVCodec *codec, Deco
     if o.options != NULL and av_dict_copy(&options, o.options, 0) < 0:
         _free_ffmpeg(dec)
         return fail(err, ERR_NOMEM, "decode", "av_dict_copy", 0, "out of memory")
+    if codec.id == AV_CODEC_ID_GIF and av_dict_get(options, "trans_color", NULL, 0) == NULL:
+        # transparent pixels keep their stored palette colour (FFmpeg's default: white)
+        colour = gif_trans_color(d.pkt.data, d.pkt.size)
+        if colour >= 0:
+            snprintf(value, sizeof(value), "%ld", colour)  # ARGB, alpha 0
+            if av_dict_set(&options, "trans_color", value, 0) < 0:
+                _free_ffmpeg(dec)
+                return fail(err, ERR_NOMEM, "decode", "av_dict_set", 0, "out of memory")
     ret = avcodec_open2(dec.ctx, codec, &options)
     if ret < 0:
         av_dict_free(&options)
