@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import sys
+import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -56,11 +59,51 @@ def images() -> dict[str, bytes]:
     out["tiff_claiming"] = hc.tiff_claiming(30, 20)
     out["bmp_claiming"] = hc.bmp_claiming(30, 20)
     out["webp_claiming"] = hc.webp_vp8l_claiming(30, 20)
+    out["tiff_tiled_deflate"] = _tiled_tiff(hc.synth(40, 30, seed=4))
+    out["tiff_jpeg"] = _save(Image.fromarray(hc.synth(40, 30, seed=5)), "TIFF", compression="jpeg")
+    out["tiff_jpeg_ycbcr"] = _save(Image.fromarray(hc.synth(40, 30, seed=6)).convert("YCbCr"),
+                                   "TIFF", compression="jpeg")
     out["pgm"] = b"P5\n4 3\n255\n" + bytes(range(12))
     out["ppm_ascii"] = b"P3\n2 1\n255\n255 0 0 0 255 0\n"
     out["xbm"] = b"#define x_width 8\n#define x_height 2\nstatic char x_bits[] = {0x01, 0x80};\n"
     out["hls"] = hc.hls_playlist(["/etc/passwd", "http://127.0.0.1:1/x.ts"])
     return out
+
+
+def _tiled_tiff(a, tile: int = 16) -> bytes:
+    """An RGB TIFF in Deflate-compressed tiles of tile x tile (Pillow writes strips only)."""
+    h, w = a.shape[:2]
+    tiles = []
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            t = np.zeros((tile, tile, 3), np.uint8)
+            part = a[y:y + tile, x:x + tile]
+            t[:part.shape[0], :part.shape[1]] = part
+            tiles.append(zlib.compress(t.tobytes()))
+    n = len(tiles)
+    entries = [(256, 4, [w]), (257, 4, [h]), (258, 3, [8, 8, 8]), (259, 3, [8]), (262, 3, [2]),
+               (277, 3, [3]), (322, 4, [tile]), (323, 4, [tile]), (324, 4, [0] * n),
+               (325, 4, [len(t) for t in tiles])]
+    ifd_end = 8 + 2 + 12 * len(entries) + 4
+    blobs, at = [], ifd_end
+    for tag, typ, vals in entries:  # values over 4 bytes follow the IFD, then the tiles
+        size = (2 if typ == 3 else 4) * len(vals)
+        blobs.append(at if size > 4 else None)
+        at += size if size > 4 else 0
+    offsets, pos = [], at
+    for t in tiles:
+        offsets.append(pos)
+        pos += len(t)
+    out = bytearray(b"II*\0" + struct.pack("<IH", 8, len(entries)))
+    tail = bytearray()
+    for (tag, typ, vals), blob in zip(entries, blobs):
+        vals = offsets if tag == 324 else vals
+        raw = b"".join(struct.pack("<H" if typ == 3 else "<I", v) for v in vals)
+        out += struct.pack("<HHI", tag, typ, len(vals))
+        out += struct.pack("<I", blob) if blob is not None else raw.ljust(4, b"\0")
+        if blob is not None:
+            tail += raw
+    return bytes(out + struct.pack("<I", 0) + tail) + b"".join(tiles)
 
 
 def _save(im, fmt, **kw) -> bytes:
