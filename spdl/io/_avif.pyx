@@ -17,6 +17,10 @@ frame: rgb24, or rgb48 above 8 bits, and rgba/rgba64 when the image has alpha
 (straight, not premultiplied: the stored colour of every pixel, as the loader
 gives everywhere). A valid clean aperture (clap) is applied; an invalid one is
 ignored (the whole image is decoded).
+
+A DecodeConfig decoder or decoder_options send the file to FFmpeg instead, which
+has no AVIF demuxer in 5.1 and fails on it. dav1d writes its own messages on
+damaged AV1 data to stderr (libavif 0.11.1 gives no way to route them).
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
