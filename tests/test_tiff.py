@@ -269,6 +269,29 @@ def test_sixteen_bit_rgb(tmp_path, alpha):
             np.testing.assert_array_equal(_load(p, pix_fmt="rgba"), want)
 
 
+def test_associated_alpha_is_divided_out(tmp_path):
+    """Premultiplied (associated) alpha comes out straight, as from every other format and
+    Pillow: colour floor(v * 255 / a), clipped, 0 where alpha is 0; unassociated alpha as
+    stored. 16-bit: floor(v * 65535 / a), then to 8 bits."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (H, W, 4), np.uint8)
+    a[0, :3, 3] = [0, 255, 1]
+    for extra in (1, 2):
+        path = tmp_path / f"extra{extra}.tif"
+        path.write_bytes(_tiff(W, H, a.tobytes(), spp=4, photometric=2, extra=[extra]))
+        np.testing.assert_array_equal(_load(path, pix_fmt="rgba"), _pillow(path, "RGBA"))
+        np.testing.assert_array_equal(_load(path, pix_fmt="rgb24"), _pillow(path, "RGB"))
+    b = rng.integers(0, 65536, (H, W, 4), np.uint16)
+    b[0, :3, 3] = [0, 65535, 1]
+    path = tmp_path / "assoc16.tif"
+    path.write_bytes(_tiff(W, H, b.astype("<u2").tobytes(), bps=16, spp=4, photometric=2,
+                           extra=[1]))
+    al = b[..., 3:].astype(np.int64)
+    straight = np.where(al == 0, 0, np.minimum(b[..., :3].astype(np.int64) * 65535 // np.maximum(al, 1), 65535))
+    want = (straight * 510 + 65535) // 131070
+    np.testing.assert_array_equal(_load(path, pix_fmt="rgb24"), want)
+
+
 @pytest.mark.parametrize("miniswhite", [False, True])
 @pytest.mark.parametrize("bits", [1, 2, 4, 8, 16])
 def test_grey_depths(tmp_path, bits, miniswhite):

@@ -8,8 +8,9 @@ libtiff has, FillOrder undone by libtiff) and unpacked here, keeping the stored 
 
 - grey of 8/16 bits -> gray8/gray16, with alpha -> ya8/ya16; 1/2/4 bits -> gray8 at full
   range (v * 255 / max); MinIsWhite inverted;
-- RGB of 8/16 bits -> rgb24/rgb48, with alpha -> rgba/rgba64 (alpha kept as stored:
-  unassociated stays unpremultiplied); JPEG-compressed YCbCr through libjpeg's RGB;
+- RGB of 8/16 bits -> rgb24/rgb48, with alpha -> rgba/rgba64: straight alpha, as every
+  other format gives it (unassociated as stored; associated, premultiplied, divided out as
+  Pillow does); JPEG-compressed YCbCr through libjpeg's RGB;
 - palette of 1..16 bits -> rgb24 through the colour map (16-bit entries >> 8, unless
   every entry is below 256: an 8-bit map, as libtiff takes it);
 - CMYK of 8 bits -> rgb24 (rgba with alpha), r = (255 - k) - round(c * (255 - k) / 255),
@@ -80,6 +81,7 @@ cdef struct Layout:
     uint8_t lut[256]         # grey of up to 8 bits: sample -> 8-bit level (channel 0)
     uint8_t *pal             # palette: 3 bytes (r, g, b) per index
     bint alpha               # the output has an alpha channel
+    bint associated          # ... stored premultiplied (ExtraSamples 1): divided out here
     AVPixelFormat fmt        # the frame's format
 
 
@@ -123,6 +125,10 @@ cdef bint _alpha_first_extra(uint16_t n_extra, const uint16_t *types, int base,
     if n_extra >= 1 and types != NULL:
         return types[0] == EXTRASAMPLE_ASSOCALPHA or types[0] == EXTRASAMPLE_UNASSALPHA
     return False
+
+
+cdef bint _associated(uint16_t n_extra, const uint16_t *types) noexcept nogil:
+    return n_extra >= 1 and types != NULL and types[0] == EXTRASAMPLE_ASSOCALPHA
 
 
 cdef int _palette(TIFF *tif, Layout *L, Status *err) noexcept nogil:
@@ -175,6 +181,7 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
     L.separate = planar == PLANARCONFIG_SEPARATE and L.spp > 1
     L.xor16 = 0
     L.alpha = False
+    L.associated = False
     L.pal = NULL
     L.kind = KIND_RGBA_IMAGE
     if (photometric == PHOTOMETRIC_YCBCR and compression == COMPRESSION_JPEG and not L.separate
@@ -188,6 +195,7 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
         if L.bps >= 8 or L.spp == 1:
             L.kind = KIND_GREY
             L.alpha = L.bps >= 8 and _alpha_first_extra(n_extra, extra, 1, L.spp)
+            L.associated = L.alpha and _associated(n_extra, extra)
             L.nout = 2 if L.alpha else 1
             L.src[0], L.src[1] = 0, 1
             if L.bps == 16:
@@ -203,6 +211,7 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
         L.kind = KIND_RGB
         # four samples and no ExtraSamples tag: the fourth is alpha (as libtiff reads it)
         L.alpha = _alpha_first_extra(n_extra, extra, 3, L.spp) or (L.spp == 4 and n_extra == 0)
+        L.associated = L.alpha and _associated(n_extra, extra)
         L.nout = 4 if L.alpha else 3
         for i in range(4):
             L.src[i] = i
@@ -287,6 +296,35 @@ cdef void _unpack(const Layout *L, const uint8_t *chunk, size_t rowbytes, int pl
             else:
                 for x in range(cw):
                     orow[(<size_t>x0 + x) * nout + c] = srow[<size_t>x * stride + off]
+
+
+cdef void _unpremultiply(const Layout *L, AVFrame *frame) noexcept nogil:
+    """Associated (premultiplied) alpha to the straight alpha of every other rgba and ya
+    output: colour = floor(v * max / a), clipped; a pixel of alpha 0 is all 0 (as Pillow
+    reads such a TIFF)."""
+    cdef uint32_t x, y, v
+    cdef int c, n = L.nout
+    cdef uint8_t *p
+    cdef uint16_t *q
+    cdef uint32_t a
+    for y in range(L.h):
+        p = frame.data[0] + <size_t>y * frame.linesize[0]
+        q = <uint16_t *>p
+        for x in range(L.w):
+            if L.bps == 16:
+                a = q[n - 1]
+                if a != 65535:
+                    for c in range(n - 1):
+                        v = 0 if a == 0 else <uint32_t>(q[c] * <uint64_t>65535 // a)
+                        q[c] = <uint16_t>min(v, 65535)
+                q += n
+            else:
+                a = p[n - 1]
+                if a != 255:
+                    for c in range(n - 1):
+                        v = 0 if a == 0 else p[c] * 255 // a
+                        p[c] = <uint8_t>min(v, 255)
+                p += n
 
 
 cdef inline uint8_t _muldiv255(uint32_t a, uint32_t b) noexcept nogil:
@@ -470,6 +508,8 @@ cdef int _decode(TIFF *tif, spdl_tiff_src *src, Layout *L, int64_t max_pixels, u
             free(cmyk)
     else:
         ret = _read_chunks(tif, L, src, max_alloc, frame.data[0], frame.linesize[0], err)
+        if ret >= 0 and L.associated:
+            _unpremultiply(L, frame)
     if ret < 0:
         av_frame_unref(frame)
     return ret
