@@ -4,8 +4,9 @@ with Pillow's decode (libtiff too) or with the samples we wrote.
 Inputs are made here: Pillow for the colour types (RGB, RGBA, L, LA, palette, CMYK,
 1-bit, 16-bit grey, float), libtiff's tiffcp for layouts and compressions (tiles,
 strips, LZW/Deflate/PackBits/JPEG/CCITT, FillOrder 2, planar), the ffmpeg CLI for
-16-bit RGB(A) and YCbCr, and a small writer of our own for what neither writes
-(1/2/4-bit grey, MinIsWhite, signed and 12-bit samples, hostile headers). A test that
+16-bit RGB(A) and YCbCr, and small writers of our own for what none of them writes
+(1/2/4-bit grey, MinIsWhite, associated alpha, 16-bit planar tiles, signed and 12-bit
+samples, old-style JPEG, hostile headers). A test that
 needs a missing CLI tool skips with the reason.
 
 Tolerances: lossless layouts are exact; JPEG-compressed ones are compared with Pillow
@@ -320,6 +321,43 @@ def test_ycbcr_without_jpeg_through_libtiff_rgba(tmp_path, src):
         np.testing.assert_array_equal(_load(path, pix_fmt="rgb24"), _pillow(path, "RGB"))
 
 
+def _old_style_jpeg_tiff(jpg, w, h, sub):
+    """An old-style JPEG TIFF (Compression 6) whose JPEGInterchangeFormat is a whole JFIF
+    stream, the form libtiff's OJPEG reader takes best (no writer makes these any more)."""
+    entries = [(256, 4, [w]), (257, 4, [h]), (258, 3, None), (259, 3, [6]), (262, 3, [6]),
+               (273, 4, [-1]), (277, 3, [3]), (278, 4, [h]), (279, 4, [len(jpg)]),
+               (513, 4, [-1]), (514, 4, [len(jpg)]), (530, 3, list(sub))]
+    ifd_end = 8 + 2 + 12 * len(entries) + 4
+    bits = struct.pack("<HHH", 8, 8, 8)
+    at = ifd_end + len(bits)
+    out = bytearray(b"II*\0" + struct.pack("<IH", 8, len(entries)))
+    for tag, typ, vals in entries:
+        if vals is None:  # BitsPerSample 8, 8, 8, after the IFD
+            out += struct.pack("<HHII", tag, typ, 3, ifd_end)
+            continue
+        raw = b"".join(struct.pack("<H" if typ == 3 else "<I", at if v == -1 else v)
+                       for v in vals)
+        out += struct.pack("<HHI", tag, typ, len(vals)) + raw.ljust(4, b"\0")
+    return bytes(out + struct.pack("<I", 0) + bits) + jpg
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])
+def test_old_style_jpeg(tmp_path, src, subsampling):
+    """Old-style JPEG (solid green from FFmpeg 5.1): libtiff's RGBA reader, equal to
+    Pillow's (libtiff's too), and within 3 mean / 24 max of the JPEG decoded on its own
+    (libtiff converts YCbCr and upsamples its own way)."""
+    b = io.BytesIO()
+    Image.fromarray(src).save(b, "JPEG", quality=95, subsampling=subsampling)
+    path = tmp_path / "ojpeg.tif"
+    path.write_bytes(_old_style_jpeg_tiff(b.getvalue(), W, H, (1, 1) if subsampling == 0
+                                          else (2, 2)))
+    assert _decoded_fmt(path) == "rgba"
+    out = _load(path, pix_fmt="rgb24")
+    np.testing.assert_array_equal(out, _pillow(path, "RGB"))
+    d = np.abs(out.astype(int) - np.asarray(Image.open(b).convert("RGB")).astype(int))
+    assert d.mean() <= 3 and d.max() <= 24, (d.mean(), d.max())
+
+
 def test_cmyk_is_pillows_rgb(tmp_path):
     """Every CMYK corner and random inks: r = (255 - k) - round(c * (255 - k) / 255), as
     Pillow's convert("RGB")."""
@@ -343,6 +381,14 @@ def test_refused_variants_name_themselves(what, bps, fmt, msg):
     strip = bytes(W * H * bps // 8)
     with pytest.raises(spdl.io.UnsupportedFormatError, match=msg):
         _decode(_tiff(W, H, strip, bps=bps, sample_format=fmt))
+
+
+def test_cie_lab_refused():
+    """CIE L*a*b* (libtiff's RGBA reader would tint its white yellow): refused by name."""
+    b = io.BytesIO()
+    Image.new("LAB", (W, H), (255, 0, 0)).save(b, "TIFF")
+    with pytest.raises(spdl.io.UnsupportedFormatError, match=r"CIE L\*a\*b\*"):
+        _decode(b.getvalue())
 
 
 def test_pillow_float_refused(tmp_path):

@@ -17,8 +17,9 @@ libtiff has, FillOrder undone by libtiff) and unpacked here, keeping the stored 
   the separation Pillow's convert("RGB") uses;
 
 contiguous or planar. The rest libtiff can turn into RGBA (YCbCr without JPEG, old-style
-JPEG, CIE Lab, LogLuv, ...) goes through TIFFRGBAImage in the stored orientation -> rgba.
-Float and signed samples, and depths neither way reads, are refused with their name.
+JPEG, LogLuv, ...) goes through TIFFRGBAImage in the stored orientation -> rgba. Float and
+signed samples, CIE L*a*b* (libtiff's conversion tints white) and depths neither way
+reads are refused with their name.
 
 The Orientation tag is not applied here: the pipeline does (Demuxed.orientation).
 """
@@ -34,7 +35,7 @@ from spdl.io.includes.libavutil cimport (
 )
 from spdl.io.includes.libtiff cimport (
     COMPRESSION_JPEG, EXTRASAMPLE_ASSOCALPHA, EXTRASAMPLE_UNASSALPHA, INKSET_CMYK,
-    PHOTOMETRIC_LOGL, PHOTOMETRIC_LOGLUV, PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE,
+    PHOTOMETRIC_CIELAB, PHOTOMETRIC_ICCLAB, PHOTOMETRIC_ITULAB, PHOTOMETRIC_LOGL, PHOTOMETRIC_LOGLUV, PHOTOMETRIC_MINISBLACK, PHOTOMETRIC_MINISWHITE,
     PHOTOMETRIC_PALETTE, PHOTOMETRIC_RGB, PHOTOMETRIC_SEPARATED, PHOTOMETRIC_YCBCR,
     PLANARCONFIG_SEPARATE, SAMPLEFORMAT_COMPLEXIEEEFP, SAMPLEFORMAT_COMPLEXINT,
     SAMPLEFORMAT_IEEEFP, SAMPLEFORMAT_INT, SAMPLEFORMAT_UINT, SAMPLEFORMAT_VOID, TIFF,
@@ -108,6 +109,9 @@ cdef int _refuse(TIFF *tif, Layout *L, uint16_t photometric, uint16_t sfmt,
     if what != NULL:
         snprintf(msg, sizeof(msg), "TIFF with %d-bit %s samples is not supported", L.bps, what)
         return _fmt_fail(err, msg)
+    if photometric in (PHOTOMETRIC_CIELAB, PHOTOMETRIC_ICCLAB, PHOTOMETRIC_ITULAB):
+        # libtiff's RGBA reader tints white (its D50 reference white shown as sRGB)
+        return _fmt_fail(err, "TIFF in CIE L*a*b* colour is not supported")
     if L.bps not in (1, 2, 4, 8, 16):
         snprintf(msg, sizeof(msg), "TIFF with %d-bit samples is not supported", L.bps)
         return _fmt_fail(err, msg)
