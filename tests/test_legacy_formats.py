@@ -451,11 +451,11 @@ def test_random_bytes_are_not_tga():
     assert taken < 20
 
 
-@pytest.mark.parametrize("fmt", ["dds-bc3", "dds-raw", "tga-rle", "tga-map"])
+@pytest.mark.parametrize("fmt", ["dds-bc3", "dds-raw", "tga-rle", "tga-map", "bmp-rle8",
+                                 "bmp-rle4", "bmp-4"])
 def test_mutated_headers(fmt):
-    """300 copies with random header bytes changed: each decodes or is refused with an
-    spdl error; none crashes or reads out of bounds (the sanitizer-free check: pixels
-    of a decoded one are within its frame)."""
+    """300 copies with random bytes of the header (BMP: anywhere) changed: each decodes
+    or is refused with an spdl error; none crashes."""
     rng = np.random.RandomState(len(fmt))
     rgba = rng.randint(0, 256, (9, 13, 4)).astype(np.uint8)
     if fmt == "dds-bc3":
@@ -465,9 +465,15 @@ def test_mutated_headers(fmt):
                     data=_pack_masked(rgba, 32, ARGB)[0])
     elif fmt == "tga-rle":
         base = _tga(rgba, 32, rle=True, right=True)
-    else:
+    elif fmt == "tga-map":
         base = _tga(rgba[..., 0] % 16, 8, kind="map", cmap=rgba[0, :16, :3], rle=True)
-    head = 148 if fmt.startswith("dds") else 18
+    elif fmt == "bmp-4":
+        base = _bmp(13, 9, 4, _bmp_rows(rgba[..., 0] % 16, 4), palette=_palette(16))
+    else:
+        bits = 8 if fmt == "bmp-rle8" else 4
+        base = _bmp(13, 9, bits, _rle(rgba[..., 0].astype(int) % (1 << bits), bits), comp=1 if bits == 8 else 2,
+                    palette=_palette(1 << bits))
+    head = 148 if fmt.startswith("dds") else 18 if fmt.startswith("tga") else len(base)
     decoded = 0
     for _ in range(300):
         data = bytearray(base)
@@ -480,3 +486,224 @@ def test_mutated_headers(fmt):
         decoded += 1
         assert out.ndim == 3
     assert decoded > 0
+
+
+# ---------------------------------------------------------------------------
+# BMP
+# ---------------------------------------------------------------------------
+
+
+def _bmp(w, h, bpp, pixels, *, comp=0, palette=None, clr_used=None, masks=None, bf_size=None,
+         size_image=None, top_down=False, gap=b""):
+    """A BMP file: BITMAPFILEHEADER, BITMAPINFOHEADER (40 bytes), BITFIELDS masks when
+    given, the palette (B, G, R, 0 each), a gap, then the pixel data."""
+    pal = b"" if palette is None else b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    n_pal = 0 if palette is None else len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, w, -h if top_down else h, 1, bpp, comp,
+                       len(pixels) if size_image is None else size_image, 2835, 2835,
+                       n_pal if clr_used is None else clr_used, 0)
+    extra = b"" if masks is None else struct.pack("<III", *masks)
+    off = 14 + 40 + len(extra) + len(pal) + len(gap)
+    head = struct.pack("<2sIHHI", b"BM", off + len(pixels) if bf_size is None else bf_size, 0, 0,
+                       off)
+    return head + info + extra + pal + gap + pixels
+
+
+def _bmp_rows(idx, bpp, top_down=False):
+    """Uncompressed rows of an index image, bottom-up unless top_down, each padded to 4."""
+    out = b""
+    for r in (idx if top_down else idx[::-1]):
+        if bpp == 8:
+            b = bytes(int(v) for v in r)
+        else:
+            per = 8 // bpp
+            b = bytearray((len(r) + per - 1) // per)
+            for i, v in enumerate(r):
+                b[i // per] |= int(v) << (8 - bpp * (i % per + 1))
+            b = bytes(b)
+        out += b + bytes(-len(b) % 4)
+    return out
+
+
+def _rle(idx, bits, *, top_down=False, eob=True):
+    """RLE8/RLE4 of an index image: runs of 2 or more as encoded runs, other pixels in
+    absolute runs (3 or more) or runs of 1, an end-of-line after every row and an
+    end-of-bitmap at the end."""
+    out = bytearray()
+    for r in (idx if top_down else idx[::-1]):
+        r = [int(v) for v in r]
+        i = 0
+        while i < len(r):
+            j = i
+            while j + 1 < len(r) and r[j + 1] == r[i] and j - i < 254:
+                j += 1
+            if j > i:
+                out += bytes([j - i + 1, r[i] if bits == 8 else r[i] * 17])
+                i = j + 1
+                continue
+            j = i
+            while j + 1 < len(r) and r[j + 1] != r[j] and j - i < 254:
+                j += 1
+            lit = r[i:j + 1] if j + 1 >= len(r) else r[i:j]
+            lit = lit or [r[i]]
+            if len(lit) < 3:
+                for v in lit:
+                    out += bytes([1, v if bits == 8 else v * 17])
+            else:
+                data = bytes(lit) if bits == 8 else bytes(
+                    (lit[k] << 4) | (lit[k + 1] if k + 1 < len(lit) else 0)
+                    for k in range(0, len(lit), 2))
+                out += bytes([0, len(lit)]) + data + bytes(len(data) % 2)
+            i += len(lit)
+        out += b"\0\0"
+    return bytes(out + (b"\0\1" if eob else b""))
+
+
+def _palette(n, seed=0):
+    return [tuple(int(c) for c in v) for v in np.random.RandomState(seed).randint(0, 256, (n, 3))]
+
+
+def _pal_image(pal, idx):
+    return np.asarray(pal, np.uint8)[np.asarray(idx)]
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("top_down", [False, True], ids=["bottom-up", "top-down"])
+@pytest.mark.parametrize("eob", [True, False], ids=["eob", "no-eob"])
+def test_bmp_rle(bits, top_down, eob):
+    """RLE8/RLE4 with runs and absolute runs (odd lengths: word padding), every row
+    ending in an end-of-line, with and without the end-of-bitmap marker (FFmpeg 5.1
+    logged an error for RLE4's): the image as written, equal to Pillow's."""
+    rng = np.random.RandomState(bits + 2 * top_down + 4 * eob)
+    pal = _palette(1 << bits, bits)
+    idx = rng.randint(0, 1 << bits, (7, 13))
+    idx[1, 2:9] = 3
+    idx[4, :] = 5
+    src = _bmp(13, 7, bits, _rle(idx, bits, top_down=top_down, eob=eob), comp=1 if bits == 8 else 2,
+               palette=pal, top_down=top_down)
+    want = _pal_image(pal, idx)
+    np.testing.assert_array_equal(_load(src, "rgb24"), want)
+    np.testing.assert_array_equal(_pillow(src, "RGB"), want)
+
+
+def _rle_case(name):
+    """(RLE8 stream, expected index image of 8x4 (top row first), Pillow decodes it) for
+    the cases the format leaves to the decoder."""
+    row = lambda v: bytes([8, v, 0, 0])  # noqa: E731
+    full = lambda *vs: np.array([[v] * 8 for v in vs])  # noqa: E731  (bottom row last)
+    if name == "delta":  # row 0 (bottom): 2 pixels, skip 3 right and 1 up, 3 pixels there
+        stream = bytes([2, 7, 0, 2, 3, 1, 3, 9, 0, 0]) + row(4) + row(5) + b"\0\1"
+        want = full(5, 4, 0, 0)
+        want[2, 5:8] = 9
+        want[3, :2] = 7
+        return stream, want, True
+    if name == "delta past the picture":  # the skipped pixels are index 0, then the end
+        return bytes([8, 7, 0, 0, 0, 2, 0, 200, 1, 1]) + b"\0\1", full(0, 0, 0, 7), True
+    if name == "run past the row end":  # cut at the row's end
+        return bytes([12, 7, 0, 0]) + row(4) + row(5) + row(6) + b"\0\1", full(6, 5, 4, 7), True
+    if name == "absolute past the row end":  # continues on the next row (as Pillow)
+        want = full(6, 5, 0, 0)
+        want[3] = range(1, 9)
+        want[2, :2] = [9, 10]
+        return bytes([0, 10, *range(1, 11), 0, 0]) + row(5) + row(6) + b"\0\1", want, True
+    if name == "bytes after the end marker":
+        return row(4) + row(5) + row(6) + row(7) + b"\0\1" + bytes(10), full(7, 6, 5, 4), True
+    if name == "early end marker":  # the rest index 0 (as FFmpeg; Pillow refuses)
+        return row(4) + b"\0\1", full(0, 0, 0, 4), False
+    raise KeyError(name)
+
+
+RLE_CASES = ["delta", "delta past the picture", "run past the row end",
+             "absolute past the row end", "bytes after the end marker", "early end marker"]
+
+
+@pytest.mark.parametrize("name", RLE_CASES)
+def test_bmp_rle_open_cases(name):
+    """What RLE leaves open, decided as documented in csrc/bmp_rle.h: skipped pixels
+    are palette index 0; Pillow agrees wherever it decodes."""
+    stream, want_idx, pillow = _rle_case(name)
+    pal = _palette(256, 3)
+    src = _bmp(8, 4, 8, stream, comp=1, palette=pal)
+    got = _load(src, "rgb24")
+    np.testing.assert_array_equal(got, _pal_image(pal, want_idx))
+    if pillow:
+        np.testing.assert_array_equal(got, _pillow(src, "RGB"))
+
+
+def test_bmp_rle_truncated():
+    """RLE data that ends before the image is full, with no end marker, and an absolute
+    run cut short: DecodeErrors."""
+    idx = np.random.RandomState(0).randint(0, 256, (6, 10))
+    stream = _rle(idx, 8)
+    for cut in (stream[:len(stream) // 2], stream[:5]):
+        e = _refusal(_bmp(10, 6, 8, cut, comp=1, palette=_palette(256)))
+        assert isinstance(e, spdl.io.DecodeError) and "truncated" in str(e)
+
+
+BMP_HEADERS = {
+    "bfSize too large": dict(bf_size=100000),
+    "bfSize 0": dict(bf_size=0),
+    "biSizeImage 0": dict(size_image=0),
+    "biSizeImage wrong": dict(size_image=7),
+    "palette short, biClrUsed 0": dict(clr_used=0),
+    "biClrUsed over 2^bpp": dict(clr_used=1000),
+    "gap after the palette": dict(gap=b"\xaa" * 22),
+    "top-down": dict(top_down=True),
+    "last row's padding missing": dict(cut=True),
+}
+
+
+@pytest.mark.parametrize("bpp", [1, 4, 8])
+@pytest.mark.parametrize("name", BMP_HEADERS)
+def test_bmp_header_variants(name, bpp):
+    """Files FFmpeg 5.1 refused ("not enough data", "Declared file size is less than
+    header size", "palette doesn't fit", "Incorrect number of colors", "assuming
+    missing line alignment"): the image as written, equal to Pillow's."""
+    kw = dict(BMP_HEADERS[name])
+    cut = kw.pop("cut", 0)
+    n_pal = min(1 << bpp, 6)  # a palette shorter than 2^bpp (two colours for 1 bit)
+    pal = _palette(n_pal, bpp)
+    idx = np.random.RandomState(bpp).randint(0, n_pal, (5, 11))
+    rows = _bmp_rows(idx, bpp, top_down=kw.get("top_down", False))
+    if cut:  # the padding of the last row (of 2, 6 or 11 bytes)
+        rows = rows[:len(rows) - (-((11 * bpp + 7) // 8) % 4)]
+    src = _bmp(11, 5, bpp, rows, palette=pal, **kw)
+    want = _pal_image(pal, idx)
+    np.testing.assert_array_equal(_load(src, "rgb24"), want)
+    np.testing.assert_array_equal(_pillow(src, "RGB"), want)
+
+
+def test_bmp_truncated_pixels():
+    """Missing more than the last row's padding: a DecodeError."""
+    pal = _palette(16)
+    idx = np.random.RandomState(1).randint(0, 16, (5, 11))
+    rows = _bmp_rows(idx, 8)
+    assert isinstance(_refusal(_bmp(11, 5, 8, rows[:-5], palette=pal)), spdl.io.DecodeError)
+    assert isinstance(_refusal(_bmp(11, 5, 8, rows[:20], palette=pal)), spdl.io.DecodeError)
+
+
+def _pack_bitfields(rgb, bpp, masks):
+    """(bottom-up padded rows of rgb under masks, the RGB the spec reads back)."""
+    v = np.zeros(rgb.shape[:2], np.int64)
+    back = np.zeros_like(rgb)
+    for c, m in enumerate(masks):
+        stored, back[..., c] = _quantise(rgb[..., c], m)
+        v |= stored
+    raw = np.stack([(v >> (8 * i)) & 0xFF for i in range(bpp // 8)], -1).astype(np.uint8)
+    rows = b"".join(r.tobytes() + bytes(-r.nbytes % 4) for r in raw[::-1])
+    return rows, back
+
+
+@pytest.mark.parametrize("bpp,masks", [
+    (16, (0xF800, 0x7E0, 0x1F)), (16, (0x7C00, 0x3E0, 0x1F)),
+    (32, (0xFF0000, 0xFF00, 0xFF)), (32, (0xFF000000, 0xFF0000, 0xFF00)),
+])
+def test_bmp_bitfields(bpp, masks):
+    """16/32-bit BITFIELDS: within 1 of the spec's round(v * 255 / max) (FFmpeg expands
+    5/6-bit samples by bit replication) and of Pillow."""
+    rgb = np.random.RandomState(bpp).randint(0, 256, (5, 7, 3)).astype(np.uint8)
+    rows, back = _pack_bitfields(rgb, bpp, masks)
+    src = _bmp(7, 5, bpp, rows, comp=3, masks=masks)
+    got = _load(src, "rgb24").astype(int)
+    assert np.abs(got - back).max() <= (1 if bpp == 16 else 0)
+    assert np.abs(got - _pillow(src, "RGB")).max() <= (1 if bpp == 16 else 0)

@@ -24,8 +24,8 @@ from spdl.io.includes.libavcodec cimport AV_CODEC_ID_TIFF
 from spdl.io._avif cimport avif_decode
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
 from spdl.io._webp cimport webp_anim_decode
-from spdl.io._legacy cimport LEGACY_NOT_HANDLED, dds_decode_frame
-from spdl.io.includes.libavcodec cimport AV_CODEC_ID_DDS
+from spdl.io._legacy cimport LEGACY_NOT_HANDLED, bmp_rle_decode_frame, dds_decode_frame
+from spdl.io.includes.libavcodec cimport AV_CODEC_ID_BMP, AV_CODEC_ID_DDS
 from spdl.io._scale cimport (
     Scaler, orient_copy, oriented_format, scale_frame, scale_to_frame, scaler_free, scaler_init,
 )
@@ -208,6 +208,10 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
     if d.codec_id == AV_CODEC_ID_DDS and o.codec == NULL and o.options == NULL:
         ret = dds_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         if ret != LEGACY_NOT_HANDLED:  # (FFmpeg's decoder swaps channels of some variants)
+            return _own_frame(ret, spec, index, crop, frame, ext, err)
+    if d.codec_id == AV_CODEC_ID_BMP and o.codec == NULL and o.options == NULL:
+        ret = bmp_rle_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
+        if ret != LEGACY_NOT_HANDLED:  # RLE (FFmpeg's refuses common files)
             return _own_frame(ret, spec, index, crop, frame, ext, err)
     if (d.codec_id == AV_CODEC_ID_WEBP and o.codec == NULL and o.options == NULL
             and webp_animated(d.pkt.data, d.pkt.size)):  # FFmpeg 5.1 decodes stills only

@@ -51,6 +51,9 @@ cdef extern from "<stdio.h>":
 cdef extern from "libavutil/avutil.h":
     int AVMEDIA_TYPE_VIDEO
 
+cdef extern from "csrc/bmp_rle.h" nogil:
+    size_t bmp_mend(uint8_t *d, size_t n)
+
 cdef extern from "csrc/tga.h" nogil:
     int TGA_NO
     int TGA_SHORT
@@ -425,6 +428,9 @@ cdef const unsigned char *_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # an empty 
 cdef const unsigned char *_EOI = b"\xff\xd9"
 
 
+cdef const unsigned char *_ZEROS = b"\0\0\0\0"
+
+
 cdef int _append(AVPacket *pkt, const unsigned char *data, int size, Status *err) noexcept nogil:
     """Append size bytes to our copy of the source, in pkt."""
     if av_grow_packet(pkt, size) < 0:
@@ -467,6 +473,7 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
     cdef AVPacket *raw
     cdef int ret
     cdef JpegMarkers m
+    cdef size_t pad
     cdef char avif_msg[200]
     out.orientation = 1
     if read_source(src, opts.max_file_size, out.pkt, err) < 0:
@@ -496,6 +503,12 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
                 return -1
             if not jpeg_scans_complete(out.pkt.data, out.pkt.size):
                 _shrink(out.pkt, out.pkt.size - 2)
+        elif out.codec_id == AV_CODEC_ID_BMP:
+            # header fields FFmpeg refuses decodable files for, mended in our copy; only
+            # the last row's padding missing: given back (at most 3 bytes)
+            pad = bmp_mend(out.pkt.data, <size_t>out.pkt.size)
+            if pad > 0 and _append(out.pkt, _ZEROS, <int>pad, err) < 0:
+                return -1
         if out.codec_id != AV_CODEC_ID_NONE:
             return 0
     raw = av_packet_alloc()

@@ -3,6 +3,8 @@
 
 DDS (csrc/dds.h): every uncompressed mask layout, BC1-BC5 and the DXGI formats of
 the same kinds; the rest goes to FFmpeg's dds decoder or is refused by name.
+BMP RLE4/RLE8 (csrc/bmp_rle.h): FFmpeg's MS RLE decoder refuses common files and
+places absolute runs past a row's end elsewhere than Pillow.
 """
 
 from libc.stdint cimport int64_t, uint8_t
@@ -66,4 +68,33 @@ cdef int dds_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVF
     if _frame(frame, info.width, info.height, info.channels, max_pixels, "dds_decode", err) < 0:
         return -1
     dds_decode(data, &info, frame.data[0], frame.linesize[0])
+    return 0
+
+
+cdef extern from "csrc/bmp_rle.h" nogil:
+    int BMP_RLE_YES
+    ctypedef struct BmpRle:
+        int width
+        int height
+    int bmp_rle_parse(const uint8_t *d, size_t n, BmpRle *r, char *msg, size_t size)
+    int bmp_rle_decode(const BmpRle *r, uint8_t *dst, ptrdiff_t stride)
+
+
+cdef int bmp_rle_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVFrame *frame,
+                              Status *err) noexcept nogil:
+    """Decode an RLE4/RLE8 BMP into frame (rgb24), or return LEGACY_NOT_HANDLED for any
+    other BMP (FFmpeg's decoder)."""
+    cdef BmpRle rle
+    cdef char msg[160]
+    cdef int ret = bmp_rle_parse(data, <size_t>size, &rle, msg, sizeof(msg))
+    if ret == 0:
+        return LEGACY_NOT_HANDLED
+    if ret < 0:
+        return fail(err, ERR_DECODE, "decode", "bmp_rle_parse", 0, msg)
+    if _frame(frame, rle.width, rle.height, 3, max_pixels, "bmp_rle_decode", err) < 0:
+        return -1
+    if bmp_rle_decode(&rle, frame.data[0], frame.linesize[0]) < 0:
+        av_frame_unref(frame)
+        return fail(err, ERR_DECODE, "decode", "bmp_rle_decode", 0, "BMP RLE data truncated: "
+                    "it ends before the image is full, without an end-of-bitmap marker")
     return 0
