@@ -150,6 +150,13 @@ cdef bint webp_animated(const uint8_t *d, int n) noexcept nogil:
     return _at(d, n, 12, b"VP8X", 4) and n > 20 and d[20] & 0x02
 
 
+cdef bint _pam_header(const uint8_t *d, int n) noexcept nogil:
+    """A PAM: P7, white space, then a header line (a token such as WIDTH, or a comment),
+    which FFmpeg 5.1's probe does not take (it wants a digit there, as in P1-P6)."""
+    return (n >= 4 and d[0] == 0x50 and d[1] == 0x37 and d[2] in (0x0A, 0x0D, 0x20, 0x09)
+            and (0x41 <= d[3] <= 0x5A or d[3] == 0x23))
+
+
 cdef int _text_start(const uint8_t *d, int n) noexcept nogil:
     """Where text starts after a UTF-8 byte order mark and white space."""
     cdef int i = 3 if _at(d, n, 0, b"\xef\xbb\xbf", 3) else 0
@@ -366,11 +373,13 @@ cdef int _demux_with_libavformat(AVPacket *data, const DemuxSpec *opts, Demuxed 
         avformat_close_input(&fmt)
         return fail(err, ERR_FORMAT, "demux", "avformat_open_input", 0,
                     "looks like an ICO/CUR with more images than any icon has (over 256)")
-    # A cursor is an icon whose type field is 2, which FFmpeg's icon probe does not take.
+    # A cursor is an icon whose type field is 2, which FFmpeg's icon probe does not take;
+    # nor does its PAM probe take a PAM.
     ret = avformat_open_input(&fmt, NULL,
                               av_find_input_format(opts.format) if opts.format != NULL
                               else av_find_input_format("ico") if _ico_header(data.data, data.size)
-                              else NULL, &options)
+                              else av_find_input_format("pam_pipe")
+                              if _pam_header(data.data, data.size) else NULL, &options)
     if ret < 0:
         av_dict_free(&options)
         _free_io(&io)  # fmt was freed by avformat_open_input

@@ -7,7 +7,7 @@ pixel-format shuffle, anything else through one swscale call, cached between
 images, told the frame's YUV range and matrix.
 """
 
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t
 from libc.string cimport memcmp, memcpy
 
 from spdl.io._geometry cimport (
@@ -101,24 +101,27 @@ cdef inline bint _is_gray(const AVPixFmtDescriptor *d) noexcept nogil:
 
 
 cdef bint _wide(const AVPixFmtDescriptor *d) noexcept nogil:
-    """Packed integer grey or RGB (and alpha) of 9 to 16 bits in 16-bit words: gray9..gray16,
-    ya16, rgb48, bgr48, rgba64, bgra64."""
-    if d.flags & (AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_PLANAR | AV_PIX_FMT_FLAG_PAL
-                  | AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BITSTREAM):
+    """Integer grey or RGB (and alpha) of 9 to 16 bits in 16-bit words, packed or planar:
+    gray9..gray16, ya16, rgb48, bgr48, rgba64, bgra64, gbrp9..gbrp16, gbrap10..gbrap16."""
+    cdef int c
+    if d.flags & (AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL
+                  | AV_PIX_FMT_FLAG_BITSTREAM):
         return False
-    if not (8 < d.comp[0].depth <= 16 and d.comp[0].step == 2 * d.nb_components):
+    if not 8 < d.comp[0].depth <= 16:
         return False
+    for c in range(d.nb_components):
+        if d.comp[c].depth != d.comp[0].depth or d.comp[c].step != (
+                2 if d.flags & AV_PIX_FMT_FLAG_PLANAR else 2 * d.nb_components):
+            return False
     return _is_gray(d) or (d.flags & AV_PIX_FMT_FLAG_RGB and d.nb_components >= 3)
 
 
-cdef inline unsigned int _word(const uint8_t *p, bint be) noexcept nogil:
-    return (<unsigned int>p[0] << 8 | p[1]) if be else (<unsigned int>p[1] << 8 | p[0])
-
-
-cdef inline uint8_t _level(const uint8_t *px, const AVComponentDescriptor *c, bint be,
+cdef inline uint8_t _level(const uint8_t *p, const AVComponentDescriptor *c, bint be,
                            unsigned int mx) noexcept nogil:
-    """round(v * 255 / m) of the component c of the pixel at px (m is odd: never a tie)."""
-    return <uint8_t>((((_word(px + c.offset, be) >> c.shift) & mx) * 510 + mx) // (2 * mx))
+    """round(v * 255 / m) of the 16-bit word at p (m is odd: never a tie)."""
+    cdef unsigned int v = (<unsigned int>p[0] << 8 | p[1]) if be else (
+        <unsigned int>p[1] << 8 | p[0])
+    return <uint8_t>((((v >> c.shift) & mx) * 510 + mx) // (2 * mx))
 
 
 cdef int _wide_to_packed8(Scaler *s, const AVFrame *src, const AVPixFmtDescriptor *d,
@@ -128,29 +131,55 @@ cdef int _wide_to_packed8(Scaler *s, const AVFrame *src, const AVPixFmtDescripto
     becoming round(v * 255 / m): full range, exactly (swscale truncates grey, took it for
     limited-range luma, and sends 16-bit RGB through YUV, 2 levels off)."""
     cdef int ch = _packed8_channels(dst_fmt)
-    cdef int x, y
+    cdef int x, y, c
     cdef unsigned int mx = (1u << d.comp[0].depth) - 1
-    cdef int step = d.comp[0].step
     cdef bint be = d.flags & AV_PIX_FMT_FLAG_BE
-    cdef bint rgb = d.nb_components >= 3
-    cdef int alpha = d.nb_components - 1 if d.nb_components in (2, 4) else -1
+    cdef int nc = d.nb_components
+    cdef int alpha = nc - 1 if nc == 2 or nc == 4 else -1
     cdef int r = 2 if dst_fmt == AV_PIX_FMT_BGR24 else 0  # where red goes
-    cdef const uint8_t *px
+    cdef const uint8_t *px[4]
     cdef uint8_t *out
     if _conv_frame(s, src, dst_fmt, err) < 0:
         return -1
     for y in range(src.height):
-        px = src.data[0] + <int64_t>y * src.linesize[0]
+        for c in range(nc):
+            px[c] = (src.data[d.comp[c].plane] + <int64_t>y * src.linesize[d.comp[c].plane]
+                     + d.comp[c].offset)
         out = s.conv.data[0] + <int64_t>y * s.conv.linesize[0]
         for x in range(src.width):
-            out[r] = _level(px, &d.comp[0], be, mx)
+            out[r] = _level(px[0] + x * d.comp[0].step, &d.comp[0], be, mx)
             if ch >= 3:
-                out[1] = _level(px, &d.comp[1], be, mx) if rgb else out[r]
-                out[2 - r] = _level(px, &d.comp[2], be, mx) if rgb else out[r]
+                if nc >= 3:
+                    out[1] = _level(px[1] + x * d.comp[1].step, &d.comp[1], be, mx)
+                    out[2 - r] = _level(px[2] + x * d.comp[2].step, &d.comp[2], be, mx)
+                else:
+                    out[1] = out[2 - r] = out[r]
             if ch == 4:
-                out[3] = _level(px, &d.comp[alpha], be, mx) if alpha >= 0 else 255
+                out[3] = (_level(px[alpha] + x * d.comp[alpha].step, &d.comp[alpha], be, mx)
+                          if alpha >= 0 else 255)
             out += ch
-            px += step
+    return 0
+
+
+cdef int _pal8_to_gray8(Scaler *s, const AVFrame *src, Status *err) noexcept nogil:
+    """A paletted frame to gray in s.conv: each palette colour's BT.601 luma, rounded
+    (round(.299 R + .587 G + .114 B), as the RGB path gives within 1), so a grey palette
+    gives its own levels exactly (swscale's palette-to-luma table was 1 off)."""
+    cdef uint8_t lut[256]
+    cdef const uint32_t *pal = <const uint32_t *>src.data[1]
+    cdef int i, x, y
+    cdef const uint8_t *row
+    cdef uint8_t *out
+    if _conv_frame(s, src, AV_PIX_FMT_GRAY8, err) < 0:
+        return -1
+    for i in range(256):  # ARGB in native words
+        lut[i] = <uint8_t>(((pal[i] >> 16 & 255) * 299 + (pal[i] >> 8 & 255) * 587
+                            + (pal[i] & 255) * 114 + 500) // 1000)
+    for y in range(src.height):
+        row = src.data[0] + <int64_t>y * src.linesize[0]
+        out = s.conv.data[0] + <int64_t>y * s.conv.linesize[0]
+        for x in range(src.width):
+            out[x] = lut[row[x]]
     return 0
 
 
@@ -354,6 +383,10 @@ cdef int scale_frame(Scaler *s, const ScaleSpec *spec, const AVFrame *src, const
             and (_is_gray(sd) or dst_fmt != AV_PIX_FMT_GRAY8)):
         # 9-16 bit grey (full range) or RGB to 8 bits, rounded; then as an 8-bit frame
         if _wide_to_packed8(s, src, sd, dst_fmt, err) < 0:
+            return -1
+        src, sd = s.conv, dd
+    elif dst_fmt == AV_PIX_FMT_GRAY8 and sd.flags & AV_PIX_FMT_FLAG_PAL and src.data[1] != NULL:
+        if _pal8_to_gray8(s, src, err) < 0:
             return -1
         src, sd = s.conv, dd
     # RGB and gray go through the cubic resampler (swscale's RGB input path is slow, and
