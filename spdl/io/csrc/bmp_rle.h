@@ -35,8 +35,11 @@ static inline void bmp_put32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)(v >> 24);
 }
 
+#define BMP_TRUNCATED ((size_t)-1)
+
 /* Mend the header of the BMP d (n bytes, our own copy) in place; returns the zero bytes
- * to append for the last row's missing padding (0 if none). */
+ * to append for the last row's missing padding (0 if none), or BMP_TRUNCATED when its
+ * uncompressed pixel data is shorter than that. */
 static size_t bmp_mend(uint8_t *d, size_t n) {
     uint32_t ihsize, off, bpp, comp, used, colours, fit;
     int32_t w, h;
@@ -70,9 +73,11 @@ static size_t bmp_mend(uint8_t *d, size_t n) {
     row = (((uint64_t)w * bpp + 31) / 32) * 4;
     rows = (uint64_t)(h < 0 ? -(int64_t)h : h);
     data = n > off ? n - off : 0;
-    if (data < row * rows && data >= row * (rows - 1) + ((uint64_t)w * bpp + 7) / 8)
+    if (data >= row * rows)
+        return 0;
+    if (data >= row * (rows - 1) + ((uint64_t)w * bpp + 7) / 8)
         return (size_t)(row * rows - data);
-    return 0;
+    return BMP_TRUNCATED;
 }
 
 typedef struct {

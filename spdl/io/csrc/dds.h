@@ -327,7 +327,8 @@ static inline int dds_bc4_index(const uint8_t *b, int i) {
 }
 
 static void dds_decode_bc(const uint8_t *src, const DdsInfo *o, uint8_t *dst, ptrdiff_t stride) {
-    int bw = (o->width + 3) / 4, bh = (o->height + 3) / 4, c = o->channels;
+    int bw = o->width / 4 + (o->width % 4 != 0), bh = o->height / 4 + (o->height % 4 != 0);
+    int c = o->channels;
     int block = (o->kind == DDS_BC1 || o->kind == DDS_BC4) ? 8 : 16;
     int bx, by, i;
     uint8_t pal[4][4], va[8], vb[8];
