@@ -148,6 +148,13 @@ def test_dds_dx10_uncompressed(dxgi, masks, alpha):
     assert np.abs(back.astype(int) - peer).max() <= 1
 
 
+def test_dds_l16_keeps_16_bits():
+    """16-bit luminance (left to FFmpeg's decoder, which gets it right): gray16 exact."""
+    a = np.random.RandomState(5).randint(0, 65536, (3, 5)).astype("<u2")
+    src = _dds(5, 3, DDPF_LUMINANCE, bpp=16, masks=(0xFFFF, 0, 0, 0), data=a.tobytes())
+    np.testing.assert_array_equal(_load(src, "gray16")[..., 0], a)
+
+
 def test_dds_alpha_only():
     """An alpha-only surface (DDPF_ALPHA, A8) loads as its alpha in grey, as FFmpeg's
     decoder gives it (Pillow refuses it)."""

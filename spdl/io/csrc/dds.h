@@ -5,9 +5,9 @@
  * FFmpeg 5.1 swaps red and blue for DXGI R8G8B8A8 and B8G8R8A8, swaps red and green for
  * ATI2, and writes a reconstructed normal-map Z into blue for every BC5; it also refuses
  * masks outside its small table. So every uncompressed mask layout, BC1-BC5 and the DXGI
- * formats of the same kinds are decoded here; what only FFmpeg knows (palettes, UYVY/YUY2,
- * DXT2/DXT4 premultiplied alpha, RXGB, the GIMP plug-in's YCoCg/alpha-exponent tags) goes
- * to FFmpeg; anything else is refused with its name.
+ * formats of the same kinds are decoded here; what FFmpeg gets right or only it knows
+ * (L16, palettes, UYVY/YUY2, DXT2/DXT4 premultiplied alpha, RXGB, the GIMP plug-in's
+ * YCoCg/alpha-exponent tags) goes to FFmpeg; anything else is refused with its name.
  *
  * Channels: a sample of an n-bit mask becomes round(v * 255 / (2^n - 1)). One-channel
  * data (L8, BC4, R8) is grey, as Pillow and FFmpeg show it; two-channel data (BC5, R8G8)
@@ -205,6 +205,8 @@ static int dds_parse(const uint8_t *d, size_t n, DdsInfo *o, char *msg, size_t s
                 return DDS_REFUSED;
             }
             o->mask[1] = o->mask[2] = 0;
+            if (bpp == 16 && o->mask[0] == 0xffff && o->mask[3] == 0)
+                return DDS_FFMPEG;  /* L16: FFmpeg keeps its 16 bits (gray16) */
             o->grey = 1;
             o->channels = o->mask[3] ? 4 : 1;
         } else if (pf & 0x40) {
