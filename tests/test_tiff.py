@@ -413,6 +413,38 @@ def test_oriented_tiled(tmp_path, src, orientation):
         src)
 
 
+@pytest.mark.parametrize("order", ["-L", "-B"])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_bigtiff(tmp_path, src, order, orientation):
+    """BigTIFF (tiffcp -8; FFmpeg 5.1 does not read it): sniffed, decoded, and its first
+    IFD's Orientation applied, in either byte order."""
+    path = tmp_path / "o.tif"
+    Image.fromarray(src).save(path, tiffinfo={274: orientation})
+    big = _tiffcp(path, tmp_path / "big.tif", "-8", order, "-t", "-c", "zip")
+    assert big.read_bytes()[:4] in (b"II+\0", b"MM\0+")
+    with Image.open(path) as im:
+        shown = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    np.testing.assert_array_equal(_load(big, pix_fmt="rgb24"), shown)
+
+
+def test_bigtiff_orientation_reader_on_damaged_headers(tmp_path, src):
+    """The BigTIFF Orientation reader on cut and mutated headers: an image or an spdl.io
+    error, never a crash."""
+    path = tmp_path / "o.tif"
+    Image.fromarray(src).save(path, tiffinfo={274: 6})
+    data = _tiffcp(path, tmp_path / "big.tif", "-8").read_bytes()
+    rng = np.random.default_rng(2)
+    cases = [data[:n] for n in range(8, 64)]
+    for _ in range(200):
+        d = bytearray(data)
+        for j in rng.integers(4, min(len(d), 400), 4):
+            d[j] = int(rng.integers(0, 256))
+        cases.append(bytes(d))
+    buf = spdl.io.load_image_batch(cases, width=8, height=8, strict=False)
+    assert len(buf.indices) + len(buf.errors) == len(cases)
+    assert all(isinstance(e, spdl.io.SpdlIOError) for e in buf.errors.values())
+
+
 def test_resized_like_the_same_pixels_in_png(tmp_path, src):
     """Resizing a tiled TIFF gives what resizing the same pixels from a PNG gives."""
     tiled = _tiffcp(_pillow_file(tmp_path, src, "RGB"), tmp_path / "t.tif", "-t", "-c", "lzw")

@@ -19,6 +19,7 @@ from spdl.io._structure cimport (
 from spdl.io._status cimport (
     ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, check_consumed, fail, raise_error, status_init,
 )
+from spdl.io._tiff cimport bigtiff_orientation, bigtiff_signature
 from spdl.io._source cimport Source, make_source, read_source
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_TARGA
 from spdl.io._avif cimport avif_brand, avif_orientation, avif_refused
@@ -126,6 +127,9 @@ cdef AVCodecID sniff_codec(const uint8_t *d, int n, const char **format) noexcep
         format[0] = "gif"
         return AV_CODEC_ID_GIF
     if n >= 8 and (memcmp(d, b"II*\0", 4) == 0 or memcmp(d, b"MM\0*", 4) == 0):
+        format[0] = "tiff"
+        return AV_CODEC_ID_TIFF
+    if n > 0 and bigtiff_signature(d, <size_t>n):  # libtiff reads it (FFmpeg does not)
         format[0] = "tiff"
         return AV_CODEC_ID_TIFF
     # BITMAPFILEHEADER then a DIB header whose size is one of the known ones
@@ -322,6 +326,8 @@ cdef int _orientation(AVCodecID codec_id, const uint8_t *d, int n) noexcept nogi
         return png_orientation(d, n)
     if codec_id == AV_CODEC_ID_AV1:  # the primary item's irot/imir
         return avif_orientation(d, <size_t>n)
+    if codec_id == AV_CODEC_ID_TIFF and n > 0 and bigtiff_signature(d, <size_t>n):
+        return bigtiff_orientation(d, <size_t>n)
     if codec_id == AV_CODEC_ID_TIFF and n > 0:
         # the file is a TIFF structure: IFD0's Orientation tag, of the image FFmpeg decodes
         # (its decoder does not apply it)

@@ -547,3 +547,47 @@ cdef int tiff_decode(const uint8_t *data, size_t size, int64_t max_pixels, AVFra
     TIFFClose(tif)
     free(L.pal)
     return ret
+
+
+cdef uint64_t _rd(const uint8_t *p, int nbytes, bint le) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(nbytes):
+        v |= <uint64_t>p[i if le else nbytes - 1 - i] << (8 * i)
+    return v
+
+
+cdef bint bigtiff_signature(const uint8_t *d, size_t n) noexcept nogil:
+    """Whether d starts a BigTIFF: "II" 43 or "MM" 43, offsets of 8 bytes."""
+    if n < 16:
+        return False
+    if not ((d[0] == 0x49 and d[1] == 0x49) or (d[0] == 0x4D and d[1] == 0x4D)):
+        return False
+    cdef bint le = d[0] == 0x49
+    return _rd(d + 2, 2, le) == 43 and _rd(d + 4, 2, le) == 8 and _rd(d + 6, 2, le) == 0
+
+
+cdef int bigtiff_orientation(const uint8_t *d, size_t n) noexcept nogil:
+    """The Orientation tag (one SHORT of 1..8) of a BigTIFF's first IFD (8-byte count,
+    20-byte entries), as exif_orientation reads a classic TIFF's: every read checked
+    against n, nothing but IFD0 visited; anything malformed, absent or out of range is 1."""
+    cdef bint le
+    cdef uint64_t ifd, count, i, e, v
+    if not bigtiff_signature(d, n):
+        return 1
+    le = d[0] == 0x49
+    ifd = _rd(d + 8, 8, le)
+    if ifd < 16 or ifd > n - 8:
+        return 1
+    count = _rd(d + ifd, 8, le)
+    for i in range(min(count, (n - ifd - 8) // 20 + 1)):
+        e = ifd + 8 + 20 * i
+        if e + 20 > n:
+            return 1
+        if _rd(d + e, 2, le) != 0x0112:
+            continue
+        if _rd(d + e + 2, 2, le) != 3 or _rd(d + e + 4, 8, le) != 1:
+            return 1                           # not one SHORT
+        v = _rd(d + e + 12, 2, le)
+        return <int>v if 1 <= v <= 8 else 1
+    return 1
