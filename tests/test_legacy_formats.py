@@ -428,6 +428,22 @@ def test_tga_id_footer_and_colour_map_with_alpha():
     np.testing.assert_array_equal(_load(src, "rgba"), _pillow(src))
 
 
+@pytest.mark.parametrize("bits", [15, 16, 24, 32])
+def test_tga_colour_map_entry_sizes(bits):
+    """Colour-map entries of 15/16/24/32 bits (5-bit channels by bit replication),
+    and a true-colour image carrying a colour map it does not use."""
+    rng = np.random.RandomState(bits)
+    idx = rng.randint(0, 20, (4, 6)).astype(np.uint8)
+    pal = rng.randint(0, 256, (20, 4)).astype(np.uint8)
+    src = _tga(idx, 8, kind="map", cmap=pal, cmap_bits=bits, rle=bits == 16)
+    want = _expand5(pal[idx][..., :3]) if bits < 24 else pal[idx][..., :3]
+    np.testing.assert_array_equal(_load(src, "rgb24"), want)
+    rgba = rng.randint(0, 256, (4, 6, 4)).astype(np.uint8)
+    head = struct.pack("<BBBHHBHHHHBB", 0, 1, 2, 0, 20, bits, 0, 0, 6, 4, 24, 0x20)
+    src = head + _tga_pixels(pal[None], bits)[0].tobytes() + _tga_pixels(rgba, 24).tobytes()
+    np.testing.assert_array_equal(_load(src, "rgb24"), rgba[..., :3])
+
+
 def test_tga_truncated_and_invalid():
     """Uncompressed pixels cut short: a DecodeError naming TGA; a header with a field
     the spec does not allow is not taken for a TGA at all."""
