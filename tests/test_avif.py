@@ -215,6 +215,16 @@ def test_clap_crops(tmp_path):
     np.testing.assert_array_equal(_load(str(path), pix_fmt="rgb24"), src[4:34, 8:48])
 
 
+def test_invalid_clap_refused(tmp_path):
+    """A clean aperture reaching outside the image: libavif's strict check refuses it."""
+    data = bytearray(_avifenc(tmp_path, synth_rgb(64, 48), "badclap", "-l", "--crop",
+                              "8,4,40,30").read_bytes())
+    off, _ = _box(bytes(data), b"meta", b"iprp", b"ipco", b"clap")
+    data[off + 8:off + 12] = struct.pack(">I", 400)  # widthN
+    with pytest.raises(spdl.io.DecodeError, match="clap|crop"):
+        _decode(bytes(data))
+
+
 def test_clap_then_irot(tmp_path):
     src = synth_rgb(64, 48, seed=12)
     path = _avifenc(tmp_path, src, "clapirot", "-l", "--crop", "8,4,40,30", "--irot", "3")

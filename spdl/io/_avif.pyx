@@ -15,8 +15,9 @@ limits from max_pixels, reading the packet in memory (libavif opens nothing
 else). Colour is converted by libavif (avifImageYUVToRGB) straight into the
 frame: rgb24, or rgb48 above 8 bits, and rgba/rgba64 when the image has alpha
 (straight, not premultiplied: the stored colour of every pixel, as the loader
-gives everywhere). A valid clean aperture (clap) is applied; an invalid one is
-ignored (the whole image is decoded).
+gives everywhere). The clean aperture (clap) is applied; an invalid one is refused
+by libavif's default strict checks (a DecodeError naming it), so the fallback here
+of decoding the whole image is only for a clap libavif accepts and cannot map.
 
 A DecodeConfig decoder or decoder_options send the file to FFmpeg instead, which
 has no AVIF demuxer in 5.1 and fails on it. dav1d writes its own messages on
