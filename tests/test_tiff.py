@@ -391,6 +391,23 @@ def test_cie_lab_refused():
         _decode(b.getvalue())
 
 
+def test_unknown_compression_refused():
+    with pytest.raises(spdl.io.UnsupportedFormatError, match="scheme 12345"):
+        _decode(_tiff(W, H, bytes(W * H), compression=12345))
+
+
+def test_short_codec_output_is_black_not_old_memory(tmp_path, src):
+    """A codec that runs short and only warns (libtiff's JBIG, given 8-bit RGB by tiffcp:
+    "Only decoded 259 bytes"): the rest is black, the same on every decode, never what
+    the buffer held before."""
+    path = _tiffcp(_pillow_file(tmp_path, src, "RGB"), tmp_path / "jbig.tif", "-c", "jbig")
+    first = _load(path, pix_fmt="rgb24")
+    junk = [bytes([i]) * (W * H * 3 * 4) for i in range(1, 9)]  # heap full of non-zero
+    del junk
+    np.testing.assert_array_equal(_load(path, pix_fmt="rgb24"), first)
+    assert (first[-4:] == 0).all()
+
+
 def test_pillow_float_refused(tmp_path):
     path = tmp_path / "f.tif"
     Image.fromarray(np.zeros((H, W), np.float32)).save(path)

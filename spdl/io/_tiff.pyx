@@ -25,8 +25,8 @@ The Orientation tag is not applied here: the pipeline does (Demuxed.orientation)
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
 
 from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
 from spdl.io.includes.libavutil cimport (
@@ -42,7 +42,7 @@ from spdl.io.includes.libtiff cimport (
     TIFFTAG_BITSPERSAMPLE, TIFFTAG_COMPRESSION, TIFFTAG_IMAGELENGTH, TIFFTAG_IMAGEWIDTH,
     TIFFTAG_INKSET, TIFFTAG_PHOTOMETRIC, TIFFTAG_PLANARCONFIG, TIFFTAG_ROWSPERSTRIP,
     TIFFTAG_SAMPLEFORMAT, TIFFTAG_SAMPLESPERPIXEL, TIFFTAG_TILELENGTH, TIFFTAG_TILEWIDTH,
-    TIFFClose, TIFFComputeStrip, TIFFComputeTile, TIFFGetA, TIFFGetB, TIFFGetG, TIFFGetR,
+    TIFFClose, TIFFCodec, TIFFComputeStrip, TIFFFindCODEC, TIFFIsCODECConfigured, TIFFComputeTile, TIFFGetA, TIFFGetB, TIFFGetG, TIFFGetR,
     TIFFIsTiled, TIFFRGBAImage, TIFFRGBAImageBegin, TIFFRGBAImageEnd, TIFFRGBAImageGet,
     TIFFRGBAImageOK, TIFFReadEncodedStrip, TIFFReadEncodedTile, TIFFScanlineSize64,
     TIFFStripSize64, TIFFTileRowSize64, TIFFTileSize64, spdl_tiff_colormap,
@@ -165,6 +165,9 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
     cdef uint16_t photometric = 0, planar = 1, sfmt = SAMPLEFORMAT_UINT, compression = 1
     cdef uint16_t v16 = 0, inkset = INKSET_CMYK, n_extra = 0
     cdef const uint16_t *extra = NULL
+    cdef const TIFFCodec *codec
+    cdef const char *name
+    cdef char msg[160]
     cdef int i, mx
     if not spdl_tiff_u16(tif, TIFFTAG_BITSPERSAMPLE, &v16):
         v16 = 1
@@ -182,6 +185,14 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
                     "TIFF without a PhotometricInterpretation")
     if _refuse(tif, L, photometric, sfmt, err) < 0:
         return -1
+    if not TIFFIsCODECConfigured(compression):
+        codec = TIFFFindCODEC(compression)
+        name = "an unknown method"
+        if codec != NULL and codec.name != NULL:
+            name = codec.name
+        snprintf(msg, sizeof(msg), "TIFF compressed with %s (scheme %u) is not supported by "
+                 "this build's libtiff", name, <unsigned int>compression)
+        return _fmt_fail(err, msg)
     L.separate = planar == PLANARCONFIG_SEPARATE and L.spp > 1
     L.xor16 = 0
     L.alpha = False
@@ -413,6 +424,9 @@ cdef int _read_chunks(TIFF *tif, const Layout *L, spdl_tiff_src *src, uint64_t m
             x = 0
             while x < L.w:
                 cw = min(tw, L.w - x)
+                # a codec that runs short of data may only warn (JBIG) and leave the rest
+                # of the buffer as it was: that rest is black, never old memory
+                memset(buf, 0, size)
                 if tiled:
                     idx = TIFFComputeTile(tif, x, y, 0, plane)
                     n = TIFFReadEncodedTile(tif, idx, buf, <tmsize_t>size)
@@ -452,7 +466,7 @@ cdef int _read_rgba_image(TIFF *tif, Layout *L, spdl_tiff_src *src, AVFrame *fra
         snprintf(msg, sizeof(msg), "this TIFF is not supported (libtiff: %s)", emsg)
         return _fmt_fail(err, msg)
     img.req_orientation = img.orientation  # no flip here: the pipeline orients
-    raster = <uint32_t *>malloc(<size_t>L.w * L.h * 4)
+    raster = <uint32_t *>calloc(<size_t>L.w * L.h, 4)
     if raster == NULL:
         TIFFRGBAImageEnd(&img)
         return fail(err, ERR_NOMEM, "decode", "malloc", 0, "out of memory")

@@ -55,7 +55,13 @@ cdef extern from "tiffio.h" nogil:
         uint16_t orientation
         uint16_t req_orientation
 
+    ctypedef struct TIFFCodec:
+        char *name
+        uint16_t scheme
+
     void TIFFClose(TIFF *tif)
+    int TIFFIsCODECConfigured(uint16_t scheme)
+    const TIFFCodec *TIFFFindCODEC(uint16_t scheme)
     int TIFFIsTiled(TIFF *tif)
     uint64_t TIFFScanlineSize64(TIFF *tif)
     uint64_t TIFFStripSize64(TIFF *tif)
