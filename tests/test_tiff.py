@@ -156,8 +156,12 @@ def _pillow_file(tmp_path, src, mode):
         alpha = (np.arange(W * H).reshape(H, W) * 7 % 256).astype(np.uint8)
         im = Image.fromarray(np.dstack([src, alpha]), "RGBA")
         im = im.convert(mode)
-    elif mode == "P":
+    elif mode == "P" or mode == "PA":
         im = im.convert("P", palette=Image.ADAPTIVE, colors=64)
+        if mode == "PA":
+            im = im.convert("PA")
+            im.putalpha(Image.fromarray((np.arange(W * H).reshape(H, W) * 5 % 256)
+                                        .astype(np.uint8)))
     elif mode != "RGB":
         im = im.convert(mode)
     path = tmp_path / f"{mode}.tif"
@@ -167,7 +171,8 @@ def _pillow_file(tmp_path, src, mode):
 
 # What each colour type decodes to (before any conversion), and how Pillow is asked.
 MODES = {"RGB": ("rgb24", "RGB"), "RGBA": ("rgba", "RGBA"), "L": ("gray", "L"),
-         "LA": ("ya8", "RGBA"), "P": ("rgb24", "RGB"), "CMYK": ("rgb24", "RGB"),
+         "LA": ("ya8", "RGBA"), "P": ("rgb24", "RGB"), "PA": ("rgba", "RGBA"),
+         "CMYK": ("rgb24", "RGB"),
          "1": ("gray", "L")}
 LAYOUTS = {
     "strip": [], "tiled": ["-t", "-w", "16", "-l", "16"], "lzw": ["-c", "lzw"],

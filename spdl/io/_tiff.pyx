@@ -12,7 +12,7 @@ libtiff has, FillOrder undone by libtiff) and unpacked here, keeping the stored 
   other format gives it (unassociated as stored; associated, premultiplied, divided out as
   Pillow does); JPEG-compressed YCbCr through libjpeg's RGB;
 - palette of 1..16 bits -> rgb24 through the colour map (16-bit entries >> 8, unless
-  every entry is below 256: an 8-bit map, as libtiff takes it);
+  every entry is below 256: an 8-bit map, as libtiff takes it), with 8-bit alpha -> rgba;
 - CMYK of 8 bits -> rgb24 (rgba with alpha), r = (255 - k) - round(c * (255 - k) / 255),
   the separation Pillow's convert("RGB") uses;
 
@@ -234,11 +234,12 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
             L.fmt = AV_PIX_FMT_RGBA64 if L.alpha else AV_PIX_FMT_RGB48
         else:
             L.fmt = AV_PIX_FMT_RGBA if L.alpha else AV_PIX_FMT_RGB24
-    elif photometric == PHOTOMETRIC_PALETTE and L.spp == 1:
+    elif photometric == PHOTOMETRIC_PALETTE and (L.spp == 1 or L.bps == 8):
         L.kind = KIND_PALETTE
-        L.nout = 3
+        L.alpha = _alpha_first_extra(n_extra, extra, 1, L.spp)
+        L.nout = 4 if L.alpha else 3
         L.src[0] = 0
-        L.fmt = AV_PIX_FMT_RGB24
+        L.fmt = AV_PIX_FMT_RGBA if L.alpha else AV_PIX_FMT_RGB24
         if _palette(tif, L, err) < 0:
             return -1
     elif (photometric == PHOTOMETRIC_SEPARATED and inkset == INKSET_CMYK and L.bps == 8
@@ -281,11 +282,16 @@ cdef void _unpack(const Layout *L, const uint8_t *chunk, size_t rowbytes, int pl
     for y in range(ch):
         srow = chunk + <size_t>y * rowbytes
         orow = dst + <size_t>(y0 + y) * linesize
-        if L.kind == KIND_PALETTE:
-            orow += <size_t>x0 * 3
-            for x in range(cw):
-                v = _sample(srow, L.bps, x)
-                memcpy(orow + 3 * x, L.pal + 3 * v, 3)
+        if L.kind == KIND_PALETTE:  # index (then alpha, 8 bits) -> r, g, b (, a)
+            orow += <size_t>x0 * nout
+            if plane == 0:
+                for x in range(cw):
+                    v = _sample(srow, L.bps, <size_t>x * stride)
+                    memcpy(orow + <size_t>x * nout, L.pal + 3 * v, 3)
+            if nout == 4 and (plane == 1 or not L.separate):
+                off = 0 if L.separate else 1
+                for x in range(cw):
+                    orow[<size_t>x * 4 + 3] = srow[<size_t>x * stride + off]
             continue
         if not L.separate and stride == nout and not grey8 and L.xor16 == 0:
             # stored as output: RGB(A) of 8 or 16 bits, CMYK
