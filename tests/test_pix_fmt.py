@@ -171,7 +171,7 @@ def test_unknown_pix_fmt(images, load, pix_fmt):
     ("tiff_raw", (1, 199, 301, 3)),
     ("jpeg_gray", (1, 199, 301, 1)),
     ("jpeg_444", (1, 3, 199, 301)),      # planar YUV 4:4:4
-    ("webp_lossless", (1, 199, 301, 4)),  # packed 4-channel
+    ("webp_lossless", (1, 199, 301, 3)),  # libwebp: rgb24, no alpha in the image
     ("gif", (1, 90, 120, 4)),
 ])
 def test_none_keeps_decoded_format(images, load, as_src, name, shape):

@@ -391,13 +391,7 @@ KINDS = {  # input, pix_fmt, Pillow mode
 }
 
 
-_WEBP_GAP = ("FFmpeg's VP8 decoder (yuv420p, then swscale) differs from libwebp's (Pillow) by "
-             "MAD 1.6 on this WebP before any crop; crops land at 1.5-2.2 (issue 10's bound is 2)")
-
-
-@pytest.mark.parametrize("kind", [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=_WEBP_GAP)) if k == "webp" else k
-    for k in KINDS])
+@pytest.mark.parametrize("kind", list(KINDS))  # (WebP: libwebp decodes it, as Pillow does)
 def test_boxes_against_pillow(load, kind):
     name, pix_fmt, mode = KINDS[kind]
     boxes = list(BOXES.values())

@@ -23,7 +23,7 @@ from spdl.io._tiff cimport tiff_decode
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_TIFF
 from spdl.io._avif cimport avif_decode
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
-from spdl.io._webp cimport webp_anim_decode
+from spdl.io._webp cimport webp_anim_decode, webp_decode
 from spdl.io._legacy cimport LEGACY_NOT_HANDLED, bmp_rle_decode_frame, dds_decode_frame
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_BMP, AV_CODEC_ID_DDS
 from spdl.io._scale cimport (
@@ -213,10 +213,13 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
         ret = bmp_rle_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         if ret != LEGACY_NOT_HANDLED:  # RLE (FFmpeg's refuses common files)
             return _own_frame(ret, spec, index, crop, frame, ext, err)
-    if (d.codec_id == AV_CODEC_ID_WEBP and o.codec == NULL and o.options == NULL
-            and webp_animated(d.pkt.data, d.pkt.size)):  # FFmpeg 5.1 decodes stills only
-        return _own_frame(webp_anim_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err),
-                          spec, index, crop, frame, ext, err)
+    if d.codec_id == AV_CODEC_ID_WEBP and o.codec == NULL and o.options == NULL:
+        # libwebp: FFmpeg 5.1 decodes stills only, and upsamples lossy chroma its own way
+        if webp_animated(d.pkt.data, d.pkt.size):
+            ret = webp_anim_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
+        else:
+            ret = webp_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
+        return _own_frame(ret, spec, index, crop, frame, ext, err)
     if d.codec_id == AV_CODEC_ID_AV1 and d.par == NULL and o.codec == NULL and o.options == NULL:
         # an AVIF file, known by its ftyp: libavif reads it whole (FFmpeg has no demuxer for it)
         ret = avif_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
