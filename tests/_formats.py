@@ -97,6 +97,22 @@ def png(samples: np.ndarray, colour_type: int, depth: int, plte: bytes | None = 
     return out + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
 
 
+def adam7_png(samples: np.ndarray, colour_type: int) -> bytes:
+    """An interlaced (Adam7) 8-bit PNG of samples (H, W, ch): seven passes, each row
+    filtered with None."""
+    h, w = samples.shape[:2]
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+              (1, 0, 2, 2), (0, 1, 1, 2)]  # (x0, y0, dx, dy)
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        sub = samples[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\0" + r.tobytes() for r in sub.reshape(sub.shape[0], -1))
+    return (b"\x89PNG\r\n\x1a\n"
+            + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 1))
+            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+
+
 def pam(samples: np.ndarray, maxval: int, tupltype: str) -> bytes:
     h, w, ch = samples.shape
     head = b"P7\nWIDTH %d\nHEIGHT %d\nDEPTH %d\nMAXVAL %d\nTUPLTYPE %s\nENDHDR\n" % (

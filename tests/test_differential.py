@@ -26,7 +26,7 @@ from PIL import Image
 
 import spdl.io
 from _formats import (
-    H, W, bmp4, content, ffmpeg, grey, pam, pil_bytes, plain_pnm, png, psd, xpm,
+    H, W, adam7_png, bmp4, content, ffmpeg, grey, pam, pil_bytes, plain_pnm, png, psd, xpm,
 )
 from _util import np_batch
 
@@ -142,10 +142,21 @@ def _gif_anim(tmp):
     return pil_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:]), PAL16[IDX16]
 
 
-def _webp_anim(tmp):
-    frames = [Image.fromarray(C3), Image.fromarray(255 - C3)]
+def _webp_anim(tmp, src=C3):
+    frames = [Image.fromarray(src), Image.fromarray(255 - src)]
     return pil_bytes(frames[0], "WEBP", save_all=True, append_images=frames[1:],
-                     lossless=True), C3
+                     lossless=True, exact=True), src[..., :3]
+
+
+def _apng_alpha(tmp):
+    frames = [Image.fromarray(C4), Image.fromarray(255 - C4)]
+    return pil_bytes(frames[0], "PNG", save_all=True, append_images=frames[1:]), C4[..., :3]
+
+
+def _gif_anim_transparent(tmp):
+    frames = [_pal_trns_image(), _pal_image()]
+    return pil_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:],
+                     transparency=5, disposal=2), PAL16[IDX16]
 
 
 def _pnm16(magic, ch):
@@ -246,6 +257,10 @@ CASES = [
     Case("png-rgba16", _png16(4, 6)),
     Case("png-grey-alpha16", _png16(2, 4), grey=True),
     Case("apng", _apng),
+    Case("apng-alpha", _apng_alpha),
+    Case("png-interlaced-rgb", lambda tmp: (adam7_png(C3, 2), C3)),
+    Case("png-interlaced-rgba", lambda tmp: (adam7_png(C4, 6), C4[..., :3])),
+    Case("png-interlaced-grey", lambda tmp: (adam7_png(G[..., None], 0), _rgb(G)), grey=True),
     # JPEG (lossy)
     Case("jpeg-444", _pil(_im(C3), "JPEG", None, quality=90, subsampling=0), tol=JPEG_TOL),
     Case("jpeg-422", _pil(_im(C3), "JPEG", None, quality=90, subsampling=1), tol=JPEG_TOL),
@@ -260,12 +275,16 @@ CASES = [
     Case("gif-transparent", _pil(_pal_trns_image, "GIF", PAL16[IDX16])),
     Case("gif-grey", _pil(_im(G), "GIF", _rgb(G)), grey=True),
     Case("gif-animated", _gif_anim),
+    Case("gif-animated-transparent", _gif_anim_transparent),
+    Case("gif-interlaced", _pil(_pal_image, "GIF", PAL16[IDX16], interlace=True)),
+    Case("gif-not-interlaced", _pil(_pal_image, "GIF", PAL16[IDX16], interlace=False)),
     # WebP
     Case("webp-lossless", _pil(_im(C3), "WEBP", C3, lossless=True)),
     Case("webp-lossless-alpha", _pil(_im(C4), "WEBP", C4[..., :3], lossless=True, exact=True)),
     Case("webp-lossy", _pil(_im(C3), "WEBP", None, quality=90), **WEBP_LOSSY),
     Case("webp-lossy-alpha", _pil(_im(C4), "WEBP", None, quality=90), **WEBP_LOSSY),
     Case("webp-animated", _webp_anim),
+    Case("webp-animated-alpha", lambda tmp: _webp_anim(tmp, C4)),
     # PNM / PAM
     Case("ppm", _pil(_im(C3), "PPM", C3)),
     Case("pgm", _pil(_im(G), "PPM", _rgb(G)), grey=True),
@@ -312,6 +331,8 @@ CASES = [
                                  compression="group4"), grey=True),
     Case("tiff-rgba", _pil(_im(C4), "TIFF", C4[..., :3], compression="tiff_lzw")),
     Case("tiff-pal", _pil(_pal_image, "TIFF", PAL16[IDX16])),
+    Case("tiff-grey16", _pil(lambda: Image.fromarray(G.astype(np.uint16) * 257 + 3), "TIFF",
+                             _rgb(_scale(G.astype(np.uint16) * 257 + 3, 16))), grey=True),
     Case("tiff-cmyk", _pil(lambda: Image.fromarray(C3).convert("CMYK"), "TIFF", None)),
     # JPEG 2000 (lossless)
     Case("j2k-rgb", _pil(_im(C3), "JPEG2000", C3, no_jp2=True)),
@@ -349,7 +370,9 @@ CASES = [
     Case("sun-raster", _ffmpeg_case("ras", []), must=False),
     Case("xwd", _ffmpeg_case("xwd", []), must=False),
     Case("dpx", _ffmpeg_case("dpx", []), must=False),
-    Case("jpeg-ls", _ffmpeg_case("jls", ["-c:v", "jpegls"]), must=False),
+    Case("jpeg-ls", _ffmpeg_case("jls", ["-c:v", "jpegls"])),
+    Case("jpeg-ls-grey", _ffmpeg_case("jls", ["-c:v", "jpegls"], src=G, src_fmt="gray"),
+         grey=True),
     # formats we do not claim: refusing them is right, decoding them must be right
     Case("avif", _pil(_im(C3), "AVIF", None, quality=90), tol=AVIF_TOL, must=False),
     Case("blp", _pil(_pal_image, "BLP", PAL16[IDX16]), must=False),
@@ -434,3 +457,16 @@ def test_refused_or_agrees(tmp_path, case):
         gdiffs = {name: _diff(np.repeat(gray, 3, -1), ref) for name, ref in refs.items()}
         assert any(_agrees(d, case) for d in gdiffs.values()), (
             f"{case.id}: gray agrees with no decoder: {gdiffs}")
+
+
+def test_jpeg_ls_cut_is_refused(tmp_path):
+    """JPEG-LS (SOF55) goes to FFmpeg's jpegls decoder, which conceals a cut scan: data
+    without its end-of-image marker is a DecodeError, never a concealed picture."""
+    data, truth = _ffmpeg_case("jls", ["-c:v", "jpegls"])(tmp_path)
+    path = tmp_path / "x.jls"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(_ours(data, path, "rgb24")[0], truth)
+    for cut in (3, len(data) // 2, len(data) - 2, len(data) - 1):
+        with pytest.raises(spdl.io.BatchLoadError) as e:
+            spdl.io.load_image_batch([data[:cut]], width=None, height=None)
+        assert isinstance(e.value.errors[0], spdl.io.DecodeError), e.value

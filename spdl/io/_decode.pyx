@@ -27,10 +27,13 @@ from spdl.io._webp cimport webp_anim_decode, webp_decode
 from spdl.io._legacy cimport LEGACY_NOT_HANDLED, bmp_rle_decode_frame, dds_decode_frame
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_BMP, AV_CODEC_ID_DDS
 from spdl.io._scale cimport (
-    Scaler, orient_copy, oriented_format, scale_frame, scale_to_frame, scaler_free, scaler_init,
+    Scaler, jpeg2000_full_scale, orient_copy, oriented_format, scale_frame, scale_to_frame,
+    scaler_free, scaler_init,
 )
 from spdl.io.includes.libavcodec cimport (
-    AV_CODEC_ID_APNG, AV_CODEC_ID_GEM, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_PHOTOCD,
+    AV_CODEC_ID_APNG, AV_CODEC_ID_GEM, AV_CODEC_ID_GIF, AV_CODEC_ID_JPEG2000,
+    AV_CODEC_ID_JPEGLS, AV_CODEC_ID_MJPEG,
+    AV_CODEC_ID_PHOTOCD,
     AV_CODEC_ID_PNG, AV_CODEC_ID_VBN, AV_CODEC_ID_WEBP, AV_CODEC_PROP_INTRA_ONLY, AVCodec,
     AVCodecDescriptor, avcodec_descriptor_get, AVCodecContext, av_codec_is_decoder, avcodec_alloc_context3,
     avcodec_find_decoder, avcodec_find_decoder_by_name, avcodec_flush_buffers,
@@ -56,6 +59,7 @@ cdef extern from "<stdio.h>":
 
 cdef extern from "<string.h>" nogil:
     size_t strlen(const char *s)
+    int strcmp(const char *a, const char *b)
     char *strncat(char *dest, const char *src, size_t n)
 
 
@@ -199,10 +203,16 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
     asked for), reduced in the DCT as far as spec (NULL: full size) allows.
     """
     cdef const AVCodec *codec = o.codec
-    cdef int ret
+    cdef int ret, bits
     cdef char msg[128]
     if d.codec_id == AV_CODEC_ID_MJPEG and jpeg_check_structure(d.pkt.data, d.pkt.size, err) < 0:
         return -1
+    if d.codec_id == AV_CODEC_ID_JPEGLS and not (
+            d.pkt.size >= 4 and d.pkt.data[d.pkt.size - 2] == 0xFF
+            and d.pkt.data[d.pkt.size - 1] == 0xD9):
+        # FFmpeg's decoder conceals a cut scan; FF D9 cannot occur inside JPEG-LS scan data
+        return fail(err, ERR_DECODE, "decode", "jpeg_check_structure", 0,
+                    "the JPEG-LS data is truncated (no end-of-image marker)")
     if d.codec_id == AV_CODEC_ID_GIF and gif_check_first_frame(d.pkt.data, d.pkt.size, err) < 0:
         return -1
     if d.codec_id == AV_CODEC_ID_DDS and o.codec == NULL and o.options == NULL:
@@ -257,6 +267,7 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
             return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                         "the data decoded to no image")
         return _decode_error(dec, o, ret, "avcodec_receive_frame", err)
+    bits = dec.ctx.bits_per_raw_sample  # JPEG 2000: its depth, which the frame lacks
     if d.par != NULL:
         _free_ffmpeg(dec)  # opened with a demuxer's parameters: not for the next image
     # Decoders conceal damage and still return a frame; a frame they had to
@@ -271,6 +282,10 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
         av_frame_unref(frame)
         return fail(err, ERR_DECODE, "decode", "avcodec_receive_frame", 0,
                     "the decoder reported damaged data")
+    if (codec.id == AV_CODEC_ID_JPEG2000 and strcmp(codec.name, "jpeg2000") == 0
+            and jpeg2000_full_scale(frame, bits, err) < 0):
+        av_frame_unref(frame)
+        return -1
     extent_of(frame, ext)
     if crop != NULL and resolve_crop(spec, index, frame.width, frame.height, crop, err) < 0:
         av_frame_unref(frame)

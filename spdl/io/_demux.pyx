@@ -25,7 +25,8 @@ from spdl.io.includes.libavcodec cimport AV_CODEC_ID_TARGA
 from spdl.io._avif cimport avif_brand, avif_orientation, avif_refused
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
 from spdl.io.includes.libavcodec cimport (
-    AV_CODEC_ID_BMP, AV_CODEC_ID_DDS, AV_CODEC_ID_GIF, AV_CODEC_ID_MJPEG, AV_CODEC_ID_NONE,
+    AV_CODEC_ID_BMP, AV_CODEC_ID_DDS, AV_CODEC_ID_GIF, AV_CODEC_ID_JPEGLS, AV_CODEC_ID_MJPEG,
+    AV_CODEC_ID_NONE,
     AV_CODEC_ID_PNG, AV_CODEC_ID_TIFF, AV_CODEC_ID_WEBP, avcodec_get_name, avcodec_parameters_alloc,
     avcodec_parameters_copy, avcodec_parameters_free, av_grow_packet, av_packet_alloc, av_packet_free,
     av_packet_move_ref, av_packet_unref, AVPacket,
@@ -111,10 +112,31 @@ cdef CompiledDemuxConfig compile_demux_config(object config):
     return o
 
 
+cdef bint _jpeg_ls(const uint8_t *d, int n) noexcept nogil:
+    """A JPEG whose frame header is SOF55: JPEG-LS (ITU-T T.87), which libjpeg-turbo does not
+    read and FFmpeg's jpegls decoder does. The marker segments before the first frame
+    header or scan are walked (FF fill bytes skipped)."""
+    cdef int pos = 2, m
+    while pos + 4 <= n and d[pos] == 0xFF:
+        m = d[pos + 1]
+        if m == 0xFF:
+            pos += 1
+            continue
+        if m == 0xF7:
+            return True
+        if m == 0xDA or (0xC0 <= m <= 0xCF and m != 0xC4 and m != 0xC8 and m != 0xCC):
+            return False
+        pos += 2 + (d[pos + 2] << 8 | d[pos + 3])
+    return False
+
+
 cdef AVCodecID sniff_codec(const uint8_t *d, int n, const char **format) noexcept nogil:
     """The codec of a single-image file known by its signature, and its container format's
     name in format; or NONE."""
     if n >= 3 and d[0] == 0xFF and d[1] == 0xD8 and d[2] == 0xFF:
+        if _jpeg_ls(d, n):
+            format[0] = "jpegls"
+            return AV_CODEC_ID_JPEGLS
         format[0] = "jpeg"
         return AV_CODEC_ID_MJPEG
     if n >= 8 and memcmp(d, b"\x89PNG\r\n\x1a\n", 8) == 0:

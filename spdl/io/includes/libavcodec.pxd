@@ -19,6 +19,7 @@ cdef extern from "libavcodec/codec_id.h" nogil:
         AV_CODEC_ID_GEM
         AV_CODEC_ID_AV1
         AV_CODEC_ID_JPEG2000
+        AV_CODEC_ID_JPEGLS
         AV_CODEC_ID_DDS
         AV_CODEC_ID_TARGA
 
