@@ -24,7 +24,7 @@ from spdl.io.includes.libavcodec cimport AV_CODEC_ID_TIFF
 from spdl.io._avif cimport avif_decode
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_AV1
 from spdl.io._webp cimport webp_anim_decode, webp_decode
-from spdl.io._legacy cimport LEGACY_NOT_HANDLED, bmp_rle_decode_frame, dds_decode_frame
+from spdl.io._legacy cimport LEGACY_NOT_HANDLED, bmp_decode_frame, dds_decode_frame
 from spdl.io.includes.libavcodec cimport AV_CODEC_ID_BMP, AV_CODEC_ID_DDS
 from spdl.io._scale cimport (
     Scaler, jpeg2000_full_scale, orient_copy, oriented_format, scale_frame, scale_to_frame,
@@ -220,8 +220,8 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
         if ret != LEGACY_NOT_HANDLED:  # (FFmpeg's decoder swaps channels of some variants)
             return _own_frame(ret, spec, index, crop, frame, ext, err)
     if d.codec_id == AV_CODEC_ID_BMP and o.codec == NULL and o.options == NULL:
-        ret = bmp_rle_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
-        if ret != LEGACY_NOT_HANDLED:  # RLE (FFmpeg's refuses common files)
+        ret = bmp_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
+        if ret != LEGACY_NOT_HANDLED:  # RLE (FFmpeg's refuses common files), truncation
             return _own_frame(ret, spec, index, crop, frame, ext, err)
     if d.codec_id == AV_CODEC_ID_WEBP and o.codec == NULL and o.options == NULL:
         # libwebp: FFmpeg 5.1 decodes stills only, and upsamples lossy chroma its own way

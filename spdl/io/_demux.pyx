@@ -54,7 +54,6 @@ cdef extern from "libavutil/avutil.h":
     int AVMEDIA_TYPE_VIDEO
 
 cdef extern from "csrc/bmp_rle.h" nogil:
-    size_t BMP_TRUNCATED
     size_t bmp_mend(uint8_t *d, size_t n)
 
 cdef extern from "csrc/tga.h" nogil:
@@ -545,10 +544,6 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
             # header fields FFmpeg refuses decodable files for, mended in our copy; only
             # the last row's padding missing: given back (at most 3 bytes)
             pad = bmp_mend(out.pkt.data, <size_t>out.pkt.size)
-            if pad == BMP_TRUNCATED:
-                return fail(err, ERR_DECODE, "demux", "bmp_mend", 0, "BMP pixel data "
-                            "truncated: shorter than its rows (more than the last row's padding "
-                            "missing)")
             if pad > 0 and _append(out.pkt, _ZEROS, <int>pad, err) < 0:
                 return -1
         if out.codec_id != AV_CODEC_ID_NONE:

@@ -8,5 +8,5 @@ cdef enum:
 
 cdef int dds_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVFrame *frame,
                           Status *err) noexcept nogil
-cdef int bmp_rle_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVFrame *frame,
-                              Status *err) noexcept nogil
+cdef int bmp_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVFrame *frame,
+                          Status *err) noexcept nogil

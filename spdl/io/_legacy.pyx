@@ -76,19 +76,28 @@ cdef extern from "csrc/bmp_rle.h" nogil:
     ctypedef struct BmpRle:
         int width
         int height
+    unsigned long long bmp_missing(const uint8_t *d, size_t n, unsigned long long *row_pad,
+                                   unsigned long long *pixels)
     int bmp_rle_parse(const uint8_t *d, size_t n, BmpRle *r, char *msg, size_t size)
     int bmp_rle_decode(const BmpRle *r, uint8_t *dst, ptrdiff_t stride)
 
 
-cdef int bmp_rle_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVFrame *frame,
-                              Status *err) noexcept nogil:
-    """Decode an RLE4/RLE8 BMP into frame (rgb24), or return LEGACY_NOT_HANDLED for any
-    other BMP (FFmpeg's decoder)."""
+cdef int bmp_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVFrame *frame,
+                          Status *err) noexcept nogil:
+    """Decode an RLE4/RLE8 BMP into frame (rgb24); refuse an uncompressed one whose pixel
+    data is cut short (when within max_pixels: over it, FFmpeg's decoder says too large);
+    return LEGACY_NOT_HANDLED for any other BMP (FFmpeg's decoder)."""
     cdef BmpRle rle
     cdef char msg[160]
+    cdef unsigned long long missing, pad, pixels
     cdef int ret = bmp_rle_parse(data, <size_t>size, &rle, msg, sizeof(msg))
     if ret == 0:
-        return LEGACY_NOT_HANDLED
+        missing = bmp_missing(data, <size_t>size, &pad, &pixels)
+        if missing == 0 or pixels > <unsigned long long>max_pixels:
+            return LEGACY_NOT_HANDLED
+        snprintf(msg, sizeof(msg), "BMP pixel data truncated: %llu bytes of its rows missing",
+                 missing)
+        return fail(err, ERR_DECODE, "decode", "bmp_decode", 0, msg)
     if ret < 0:
         return fail(err, ERR_DECODE, "decode", "bmp_rle_parse", 0, msg)
     if _frame(frame, rle.width, rle.height, 3, max_pixels, "bmp_rle_decode", err) < 0:

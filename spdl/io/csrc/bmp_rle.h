@@ -6,7 +6,8 @@
  * Mended (bmp_mend): bfSize, which readers need not trust, becomes the file's size; a
  * palette shorter than the colours the header declares (biClrUsed 0 meaning 2^bpp, or
  * more than 2^bpp) is declared as long as it is; pixel data that lacks only the last
- * row's padding gets it back (zeros). Truncated pixel data stays truncated.
+ * row's padding gets it back (zeros). Truncated pixel data stays truncated (bmp_missing
+ * says by how much).
  *
  * RLE (bmp_rle_decode), following Microsoft's BITMAPINFOHEADER compression reference,
  * with Pillow's choices where the format leaves things open: pixels a delta skips, and
@@ -35,28 +36,49 @@ static inline void bmp_put32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)(v >> 24);
 }
 
-#define BMP_TRUNCATED ((size_t)-1)
-
-/* Mend the header of the BMP d (n bytes, our own copy) in place; returns the zero bytes
- * to append for the last row's missing padding (0 if none), or BMP_TRUNCATED when its
- * uncompressed pixel data is shorter than that. */
-static size_t bmp_mend(uint8_t *d, size_t n) {
-    uint32_t ihsize, off, bpp, comp, used, colours, fit;
+/* The bytes missing from the uncompressed pixel data of the BMP d (n bytes): 0 when it is
+ * complete, or for a compressed or unusable header (the decoder judges those). *row_pad
+ * gets the padding bytes of a row, *pixels the image's width times height. */
+static uint64_t bmp_missing(const uint8_t *d, size_t n, uint64_t *row_pad, uint64_t *pixels) {
+    uint32_t ihsize, off, bpp, comp;
     int32_t w, h;
     uint64_t row, rows, data;
+    *row_pad = *pixels = 0;
     if (n < 14 + 40 || d[0] != 'B' || d[1] != 'M')
         return 0;
     ihsize = bmp_le32(d + 14);
-    if (ihsize < 40 || ihsize > 124)
-        return 0;
-    bmp_put32(d + 2, (uint32_t)(n > 0xffffffffu ? 0xffffffffu : n));
     off = bmp_le32(d + 10);
     w = (int32_t)bmp_le32(d + 18);
     h = (int32_t)bmp_le32(d + 22);
     bpp = d[28] | d[29] << 8;
     comp = bmp_le32(d + 30);
-    if (off < 14 + ihsize || w <= 0 || h == 0 || h == INT32_MIN)
+    if (ihsize < 40 || ihsize > 124 || off < 14 + ihsize || w <= 0 || h == 0 || h == INT32_MIN)
         return 0;
+    if ((comp != 0 && comp != 3)
+            || (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32))
+        return 0;
+    row = (((uint64_t)w * bpp + 31) / 32) * 4;
+    rows = (uint64_t)(h < 0 ? -(int64_t)h : h);
+    data = n > off ? n - off : 0;
+    *row_pad = row - ((uint64_t)w * bpp + 7) / 8;
+    *pixels = (uint64_t)w * rows;
+    return data < row * rows ? row * rows - data : 0;
+}
+
+/* Mend the header of the BMP d (n bytes, our own copy) in place; returns the zero bytes
+ * to append when only the last row's padding is missing (0 otherwise). */
+static size_t bmp_mend(uint8_t *d, size_t n) {
+    uint32_t ihsize, off, bpp, comp, used, colours, fit;
+    uint64_t missing, pad, pixels;
+    if (n < 14 + 40 || d[0] != 'B' || d[1] != 'M')
+        return 0;
+    ihsize = bmp_le32(d + 14);
+    off = bmp_le32(d + 10);
+    if (ihsize < 40 || ihsize > 124 || off < 14 + ihsize)
+        return 0;
+    bmp_put32(d + 2, (uint32_t)(n > 0xffffffffu ? 0xffffffffu : n));
+    bpp = d[28] | d[29] << 8;
+    comp = bmp_le32(d + 30);
     if (bpp >= 1 && bpp <= 8 && (comp == 0 || comp == 1 || comp == 2)) {
         used = bmp_le32(d + 46);
         colours = used == 0 || used > (1u << bpp) ? 1u << bpp : used;
@@ -66,18 +88,8 @@ static size_t bmp_mend(uint8_t *d, size_t n) {
         if (colours != used && (used == 0 ? colours != (1u << bpp) : 1))
             bmp_put32(d + 46, colours);
     }
-    if (comp != 0 && comp != 3)
-        return 0;
-    if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32)
-        return 0;
-    row = (((uint64_t)w * bpp + 31) / 32) * 4;
-    rows = (uint64_t)(h < 0 ? -(int64_t)h : h);
-    data = n > off ? n - off : 0;
-    if (data >= row * rows)
-        return 0;
-    if (data >= row * (rows - 1) + ((uint64_t)w * bpp + 7) / 8)
-        return (size_t)(row * rows - data);
-    return BMP_TRUNCATED;
+    missing = bmp_missing(d, n, &pad, &pixels);
+    return missing <= pad ? (size_t)missing : 0;
 }
 
 typedef struct {
