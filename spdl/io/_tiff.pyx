@@ -80,6 +80,7 @@ cdef struct Layout:
     int src[5]               # for each of them, the stored sample it comes from
     uint16_t xor16           # 16-bit grey: 0xFFFF inverts MinIsWhite
     uint8_t lut[256]         # grey of up to 8 bits: sample -> 8-bit level (channel 0)
+    bint lut_identity        # ... that changes nothing (8-bit MinIsBlack)
     uint8_t *pal             # palette: 3 bytes (r, g, b) per index
     bint alpha               # the output has an alpha channel
     bint associated          # ... stored premultiplied (ExtraSamples 1): divided out here
@@ -195,6 +196,7 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
         return _fmt_fail(err, msg)
     L.separate = planar == PLANARCONFIG_SEPARATE and L.spp > 1
     L.xor16 = 0
+    L.lut_identity = False
     L.alpha = False
     L.associated = False
     L.pal = NULL
@@ -218,6 +220,7 @@ cdef int _plan(TIFF *tif, Layout *L, Status *err) noexcept nogil:
                 L.xor16 = 0xFFFF if photometric == PHOTOMETRIC_MINISWHITE else 0
             else:
                 L.fmt = AV_PIX_FMT_YA8 if L.alpha else AV_PIX_FMT_GRAY8
+                L.lut_identity = L.bps == 8 and photometric == PHOTOMETRIC_MINISBLACK
                 mx = (1 << L.bps) - 1
                 for i in range(mx + 1):
                     v16 = mx - i if photometric == PHOTOMETRIC_MINISWHITE else i
@@ -278,7 +281,7 @@ cdef void _unpack(const Layout *L, const uint8_t *chunk, size_t rowbytes, int pl
     cdef uint8_t *orow
     cdef uint16_t *orow16
     cdef int nout = L.nout
-    cdef bint grey8 = L.kind == KIND_GREY and L.bps <= 8
+    cdef bint grey8 = L.kind == KIND_GREY and L.bps <= 8 and not L.lut_identity
     for y in range(ch):
         srow = chunk + <size_t>y * rowbytes
         orow = dst + <size_t>(y0 + y) * linesize
