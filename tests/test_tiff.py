@@ -467,6 +467,39 @@ def test_bigtiff_orientation_reader_on_damaged_headers(tmp_path, src):
     assert all(isinstance(e, spdl.io.SpdlIOError) for e in buf.errors.values())
 
 
+BIG = {"raw": [], "lzw": ["-c", "lzw", "-r", "1100"], "jpeg": ["-c", "jpeg", "-r", "1104"],
+       "separate_zip": ["-p", "separate", "-c", "zip", "-r", "2000"]}
+
+
+@pytest.mark.parametrize("layout", BIG)
+def test_one_large_strip_read_by_rows(tmp_path, layout):
+    """A strip over 4 MiB (one strip for the whole image, as many writers make) is read a
+    row at a time: the same pixels as Pillow's."""
+    big = smooth_rgb(1400, 1100, seed=8) if layout != "separate_zip" else smooth_rgb(
+        2200, 2000, seed=8)
+    path = tmp_path / "big.tif"
+    Image.fromarray(big).save(path)
+    if BIG[layout]:
+        path = _tiffcp(path, tmp_path / f"big_{layout}.tif", *BIG[layout])
+    with Image.open(path) as im:  # the strip (a plane's, when separate) is over 4 MiB
+        per_row = big.shape[1] * (1 if im.tag_v2.get(284) == 2 else 3)
+        assert min(im.tag_v2[278], big.shape[0]) * per_row > 4 << 20
+    out = _load(path, pix_fmt="rgb24").astype(int)
+    d = np.abs(out - _pillow(path, "RGB").astype(int))
+    assert d.max() <= (12 if layout == "jpeg" else 0) and d.mean() <= 1, (d.mean(), d.max())
+
+
+def test_one_large_strip_cut_or_damaged():
+    """The row-at-a-time reading of a large strip fails like the strip reading: cut or
+    damaged data is a DecodeError."""
+    big = smooth_rgb(1400, 1100, seed=8)
+    for data in (_tiff(1400, 1100, big.tobytes(), spp=3, photometric=2), _deflate_tiff(big)):
+        with pytest.raises(spdl.io.DecodeError):
+            _decode(data[:len(data) // 2])
+    with pytest.raises(spdl.io.DecodeError, match="ZIPDecode"):
+        _decode(_corrupt_deflate_tiff(big))
+
+
 def test_resized_like_the_same_pixels_in_png(tmp_path, src):
     """Resizing a tiled TIFF gives what resizing the same pixels from a PNG gives."""
     tiled = _tiffcp(_pillow_file(tmp_path, src, "RGB"), tmp_path / "t.tif", "-t", "-c", "lzw")

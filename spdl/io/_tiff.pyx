@@ -44,7 +44,7 @@ from spdl.io.includes.libtiff cimport (
     TIFFTAG_SAMPLEFORMAT, TIFFTAG_SAMPLESPERPIXEL, TIFFTAG_TILELENGTH, TIFFTAG_TILEWIDTH,
     TIFFClose, TIFFCodec, TIFFComputeStrip, TIFFFindCODEC, TIFFIsCODECConfigured, TIFFComputeTile, TIFFGetA, TIFFGetB, TIFFGetG, TIFFGetR,
     TIFFIsTiled, TIFFRGBAImage, TIFFRGBAImageBegin, TIFFRGBAImageEnd, TIFFRGBAImageGet,
-    TIFFRGBAImageOK, TIFFReadEncodedStrip, TIFFReadEncodedTile, TIFFScanlineSize64,
+    TIFFRGBAImageOK, TIFFReadEncodedStrip, TIFFReadScanline, TIFFReadEncodedTile, TIFFScanlineSize64,
     TIFFStripSize64, TIFFTileRowSize64, TIFFTileSize64, spdl_tiff_colormap,
     spdl_tiff_extrasamples, spdl_tiff_jpeg_rgb, spdl_tiff_open, spdl_tiff_src, spdl_tiff_u16,
     spdl_tiff_u32, tmsize_t,
@@ -388,6 +388,31 @@ cdef int _read_error(spdl_tiff_src *src, const char *op, const char *fallback,
     return fail(err, ERR_DECODE, "decode", op, 0, _said(src, fallback))
 
 
+# Strips larger than this are read a row at a time (TIFFReadScanline), so that a file of
+# one large strip (what many writers make) costs one row of memory beside the frame.
+cdef enum:
+    _ROWS_ABOVE = 4 << 20
+
+
+cdef int _read_rows(TIFF *tif, const Layout *L, spdl_tiff_src *src, uint64_t rowbytes,
+                    int planes, uint8_t *dst, size_t linesize, Status *err) noexcept nogil:
+    """_read_chunks for large strips: every row of every plane in order."""
+    cdef uint8_t *buf = <uint8_t *>malloc(rowbytes)
+    cdef uint32_t y
+    cdef int plane
+    if buf == NULL:
+        return fail(err, ERR_NOMEM, "decode", "malloc", 0, "out of memory")
+    for plane in range(planes):
+        for y in range(L.h):
+            memset(buf, 0, rowbytes)
+            if TIFFReadScanline(tif, buf, y, plane) < 0 or src.errors > 0:
+                free(buf)
+                return _read_error(src, "TIFFReadScanline", "cannot read the TIFF's pixels", err)
+            _unpack(L, buf, rowbytes, plane, 0, y, L.w, 1, dst, linesize)
+    free(buf)
+    return 0
+
+
 cdef int _read_chunks(TIFF *tif, const Layout *L, spdl_tiff_src *src, uint64_t max_alloc,
                       uint8_t *dst, size_t linesize, Status *err) noexcept nogil:
     """Read every strip or tile of every plane and unpack it into dst."""
@@ -419,6 +444,8 @@ cdef int _read_chunks(TIFF *tif, const Layout *L, spdl_tiff_src *src, uint64_t m
         snprintf(msg, sizeof(msg), "a TIFF tile of %ux%u is far larger than the %ux%u image",
                  tw, th, L.w, L.h)
         return fail(err, ERR_DECODE, "decode", "TIFFTileSize", 0, msg)
+    if not tiled and size > _ROWS_ABOVE:
+        return _read_rows(tif, L, src, rowbytes, planes, dst, linesize, err)
     if size > max_alloc:
         snprintf(msg, sizeof(msg), "a TIFF %s of %llu bytes is more than this image allows",
                  "tile" if tiled else "strip", <unsigned long long>size)

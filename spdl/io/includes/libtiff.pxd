@@ -73,6 +73,7 @@ cdef extern from "tiffio.h" nogil:
     uint32_t TIFFNumberOfTiles(TIFF *tif)
     tmsize_t TIFFReadEncodedStrip(TIFF *tif, uint32_t strip, void *buf, tmsize_t size)
     tmsize_t TIFFReadEncodedTile(TIFF *tif, uint32_t tile, void *buf, tmsize_t size)
+    int TIFFReadScanline(TIFF *tif, void *buf, uint32_t row, uint16_t sample)
     int TIFFRGBAImageOK(TIFF *tif, char *emsg)
     int TIFFRGBAImageBegin(TIFFRGBAImage *img, TIFF *tif, int stop, char *emsg)
     int TIFFRGBAImageGet(TIFFRGBAImage *img, uint32_t *raster, uint32_t w, uint32_t h)
