@@ -52,6 +52,15 @@ def images() -> dict[str, bytes]:
     out["anim_gif"] = _save(frames[0], "GIF", save_all=True, append_images=frames[1:])
     out["apng"] = _save(frames[0], "PNG", save_all=True, append_images=frames[1:])
     out["anim_webp"] = _save(frames[0], "WEBP", save_all=True, append_images=frames[1:])
+    rgba = [f.convert("RGBA") for f in frames]
+    for f in rgba:
+        f.putalpha(Image.fromarray(hc.synth(16, 12, seed=9)[..., 0]))
+    out["anim_webp_lossy_alpha"] = _save(rgba[0], "WEBP", save_all=True, append_images=rgba[1:],
+                                         quality=50)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out["webp_exif_xmp"] = _save(frames[1], "WEBP", quality=50, exif=exif.tobytes(), xmp=b"<x/>")
+    out["webp_lossless_alpha"] = _save(rgba[2], "WEBP", lossless=True)
     out["png16"] = hc.valid_images()["png_rgba16"]
     out["jpeg_scan_bomb_small"] = hc.jpeg_scan_bomb(64, 64, 40)
     out["jpeg_claiming"] = hc.jpeg_claiming(300, 200)
