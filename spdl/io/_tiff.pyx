@@ -30,8 +30,9 @@ from libc.string cimport memcpy, memset
 
 from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
 from spdl.io.includes.libavutil cimport (
-    AV_PIX_FMT_GRAY8, AV_PIX_FMT_GRAY16, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AVCOL_RANGE_JPEG,
-    AVFrame, AVPixelFormat, av_frame_get_buffer, av_frame_unref,
+    AV_PIX_FMT_GRAY8, AV_PIX_FMT_GRAY16, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGB48, AV_PIX_FMT_RGBA,
+    AV_PIX_FMT_RGBA64, AV_PIX_FMT_YA8, AV_PIX_FMT_YA16, AVCOL_RANGE_JPEG, AVFrame, AVPixelFormat,
+    av_frame_get_buffer, av_frame_unref,
 )
 from spdl.io.includes.libtiff cimport (
     COMPRESSION_JPEG, EXTRASAMPLE_ASSOCALPHA, EXTRASAMPLE_UNASSALPHA, INKSET_CMYK,
@@ -49,13 +50,6 @@ from spdl.io.includes.libtiff cimport (
     spdl_tiff_extrasamples, spdl_tiff_jpeg_rgb, spdl_tiff_open, spdl_tiff_src, spdl_tiff_u16,
     spdl_tiff_u32, tmsize_t,
 )
-
-cdef extern from "libavutil/pixfmt.h" nogil:
-    # (native-endian aliases, not in includes/libavutil.pxd)
-    AVPixelFormat AV_PIX_FMT_YA8
-    AVPixelFormat AV_PIX_FMT_YA16
-    AVPixelFormat AV_PIX_FMT_RGB48
-    AVPixelFormat AV_PIX_FMT_RGBA64
 
 cdef extern from "<stdio.h>":
     int snprintf(char *buf, size_t n, const char *fmt, ...) nogil
