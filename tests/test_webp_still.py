@@ -158,6 +158,27 @@ def test_resized_like_the_native_decode():
     np.testing.assert_array_equal(_load([png.getvalue()], width=224, height=224)[0], batch[0])
 
 
+@pytest.mark.parametrize("pix_fmt", ["rgb24", "rgba", "gray", "yuv444p"])
+@pytest.mark.parametrize("alpha", [False, True], ids=["opaque", "alpha"])
+def test_lossless_equals_the_same_png_in_every_output(pix_fmt, alpha):
+    """A lossless WebP (still or animated) and a PNG of the same pixels give the same
+    batch, resized to an odd-width source's 96x80 and repeated: swscale reads a pixel past
+    an odd width, which is zero padding in our frames as in FFmpeg's (stale heap before)."""
+    im = _image(301, 199, alpha, smooth=False)
+    png = io.BytesIO()
+    im.save(png, "PNG")
+    anim = io.BytesIO()
+    im.save(anim, "WEBP", lossless=True, exact=True, save_all=True, append_images=[im])
+    srcs = [png.getvalue(), _webp(im, True)]
+    if not alpha:  # (Pillow's animation encoder changes the colour under alpha 0)
+        srcs.append(anim.getvalue())
+    kw = dict(width=96, height=80, pix_fmt=pix_fmt)
+    first = _load(srcs * 2, **kw)
+    for k in range(1, 2 * len(srcs)):
+        np.testing.assert_array_equal(first[k], first[0], err_msg=str(k))
+    np.testing.assert_array_equal(_load(srcs[1:2], **kw)[0], first[0])
+
+
 def test_forced_decoder_goes_to_ffmpeg():
     """DecodeConfig(decoder="webp") keeps FFmpeg's decoder (its own chroma upsampling)."""
     data = _webp(_image(37, 23, False), False)

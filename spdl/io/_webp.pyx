@@ -21,7 +21,7 @@ A forced decoder or decoder options still go to FFmpeg (spdl/io/_decode.pyx).
 
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
 from spdl.io.includes.libavutil cimport (
@@ -83,7 +83,8 @@ cdef int webp_decode(const uint8_t *data, int size, long long max_pixels, AVFram
     cdef WebPDecoderConfig config
     cdef VP8StatusCode status
     cdef long long width, height
-    cdef int ret
+    cdef int ret, y
+    cdef size_t row
     cdef char msg[160]
     if size <= 0:
         return _webp_fail(VP8_STATUS_NOT_ENOUGH_DATA, "WebPGetFeatures", err)
@@ -113,8 +114,8 @@ cdef int webp_decode(const uint8_t *data, int size, long long max_pixels, AVFram
     config.output.is_external_memory = 1
     config.output.u.RGBA.rgba = frame.data[0]
     config.output.u.RGBA.stride = frame.linesize[0]
-    config.output.u.RGBA.size = <size_t>frame.linesize[0] * <size_t>(height - 1) + <size_t>(
-        width * (4 if config.input.has_alpha else 3))
+    row = <size_t>width * (4 if config.input.has_alpha else 3)
+    config.output.u.RGBA.size = <size_t>frame.linesize[0] * <size_t>(height - 1) + row
     config.options.use_threads = 0          # images are decoded in parallel, one per thread
     config.options.no_fancy_upsampling = 0  # libwebp's default: as dwebp, Pillow, browsers
     config.options.use_scaling = 0
@@ -124,6 +125,10 @@ cdef int webp_decode(const uint8_t *data, int size, long long max_pixels, AVFram
     if status != VP8_STATUS_OK:
         av_frame_unref(frame)
         return _webp_fail(status, "WebPDecode", err)
+    # Zero each row's padding, as FFmpeg's decoders' buffers are: swscale's RGB input
+    # reads a pixel past an odd width (chroma in pairs), which must not be stale heap.
+    for y in range(<int>height):
+        memset(frame.data[0] + <size_t>y * frame.linesize[0] + row, 0, frame.linesize[0] - row)
     return 0
 
 
@@ -231,9 +236,11 @@ cdef int webp_anim_decode(const uint8_t *data, int size, long long max_pixels, A
         free(head)
         av_frame_unref(frame)
         return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, "out of memory")
-    for y in range(<int>height):
+    for y in range(<int>height):         # (the padding zeroed as in webp_decode)
         memcpy(frame.data[0] + <size_t>y * frame.linesize[0], canvas + <size_t>y * width * 4,
                <size_t>width * 4)
+        memset(frame.data[0] + <size_t>y * frame.linesize[0] + <size_t>width * 4, 0,
+               frame.linesize[0] - <size_t>width * 4)
     WebPAnimDecoderDelete(dec)              # owns canvas
     free(head)
     return 0
