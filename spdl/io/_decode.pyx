@@ -2,6 +2,7 @@
 """decode_packets: an image's packet into a decoded frame, filtered and resized as a plan says."""
 
 from libc.stdint cimport int64_t, uint8_t
+from libc.string cimport memset
 
 from spdl.io._config import DecodeConfig, config_or_default
 from spdl.io._plan import compile_plan
@@ -43,10 +44,15 @@ from spdl.io.includes.libavcodec cimport (
 from spdl.io.includes.libavutil cimport (
     AVDictionary, AVDictionaryEntry, AV_DICT_IGNORE_SUFFIX, AV_PIX_FMT_GBRP, AV_PIX_FMT_NONE,
     AV_PIX_FMT_RGB24, AVERROR,
-    AVERROR_EOF, AVFrame, AVPixelFormat,
+    AVERROR_EOF, AVFrame, AVPixelFormat, AVPixFmtDescriptor, AV_PIX_FMT_FLAG_PAL,
     av_dict_copy, av_dict_free, av_dict_get, av_dict_set, av_frame_alloc, av_frame_free,
     av_frame_get_buffer, av_frame_move_ref, av_frame_unref, av_get_pix_fmt_name,
+    av_pix_fmt_desc_get,
 )
+
+cdef extern from "libavutil/imgutils.h" nogil:
+    int av_image_fill_linesizes(int *linesizes, AVPixelFormat pix_fmt, int width)
+
 
 cdef extern from "<errno.h>":
     int EAGAIN
@@ -180,11 +186,34 @@ cdef int _decode_error(Decoder *dec, const DecodeSpec *o, int ret, const char *o
     return fail(err, ERR_DECODE, "decode", op, ret, NULL)
 
 
+cdef void _zero_row_padding(AVFrame *frame) noexcept nogil:
+    """Zero the bytes after each row's pixels, as FFmpeg's decoders leave them: swscale's
+    packed-RGB input reads one pixel past an odd-width row, and what it reads there must
+    not be the heap's old bytes (the last column would differ from run to run)."""
+    cdef const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(<AVPixelFormat>frame.format)
+    cdef int widths[4]
+    cdef int p, y, h, planes
+    if desc == NULL or av_image_fill_linesizes(widths, <AVPixelFormat>frame.format,
+                                               frame.width) < 0:
+        return
+    planes = 1 if desc.flags & AV_PIX_FMT_FLAG_PAL else 4  # plane 1: the palette
+    for p in range(planes):
+        if frame.data[p] == NULL or frame.linesize[p] <= widths[p]:
+            continue
+        h = frame.height  # chroma planes of subsampled formats have fewer rows
+        if p == 1 or p == 2:
+            h = -((-h) >> desc.log2_chroma_h)
+        for y in range(h):
+            memset(frame.data[p] + <size_t>y * frame.linesize[p] + widths[p], 0,
+                   <size_t>(frame.linesize[p] - widths[p]))
+
+
 cdef int _own_frame(int ret, const ScaleSpec *spec, Py_ssize_t index, Crop *crop,
                     AVFrame *frame, Extent *ext, Status *err) noexcept nogil:
     """The end of decode_image for a frame one of our own decoders filled (ret: its result)."""
     if ret < 0:
         return ret
+    _zero_row_padding(frame)
     extent_of(frame, ext)
     if crop != NULL and resolve_crop(spec, index, frame.width, frame.height, crop, err) < 0:
         av_frame_unref(frame)

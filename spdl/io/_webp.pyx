@@ -21,11 +21,12 @@ A forced decoder or decoder options still go to FFmpeg (spdl/io/_decode.pyx).
 
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy
 
 from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AVFrame, av_frame_get_buffer, av_frame_unref,
+    av_image_copy_plane,
 )
 from spdl.io.includes.libwebp cimport (
     MODE_RGB, MODE_RGBA, VP8_STATUS_BITSTREAM_ERROR, VP8_STATUS_NOT_ENOUGH_DATA, VP8_STATUS_OK,
@@ -83,7 +84,7 @@ cdef int webp_decode(const uint8_t *data, int size, long long max_pixels, AVFram
     cdef WebPDecoderConfig config
     cdef VP8StatusCode status
     cdef long long width, height
-    cdef int ret, y
+    cdef int ret
     cdef size_t row
     cdef char msg[160]
     if size <= 0:
@@ -125,11 +126,7 @@ cdef int webp_decode(const uint8_t *data, int size, long long max_pixels, AVFram
     if status != VP8_STATUS_OK:
         av_frame_unref(frame)
         return _webp_fail(status, "WebPDecode", err)
-    # Zero each row's padding, as FFmpeg's decoders' buffers are: swscale's RGB input
-    # reads a pixel past an odd width (chroma in pairs), which must not be stale heap.
-    for y in range(<int>height):
-        memset(frame.data[0] + <size_t>y * frame.linesize[0] + row, 0, frame.linesize[0] - row)
-    return 0
+    return 0  # (decode_image zeroes the rows' padding)
 
 
 cdef struct _Chunks:
@@ -178,7 +175,7 @@ cdef int webp_anim_decode(const uint8_t *data, int size, long long max_pixels, A
     cdef uint8_t *head = NULL
     cdef uint8_t *canvas = NULL
     cdef long long width, height
-    cdef int timestamp, ret, y
+    cdef int timestamp, ret
     cdef char msg[160]
     if size < 30:
         return fail(err, ERR_DECODE, "decode", "WebPDemux", 0, "the animated WebP is truncated")
@@ -236,11 +233,8 @@ cdef int webp_anim_decode(const uint8_t *data, int size, long long max_pixels, A
         free(head)
         av_frame_unref(frame)
         return fail(err, ERR_NOMEM, "decode", "av_frame_get_buffer", ret, "out of memory")
-    for y in range(<int>height):         # (the padding zeroed as in webp_decode)
-        memcpy(frame.data[0] + <size_t>y * frame.linesize[0], canvas + <size_t>y * width * 4,
-               <size_t>width * 4)
-        memset(frame.data[0] + <size_t>y * frame.linesize[0] + <size_t>width * 4, 0,
-               frame.linesize[0] - <size_t>width * 4)
+    av_image_copy_plane(frame.data[0], frame.linesize[0], canvas, <int>width * 4,
+                        <int>width * 4, <int>height)
     WebPAnimDecoderDelete(dec)              # owns canvas
     free(head)
     return 0
