@@ -18,8 +18,11 @@
 #   libwebp        libwebp.so and libwebpdemux.so: an animated WebP's first frame, which
 #                  FFmpeg 5.1 cannot decode (no ANIM support); no tools, no libwebpmux
 #   dav1d          static, PIC, 8 and 16 bit, SIMD (nasm): the AV1 decoder inside libavif.so
+#   libyuv         static, PIC, inside libavif.so: libavif's YUV to RGB, so that the wheel's
+#                  AVIF pixels are those of Debian's libavif and of Pillow's (both use it;
+#                  libavif's own conversion differs by up to 7 levels)
 #   libavif        libavif.so, decoding AVIF with the static dav1d only (no aom, rav1e, gav1,
-#                  svt, libyuv, libsharpyuv; no apps, tests)
+#                  svt, libsharpyuv; no apps, tests)
 #   FFmpeg         libavutil, libavcodec, libavformat, libavfilter, libswscale: shared, PIC,
 #                  LGPL, configured from --disable-everything with only the image demuxers,
 #                  parsers and decoders spdl.io accepts and a small set of image filters
@@ -51,6 +54,8 @@ DAV1D_PIN="dav1d=1.0.0-2+deb12u1"
 # builds against dav1d 1.0.0 and keeps 0.11's decoding API (avifDecoderSetIOMemory,
 # avifDecoderNextImage, avifImageYUVToRGB; avifRGBImageAllocatePixels returns avifResult).
 AVIF_PIN="libavif=1.4.2-1"
+# Debian 12's libyuv (version 1857; libavif wants 1755 or newer, 1813 for its filters).
+YUV_PIN="libyuv=0.0~git20230123.b2528b0-1"
 # The suites these pins come from; added as deb-src entries when apt does not know a pin.
 SRC_SUITES="bookworm bookworm-updates sid"
 SRC_SECURITY_SUITES="bookworm-security"
@@ -160,7 +165,7 @@ pin_known() {  # pin_known name=version: apt has this source version
     grep -qxF "Version: $version" <<<"$versions"
 }
 missing_pins=()
-ALL_PINS="$FFMPEG_PIN $JPEG_PIN $ZLIB_PIN $TIFF_PIN $WEBP_PIN $DAV1D_PIN $AVIF_PIN"
+ALL_PINS="$FFMPEG_PIN $JPEG_PIN $ZLIB_PIN $TIFF_PIN $WEBP_PIN $DAV1D_PIN $YUV_PIN $AVIF_PIN"
 for pin in $ALL_PINS; do
     pin_known "$pin" || missing_pins+=("$pin")
 done
@@ -200,6 +205,7 @@ ZLIB_SRC="$(fetch "$ZLIB_PIN")"
 TIFF_SRC="$(fetch "$TIFF_PIN")"
 WEBP_SRC="$(fetch "$WEBP_PIN")"
 DAV1D_SRC="$(fetch "$DAV1D_PIN")"
+YUV_SRC="$(fetch "$YUV_PIN")"
 AVIF_SRC="$(fetch "$AVIF_PIN")"
 
 BUILD="$CACHE/$KEY.build"
@@ -298,20 +304,34 @@ grep -qx "#define HAVE_ASM 1" "$BUILD/dav1d/config.h" || [ "$(uname -m)" != x86_
 run_logged dav1d "$NINJA" -C "$BUILD/dav1d" -j"$JOBS"
 run_logged dav1d "$NINJA" -C "$BUILD/dav1d" install
 
+# ---- libyuv -------------------------------------------------------------------------------
+say "libyuv: $(basename "$YUV_SRC") (static, PIC)"
+# Only the static library (its CMakeLists also builds a shared one and tools); no JPEG.
+mkdir -p "$BUILD/yuv"
+(cd "$BUILD/yuv" && run_logged yuv env CFLAGS="$HARDEN_CFLAGS" CXXFLAGS="$HARDEN_CFLAGS" \
+    "$CMAKE" "$YUV_SRC" -G"Unix Makefiles" -DCMAKE_BUILD_TYPE=Release -DTEST=OFF \
+    -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_DISABLE_FIND_PACKAGE_JPEG=ON \
+    && run_logged yuv make -j"$JOBS" yuv)
+
 # ---- libavif ------------------------------------------------------------------------------
-say "libavif: $(basename "$AVIF_SRC") (shared, dav1d inside)"
-# The static dav1d goes into libavif.so and stays hidden there (--exclude-libs).
-PC_LIBDIR="$BUILD/dav1d-prefix/lib/pkgconfig" EXTRA_LDFLAGS="-Wl,--exclude-libs,ALL" \
+say "libavif: $(basename "$AVIF_SRC") (shared, dav1d and libyuv inside)"
+# The static dav1d and libyuv go into libavif.so and stay hidden there (--exclude-libs);
+# --as-needed: libyuv needs nothing of libstdc++.
+PC_LIBDIR="$BUILD/dav1d-prefix/lib/pkgconfig" \
+    EXTRA_LDFLAGS="-Wl,--exclude-libs,ALL -Wl,--as-needed" \
     cmake_build avif "$AVIF_SRC" \
     -DAVIF_CODEC_DAV1D=SYSTEM -DAVIF_CODEC_AOM=OFF -DAVIF_CODEC_RAV1E=OFF \
     -DAVIF_CODEC_LIBGAV1=OFF -DAVIF_CODEC_SVT=OFF -DAVIF_CODEC_AVM=OFF \
-    -DAVIF_LIBYUV=OFF -DAVIF_LIBSHARPYUV=OFF -DAVIF_LIBXML2=OFF -DAVIF_ZLIBPNG=OFF \
+    -DAVIF_LIBYUV=SYSTEM -DLIBYUV_INCLUDE_DIR="$YUV_SRC/include" \
+    -DLIBYUV_LIBRARY="$BUILD/yuv/libyuv.a" -DAVIF_LIBSHARPYUV=OFF -DAVIF_LIBXML2=OFF -DAVIF_ZLIBPNG=OFF \
     -DAVIF_JPEG=OFF -DAVIF_GTEST=OFF -DAVIF_FUZZTEST=OFF -DAVIF_BUILD_APPS=OFF \
     -DAVIF_BUILD_TESTS=OFF -DAVIF_BUILD_EXAMPLES=OFF -DAVIF_BUILD_MAN_PAGES=OFF \
     -DDAV1D_INCLUDE_DIR="$BUILD/dav1d-prefix/include" \
     -DDAV1D_LIBRARY="$BUILD/dav1d-prefix/lib/libdav1d.a"
 grep -q "libavif: Codec enabled: dav1d (decode)" "$LOG.avif" \
     || die "libavif was configured without dav1d (log: $LOG.avif)"
+grep -q "libyuv-based fast paths enabled" "$LOG.avif" \
+    || die "libavif was configured without libyuv (log: $LOG.avif)"
 pc_drop_private "$BUNDLE_PC/libavif.pc"
 
 # setup.py's pkg-config query, against the bundle only.
@@ -387,6 +407,7 @@ license() {  # license NAME SOURCE FILE...: FILEs and Debian's copyright into li
 license libtiff "$TIFF_SRC" LICENSE.md
 license libwebp "$WEBP_SRC" COPYING PATENTS
 license dav1d "$DAV1D_SRC" COPYING
+license libyuv "$YUV_SRC" LICENSE PATENTS
 license libavif "$AVIF_SRC" LICENSE
 
 {
@@ -395,7 +416,7 @@ license libavif "$AVIF_SRC" LICENSE
     echo "compiler: $(cc --version | sed -n 1p)"
     echo "sources: $ALL_PINS (Debian archive, apt-get source)"
     echo "libtiff codecs: zlib pixarlog jpeg old-jpeg lzw packbits ccitt thunder next logluv mdi"
-    echo "libavif codecs: dav1d (decode; static, 8/16 bit)"
+    echo "libavif codecs: dav1d (decode; static, 8/16 bit); YUV to RGB: libyuv (static)"
     echo "ffmpeg demuxers: $(echo $DEMUXERS)"
     echo "ffmpeg parsers: $(echo $PARSERS)"
     echo "ffmpeg decoders: $(echo $DECODERS)"

@@ -9,7 +9,7 @@ checkout, with no FFmpeg on the library path (`env -u LD_LIBRARY_PATH`). It chec
    libraries and the few system ones manylinux allows (glibc, libstdc++, libgcc_s);
    pixelbatch.libs holds each library of BUNDLED and none of NOT_BUNDLED (the codecs the
    bundle builds in statically, or leaves out); the format libraries answer their version
-   calls, and libavif names dav1d as its only codec;
+   calls, and libavif names dav1d as its only codec (libavif.so holds dav1d and libyuv);
 2. `import spdl.io` works and names its version;
 3. the demuxers: every name of the candidate list in spdl/io/_demux.pyx (read from the
    checkout given by --repo) is in spdl.io.IMAGE_DEMUXERS, except those the bundle leaves

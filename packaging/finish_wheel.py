@@ -3,7 +3,7 @@
     python packaging/finish_wheel.py WHEEL PREFIX OUTDIR
 
 PREFIX is packaging/build_native.sh's prefix; its licenses/ (FFmpeg, libjpeg-turbo, zlib,
-libtiff, libwebp, dav1d, libavif, copied from their Debian source trees) go into the wheel's
+libtiff, libwebp, dav1d, libyuv, libavif, copied from their Debian source trees) go into the wheel's
 <name>.dist-info/licenses/bundled/. The result, written into OUTDIR, must hold no build
 leftovers (.c, .pyx, .pxd, .h), only stripped ELF files, every library of BUNDLED in
 <name>.libs/ and none of the ones built in statically or left out, and weigh under 20 MB;
@@ -25,14 +25,14 @@ LEFTOVERS = (".c", ".pyx", ".pxd", ".h", ".o")
 #: The libraries auditwheel must have copied into <name>.libs/ (as <lib>-<hash>.so.<N>).
 BUNDLED = ("libavcodec", "libavfilter", "libavformat", "libavutil", "libswscale",
            "libturbojpeg", "libjpeg", "libtiff", "libwebp", "libwebpdemux", "libavif")
-#: Never there: zlib and dav1d are static inside FFmpeg/libtiff and libavif; the others are
-#: left out of the bundle (a copy would mean a module linked a system library).
+#: Never there: zlib is static inside FFmpeg and libtiff, dav1d and libyuv inside libavif;
+#: the others are left out of the bundle (a copy would mean a module linked a system library).
 NOT_BUNDLED = ("libz", "libdav1d", "libaom", "librav1e", "libgav1", "libSvtAv1Dec", "libyuv",
                "libsharpyuv", "liblzma", "libzstd", "libjbig", "libLerc", "libdeflate",
                "libwebpmux", "libwebpdecoder", "libtiffxx", "libpng")
 LICENSES = ("ffmpeg/COPYING.LGPLv2.1", "libjpeg-turbo/LICENSE.md", "zlib/LICENSE",
             "libtiff/LICENSE.md", "libwebp/COPYING", "libwebp/PATENTS", "dav1d/COPYING",
-            "libavif/LICENSE")
+            "libyuv/LICENSE", "libavif/LICENSE")
 
 
 def add_licenses(wheel: pathlib.Path, prefix: pathlib.Path, outdir: pathlib.Path) -> pathlib.Path:

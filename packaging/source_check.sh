@@ -2,7 +2,7 @@
 # Prove that `pip install .` from source still builds against a system FFmpeg 7.x, and that a
 # build with neither the system libraries nor the bundle stops with an error naming both ways.
 # In a fresh Debian 13 (trixie: FFmpeg 7.1) root, or Debian 12 (bookworm: 5.1) with --root,
-# with the build tools and FFmpeg's -dev packages:
+# with the build tools and the -dev packages of FFmpeg, libjpeg-turbo, libtiff, libwebp, libavif:
 #   1. the source tree (tracked and untracked files git does not ignore: no .venv, build,
 #      dist, *.so, *.c) is copied in; pip install ".[test]" into a venv;
 #   2. test_batch.py and test_pixels.py run against it, from outside the source tree; the
@@ -37,7 +37,8 @@ done
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mount): sudo bash $0"
 
 SRC_PKGS=(python3 python3-dev python3-venv ca-certificates pkg-config gcc g++
-    libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev libturbojpeg0-dev libjpeg-dev)
+    libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev libturbojpeg0-dev libjpeg-dev
+    libtiff-dev libwebp-dev libavif-dev)
 t0=$SECONDS
 root_open "$(root_tarball source "$suite" "${SRC_PKGS[@]}")"
 say "$suite: libavcodec $(in_root pkg-config --modversion libavcodec) (pkg-config), $(in_root python3 -V)"
