@@ -391,6 +391,37 @@ def test_refusal_names_the_format_and_the_reason(tmp_path, name):
         assert WHY.get(name, "video containers are not read") in str(e), str(e)
 
 
+@pytest.mark.parametrize("head", [b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n"])
+def test_jpeg_xl_refusal_names_it(head):
+    """Damaged JPEG XL (either signature) is refused by name: on a build with libjxl its
+    demuxer did not take it, on one without (the wheel) there is no JPEG XL support."""
+    buf = spdl.io.load_image_batch([head + bytes(range(256)) * 4], width=None, height=None,
+                                   strict=False)
+    e = buf.errors[0]
+    assert isinstance(e, spdl.io.SpdlIOError), repr(e)
+    if isinstance(e, spdl.io.UnsupportedFormatError):
+        assert "looks like JPEG XL" in str(e), str(e)
+        assert ("its demuxer did not take it" in str(e)
+                or "no JPEG XL support (libjxl)" in str(e)), str(e)
+
+
+def test_jpeg_xl_loads_where_the_build_has_libjxl(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(np.arange(48 * 32 * 3, dtype=np.uint8).reshape(32, 48, 3)).save(src)
+    dst = tmp_path / "in.jxl"
+    try:
+        _ffmpeg(src, dst, "-c:v", "libjxl", "-distance", "0")
+    except subprocess.CalledProcessError:
+        pytest.skip("the ffmpeg CLI cannot write JPEG XL")
+    if not dst.exists() or dst.stat().st_size == 0:
+        pytest.skip("the ffmpeg CLI cannot write JPEG XL")
+    buf = spdl.io.load_image_batch([str(dst)], width=None, height=None, strict=False)
+    if "jpegxl_pipe" in spdl.io.IMAGE_DEMUXERS:
+        np.testing.assert_array_equal(np_batch(buf)[0], np.asarray(Image.open(src)))
+    else:
+        assert "no JPEG XL support (libjxl)" in str(buf.errors[0])
+
+
 def test_unknown_data_keeps_the_plain_refusal():
     buf = spdl.io.load_image_batch([b"\x00\x01 nothing known here" * 8], width=None,
                                    height=None, strict=False)

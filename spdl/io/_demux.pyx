@@ -241,6 +241,11 @@ cdef void refusal_message(const uint8_t *d, int n, char *msg, size_t size) noexc
         snprintf(msg, size, "looks like %s (header 00 00 0%d 00, %d images): the ico demuxer "
                  "is %s", "an ICO icon" if d[2] == 1 else "a CUR cursor", d[2],
                  d[4] | d[5] << 8, demuxer)
+    elif _at(d, n, 0, b"\xff\x0a", 2) or _at(d, n, 0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", 12):
+        snprintf(msg, size, "looks like JPEG XL (%s): %s",
+                 "codestream FF 0A" if d[0] == 0xFF else "JXL container",
+                 "its demuxer did not take it" if av_find_input_format("jpegxl_pipe") != NULL
+                 else "this build's FFmpeg has no JPEG XL support (libjxl)")
     elif _at(d, n, 0, b"%PDF-", 5):
         snprintf(msg, size, "looks like a PDF document (%%PDF-): documents are not rasterised")
     elif (_at(d, n, t, b"<svg", 4) or _at(d, n, t, b"<?xml", 5)
