@@ -7,7 +7,7 @@ BMP RLE4/RLE8 (csrc/bmp_rle.h): FFmpeg's MS RLE decoder refuses common files and
 places absolute runs past a row's end elsewhere than Pillow.
 """
 
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
 from spdl.io.includes.libavutil cimport (
@@ -76,8 +76,7 @@ cdef extern from "csrc/bmp_rle.h" nogil:
     ctypedef struct BmpRle:
         int width
         int height
-    unsigned long long bmp_missing(const uint8_t *d, size_t n, unsigned long long *row_pad,
-                                   unsigned long long *pixels)
+    uint64_t bmp_missing(const uint8_t *d, size_t n, uint64_t *row_pad, uint64_t *pixels)
     int bmp_rle_parse(const uint8_t *d, size_t n, BmpRle *r, char *msg, size_t size)
     int bmp_rle_decode(const BmpRle *r, uint8_t *dst, ptrdiff_t stride)
 
@@ -89,11 +88,11 @@ cdef int bmp_decode_frame(const uint8_t *data, int size, int64_t max_pixels, AVF
     return LEGACY_NOT_HANDLED for any other BMP (FFmpeg's decoder)."""
     cdef BmpRle rle
     cdef char msg[160]
-    cdef unsigned long long missing, pad, pixels
+    cdef uint64_t missing, pad, pixels
     cdef int ret = bmp_rle_parse(data, <size_t>size, &rle, msg, sizeof(msg))
     if ret == 0:
         missing = bmp_missing(data, <size_t>size, &pad, &pixels)
-        if missing == 0 or pixels > <unsigned long long>max_pixels:
+        if missing == 0 or pixels > <uint64_t>max_pixels:
             return LEGACY_NOT_HANDLED
         snprintf(msg, sizeof(msg), "BMP pixel data truncated: %llu bytes of its rows missing",
                  missing)
