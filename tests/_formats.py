@@ -51,15 +51,17 @@ def pil_bytes(im: Image.Image, fmt: str, **kw) -> bytes:
     return bio.getvalue()
 
 
-def ffmpeg(tmp: Path, rgb: np.ndarray, ext: str, *args: str, src_fmt: str = "rgb24") -> bytes:
-    """The ffmpeg CLI's encoding of raw pixels rgb (H, W, ch) into a file ending in ext."""
+def ffmpeg(tmp: Path, rgb: np.ndarray, ext: str, *args: str, src_fmt: str = "rgb24",
+           size: tuple[int, int] | None = None) -> bytes:
+    """The ffmpeg CLI's encoding of raw pixels rgb (H, W, ch; or planes with size given as
+    (w, h)) into a file ending in ext."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("no ffmpeg CLI")
     raw = tmp / "src.raw"
     raw.write_bytes(np.ascontiguousarray(rgb).tobytes())
     out = tmp / f"out.{ext}"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", src_fmt,
-                    "-s", f"{rgb.shape[1]}x{rgb.shape[0]}", "-i", str(raw), *args,
+                    "-s", "%dx%d" % (size or (rgb.shape[1], rgb.shape[0])), "-i", str(raw), *args,
                     "-frames:v", "1", "-update", "1", str(out)], check=True)
     return out.read_bytes()
 
@@ -164,3 +166,29 @@ def xpm(idx: np.ndarray, pal: np.ndarray, transparent: int | None = None) -> byt
     rows = ['"' + "".join(chars[v] for v in row) + '"' for row in idx]
     text = "/* XPM */\nstatic char *image[] = {\n" + "\n".join(lines) + "\n"
     return (text + ",\n".join(rows) + "\n};\n").encode()
+
+
+def sun_pixels(data: bytes) -> np.ndarray:
+    """The RGB pixels of an 8-bit Sun raster with an RGB colour map, read here from its
+    specification (RT_BYTE_ENCODED: 0x80 0 is one 0x80, 0x80 n v is n + 1 copies of v;
+    rows padded to 16 bits)."""
+    w, h, depth, _, kind, maptype, maplen = struct.unpack(">7I", data[4:32])
+    assert depth == 8 and maptype == 1, (depth, maptype)
+    cmap = np.frombuffer(data[32:32 + maplen], np.uint8).reshape(3, -1).T
+    body = data[32 + maplen:]
+    if kind == 2:
+        out, i = bytearray(), 0
+        while i < len(body):
+            if body[i] != 0x80:
+                out.append(body[i])
+                i += 1
+            elif body[i + 1] == 0:
+                out.append(0x80)
+                i += 2
+            else:
+                out += bytes([body[i + 2]]) * (body[i + 1] + 1)
+                i += 3
+        body = bytes(out)
+    stride = (w + 1) // 2 * 2
+    idx = np.frombuffer(body[:stride * h], np.uint8).reshape(h, stride)[:, :w]
+    return cmap[idx]

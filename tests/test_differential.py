@@ -26,7 +26,8 @@ from PIL import Image
 
 import spdl.io
 from _formats import (
-    H, W, adam7_png, bmp4, content, ffmpeg, grey, pam, pil_bytes, plain_pnm, png, psd, xpm,
+    H, W, adam7_png, bmp4, content, ffmpeg, grey, pam, pil_bytes, plain_pnm, png, psd,
+    sun_pixels, xpm,
 )
 from _util import np_batch
 
@@ -41,7 +42,6 @@ class Case:
     id: str
     make: Callable[[Path], tuple[bytes, np.ndarray | None]]  # (file, stored RGB or None)
     tol: int = 0          # largest difference to a reference that still agrees
-    mean_tol: float = 255  # and the largest mean difference
     must: bool = True     # a format we claim: refusing it fails
     grey: bool = False    # a grey source: gray output checked too
     xfail: str = ""       # the class another engineer is fixing now
@@ -67,7 +67,10 @@ IDX16 = (content(1, seed=3)[..., 0].astype(int) * 16 // 256).astype(np.uint8)
 
 def _pil(mode_src, fmt, truth, **kw):
     def make(tmp):
-        return pil_bytes(mode_src(), fmt, **kw), truth
+        try:
+            return pil_bytes(mode_src(), fmt, **kw), truth
+        except (KeyError, OSError, ValueError) as e:  # a Pillow built without this writer
+            pytest.skip(f"Pillow cannot write {fmt} {kw}: {e}")
     return make
 
 
@@ -201,6 +204,40 @@ def _sgi48(tmp):
                   src_fmt="rgb48le"), C3
 
 
+def _planar10(ext, *args):
+    """A 10-bit planar RGB file (gbrp10le in, as the encoder takes it) of ramps and noise."""
+    a = content(3, seed=12).astype(np.uint16) * 4 + (np.arange(W, dtype=np.uint16) % 4)[:, None]
+    planes = np.stack([a[..., 1], a[..., 2], a[..., 0]]).astype("<u2")  # G, B, R
+
+    def make(tmp):
+        return ffmpeg(tmp, planes.reshape(3 * H, W), ext, *args, "-pix_fmt", "gbrp10le",
+                      src_fmt="gbrp10le", size=(W, H)), _scale(a, 10)
+    return make
+
+
+def _rgb48(ext, out_fmt):
+    a = C3.astype(np.uint16) * 257 + 5
+
+    def make(tmp):
+        return (ffmpeg(tmp, a.astype("<u2"), ext, "-pix_fmt", out_fmt, src_fmt="rgb48le"),
+                _scale(a, 16))
+    return make
+
+
+def _grey16(ext, out_fmt):
+    a = G.astype(np.uint16) * 257 + 7
+
+    def make(tmp):
+        return (ffmpeg(tmp, a.astype("<u2"), ext, "-pix_fmt", out_fmt, src_fmt="gray16le"),
+                _rgb(_scale(a, 16)))
+    return make
+
+
+def _sun_pal(tmp):
+    data = ffmpeg(tmp, C3, "ras", "-pix_fmt", "pal8")
+    return data, sun_pixels(data)
+
+
 def _bmp4(tmp):
     return bmp4(IDX16, PAL16), PAL16[IDX16]
 
@@ -227,12 +264,14 @@ def _ico(bitmap_format):
     return make
 
 
-JPEG_TOL = 3  # libjpeg-turbo vs Pillow's libjpeg-turbo / FFmpeg's mjpeg (IDCT, upsampling)
-# WebP lossy: FFmpeg's VP8 decoding (5.1 here, 8 in PyAV: the same pixels within 2) is
-# 4-5 levels less blue on average than libwebp's (Pillow), and upsamples chroma
-# without libwebp's filter: up to 47 at the noisy content's edges, mean under 5.
-WEBP_LOSSY = dict(tol=48, mean_tol=5.0)
-AVIF_TOL = 8  # vs libavif (Pillow)
+# JPEG: equal to Pillow (both libjpeg-turbo; 1 allowed between builds' IDCTs), CMYK
+# equal to PyAV and within 2 of Pillow's own CMYK inversion
+JPEG_TOL = 2
+# WebP lossy (libwebp, as Pillow; FFmpeg's VP8 upsamples chroma without libwebp's filter:
+# PyAV up to 40 levels off at the noisy content's edges) and AVIF (libavif and dav1d, as
+# Pillow): 1 and 2 allowed between library versions
+WEBP_TOL = 1
+AVIF_TOL = 2
 
 
 CASES = [
@@ -281,8 +320,8 @@ CASES = [
     # WebP
     Case("webp-lossless", _pil(_im(C3), "WEBP", C3, lossless=True)),
     Case("webp-lossless-alpha", _pil(_im(C4), "WEBP", C4[..., :3], lossless=True, exact=True)),
-    Case("webp-lossy", _pil(_im(C3), "WEBP", None, quality=90), **WEBP_LOSSY),
-    Case("webp-lossy-alpha", _pil(_im(C4), "WEBP", None, quality=90), **WEBP_LOSSY),
+    Case("webp-lossy", _pil(_im(C3), "WEBP", None, quality=90), tol=WEBP_TOL),
+    Case("webp-lossy-alpha", _pil(_im(C4), "WEBP", None, quality=90), tol=WEBP_TOL),
     Case("webp-animated", _webp_anim),
     Case("webp-animated-alpha", lambda tmp: _webp_anim(tmp, C4)),
     # PNM / PAM
@@ -292,7 +331,9 @@ CASES = [
                      _rgb(np.where(_bilevel(), 255, 0).astype(np.uint8))), grey=True),
     Case("ppm16", _pnm16(b"P6", 3)),
     Case("pgm16", _pnm16(b"P5", 1), grey=True),
-    Case("ppm-maxval100", _pnm_maxval(b"P6", 3, 100)),
+    # (FFmpeg 5.1 and 8 scale samples of maxval < 255 in 7-bit fixed point: within 1 of
+    # round(v * 255 / m), 26% of them 1 off; Pillow is within 1 too)
+    Case("ppm-maxval100", _pnm_maxval(b"P6", 3, 100), tol=1),
     Case("pgm-maxval1023", _pnm_maxval(b"P5", 1, 1023), grey=True),
     Case("pbm-plain", _plain("P1"), grey=True),
     Case("pgm-plain", _plain("P2"), grey=True),
@@ -313,8 +354,10 @@ CASES = [
     Case("bmp-grey", _pil(_im(G), "BMP", _rgb(G)), grey=True),
     Case("bmp-24", _pil(_im(C3), "BMP", C3)),
     Case("bmp-32", _pil(_im(C4), "BMP", C4[..., :3])),
-    Case("bmp-rgb555", _ffmpeg_case("bmp", ["-pix_fmt", "rgb555le"], truth=False)),
-    Case("bmp-rgb565", _ffmpeg_case("bmp", ["-pix_fmt", "rgb565le"], truth=False)),
+    # 5/6-bit samples: FFmpeg replicates bits ((v << 3) | (v >> 2)), Pillow's TGA reader
+    # shifts (v << 3), round(v * 255 / 31) is the third choice: all within 1 of each other
+    Case("bmp-rgb555", _ffmpeg_case("bmp", ["-pix_fmt", "rgb555le"], truth=False), tol=1),
+    Case("bmp-rgb565", _ffmpeg_case("bmp", ["-pix_fmt", "rgb565le"], truth=False), tol=1),
     # TGA
     Case("tga-rgb", _pil(_im(C3), "TGA", C3)),
     Case("tga-rgb-rle", _pil(_im(C3), "TGA", C3, compression="tga_rle")),
@@ -353,8 +396,10 @@ CASES = [
     Case("pcx-1bit", _pil(lambda: Image.fromarray(_bilevel()), "PCX",
                           _rgb(np.where(_bilevel(), 255, 0).astype(np.uint8))), grey=True),
     Case("pcx-ffmpeg", _ffmpeg_case("pcx", [])),
+    # XBM: a set bit is the foreground, black, as X11, GIMP and FFmpeg show it (Pillow
+    # shows it white: Pillow wrote the True pixels as set bits)
     Case("xbm", _pil(lambda: Image.fromarray(_bilevel()), "XBM",
-                     _rgb(np.where(_bilevel(), 255, 0).astype(np.uint8))), grey=True),
+                     _rgb(np.where(_bilevel(), 0, 255).astype(np.uint8))), grey=True),
     Case("xpm", _xpm()),
     Case("xpm-transparent", _xpm(transparent=5)),
     Case("psd-rgb", _psd(3, 3)),
@@ -368,13 +413,30 @@ CASES = [
     Case("dds-dxt1", _pil(_im(C3), "DDS", None, pixel_format="DXT1"), tol=2, must=False),
     Case("dds-dxt5", _pil(_im(C4), "DDS", None, pixel_format="DXT5"), tol=2, must=False),
     Case("sun-raster", _ffmpeg_case("ras", []), must=False),
+    # (Pillow reads this RLE palette raster wrong: 45 levels off on average)
+    Case("sun-raster-pal", _sun_pal, must=False),
+    Case("dpx-10bit", _planar10("dpx"), must=False),
+    Case("dpx-rgb48", _rgb48("dpx", "rgb48le"), must=False),
+    Case("sgi-grey16", _grey16("sgi", "gray16be"), grey=True),
+    Case("png-grey16-ffmpeg", _grey16("png", "gray16be"), grey=True),
+    Case("tiff-rgb48", _rgb48("tif", "rgb48le")),
+    Case("tiff-grey16-ffmpeg", _grey16("tif", "gray16le"), grey=True),
+    Case("qoi-ffmpeg", _ffmpeg_case("qoi", [])),
+    Case("jpeg-ffmpeg-422", _ffmpeg_case("jpg", ["-pix_fmt", "yuvj422p", "-q:v", "2"],
+                                         truth=False), tol=JPEG_TOL),
+    Case("jpeg-ffmpeg-444", _ffmpeg_case("jpg", ["-pix_fmt", "yuvj444p", "-q:v", "2"],
+                                         truth=False), tol=JPEG_TOL),
+    Case("tga-rgb555", _ffmpeg_case("tga", ["-pix_fmt", "rgb555le"], truth=False), tol=1),
+    Case("pcx-1bit-ffmpeg", _ffmpeg_case("pcx", ["-pix_fmt", "monob"], src=G, src_fmt="gray",
+                                         truth=False), grey=True),
     Case("xwd", _ffmpeg_case("xwd", []), must=False),
     Case("dpx", _ffmpeg_case("dpx", []), must=False),
     Case("jpeg-ls", _ffmpeg_case("jls", ["-c:v", "jpegls"])),
     Case("jpeg-ls-grey", _ffmpeg_case("jls", ["-c:v", "jpegls"], src=G, src_fmt="gray"),
          grey=True),
+    Case("avif", _pil(_im(C3), "AVIF", None, quality=90), tol=AVIF_TOL),
+    Case("avif-alpha", _pil(_im(C4), "AVIF", None, quality=90), tol=AVIF_TOL),
     # formats we do not claim: refusing them is right, decoding them must be right
-    Case("avif", _pil(_im(C3), "AVIF", None, quality=90), tol=AVIF_TOL, must=False),
     Case("blp", _pil(_pal_image, "BLP", PAL16[IDX16]), must=False),
     Case("msp", _pil(lambda: Image.fromarray(_bilevel()), "MSP", None), must=False),
     Case("im", _pil(_im(C3), "IM", C3), must=False),
@@ -426,7 +488,7 @@ def _diff(ours, ref):
 
 
 def _agrees(d, case):
-    return isinstance(d, tuple) and d[0] <= case.tol and d[1] <= case.mean_tol
+    return isinstance(d, tuple) and d[0] <= case.tol
 
 
 def _params():
@@ -470,3 +532,18 @@ def test_jpeg_ls_cut_is_refused(tmp_path):
         with pytest.raises(spdl.io.BatchLoadError) as e:
             spdl.io.load_image_batch([data[:cut]], width=None, height=None)
         assert isinstance(e.value.errors[0], spdl.io.DecodeError), e.value
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed yet (issue 12 report): FFmpeg 5.1's PNM "
+                   "decoder wraps white to 0 for binary P5/P6/P7 of maxval 250 and 254")
+@pytest.mark.parametrize("magic", [b"P5", b"P6"])
+def test_pnm_maxval_under_255_is_exact(magic):
+    """Every sample v of a binary PNM of maxval m < 255 is round(v * 255 / m): found
+    here, white (v = m) came back 0 for m = 250 and 254, and 1 off for 7-50%."""
+    for mx in (1, 3, 15, 100, 200, 250, 254):
+        v = np.arange(mx + 1)
+        ch = 3 if magic == b"P6" else 1
+        data = b"%s\n%d 1\n%d\n" % (magic, mx + 1, mx) + np.repeat(v, ch).astype(np.uint8).tobytes()
+        out = np_batch(spdl.io.load_image_batch([data], width=None, height=None,
+                                                pix_fmt="rgb24"))[0][0, :, 0].astype(int)
+        np.testing.assert_array_equal(out, (v * 510 + mx) // (2 * mx), err_msg=f"maxval {mx}")
