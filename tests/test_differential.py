@@ -534,16 +534,34 @@ def test_jpeg_ls_cut_is_refused(tmp_path):
         assert isinstance(e.value.errors[0], spdl.io.DecodeError), e.value
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed yet (issue 12 report): FFmpeg 5.1's PNM "
-                   "decoder wraps white to 0 for binary P5/P6/P7 of maxval 250 and 254")
-@pytest.mark.parametrize("magic", [b"P5", b"P6"])
-def test_pnm_maxval_under_255_is_exact(magic):
-    """Every sample v of a binary PNM of maxval m < 255 is round(v * 255 / m): found
-    here, white (v = m) came back 0 for m = 250 and 254, and 1 off for 7-50%."""
-    for mx in (1, 3, 15, 100, 200, 250, 254):
+def _pnm_under_255(magic, mx, v, ch, head):
+    body = np.repeat(v, ch).astype(np.uint8).tobytes()
+    if magic == b"P7":
+        tupl = b"RGB" if ch == 3 else b"GRAYSCALE"
+        return (b"P7\nWIDTH %d\nHEIGHT 1\n# a comment\nDEPTH %d\nMAXVAL %s\nTUPLTYPE %s\n"
+                b"ENDHDR\n" % (len(v), ch, head, tupl) + body)
+    return b"%s\n# a comment\n%d 1\n%s\n" % (magic, len(v), head) + body
+
+
+@pytest.mark.parametrize("magic", [b"P5", b"P6", b"P7"])
+@pytest.mark.parametrize("digits", ["plain", "zero-padded"])
+def test_pnm_maxval_under_255_is_exact(magic, digits):
+    """Every sample v of a binary PNM of maxval m < 255 is round(v * 255 / m) (a sample
+    over m counts as m): FFmpeg 5.1's decoder gave white (v = m) as 0 for m = 250 and 254,
+    and was 1 off for 7-50% of samples; our copy is rescaled to maxval 255 first."""
+    for mx in (1, 2, 3, 15, 100, 200, 250, 254):
+        if magic == b"P7" and mx == 1:
+            continue  # (maxval 1: BLACKANDWHITE's layout, left to FFmpeg)
         v = np.arange(mx + 1)
-        ch = 3 if magic == b"P6" else 1
-        data = b"%s\n%d 1\n%d\n" % (magic, mx + 1, mx) + np.repeat(v, ch).astype(np.uint8).tobytes()
+        ch = 1 if magic == b"P5" else 3
+        head = b"%d" % mx if digits == "plain" else b"%04d" % mx
+        data = _pnm_under_255(magic, mx, v, ch, head)
         out = np_batch(spdl.io.load_image_batch([data], width=None, height=None,
                                                 pix_fmt="rgb24"))[0][0, :, 0].astype(int)
         np.testing.assert_array_equal(out, (v * 510 + mx) // (2 * mx), err_msg=f"maxval {mx}")
+        over = _pnm_under_255(magic, mx, np.full(3, 255), ch, head)  # samples above maxval
+        out = np_batch(spdl.io.load_image_batch([over], width=None, height=None,
+                                                pix_fmt="rgb24"))[0][0, :, 0]
+        assert (out == 255).all(), f"maxval {mx}: {out}"
+        with pytest.raises(spdl.io.BatchLoadError):  # cut short stays an error
+            spdl.io.load_image_batch([data[:-2]], width=None, height=None)

@@ -9,7 +9,7 @@ refused.
 """
 
 from libc.stdint cimport int64_t, uint8_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 
 from spdl.io._config import DemuxConfig, config_or_default
 from spdl.io._structure cimport (
@@ -509,6 +509,36 @@ cdef int _as_tga(AVPacket *raw, Demuxed *out, Status *err) noexcept nogil:
     return 0
 
 
+cdef extern from "csrc/pnm.h" nogil:
+    ctypedef struct PnmHeader:
+        size_t maxval_at
+        size_t maxval_end
+        size_t data_at
+    bint pnm_maxval_span(const uint8_t *d, size_t n, PnmHeader *h)
+    void pnm_rescale(uint8_t *d, size_t n, const PnmHeader *h)
+
+
+cdef int _pnm_to_maxval_255(AVPacket *pkt, Status *err) noexcept nogil:
+    """A binary PGM/PPM/PAM of maxval below 255: its samples rescaled to round(v*255/maxval)
+    and its maxval made 255, in our copy (FFmpeg 5.1's decoder wraps white to 0 at maxval
+    250 and 254, and rounds down below)."""
+    cdef PnmHeader h
+    cdef int old, delta, size = pkt.size
+    if not pnm_maxval_span(pkt.data, <size_t>size, &h):
+        return 0
+    pnm_rescale(pkt.data, <size_t>size, &h)
+    old = <int>(h.maxval_end - h.maxval_at)
+    delta = 3 - old
+    if delta > 0 and av_grow_packet(pkt, delta) < 0:
+        return fail(err, ERR_NOMEM, "demux", "av_grow_packet", 0, "out of memory")
+    memmove(pkt.data + h.maxval_end + delta, pkt.data + h.maxval_end,
+            <size_t>(size - <int>h.maxval_end))
+    memcpy(pkt.data + h.maxval_at, b"255", 3)
+    if delta < 0:
+        _shrink(pkt, size + delta)
+    return 0
+
+
 cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
                       Status *err) noexcept nogil:
     """Fill out (initialised by demux_init) with the image's packet."""
@@ -553,6 +583,8 @@ cdef int demux_source(const SourceRef *src, const DemuxSpec *opts, Demuxed *out,
                 return -1
         if out.codec_id != AV_CODEC_ID_NONE:
             return 0
+    if opts.format == NULL and _pnm_to_maxval_255(out.pkt, err) < 0:
+        return -1
     raw = av_packet_alloc()
     if raw == NULL:
         return fail(err, ERR_NOMEM, "demux", "av_packet_alloc", 0, "out of memory")
