@@ -27,7 +27,7 @@ damaged AV1 data to stderr (libavif 0.11.1 gives no way to route them).
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memset
 
-from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
+from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, Status, fail, fail_too_large
 from spdl.io.includes.libavif cimport (
     AVIF_DECODER_SOURCE_PRIMARY_ITEM, AVIF_DEFAULT_IMAGE_SIZE_LIMIT, AVIF_RESULT_OK,
     AVIF_RESULT_OUT_OF_MEMORY, AVIF_RGB_FORMAT_RGB, AVIF_RGB_FORMAT_RGBA, AVIF_TRANSFORM_CLAP,
@@ -232,14 +232,6 @@ cdef int _libavif_error(avifDecoder *dec, avifResult r, const char *op,
                 <int>r, msg)
 
 
-cdef int _too_large(uint32_t w, uint32_t h, int64_t max_pixels, const char *op,
-                    Status *err) noexcept nogil:
-    cdef char msg[128]
-    snprintf(msg, sizeof(msg), "the image is %ux%u, more than max_pixels (%lld)", w, h,
-             <long long>max_pixels)
-    return fail(err, ERR_TOO_LARGE, "decode", op, 0, msg)
-
-
 cdef int _convert(avifDecoder *dec, int64_t max_pixels, AVFrame *frame,
                   Status *err) noexcept nogil:
     """The decoded image (its clean aperture, when valid) into frame, by libavif."""
@@ -251,7 +243,8 @@ cdef int _convert(avifDecoder *dec, int64_t max_pixels, AVFrame *frame,
     cdef bint alpha = image.alphaPlane != NULL
     cdef int ret
     if <int64_t>image.width * image.height > max_pixels:  # the AV1 data's own size
-        return _too_large(image.width, image.height, max_pixels, "avifDecoderNextImage", err)
+        return fail_too_large(err, "avifDecoderNextImage", "the image", image.width,
+                              image.height, max_pixels)
     if (image.transformFlags & AVIF_TRANSFORM_CLAP and avifCropRectConvertCleanApertureBox(
             &rect, &image.clap, image.width, image.height, image.yuvFormat, &dec.diag)):
         view = avifImageCreateEmpty()
@@ -293,7 +286,8 @@ cdef int avif_decode(const uint8_t *d, size_t n, int64_t max_pixels, AVFrame *fr
     cdef int ret
     avif_probe(d, n, &info)
     if <int64_t>info.width * info.height > max_pixels:  # the header's size, before libavif
-        return _too_large(info.width, info.height, max_pixels, "avif_probe", err)
+        return fail_too_large(err, "avif_probe", "the image", info.width, info.height,
+                              max_pixels)
     dec = avifDecoderCreate()
     if dec == NULL:
         return fail(err, ERR_NOMEM, "decode", "avifDecoderCreate", 0, "out of memory")
@@ -312,8 +306,8 @@ cdef int avif_decode(const uint8_t *d, size_t n, int64_t max_pixels, AVFrame *fr
         if r != AVIF_RESULT_OK:
             ret = _libavif_error(dec, r, "avifDecoderParse", err)
         elif <int64_t>dec.image.width * dec.image.height > max_pixels:
-            ret = _too_large(dec.image.width, dec.image.height, max_pixels, "avifDecoderParse",
-                             err)
+            ret = fail_too_large(err, "avifDecoderParse", "the image", dec.image.width,
+                                 dec.image.height, max_pixels)
         else:
             r = avifDecoderNextImage(dec)
             if r != AVIF_RESULT_OK:

@@ -8,7 +8,7 @@ from spdl.io._config import DecodeConfig, config_or_default
 from spdl.io._plan import compile_plan
 from spdl.io._demux cimport ImagePackets, webp_animated
 from spdl.io._status cimport (
-    ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, check_consumed, fail, raise_error,
+    ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, check_consumed, fail, fail_too_large, raise_error,
     status_bind, status_init,
 )
 from spdl.io._structure cimport gif_check_first_frame, gif_trans_color, jpeg_check_structure
@@ -232,8 +232,9 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
     asked for), reduced in the DCT as far as spec (NULL: full size) allows.
     """
     cdef const AVCodec *codec = o.codec
+    # our own decoders take the image unless a decoder or decoder options were asked for
+    cdef bint own = o.codec == NULL and o.options == NULL
     cdef int ret, bits
-    cdef char msg[128]
     if d.codec_id == AV_CODEC_ID_MJPEG and jpeg_check_structure(d.pkt.data, d.pkt.size, err) < 0:
         return -1
     if d.codec_id == AV_CODEC_ID_JPEGLS and not (
@@ -244,30 +245,30 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
                     "the JPEG-LS data is truncated (no end-of-image marker)")
     if d.codec_id == AV_CODEC_ID_GIF and gif_check_first_frame(d.pkt.data, d.pkt.size, err) < 0:
         return -1
-    if d.codec_id == AV_CODEC_ID_DDS and o.codec == NULL and o.options == NULL:
+    if d.codec_id == AV_CODEC_ID_DDS and own:
         ret = dds_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         if ret != LEGACY_NOT_HANDLED:  # (FFmpeg's decoder swaps channels of some variants)
             return _own_frame(ret, spec, index, crop, frame, ext, err)
-    if d.codec_id == AV_CODEC_ID_BMP and o.codec == NULL and o.options == NULL:
+    if d.codec_id == AV_CODEC_ID_BMP and own:
         ret = bmp_decode_frame(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         if ret != LEGACY_NOT_HANDLED:  # RLE (FFmpeg's refuses common files), truncation
             return _own_frame(ret, spec, index, crop, frame, ext, err)
-    if d.codec_id == AV_CODEC_ID_WEBP and o.codec == NULL and o.options == NULL:
+    if d.codec_id == AV_CODEC_ID_WEBP and own:
         # libwebp: FFmpeg 5.1 decodes stills only, and upsamples lossy chroma its own way
         if webp_animated(d.pkt.data, d.pkt.size):
             ret = webp_anim_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         else:
             ret = webp_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         return _own_frame(ret, spec, index, crop, frame, ext, err)
-    if d.codec_id == AV_CODEC_ID_AV1 and d.par == NULL and o.codec == NULL and o.options == NULL:
+    if d.codec_id == AV_CODEC_ID_AV1 and d.par == NULL and own:
         # an AVIF file, known by its ftyp: libavif reads it whole (FFmpeg has no demuxer for it)
         ret = avif_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         return _own_frame(ret, spec, index, crop, frame, ext, err)
-    if d.codec_id == AV_CODEC_ID_TIFF and o.codec == NULL and o.options == NULL:
+    if d.codec_id == AV_CODEC_ID_TIFF and own:
         # libtiff: FFmpeg 5.1's decoder gets tiles, JPEG, FillOrder 2 and palettes wrong
         ret = tiff_decode(d.pkt.data, d.pkt.size, o.max_pixels, frame, err)
         return _own_frame(ret, spec, index, crop, frame, ext, err)
-    if d.codec_id == AV_CODEC_ID_MJPEG and o.codec == NULL and o.options == NULL:
+    if d.codec_id == AV_CODEC_ID_MJPEG and own:
         ret = jpeg_decode(&dec.jpeg, d.pkt.data, d.pkt.size, spec, o.max_pixels, index, crop,
                           frame, ext, err)
         if ret != JPEG_NOT_HANDLED:
@@ -302,10 +303,9 @@ cdef int decode_image(const Demuxed *d, const DecodeSpec *o, Decoder *dec, const
     # Decoders conceal damage and still return a frame; a frame they had to
     # patch up (truncated data, a broken entropy stream) is an error here.
     if <long long>frame.width * frame.height > o.max_pixels:
-        snprintf(msg, sizeof(msg), "the image is %dx%d, more than max_pixels (%lld)",
-                 frame.width, frame.height, <long long>o.max_pixels)
         av_frame_unref(frame)
-        return fail(err, ERR_TOO_LARGE, "decode", "avcodec_receive_frame", 0, msg)
+        return fail_too_large(err, "avcodec_receive_frame", "the image", frame.width,
+                              frame.height, o.max_pixels)
     # (a JPEG without its end-of-image marker was refused by jpeg_check_structure)
     if err.log_errors > 0:  # the decoder logged an error for this image
         av_frame_unref(frame)

@@ -25,7 +25,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy
 
-from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
+from spdl.io._status cimport ERR_DECODE, ERR_NOMEM, Status, fail, fail_too_large
 from spdl.io._geometry cimport (
     Crop, Extent, Geometry, ScaleSpec, compute_geometry, crop_extent, ext_geometry, resolve_crop,
 )
@@ -130,7 +130,6 @@ cdef int _header(JpegDecoder *j, const unsigned char *data, int size, long long 
                  int *iw, int *ih, int *subsamp, Status *err) noexcept nogil:
     """Read the size; 0, -1 with err set, or JPEG_NOT_HANDLED."""
     cdef int colorspace
-    cdef char msg[128]
     if j.handle == NULL:
         j.handle = tjInitDecompress()
         if j.handle == NULL:
@@ -145,9 +144,7 @@ cdef int _header(JpegDecoder *j, const unsigned char *data, int size, long long 
     if colorspace == TJCS_CMYK or colorspace == TJCS_YCCK:
         return JPEG_NOT_HANDLED
     if <long long>iw[0] * ih[0] > max_pixels:
-        snprintf(msg, sizeof(msg), "the image is %dx%d, more than max_pixels (%lld)", iw[0], ih[0],
-                 max_pixels)
-        return fail(err, ERR_TOO_LARGE, "decode", "tjDecompressHeader3", 0, msg)
+        return fail_too_large(err, "tjDecompressHeader3", "the image", iw[0], ih[0], max_pixels)
     return 0
 
 

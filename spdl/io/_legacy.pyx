@@ -9,7 +9,7 @@ places absolute runs past a row's end elsewhere than Pillow.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
-from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
+from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, fail, fail_too_large
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_GRAY8, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AVFrame, av_frame_get_buffer,
     av_frame_unref,
@@ -35,12 +35,9 @@ cdef int _frame(AVFrame *frame, int width, int height, int channels, int64_t max
                 const char *what, Status *err) noexcept nogil:
     """Allocate frame for a width x height image of 1 (gray8), 3 (rgb24) or 4 (rgba)
     channels, after checking its size against max_pixels."""
-    cdef char msg[128]
     cdef int ret
     if <int64_t>width * height > max_pixels:
-        snprintf(msg, sizeof(msg), "the image is %dx%d, more than max_pixels (%lld)",
-                 width, height, <long long>max_pixels)
-        return fail(err, ERR_TOO_LARGE, "decode", what, 0, msg)
+        return fail_too_large(err, what, "the image", width, height, max_pixels)
     frame.width, frame.height = width, height
     frame.format = (AV_PIX_FMT_GRAY8 if channels == 1 else AV_PIX_FMT_RGB24 if channels == 3
                     else AV_PIX_FMT_RGBA)

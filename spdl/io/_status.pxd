@@ -39,6 +39,8 @@ cdef void status_bind(Status *st) noexcept nogil
 cdef int fail(Status *st, int kind, const char *stage, const char *op, int code,
               const char *detail) noexcept nogil
 cdef int fail_errno(Status *st, const char *op, int sys_errno) noexcept nogil
+cdef int fail_too_large(Status *st, const char *op, const char *what, long long width,
+                        long long height, long long max_pixels) noexcept nogil
 cdef int check_consumed(AVDictionary *left, const char *what, const char *name,
                         const char *stage, const char *op, Status *st) noexcept nogil
 cdef object make_error(const Status *st, object source)

@@ -207,6 +207,16 @@ cdef int fail(Status *st, int kind, const char *stage, const char *op, int code,
     return -1
 
 
+cdef int fail_too_large(Status *st, const char *op, const char *what, long long width,
+                        long long height, long long max_pixels) noexcept nogil:
+    """Fail as ERR_TOO_LARGE for a what ("the image", "the WebP", ...) of width x height
+    pixels, over max_pixels: the one wording of every decoder's size check."""
+    cdef char msg[160]
+    snprintf(msg, sizeof(msg), "%s is %lldx%lld, larger than max_pixels (%lld)", what, width,
+             height, max_pixels)
+    return fail(st, ERR_TOO_LARGE, "decode", op, 0, msg)
+
+
 cdef int fail_errno(Status *st, const char *op, int sys_errno) noexcept nogil:
     fail(st, ERR_SOURCE, "demux", op, 0, strerror(sys_errno))
     st.sys_errno = sys_errno

@@ -28,7 +28,7 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
-from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
+from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail, fail_too_large
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_GRAY8, AV_PIX_FMT_GRAY16, AV_PIX_FMT_RGB24, AV_PIX_FMT_RGB48, AV_PIX_FMT_RGBA,
     AV_PIX_FMT_RGBA64, AV_PIX_FMT_YA8, AV_PIX_FMT_YA16, AVCOL_RANGE_JPEG, AVFrame, AVPixelFormat,
@@ -527,9 +527,7 @@ cdef int _decode(TIFF *tif, spdl_tiff_src *src, Layout *L, int64_t max_pixels, u
             or not spdl_tiff_u32(tif, TIFFTAG_IMAGELENGTH, &L.h) or L.w == 0 or L.h == 0):
         return fail(err, ERR_DECODE, "decode", "TIFFGetField", 0, "TIFF without an image size")
     if <int64_t>L.w * L.h > max_pixels:
-        snprintf(msg, sizeof(msg), "the image is %ux%u, larger than max_pixels (%lld)", L.w, L.h,
-                 <long long>max_pixels)
-        return fail(err, ERR_TOO_LARGE, "decode", "tiff_decode", 0, msg)
+        return fail_too_large(err, "tiff_decode", "the image", L.w, L.h, max_pixels)
     if L.w > 0x7FFFFFFF // 8 or L.h > 0x7FFFFFFF:
         return _fmt_fail(err, "the TIFF is too wide for a frame")
     if _plan(tif, L, err) < 0:

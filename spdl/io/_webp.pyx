@@ -23,7 +23,7 @@ from libc.stdint cimport uint8_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
-from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, ERR_TOO_LARGE, Status, fail
+from spdl.io._status cimport ERR_DECODE, ERR_FORMAT, ERR_NOMEM, Status, fail, fail_too_large
 from spdl.io.includes.libavutil cimport (
     AV_PIX_FMT_RGB24, AV_PIX_FMT_RGBA, AVFrame, av_frame_get_buffer, av_frame_unref,
     av_image_copy_plane,
@@ -102,9 +102,7 @@ cdef int webp_decode(const uint8_t *data, int size, long long max_pixels, AVFram
     if width <= 0 or height <= 0:
         return _webp_fail(VP8_STATUS_BITSTREAM_ERROR, "WebPGetFeatures", err)
     if width * height > max_pixels:
-        snprintf(msg, sizeof(msg), "the WebP is %lldx%lld, larger than max_pixels (%lld)",
-                 width, height, max_pixels)
-        return fail(err, ERR_TOO_LARGE, "decode", "WebPGetFeatures", 0, msg)
+        return fail_too_large(err, "WebPGetFeatures", "the WebP", width, height, max_pixels)
     frame.width, frame.height = <int>width, <int>height
     frame.format = AV_PIX_FMT_RGBA if config.input.has_alpha else AV_PIX_FMT_RGB24
     ret = av_frame_get_buffer(frame, 0)
@@ -210,9 +208,8 @@ cdef int webp_anim_decode(const uint8_t *data, int size, long long max_pixels, A
     WebPDemuxDelete(demux)
     if width * height > max_pixels:
         free(head)
-        snprintf(msg, sizeof(msg), "the animated WebP's canvas is %lldx%lld, more than "
-                 "max_pixels (%lld)", width, height, max_pixels)
-        return fail(err, ERR_TOO_LARGE, "decode", "WebPDemux", 0, msg)
+        return fail_too_large(err, "WebPDemux", "the animated WebP's canvas", width, height,
+                              max_pixels)
     WebPAnimDecoderOptionsInit(&options)
     options.color_mode = MODE_RGBA          # stored colour and alpha, not premultiplied
     options.use_threads = 0                 # images are decoded in parallel, one per thread
